@@ -1,0 +1,175 @@
+//! # aqiqat (binary)
+//!
+//! Argument parsing and wiring only: each subcommand calls into a library crate and turns its
+//! result into text, JSON and an exit code. Nothing here is worth testing on its own except
+//! through the command line itself (`tests/cli.rs`).
+//!
+//! Exit codes, the same for every subcommand: `0` success, `2` bad input or usage (the message
+//! names the file and the problem), `1` internal error.
+
+use aqiqat_intake::{IntakeError, Limits, MediaFacts};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "aqiqat",
+    version,
+    about = "Detects synthetic and cloned voices, and keeps verifiable evidence of what was analysed.",
+    long_about = None,
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode files completely and print their media facts: container, codec, sample rate,
+    /// channels, decoded duration, bitrate and the SHA-256 of the exact bytes.
+    Probe {
+        /// Audio or video files (WAV, FLAC, MP3, Ogg Vorbis/Opus, M4A/AAC, MP4/MOV/WebM/MKV, AMR).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per file on stdout (JSON Lines); failures become `{"path", "error"}`.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Refuse audio longer than this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_duration_s)]
+    max_duration: f64,
+    /// Refuse files larger than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_input_bytes)]
+    max_bytes: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_duration_s: self.max_duration,
+            max_input_bytes: self.max_bytes,
+            ..Limits::default()
+        }
+    }
+}
+
+/// The worst outcome across all files decides the exit code.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Ok = 0,
+    BadInput = 2,
+    Internal = 1,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AQIQAT_LOG")
+                .unwrap_or_else(|_| "warn,symphonia=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Decoder panics on hostile input are caught and reported as bad input by intake; the
+    // default hook would still print a backtrace for them, so panics go to the log instead.
+    std::panic::set_hook(Box::new(|info| tracing::debug!("panic: {info}")));
+    let cli = Cli::parse();
+    let outcome = std::panic::catch_unwind(move || match cli.command {
+        Command::Probe {
+            files,
+            json,
+            limits,
+        } => probe(&files, json, &limits.limits()),
+    });
+    let outcome = outcome.unwrap_or_else(|_| {
+        eprintln!("internal error: aqiqat crashed; rerun with AQIQAT_LOG=debug for details");
+        Outcome::Internal
+    });
+    ExitCode::from(outcome as u8)
+}
+
+fn probe(files: &[PathBuf], json: bool, limits: &Limits) -> Outcome {
+    let mut worst = Outcome::Ok;
+    let stdout = std::io::stdout();
+    for path in files {
+        let result = aqiqat_intake::probe(path, limits);
+        let mut out = stdout.lock();
+        let written = match &result {
+            Ok(facts) if json => writeln!(out, "{}", to_json(facts)),
+            Ok(facts) => write_facts(&mut out, facts),
+            Err(err) => {
+                eprintln!("error: {err}");
+                if json {
+                    writeln!(out, "{}", error_json(err))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        if written.is_err() {
+            // stdout closed (e.g. piped into `head`): nothing more can be reported.
+            return worst.max(Outcome::Internal);
+        }
+        worst = worst.max(match &result {
+            Ok(_) => Outcome::Ok,
+            Err(e) if e.is_bad_input() => Outcome::BadInput,
+            Err(_) => Outcome::Internal,
+        });
+    }
+    worst
+}
+
+fn to_json(facts: &MediaFacts) -> String {
+    serde_json::to_string(facts).expect("media facts serialise")
+}
+
+fn error_json(err: &IntakeError) -> serde_json::Value {
+    serde_json::json!({
+        "path": err.path.display().to_string(),
+        "error": {
+            "kind": if err.is_bad_input() { "bad_input" } else { "internal" },
+            "code": err.problem.code(),
+            "message": err.to_string(),
+        }
+    })
+}
+
+fn write_facts(out: &mut impl Write, f: &MediaFacts) -> std::io::Result<()> {
+    writeln!(out, "{}", f.path)?;
+    writeln!(out, "  container    {}", f.container)?;
+    let bits = f
+        .bits_per_sample
+        .map(|b| format!(", {b}-bit"))
+        .unwrap_or_default();
+    writeln!(out, "  codec        {}{bits}", f.codec)?;
+    writeln!(
+        out,
+        "  audio        {} Hz, {} channel{}",
+        f.sample_rate,
+        f.channels,
+        if f.channels == 1 { "" } else { "s" }
+    )?;
+    let declared = f
+        .declared_duration_s
+        .map(|d| format!(" (header declares {d:.3} s)"))
+        .unwrap_or_default();
+    writeln!(out, "  duration     {:.3} s{declared}", f.duration_s)?;
+    writeln!(out, "  bitrate      {} kbit/s", f.bitrate_bps / 1000)?;
+    writeln!(out, "  size         {} bytes", f.size_bytes)?;
+    writeln!(out, "  sha256       {}", f.sha256)?;
+    if f.decode_errors > 0 {
+        writeln!(
+            out,
+            "  warning      {} damaged packets skipped",
+            f.decode_errors
+        )?;
+    }
+    Ok(())
+}
