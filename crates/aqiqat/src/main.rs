@@ -39,6 +39,22 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Decode one file the way the analysers hear it: mono, resampled, streamed in bounded
+    /// memory. Optionally writes the result as a 32-bit float WAV.
+    Decode {
+        file: PathBuf,
+        /// Output sample rate in Hz (16000 for analysis, 8000 for telephony).
+        #[arg(long, default_value_t = aqiqat_intake::DEFAULT_SAMPLE_RATE)]
+        rate: u32,
+        /// Write the decoded audio here (WAV, 32-bit float, mono).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -87,6 +103,13 @@ fn main() -> ExitCode {
             json,
             limits,
         } => probe(&files, json, &limits.limits()),
+        Command::Decode {
+            file,
+            rate,
+            out,
+            json,
+            limits,
+        } => decode(&file, rate, out.as_deref(), json, &limits.limits()),
     });
     let outcome = outcome.unwrap_or_else(|_| {
         eprintln!("internal error: aqiqat crashed; rerun with AQIQAT_LOG=debug for details");
@@ -124,6 +147,101 @@ fn probe(files: &[PathBuf], json: bool, limits: &Limits) -> Outcome {
         });
     }
     worst
+}
+
+fn decode(
+    path: &std::path::Path,
+    rate: u32,
+    out: Option<&std::path::Path>,
+    json: bool,
+    limits: &Limits,
+) -> Outcome {
+    if !(1_000..=192_000).contains(&rate) {
+        eprintln!("error: --rate {rate}: choose a rate between 1000 and 192000 Hz");
+        return Outcome::BadInput;
+    }
+    let result = (|| -> Result<(u64, f64, u64), Failure> {
+        let mut stream = aqiqat_intake::AudioStream::open(path, rate, limits)?;
+        let mut writer = match out {
+            Some(target) => Some(
+                hound::WavWriter::create(
+                    target,
+                    hound::WavSpec {
+                        channels: 1,
+                        sample_rate: rate,
+                        bits_per_sample: 32,
+                        sample_format: hound::SampleFormat::Float,
+                    },
+                )
+                .map_err(|e| Failure::Output(format!("{}: {e}", target.display())))?,
+            ),
+            None => None,
+        };
+        let mut samples = 0u64;
+        while let Some(chunk) = stream.next_chunk()? {
+            samples += chunk.len() as u64;
+            if let Some(w) = writer.as_mut() {
+                for &s in chunk {
+                    w.write_sample(s)
+                        .map_err(|e| Failure::Output(e.to_string()))?;
+                }
+            }
+        }
+        if let Some(w) = writer {
+            w.finalize().map_err(|e| Failure::Output(e.to_string()))?;
+        }
+        Ok((
+            samples,
+            samples as f64 / f64::from(rate),
+            stream.decode_errors(),
+        ))
+    })();
+    match result {
+        Ok((samples, duration_s, decode_errors)) => {
+            if json {
+                let summary = serde_json::json!({
+                    "path": path.display().to_string(),
+                    "sample_rate": rate,
+                    "samples": samples,
+                    "duration_s": duration_s,
+                    "decode_errors": decode_errors,
+                });
+                println!("{summary}");
+            } else {
+                println!(
+                    "{}: {samples} samples, {duration_s:.3} s of mono audio at {rate} Hz",
+                    path.display()
+                );
+            }
+            Outcome::Ok
+        }
+        Err(Failure::Intake(err)) => {
+            eprintln!("error: {err}");
+            if json {
+                println!("{}", error_json(&err));
+            }
+            if err.is_bad_input() {
+                Outcome::BadInput
+            } else {
+                Outcome::Internal
+            }
+        }
+        Err(Failure::Output(msg)) => {
+            eprintln!("error: cannot write output: {msg}");
+            Outcome::Internal
+        }
+    }
+}
+
+enum Failure {
+    Intake(IntakeError),
+    Output(String),
+}
+
+impl From<IntakeError> for Failure {
+    fn from(err: IntakeError) -> Self {
+        Failure::Intake(err)
+    }
 }
 
 fn to_json(facts: &MediaFacts) -> String {

@@ -172,13 +172,19 @@ mod tests {
         r.finish(&mut out);
         let reference = tone(to, 440.0, 1.0);
         // Away from the edges the output matches a tone generated at the target rate: the
-        // filter delay has been removed, not merely the length fixed.
-        let err = out[1_000..15_000]
+        // filter delay has been removed, not merely the length fixed. rubato reports its delay
+        // in whole output samples, so a fraction of a sample (tens of µs) may remain.
+        let max_err = |shift: i32| {
+            (1_000..15_000)
+                .map(|i| (out[i] - reference[(i as i32 + shift) as usize]).abs())
+                .fold(0.0f32, f32::max)
+        };
+        assert!(max_err(0) < 0.025, "aligned error {}", max_err(0));
+        assert!(max_err(-1) > 2.0 * max_err(0) && max_err(1) > 2.0 * max_err(0));
+        let peak = out[1_000..15_000]
             .iter()
-            .zip(&reference[1_000..15_000])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(err < 0.01, "max error {err}");
+            .fold(0.0f32, |a, b| a.max(b.abs()));
+        assert!((peak - 0.5).abs() < 0.005, "level {peak}");
     }
 
     #[test]

@@ -1,0 +1,303 @@
+//! Every format intake claims, made by ffmpeg from one known signal, must decode to that signal.
+
+mod common;
+
+use aqiqat_intake::{AudioStream, Limits, probe};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Case {
+    file: &'static str,
+    /// ffmpeg arguments after `-i source`; `None` input args mean a video is muxed in.
+    args: &'static [&'static str],
+    with_video: bool,
+    container: &'static str,
+    codec: &'static str,
+    rate: u32,
+    channels: usize,
+}
+
+const CASES: &[Case] = &[
+    case(
+        "s16.wav",
+        &["-c:a", "pcm_s16le"],
+        "wav",
+        "pcm_s16le",
+        44_100,
+    ),
+    case("u8.wav", &["-c:a", "pcm_u8"], "wav", "pcm_u8", 44_100),
+    case(
+        "s24.wav",
+        &["-c:a", "pcm_s24le"],
+        "wav",
+        "pcm_s24le",
+        44_100,
+    ),
+    case(
+        "s32.wav",
+        &["-c:a", "pcm_s32le"],
+        "wav",
+        "pcm_s32le",
+        44_100,
+    ),
+    case(
+        "f32.wav",
+        &["-c:a", "pcm_f32le"],
+        "wav",
+        "pcm_f32le",
+        44_100,
+    ),
+    case(
+        "mulaw.wav",
+        &["-ar", "8000", "-c:a", "pcm_mulaw"],
+        "wav",
+        "pcm_mulaw",
+        8_000,
+    ),
+    case(
+        "alaw.wav",
+        &["-ar", "8000", "-c:a", "pcm_alaw"],
+        "wav",
+        "pcm_alaw",
+        8_000,
+    ),
+    case(
+        "a.aiff",
+        &["-c:a", "pcm_s16be"],
+        "aiff",
+        "pcm_s16be",
+        44_100,
+    ),
+    case("a.flac", &["-c:a", "flac"], "flac", "flac", 44_100),
+    case(
+        "a.mp3",
+        &["-c:a", "libmp3lame", "-b:a", "128k"],
+        "mp3",
+        "mp3",
+        44_100,
+    ),
+    case("a.ogg", &["-c:a", "libvorbis"], "ogg", "vorbis", 44_100),
+    case(
+        "voice.opus",
+        &["-ar", "48000", "-c:a", "libopus", "-b:a", "32k"],
+        "ogg",
+        "opus",
+        48_000,
+    ),
+    case(
+        "memo.m4a",
+        &["-ar", "48000", "-c:a", "aac", "-b:a", "96k"],
+        "mp4",
+        "aac",
+        48_000,
+    ),
+    case(
+        "a.aac",
+        &["-c:a", "aac", "-f", "adts"],
+        "adts",
+        "aac",
+        44_100,
+    ),
+    video(
+        "clip.mp4",
+        &["-c:v", "mpeg4", "-c:a", "aac"],
+        "mp4",
+        "aac",
+        44_100,
+    ),
+    video(
+        "clip.mov",
+        &["-c:v", "mpeg4", "-c:a", "aac"],
+        "mp4",
+        "aac",
+        44_100,
+    ),
+    video(
+        "clip.webm",
+        &["-c:v", "libvpx", "-c:a", "libopus"],
+        "matroska",
+        "opus",
+        48_000,
+    ),
+    video(
+        "clip.mkv",
+        &["-c:v", "mpeg4", "-c:a", "flac"],
+        "matroska",
+        "flac",
+        44_100,
+    ),
+];
+
+const fn case(
+    file: &'static str,
+    args: &'static [&'static str],
+    container: &'static str,
+    codec: &'static str,
+    rate: u32,
+) -> Case {
+    Case {
+        file,
+        args,
+        with_video: false,
+        container,
+        codec,
+        rate,
+        channels: 2,
+    }
+}
+
+const fn video(
+    file: &'static str,
+    args: &'static [&'static str],
+    container: &'static str,
+    codec: &'static str,
+    rate: u32,
+) -> Case {
+    Case {
+        with_video: true,
+        ..case(file, args, container, codec, rate)
+    }
+}
+
+fn make(case: &Case, source: &Path, dir: &Path) -> PathBuf {
+    let out = dir.join(case.file);
+    if !case.with_video {
+        return ffmpeg(source, case.args, &out);
+    }
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=64x48:rate=10")
+        .arg("-i")
+        .arg(source)
+        .args(["-shortest", "-map", "0:v", "-map", "1:a"])
+        .args(case.args)
+        .arg(&out)
+        .status()
+        .expect("ffmpeg is required for the intake tests");
+    assert!(status.success());
+    out
+}
+
+/// Asserts the decoded mono stream carries both source tones at half level, nothing else loud.
+fn assert_tones(samples: &[f32], rate: u32, what: &str) {
+    let body = &samples[samples.len() / 6..samples.len() * 5 / 6];
+    let left = tone_power(body, rate, LEFT_HZ);
+    let right = tone_power(body, rate, RIGHT_HZ);
+    let absent = tone_power(body, rate, 2_500.0f32.min(rate as f32 * 0.45));
+    // Each tone is 0.4 on one channel, so 0.2 after the down-mix: power 0.2² / 4 = 0.01.
+    for (name, p) in [("440 Hz", left), ("1 kHz", right)] {
+        assert!((0.006..0.014).contains(&p), "{what}: {name} power {p}");
+    }
+    assert!(
+        absent < 0.000_5,
+        "{what}: energy where there is none ({absent})"
+    );
+}
+
+#[test]
+fn every_format_decodes_to_the_source_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_wav(dir.path());
+    for case in CASES {
+        let path = make(case, &source, dir.path());
+        let facts =
+            probe(&path, &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", case.file));
+        assert_eq!(facts.container, case.container, "{}", case.file);
+        assert_eq!(facts.codec, case.codec, "{}", case.file);
+        assert_eq!(facts.sample_rate, case.rate, "{}", case.file);
+        assert_eq!(facts.channels, case.channels, "{}", case.file);
+        assert!(
+            (facts.duration_s - f64::from(SOURCE_SECONDS)).abs() < 0.12,
+            "{}: decoded {} s",
+            case.file,
+            facts.duration_s
+        );
+        assert_eq!(facts.sha256, sha256sum(&path), "{}", case.file);
+        assert_eq!(facts.size_bytes, std::fs::metadata(&path).unwrap().len());
+        assert!(facts.bitrate_bps > 8_000, "{}", case.file);
+        assert_eq!(facts.decode_errors, 0, "{}", case.file);
+
+        for rate in [16_000, 8_000] {
+            let stream = AudioStream::open(&path, rate, &Limits::default()).unwrap();
+            assert_eq!(stream.sample_rate(), rate);
+            let samples = stream.read_to_end().unwrap();
+            let expected = (facts.duration_s * f64::from(rate)).ceil() as usize;
+            assert!(
+                samples.len().abs_diff(expected) <= 1,
+                "{} at {rate} Hz: {} samples, expected {expected}",
+                case.file,
+                samples.len()
+            );
+            assert_tones(&samples, rate, &format!("{} at {rate} Hz", case.file));
+        }
+    }
+}
+
+#[test]
+fn pcm_decodes_bit_exactly_before_resampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_wav(dir.path());
+    let mut reader = hound::WavReader::open(&source).unwrap();
+    let expected: Vec<f32> = reader
+        .samples::<i16>()
+        .map(|s| f32::from(s.unwrap()) / 32768.0)
+        .collect::<Vec<_>>()
+        .chunks_exact(2)
+        .map(|lr| 0.5 * (lr[0] + lr[1]))
+        .collect();
+    let got = AudioStream::open_native(&source, &Limits::default())
+        .unwrap()
+        .read_to_end()
+        .unwrap();
+    assert_eq!(got.len(), expected.len());
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-6, "largest difference {worst}");
+}
+
+#[test]
+fn a_wav_streamed_through_a_pipe_has_no_length_and_still_decodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_wav(dir.path());
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(&source)
+        .args(["-ar", "16000", "-f", "wav", "-"])
+        .output()
+        .unwrap();
+    let piped = dir.path().join("piped.wav");
+    std::fs::write(&piped, &out.stdout).unwrap();
+    let facts = probe(&piped, &Limits::default()).unwrap();
+    assert!((facts.duration_s - 3.0).abs() < 0.1, "{}", facts.duration_s);
+}
+
+#[test]
+fn amr_nb_phone_recordings_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcm: Vec<i16> = (0..24_000)
+        .map(|i| {
+            ((i as f32 * 2.0 * std::f32::consts::PI * LEFT_HZ / 8_000.0).sin() * 9_000.0) as i16
+        })
+        .collect();
+    let path = dir.path().join("call.amr");
+    std::fs::write(&path, aqiqat_intake::decode::amr::encode_amr_nb(&pcm)).unwrap();
+    let facts = probe(&path, &Limits::default()).unwrap();
+    assert_eq!(
+        (facts.container.as_str(), facts.codec.as_str()),
+        ("amr", "amr_nb")
+    );
+    assert_eq!((facts.sample_rate, facts.channels), (8_000, 1));
+    assert!((facts.duration_s - 3.0).abs() < 0.03);
+    let samples = AudioStream::open(&path, 16_000, &Limits::default())
+        .unwrap()
+        .read_to_end()
+        .unwrap();
+    assert_eq!(samples.len(), 48_000);
+    // Amplitude 9000/32768 = 0.275, power 0.275² / 4 ≈ 0.019; AMR-NB keeps most of it.
+    let power = tone_power(&samples[8_000..40_000], 16_000, LEFT_HZ);
+    assert!((0.012..0.025).contains(&power), "440 Hz power {power}");
+}
