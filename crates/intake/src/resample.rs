@@ -6,7 +6,7 @@
 //! amount of input, removes the filter delay, and emits exactly `ceil(n_in * to / from)`
 //! samples in total, so timestamps computed downstream stay exact.
 
-use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::audioadapter_buffers::direct::SequentialSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler};
 
 pub struct MonoResampler {
@@ -20,26 +20,33 @@ pub struct MonoResampler {
 struct Engine {
     fft: Fft<f32>,
     pending: Vec<f32>,
-    pending_start: usize,
     scratch: Vec<f32>,
     delay_left: usize,
 }
 
 /// Input frames per FFT block; large enough to amortise the FFT, small enough for live audio.
 const CHUNK: usize = 1024;
+const SUB_CHUNKS: usize = 4;
 
 impl MonoResampler {
     pub fn new(from: u32, to: u32) -> Result<Self, String> {
         let engine = if from == to {
             None
         } else {
-            let fft = Fft::<f32>::new(from as usize, to as usize, CHUNK, 1, FixedSync::Both)
+            let fft = Fft::<f32>::new_custom(
+                from as usize,
+                to as usize,
+                CHUNK,
+                SUB_CHUNKS,
+                1,
+                rubato::WindowFunction::BlackmanHarris2,
+                FixedSync::Both,
+            )
                 .map_err(|e| format!("resampler {from} -> {to} Hz: {e}"))?;
             Some(Engine {
                 scratch: vec![0.0; fft.output_frames_max()],
                 delay_left: fft.output_delay(),
-                pending: Vec::with_capacity(fft.input_frames_max() * 2),
-                pending_start: 0,
+                pending: Vec::with_capacity(fft.input_frames_max()),
                 fft,
             })
         };
@@ -64,20 +71,31 @@ impl MonoResampler {
             self.out_total += input.len() as u64;
             return;
         };
-        engine.pending.extend_from_slice(input);
+        // Whole blocks are resampled straight from `input`; only a remainder shorter than one
+        // block is staged in `pending` until a later push completes it.
+        let mut input = input;
+        if !engine.pending.is_empty() {
+            let need = engine.fft.input_frames_next();
+            let take = (need - engine.pending.len()).min(input.len());
+            engine.pending.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if engine.pending.len() < need {
+                return;
+            }
+            let block = std::mem::take(&mut engine.pending);
+            self.out_total += engine.run(&block, None, out) as u64;
+            engine.pending = block;
+            engine.pending.clear();
+        }
         loop {
             let need = engine.fft.input_frames_next();
-            if engine.pending.len() - engine.pending_start < need {
+            if input.len() < need {
                 break;
             }
-            let start = engine.pending_start;
-            self.out_total += engine.run(start, need, None, out) as u64;
-            engine.pending_start += need;
+            self.out_total += engine.run(&input[..need], None, out) as u64;
+            input = &input[need..];
         }
-        if engine.pending_start > 0 && engine.pending_start * 2 >= engine.pending.len() {
-            engine.pending.drain(..engine.pending_start);
-            engine.pending_start = 0;
-        }
+        engine.pending.extend_from_slice(input);
     }
 
     /// Flushes the filter tail; afterwards exactly `ceil(n_in * to / from)` samples have been
@@ -87,39 +105,33 @@ impl MonoResampler {
         let Some(engine) = &mut self.engine else {
             return;
         };
-        let mut guard = 0;
-        while self.out_total < expected && guard < 64 {
+        // The staged remainder goes first, then silence until the delayed tail is out.
+        let mut block = std::mem::take(&mut engine.pending);
+        for _ in 0..64 {
+            if self.out_total >= expected {
+                break;
+            }
             let need = engine.fft.input_frames_next();
-            let have = (engine.pending.len() - engine.pending_start).min(need);
-            let start = engine.pending_start;
-            engine.pending.resize(start + need, 0.0);
+            let real = block.len().min(need);
+            block.resize(need.max(block.len()), 0.0);
             let before = out.len();
-            engine.run(start, need, Some(have), out);
-            engine.pending_start += have;
+            engine.run(&block[..need], Some(real), out);
+            block.clear();
             let room = (expected - self.out_total) as usize;
             out.truncate(before + (out.len() - before).min(room));
             self.out_total += (out.len() - before) as u64;
-            guard += 1;
         }
-        engine.pending.clear();
-        engine.pending_start = 0;
     }
 }
 
 impl Engine {
-    /// Resamples `pending[start..start + len]` (of which only `partial` frames are real when
-    /// given) and appends the output past the initial filter delay. Returns samples appended.
-    fn run(
-        &mut self,
-        start: usize,
-        len: usize,
-        partial: Option<usize>,
-        out: &mut Vec<f32>,
-    ) -> usize {
-        let input = InterleavedSlice::new(&self.pending[start..start + len], 1, len)
-            .expect("input view sized to the chunk");
+    /// Resamples one block (of which only `partial` frames are real when given) and appends
+    /// the output past the initial filter delay. Returns samples appended.
+    fn run(&mut self, block: &[f32], partial: Option<usize>, out: &mut Vec<f32>) -> usize {
+        let input =
+            SequentialSlice::new(block, 1, block.len()).expect("input view sized to the block");
         let frames_out = self.scratch.len();
-        let mut output = InterleavedSlice::new_mut(&mut self.scratch, 1, frames_out)
+        let mut output = SequentialSlice::new_mut(&mut self.scratch, 1, frames_out)
             .expect("output view sized to output_frames_max");
         let indexing = partial.map(|p| Indexing::new().partial_len(p));
         let (_, produced) = self

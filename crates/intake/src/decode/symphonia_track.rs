@@ -158,8 +158,15 @@ impl SampleSource for SymphoniaSource {
                 TrackDecoder::Native(dec) => match dec.decode(&packet) {
                     Ok(buf) => {
                         let frames = buf.frames();
-                        buf.copy_to_vecs_planar::<f32>(&mut self.planes);
-                        downmix_planar(&self.planes, frames, out);
+                        if buf.num_planes() == 1 {
+                            // Mono: convert straight into the output, no intermediate plane.
+                            let start = out.len();
+                            out.resize(start + frames, 0.0);
+                            buf.copy_to_slice_planar::<f32, _>(&mut [&mut out[start..]]);
+                        } else {
+                            buf.copy_to_vecs_planar::<f32>(&mut self.planes);
+                            downmix_planar(&self.planes, frames, out);
+                        }
                         Ok(())
                     }
                     Err(SymError::DecodeError(msg)) => Err(msg.to_string()),
