@@ -1,8 +1,11 @@
-//! A three-hour recording is decoded, resampled and hashed in bounded memory.
+//! A three-hour recording is decoded, resampled and hashed in bounded memory. The issue asks
+//! for under 200 MB; the design holds one block of samples, so the test holds it to 64 MB.
 
 use std::process::Command;
 
 /// Runs the binary and returns (exit code, stdout, peak resident set size in bytes).
+// The child is reaped by `wait4` below, which is also what reports its peak memory.
+#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[&str]) -> (i32, String, u64) {
     let child = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
         .args(args)
@@ -33,7 +36,7 @@ fn three_hours_of_audio_stay_under_200_mb() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("three-hour-call.wav");
     let rate = 8_000u32;
-    let seconds = 3 * 3600;
+    let seconds: u32 = 3 * 3600;
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: rate,
@@ -41,9 +44,11 @@ fn three_hours_of_audio_stay_under_200_mb() {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(&path, spec).unwrap();
-    {
-        let mut block = w.get_i16_writer(rate * seconds);
-        for i in 0..rate * seconds {
+    // One second per buffered block: this process must stay small, because Linux carries a
+    // parent's peak RSS into the spawned child's figure.
+    for _ in 0..seconds {
+        let mut block = w.get_i16_writer(rate);
+        for i in 0..rate {
             block.write_sample(((i % 80) as i16 - 40) * 200);
         }
         block.flush().unwrap();

@@ -20,19 +20,50 @@ struct Format {
 }
 
 const FORMATS: &[Format] = &[
-    Format { name: "WAV s16 44.1 kHz stereo", file: "s16.wav", args: &["-c:a", "pcm_s16le"] },
-    Format { name: "WAV µ-law 8 kHz mono", file: "mulaw.wav", args: &["-ac", "1", "-ar", "8000", "-c:a", "pcm_mulaw"] },
-    Format { name: "FLAC 44.1 kHz stereo", file: "a.flac", args: &["-c:a", "flac"] },
-    Format { name: "MP3 128k 44.1 kHz stereo", file: "a.mp3", args: &["-c:a", "libmp3lame", "-b:a", "128k"] },
-    Format { name: "AAC-LC 64k 48 kHz mono (M4A)", file: "memo.m4a", args: &["-ac", "1", "-ar", "48000", "-c:a", "aac", "-b:a", "64k"] },
-    Format { name: "Opus 24k 48 kHz mono (Ogg)", file: "voice.opus", args: &["-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "24k"] },
-    Format { name: "Vorbis q4 44.1 kHz stereo", file: "a.ogg", args: &["-c:a", "libvorbis"] },
+    Format {
+        name: "WAV s16 44.1 kHz stereo",
+        file: "s16.wav",
+        args: &["-c:a", "pcm_s16le"],
+    },
+    Format {
+        name: "WAV µ-law 8 kHz mono",
+        file: "mulaw.wav",
+        args: &["-ac", "1", "-ar", "8000", "-c:a", "pcm_mulaw"],
+    },
+    Format {
+        name: "FLAC 44.1 kHz stereo",
+        file: "a.flac",
+        args: &["-c:a", "flac"],
+    },
+    Format {
+        name: "MP3 128k 44.1 kHz stereo",
+        file: "a.mp3",
+        args: &["-c:a", "libmp3lame", "-b:a", "128k"],
+    },
+    Format {
+        name: "AAC-LC 64k 48 kHz mono (M4A)",
+        file: "memo.m4a",
+        args: &["-ac", "1", "-ar", "48000", "-c:a", "aac", "-b:a", "64k"],
+    },
+    Format {
+        name: "Opus 24k 48 kHz mono (Ogg)",
+        file: "voice.opus",
+        args: &["-ac", "1", "-ar", "48000", "-c:a", "libopus", "-b:a", "24k"],
+    },
+    Format {
+        name: "Vorbis q4 44.1 kHz stereo",
+        file: "a.ogg",
+        args: &["-c:a", "libvorbis"],
+    },
 ];
 
 const RUNS: usize = 7;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let seconds: u32 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(600);
     let filter = args.iter().find(|a| a.parse::<u32>().is_err()).cloned();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-audio-{seconds}s"));
@@ -79,19 +110,30 @@ fn decode_ours(path: &Path) -> f64 {
 
 fn decode_ffmpeg(path: &Path) -> f64 {
     let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-benchmark", "-threads", "1", "-filter_threads", "1", "-i"])
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-benchmark",
+            "-threads",
+            "1",
+            "-filter_threads",
+            "1",
+            "-i",
+        ])
         .arg(path)
         .args(["-ac", "1", "-ar", "16000", "-f", "f32le", "-y", "/dev/null"])
         .output()
         .expect("ffmpeg is needed for the comparison: apt-get install ffmpeg");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = String::from_utf8_lossy(&out.stderr);
-    let rtime = log
-        .split_whitespace()
+    log.split_whitespace()
         .find_map(|w| w.strip_prefix("rtime="))
         .and_then(|v| v.trim_end_matches('s').parse::<f64>().ok())
-        .expect("ffmpeg -benchmark prints rtime");
-    rtime
+        .expect("ffmpeg -benchmark prints rtime")
 }
 
 /// A voiced signal with vibrato, syllable-rate amplitude modulation and noise, per channel.
@@ -106,9 +148,24 @@ fn make_source(dir: &Path, seconds: u32) -> PathBuf {
              +0.1*sin(4*PI*({f0}+30*sin(2*PI*5*t))*t)+0.03*(random(0)-0.5)"
         )
     };
-    let expr = format!("aevalsrc={}|{}:s=44100:d={seconds}", voice(140, 4), voice(210, 3));
+    let expr = format!(
+        "aevalsrc={}|{}:s=44100:d={seconds}",
+        voice(140, 4),
+        voice(210, 3)
+    );
     let ok = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", &expr, "-c:a", "pcm_s16le"])
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &expr,
+            "-c:a",
+            "pcm_s16le",
+        ])
         .arg(&path)
         .status()
         .unwrap()

@@ -42,7 +42,7 @@ impl MonoResampler {
                 rubato::WindowFunction::BlackmanHarris2,
                 FixedSync::Both,
             )
-                .map_err(|e| format!("resampler {from} -> {to} Hz: {e}"))?;
+            .map_err(|e| format!("resampler {from} -> {to} Hz: {e}"))?;
             Some(Engine {
                 scratch: vec![0.0; fft.output_frames_max()],
                 delay_left: fft.output_delay(),

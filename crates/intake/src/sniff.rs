@@ -140,6 +140,26 @@ pub fn sniff(head: &[u8]) -> Sniffed {
     Sniffed::Unknown
 }
 
+/// Channel count, sample rate and bits per sample from a WAV `fmt ` chunk, when the chunk lies
+/// within `head`. Lets intake refuse absurd values before any parser multiplies with them.
+pub fn wav_format(head: &[u8]) -> Option<(u16, u32, u16)> {
+    let mut at = 12;
+    while at + 8 <= head.len() {
+        let id = &head[at..at + 4];
+        let len = u32::from_le_bytes(head[at + 4..at + 8].try_into().ok()?) as usize;
+        let body = at + 8;
+        if id == b"fmt " {
+            let fmt = head.get(body..body + 16)?;
+            let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
+            let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+            let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+            return Some((channels, rate, bits));
+        }
+        at = body.checked_add(len)?.checked_add(len & 1)?;
+    }
+    None
+}
+
 fn looks_like_text(head: &[u8]) -> bool {
     if head.is_empty() {
         return false;
@@ -203,5 +223,16 @@ mod tests {
         );
         assert_eq!(sniff(&[0x00, 0x01, 0x02, 0x03]), Sniffed::Unknown);
         assert!(matches!(sniff(b"#!AMR-WB\n"), Sniffed::Unsupported(_)));
+    }
+
+    #[test]
+    fn wav_format_is_read_from_the_head() {
+        let mut head = b"RIFF\0\0\0\0WAVELIST\x04\0\0\0INFOfmt \x10\0\0\0\x01\0".to_vec();
+        head.extend_from_slice(&2u16.to_le_bytes());
+        head.extend_from_slice(&44_100u32.to_le_bytes());
+        head.extend_from_slice(&[0; 6]);
+        head.extend_from_slice(&16u16.to_le_bytes());
+        assert_eq!(wav_format(&head), Some((2, 44_100, 16)));
+        assert_eq!(wav_format(&head[..30]), None);
     }
 }

@@ -3,8 +3,9 @@ use crate::resample::MonoResampler;
 use crate::sniff::{self, Container, SNIFF_LEN, Sniffed};
 use crate::{IntakeError, Limits, MediaFacts, Problem};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use symphonia::core::io::MediaSource;
 
 /// What is known about a stream once its headers are read, before any audio is decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,15 +46,27 @@ impl AudioStream {
         Self::open_inner(path, None, limits)
     }
 
+    /// Opens bytes already in memory (an upload, a fuzz case). `label` names them in errors.
+    /// `rate: None` delivers the decoder's own rate.
+    pub fn from_bytes(
+        label: &str,
+        bytes: Vec<u8>,
+        rate: Option<u32>,
+        limits: &Limits,
+    ) -> Result<Self, IntakeError> {
+        let size = bytes.len() as u64;
+        Self::from_source(
+            Path::new(label),
+            Box::new(Cursor::new(bytes)),
+            size,
+            rate,
+            limits,
+        )
+    }
+
     fn open_inner(path: &Path, rate: Option<u32>, limits: &Limits) -> Result<Self, IntakeError> {
         let fail = |problem| IntakeError::new(path, problem);
-        if rate.is_some_and(|r| !(1_000..=192_000).contains(&r)) {
-            return Err(fail(Problem::Internal(format!(
-                "requested output rate {} Hz is not supported",
-                rate.unwrap_or_default()
-            ))));
-        }
-        let mut file = File::open(path).map_err(|e| fail(Problem::Io(e)))?;
+        let file = File::open(path).map_err(|e| fail(Problem::Io(e)))?;
         let meta = file.metadata().map_err(|e| fail(Problem::Io(e)))?;
         if meta.is_dir() {
             return Err(fail(Problem::Io(std::io::Error::new(
@@ -61,7 +74,22 @@ impl AudioStream {
                 "is a directory",
             ))));
         }
-        let size_bytes = meta.len();
+        Self::from_source(path, Box::new(file), meta.len(), rate, limits)
+    }
+
+    fn from_source(
+        path: &Path,
+        mut input: Box<dyn MediaSource>,
+        size_bytes: u64,
+        rate: Option<u32>,
+        limits: &Limits,
+    ) -> Result<Self, IntakeError> {
+        let fail = |problem| IntakeError::new(path, problem);
+        if let Some(rate) = rate.filter(|r| !(1_000..=192_000).contains(r)) {
+            return Err(fail(Problem::Internal(format!(
+                "requested output rate {rate} Hz is not supported"
+            ))));
+        }
         if size_bytes == 0 {
             return Err(fail(Problem::Empty));
         }
@@ -72,7 +100,7 @@ impl AudioStream {
             }));
         }
         let mut head = Vec::with_capacity(SNIFF_LEN);
-        (&mut file)
+        (&mut input)
             .take(SNIFF_LEN as u64)
             .read_to_end(&mut head)
             .map_err(|e| fail(Problem::Io(e)))?;
@@ -82,10 +110,14 @@ impl AudioStream {
             Sniffed::NotMedia(what) => return Err(fail(Problem::NotMedia(what))),
             Sniffed::Unknown => return Err(fail(Problem::UnrecognisedFormat)),
         };
-        file.seek(SeekFrom::Start(0))
+        if container == Container::Wav {
+            check_wav_format(&head, limits).map_err(fail)?;
+        }
+        input
+            .seek(SeekFrom::Start(0))
             .map_err(|e| fail(Problem::Io(e)))?;
 
-        let opened = decode::open(file, container, limits, rate).map_err(fail)?;
+        let opened = decode::open(input, container, limits, rate).map_err(fail)?;
         let source_rate = opened.source.output_rate();
         let resampler = MonoResampler::new(source_rate, rate.unwrap_or(source_rate))
             .map_err(|e| fail(Problem::Implausible(e)))?;
@@ -203,6 +235,30 @@ impl AudioStream {
     }
 }
 
+/// Refuses WAV headers whose declared layout no recorder writes, before a parser does
+/// arithmetic with it (Symphonia 0.6 overflows on some).
+fn check_wav_format(head: &[u8], limits: &Limits) -> Result<(), Problem> {
+    let Some((channels, rate, bits)) = sniff::wav_format(head) else {
+        return Ok(());
+    };
+    if channels == 0 || usize::from(channels) > limits.max_channels {
+        return Err(Problem::Implausible(format!(
+            "{channels} channels (accepted: 1..={})",
+            limits.max_channels
+        )));
+    }
+    let (lo, hi) = limits.sample_rate_range;
+    if !(lo..=hi).contains(&rate) {
+        return Err(Problem::Implausible(format!(
+            "sample rate {rate} Hz is outside {lo}..={hi} Hz"
+        )));
+    }
+    if bits > 64 {
+        return Err(Problem::Implausible(format!("{bits} bits per sample")));
+    }
+    Ok(())
+}
+
 /// Streaming writers (`ffmpeg -f wav pipe:`, live recorders) put 0xFFFFFFFF or a running
 /// count in the WAV data size because they cannot go back and fix it; such a length is a
 /// placeholder, not a promise.
@@ -225,11 +281,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<MediaFacts, IntakeError> {
             File::open(path)
                 .and_then(|f| crate::hash::sha256_reader(f.take(limits.max_input_bytes)))
         });
-        let mut decode_all = || -> Result<(), IntakeError> {
-            while stream.next_chunk()?.is_some() {}
-            Ok(())
-        };
-        let decoded = decode_all();
+        let decoded = drain(&mut stream);
         let hashed = hasher
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")));
@@ -237,8 +289,7 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<MediaFacts, IntakeError> {
     });
     decoded?;
     let (sha256, hashed_bytes) = hashed.map_err(|e| IntakeError::new(path, Problem::Io(e)))?;
-    let info = stream.info().clone();
-    if hashed_bytes != info.size_bytes {
+    if hashed_bytes != stream.info().size_bytes {
         return Err(IntakeError::new(
             path,
             Problem::Io(std::io::Error::other(
@@ -246,13 +297,35 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<MediaFacts, IntakeError> {
             )),
         ));
     }
+    Ok(facts(&stream, sha256))
+}
+
+/// [`probe`] for bytes already in memory; `label` stands in for the path.
+pub fn probe_bytes(
+    label: &str,
+    bytes: Vec<u8>,
+    limits: &Limits,
+) -> Result<MediaFacts, IntakeError> {
+    let sha256 = crate::hash::sha256_bytes(&bytes);
+    let mut stream = AudioStream::from_bytes(label, bytes, None, limits)?;
+    drain(&mut stream)?;
+    Ok(facts(&stream, sha256))
+}
+
+fn drain(stream: &mut AudioStream) -> Result<(), IntakeError> {
+    while stream.next_chunk()?.is_some() {}
+    Ok(())
+}
+
+fn facts(stream: &AudioStream, sha256: String) -> MediaFacts {
+    let info = stream.info();
     let duration_s = stream.decoded_seconds();
-    Ok(MediaFacts {
-        path: path.display().to_string(),
+    MediaFacts {
+        path: stream.path.display().to_string(),
         sha256,
         size_bytes: info.size_bytes,
         container: info.container.name().to_string(),
-        codec: info.track.codec,
+        codec: info.track.codec.clone(),
         sample_rate: info.track.sample_rate,
         channels: info.track.channels,
         bits_per_sample: info.track.bits_per_sample,
@@ -261,5 +334,5 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<MediaFacts, IntakeError> {
         bitrate_bps: (info.size_bytes as f64 * 8.0 / duration_s).round() as u64,
         decode_errors: stream.decode_errors(),
         audio_tracks: info.track.audio_tracks,
-    })
+    }
 }

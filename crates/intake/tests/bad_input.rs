@@ -321,3 +321,20 @@ fn mutated_files_never_panic_or_fail_internally() {
         }
     }
 }
+
+/// Inputs the fuzzer found (`fuzz/`), kept as files: each must be refused cleanly.
+#[test]
+fn fuzzer_findings_stay_fixed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let expected = match path.file_name().unwrap().to_str().unwrap() {
+            "wav-fmt-channel-overflow.bin" => "implausible_parameters",
+            other => panic!("{other}: add its expected outcome here"),
+        };
+        assert_eq!(refused(&path, &Limits::default()).problem.code(), expected);
+        seen += 1;
+    }
+    assert!(seen > 0);
+}

@@ -301,3 +301,16 @@ fn amr_nb_phone_recordings_decode() {
     let power = tone_power(&samples[8_000..40_000], 16_000, LEFT_HZ);
     assert!((0.012..0.025).contains(&power), "440 Hz power {power}");
 }
+
+#[test]
+fn bytes_in_memory_and_files_give_the_same_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_wav(dir.path());
+    let path = ffmpeg(&source, &["-c:a", "libopus"], &dir.path().join("note.ogg"));
+    let from_file = probe(&path, &Limits::default()).unwrap();
+    let label = path.to_str().unwrap();
+    let from_bytes =
+        aqiqat_intake::probe_bytes(label, std::fs::read(&path).unwrap(), &Limits::default())
+            .unwrap();
+    assert_eq!(from_file, from_bytes);
+}

@@ -4,9 +4,9 @@
 use super::{ErrorBudget, OpenedTrack, SampleSource, TrackFacts};
 use crate::Problem;
 use std::ffi::c_void;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::os::raw::{c_int, c_short, c_uchar};
+use symphonia::core::io::MediaSource;
 
 const MAGIC: &[u8] = b"#!AMR\n";
 const RATE: u32 = 8_000;
@@ -67,8 +67,8 @@ impl Drop for DecoderState {
     }
 }
 
-pub(super) fn open(file: File) -> Result<OpenedTrack, Problem> {
-    let mut reader = BufReader::with_capacity(1 << 16, file);
+pub(super) fn open(input: Box<dyn MediaSource>) -> Result<OpenedTrack, Problem> {
+    let mut reader = BufReader::with_capacity(1 << 16, input);
     let mut magic = [0u8; MAGIC.len()];
     reader
         .read_exact(&mut magic)
@@ -108,7 +108,7 @@ pub(super) fn open(file: File) -> Result<OpenedTrack, Problem> {
 }
 
 struct AmrSource {
-    reader: BufReader<File>,
+    reader: BufReader<Box<dyn MediaSource>>,
     state: DecoderState,
     pcm: [c_short; FRAME_SAMPLES],
     errors: ErrorBudget,
@@ -200,7 +200,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tone.amr");
         std::fs::write(&path, &bytes).unwrap();
-        let mut opened = open(File::open(&path).unwrap()).unwrap();
+        let mut opened = open(Box::new(std::fs::File::open(&path).unwrap())).unwrap();
         let mut out = Vec::new();
         while opened.source.next_mono(&mut out).unwrap() {}
         assert_eq!(out.len(), 8_000);

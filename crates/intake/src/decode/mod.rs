@@ -11,7 +11,7 @@ mod symphonia_track;
 
 use crate::sniff::Container;
 use crate::{Limits, Problem};
-use std::fs::File;
+use symphonia::core::io::MediaSource;
 
 /// Facts about the decoded track, known once the container's headers are read.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,14 +45,14 @@ pub(crate) struct OpenedTrack {
 /// Opens the first decodable audio track of `file`. `preferred_rate` lets a decoder that can
 /// render at several rates (Opus) skip resampling.
 pub(crate) fn open(
-    file: File,
+    input: Box<dyn MediaSource>,
     container: Container,
     limits: &Limits,
     preferred_rate: Option<u32>,
 ) -> Result<OpenedTrack, Problem> {
     let opened = contain_panics(|| match container {
-        Container::AmrNb => amr::open(file),
-        _ => symphonia_track::open(file, container, preferred_rate),
+        Container::AmrNb => amr::open(input),
+        _ => symphonia_track::open(input, container, preferred_rate),
     })?;
     check_plausible(&opened.facts, limits)?;
     Ok(OpenedTrack {

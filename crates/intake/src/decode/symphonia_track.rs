@@ -4,7 +4,6 @@ use super::opus::OpusTrack;
 use super::{ErrorBudget, OpenedTrack, SampleSource, TrackFacts, downmix_planar};
 use crate::Problem;
 use crate::sniff::Container;
-use std::fs::File;
 use symphonia::core::codecs::CodecParameters;
 use symphonia::core::codecs::audio::CODEC_ID_NULL_AUDIO;
 use symphonia::core::codecs::audio::well_known::*;
@@ -14,15 +13,15 @@ use symphonia::core::codecs::audio::{
 use symphonia::core::errors::Error as SymError;
 use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, Track};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
 pub(super) fn open(
-    file: File,
+    input: Box<dyn MediaSource>,
     container: Container,
     preferred_rate: Option<u32>,
 ) -> Result<OpenedTrack, Problem> {
-    let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
+    let mss = MediaSourceStream::new(input, MediaSourceStreamOptions::default());
     let mut hint = Hint::new();
     hint.with_extension(hint_extension(container));
     let reader = symphonia::default::get_probe()
