@@ -67,7 +67,7 @@ fn three_hours_of_audio_stay_under_200_mb() {
     assert_eq!(summary["samples"], u64::from(16_000 * seconds));
     eprintln!("decode + resample of 3 h: peak RSS {} MB", peak >> 20);
     assert!(
-        peak < 200 << 20,
+        peak < 64 << 20,
         "decode + resample peaked at {} MB",
         peak >> 20
     );
@@ -78,7 +78,7 @@ fn three_hours_of_audio_stay_under_200_mb() {
     assert_eq!(facts["duration_s"], f64::from(seconds));
     eprintln!("probe of 3 h: peak RSS {} MB", peak >> 20);
     assert!(
-        peak < 200 << 20,
+        peak < 64 << 20,
         "probe (decode + hash) peaked at {} MB",
         peak >> 20
     );
