@@ -1,0 +1,21 @@
+//! # aqiqat-dsp
+//!
+//! Signal features on plain `&[f32]` at a known sample rate: short-time Fourier transform
+//! ([`stft`]), triangular filterbanks on linear or mel frequency scales ([`filterbank`]),
+//! linear-frequency cepstral coefficients with deltas ([`lfcc`]), and an energy-based speech
+//! detector ([`vad`]).
+//!
+//! **Owns:** the exact arithmetic that turns samples into the matrices models read. A model's
+//! weights are only valid with the feature configuration they were trained on, so every
+//! configuration type here is plain data that is stored beside the weights.
+//!
+//! **Must not touch:** files, decoding, models or verdicts. Hot loops allocate nothing per
+//! frame: every extractor owns its scratch buffers and reuses them.
+
+pub mod filterbank;
+pub mod lfcc;
+pub mod stft;
+pub mod vad;
+
+pub use lfcc::{Lfcc, LfccConfig};
+pub use stft::Stft;

@@ -1,0 +1,98 @@
+//! Where the speech is: frame energies against an adaptive floor, with hangover.
+//!
+//! Deliberately simple and deterministic. It only has to separate speech from silence and
+//! steady background, so that a detector scores voices rather than pauses, and so that
+//! silence-only input is answered "inconclusive" instead of guessed.
+
+/// A stretch of speech, in samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct VadConfig {
+    pub sample_rate: u32,
+    /// Analysis frame (and hop) in seconds.
+    pub frame_s: f32,
+    /// Frames quieter than this below the loud (95th percentile) frames are not speech.
+    pub dynamic_range_db: f32,
+    /// Frames quieter than this absolute level (dBFS) are never speech.
+    pub floor_dbfs: f32,
+    /// Speech shorter than this is dropped.
+    pub min_speech_s: f32,
+    /// Gaps shorter than this inside speech are bridged.
+    pub max_gap_s: f32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate: 16_000,
+            frame_s: 0.02,
+            dynamic_range_db: 35.0,
+            floor_dbfs: -55.0,
+            min_speech_s: 0.25,
+            max_gap_s: 0.3,
+        }
+    }
+}
+
+pub fn speech_segments(samples: &[f32], config: &VadConfig) -> Vec<Segment> {
+    let frame = ((config.sample_rate as f32 * config.frame_s) as usize).max(1);
+    let levels: Vec<f32> = samples
+        .chunks(frame)
+        .map(|c| {
+            let ms = c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32;
+            10.0 * (ms + 1e-12).log10()
+        })
+        .collect();
+    if levels.is_empty() {
+        return Vec::new();
+    }
+    let mut sorted = levels.clone();
+    sorted.sort_by(f32::total_cmp);
+    let loud = sorted[(sorted.len() - 1) * 95 / 100];
+    let threshold = (loud - config.dynamic_range_db).max(config.floor_dbfs);
+
+    let mut segments: Vec<Segment> = Vec::new();
+    let max_gap = (config.max_gap_s / config.frame_s) as usize * frame;
+    for (i, &level) in levels.iter().enumerate() {
+        if level < threshold {
+            continue;
+        }
+        let (start, end) = (i * frame, ((i + 1) * frame).min(samples.len()));
+        match segments.last_mut() {
+            Some(last) if start <= last.end + max_gap => last.end = end,
+            _ => segments.push(Segment { start, end }),
+        }
+    }
+    let min_len = (config.min_speech_s * config.sample_rate as f32) as usize;
+    segments.retain(|s| s.end - s.start >= min_len);
+    segments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_burst_between_silences() {
+        let mut x = vec![0.0f32; 16_000];
+        x.extend((0..16_000).map(|i| (i as f32 * 0.2).sin() * 0.3));
+        x.extend(vec![0.0f32; 16_000]);
+        let segs = speech_segments(&x, &VadConfig::default());
+        assert_eq!(segs.len(), 1);
+        assert!(segs[0].start.abs_diff(16_000) <= 320 && segs[0].end.abs_diff(32_000) <= 320);
+    }
+
+    #[test]
+    fn silence_and_faint_hiss_have_no_speech() {
+        assert!(speech_segments(&vec![0.0; 48_000], &VadConfig::default()).is_empty());
+        let hiss: Vec<f32> = (0..48_000)
+            .map(|i| ((i * 7919) % 13) as f32 * 1e-4)
+            .collect();
+        assert!(speech_segments(&hiss, &VadConfig::default()).is_empty());
+    }
+}

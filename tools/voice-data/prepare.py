@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Builds aqiqat's labelled voice corpus (bonafide / spoof) outside the repository.
+
+Reproducible: the same sources, seed and tool versions give the same manifest. Nothing here is
+committed except this script and sentences.txt; the audio stays in --out.
+
+    python3 tools/voice-data/prepare.py --out ../voice-data \
+        --resemblyzer /work/.mirror/resemble-ai+Resemblyzer/repo \
+        --openseq2seq /work/.mirror/NVIDIA+OpenSeq2Seq/repo
+
+Sources (see ../shared/data/voice/README.md):
+  bonafide  LibriSpeech train-clean-100 utterances shipped with Resemblyzer
+  spoof     OpenSeq2Seq Tacotron-2 / Centaur samples (LJ, US, UK voices)
+  spoof     generated here: espeak-ng (formant), festival kal (diphone), festival slt (HTS),
+            piper joe (VITS), and copy-synthesis of bonafide training speech with WORLD and
+            Griffin-Lim (same words and speaker, synthetic waveform)
+Held out entirely: the smoke set's speakers and files, and Resemblyzer's public test folders.
+
+Output: OUT/audio/<generator>/<id>.<ext>, OUT/manifest.tsv with
+  path label generator family speaker language split source
+and, for every train/dev clip, channel variants of both labels alike in OUT/channel/<variant>/
+listed in OUT/manifest_channel.tsv (8 kHz G.711 µ-law, MP3 32 kbit/s, Opus 16 kbit/s).
+Speakers never cross splits: bonafide speakers and TTS voices are each assigned to exactly one.
+"""
+
+import argparse
+import csv
+import hashlib
+import io
+import os
+import random
+import subprocess
+import sys
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SPLITS = (("train", 0.7), ("dev", 0.15), ("test", 0.15))
+
+
+def run(cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def extract(git_dir, folder, dest):
+    """Copies `folder` out of a bare git snapshot (fetch gives no work tree)."""
+    if dest.exists():
+        return
+    archive = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "archive", "HEAD", folder],
+        check=True, capture_output=True).stdout
+    dest.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def stable_split(key, seed):
+    """Assigns a speaker or voice to a split from a hash, so adding data never reshuffles."""
+    h = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest(), 16) / 2**256
+    acc = 0.0
+    for name, share in SPLITS:
+        acc += share
+        if h < acc:
+            return name
+    return SPLITS[-1][0]
+
+
+def smoke_exclusions(shared):
+    speakers, files = set(), set()
+    tsv = shared / "smoke.tsv"
+    if tsv.exists():
+        for row in csv.DictReader(tsv.open(), delimiter="\t"):
+            files.add(Path(row["path"]).stem.split("_", 2)[-1])
+            if row["label"] == "bonafide":
+                speakers.add(row["speaker"])
+    return speakers, files
+
+
+def bonafide(args, raw, smoke_speakers):
+    root = raw / "resemblyzer"
+    extract(args.resemblyzer, "audio_data/librispeech_train-clean-100", root)
+    rows = []
+    for path in sorted(root.rglob("*.flac")):
+        speaker = path.parent.name
+        if speaker in smoke_speakers:
+            continue
+        rows.append(dict(path=path, label="bonafide", generator="human", family="human",
+                         speaker=f"ls-{speaker}", language="en", source="LibriSpeech (Resemblyzer)"))
+    return rows
+
+
+def openseq2seq(args, raw, smoke_files):
+    root = raw / "openseq2seq"
+    extract(args.openseq2seq, "docs/samples", root)
+    rows = []
+    for path in sorted(root.rglob("*.wav")):
+        if path.stem in smoke_files:
+            continue
+        voice = path.stem.split("_")[0]
+        generator = "centaur" if "centaur" in path.parts else "tacotron2"
+        rows.append(dict(path=path, label="spoof", generator=generator, family="seq2seq-tts",
+                         speaker=f"os2s-{voice}", language="en", source="NVIDIA OpenSeq2Seq samples"))
+    return rows
+
+
+def tts_jobs(sentences):
+    """(generator, family, voice, command builder) for every offline TTS engine available."""
+    jobs = []
+    for voice in ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us+f3", "en-gb+m4", "en-us+f2", "en-gb-x-gbclan+f4"):
+        jobs.append(("espeak-ng", "formant", f"espeak-{voice}",
+                     lambda text, out, v=voice: ["espeak-ng", "-v", v, "-s", "150", "-w", out, text]))
+    for voice, gen, fam in (("kal_diphone", "festival-kal", "diphone"),
+                            ("cmu_us_slt_arctic_hts", "festival-slt", "hts")):
+        jobs.append((gen, fam, f"festival-{voice}",
+                     lambda text, out, v=voice: ["text2wave", "-eval", f"(voice_{v})", "-o", out],))
+    piper_model = Path(sys.prefix) / "lib"
+    models = list(piper_model.rglob("en_US-joe-medium.onnx"))
+    if models:
+        jobs.append(("piper-vits", "vits", "piper-joe",
+                     lambda text, out, m=str(models[0]): [sys.executable, "-m", "piper", "-m", m, "-f", out]))
+    return jobs
+
+
+def synthesise(job, sentence_id, text, out_dir):
+    generator, family, voice, build = job
+    out = out_dir / generator / f"{voice}-{sentence_id:03d}.wav"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = build(text, str(out))
+        stdin = None if cmd[0] == "espeak-ng" else text.encode()
+        subprocess.run(cmd, input=stdin, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return dict(path=out, label="spoof", generator=generator, family=family, speaker=voice,
+                language="en", source=f"generated: {generator}")
+
+
+def copy_synthesis(row, vocoder, out_dir):
+    """Same words, same speaker, synthetic waveform: the vocoder's traces are all that differ."""
+    import numpy as np
+    import soundfile as sf
+
+    out = out_dir / f"resynth-{vocoder}" / f"{row['speaker']}-{Path(row['path']).stem}.wav"
+    if not out.exists():
+        x, sr = sf.read(row["path"], dtype="float64")
+        if x.ndim > 1:
+            x = x.mean(axis=1)
+        if vocoder == "world":
+            import pyworld
+            f0, t = pyworld.dio(x, sr, frame_period=5.0)
+            f0 = pyworld.stonemask(x, f0, t, sr)
+            sp = pyworld.cheaptrick(x, f0, t, sr)
+            ap = pyworld.d4c(x, f0, t, sr)
+            y = pyworld.synthesize(f0, sp, ap, sr, frame_period=5.0)
+        else:
+            y = griffin_lim(x, n_fft=512, hop=128, iterations=48, seed=len(x))
+        y = y[: len(x)]
+        y = y / max(1e-6, np.abs(y).max()) * max(1e-6, np.abs(x).max())
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(out, y.astype("float32"), sr, subtype="PCM_16")
+    return dict(path=out, label="spoof", generator=f"resynth-{vocoder}", family="vocoder",
+                speaker=row["speaker"], language=row["language"], source=f"copy-synthesis of {row['source']}")
+
+
+def griffin_lim(x, n_fft, hop, iterations, seed):
+    import numpy as np
+    window = np.hanning(n_fft)
+
+    def stft(sig):
+        frames = [sig[i:i + n_fft] * window for i in range(0, len(sig) - n_fft, hop)]
+        return np.fft.rfft(np.array(frames), axis=1)
+
+    def istft(spec, length):
+        frames = np.fft.irfft(spec, n=n_fft, axis=1) * window
+        out = np.zeros(length)
+        norm = np.zeros(length)
+        for k, frame in enumerate(frames):
+            out[k * hop:k * hop + n_fft] += frame
+            norm[k * hop:k * hop + n_fft] += window ** 2
+        return out / np.maximum(norm, 1e-8)
+
+    magnitude = np.abs(stft(x))
+    rng = np.random.default_rng(seed)
+    phase = np.exp(2j * np.pi * rng.random(magnitude.shape))
+    y = istft(magnitude * phase, len(x))
+    for _ in range(iterations):
+        phase = np.exp(1j * np.angle(stft(y)))
+        y = istft(magnitude * phase, len(x))
+    return y
+
+
+CHANNELS = {
+    "mulaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw"], "wav"),
+    "mp3-32k": (["-ac", "1", "-c:a", "libmp3lame", "-b:a", "32k"], "mp3"),
+    "opus-16k": (["-ac", "1", "-c:a", "libopus", "-b:a", "16k"], "ogg"),
+}
+
+
+def channel_variant(row, variant, out_dir):
+    args, ext = CHANNELS[variant]
+    src = Path(row["path"])
+    out = out_dir / variant / row["generator"] / f"{src.stem}.{ext}"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), *args, str(out)])
+    return dict(row, path=out, channel=variant)
+
+
+def write_manifest(path, rows, root, extra=()):
+    cols = ["path", "label", "generator", "family", "speaker", "language", "split", "source", *extra]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, cols, delimiter="\t", extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in sorted(rows, key=lambda r: str(r["path"])):
+            w.writerow(dict(r, path=os.path.relpath(r["path"], root)))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
+    p.add_argument("--openseq2seq", type=Path, required=True, help="git dir of NVIDIA/OpenSeq2Seq")
+    p.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared/data/voice")
+    p.add_argument("--seed", type=int, default=20261125)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--resynth-per-speaker", type=int, default=2)
+    args = p.parse_args()
+
+    out = args.out.resolve()
+    raw, audio = out / "raw", out / "audio"
+    smoke_speakers, smoke_files = smoke_exclusions(args.shared)
+
+    rows = bonafide(args, raw, smoke_speakers) + openseq2seq(args, raw, smoke_files)
+    sentences = [s.strip() for s in (HERE / "sentences.txt").read_text().splitlines() if s.strip()]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(synthesise, job, i, text, audio)
+                   for job in tts_jobs(sentences) for i, text in enumerate(sentences)]
+        rows += [f.result() for f in futures]
+
+    for r in rows:
+        r["split"] = stable_split(r["speaker"], args.seed)
+
+    # Copy-synthesis from a few utterances of every bonafide speaker; each inherits its speaker's
+    # split, so a resynthesised voice never meets its own original across splits.
+    rng = random.Random(args.seed)
+    by_speaker = {}
+    for r in rows:
+        if r["label"] == "bonafide":
+            by_speaker.setdefault(r["speaker"], []).append(r)
+    picks = [r for spk in sorted(by_speaker) for r in rng.sample(by_speaker[spk], min(args.resynth_per_speaker, len(by_speaker[spk])))]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(copy_synthesis, r, v, audio) for r in picks for v in ("world", "griffinlim")]
+        resynth = [f.result() for f in futures]
+    for r, src in zip(resynth, [r for r in picks for _ in range(2)]):
+        r["split"] = src["split"]
+    rows += resynth
+    write_manifest(out / "manifest.tsv", rows, out)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(channel_variant, r, v, out / "channel")
+                   for r in rows if r["split"] != "test" for v in CHANNELS]
+        variants = [f.result() for f in futures]
+    write_manifest(out / "manifest_channel.tsv", variants, out, extra=("channel",))
+
+    counts = {}
+    for r in rows:
+        key = (r["split"], r["label"])
+        counts[key] = counts.get(key, 0) + 1
+    for key in sorted(counts):
+        print(f"{key[0]:5s} {key[1]:8s} {counts[key]}")
+    print(f"channel variants: {len(variants)}")
+
+
+if __name__ == "__main__":
+    main()
