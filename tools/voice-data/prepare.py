@@ -6,10 +6,12 @@ committed except this script and sentences.txt; the audio stays in --out.
 
     python3 tools/voice-data/prepare.py --out ../voice-data \
         --resemblyzer /work/.mirror/resemble-ai+Resemblyzer/repo \
-        --openseq2seq /work/.mirror/NVIDIA+OpenSeq2Seq/repo
+        --openseq2seq /work/.mirror/NVIDIA+OpenSeq2Seq/repo \
+        --coqui /work/.mirror/coqui-ai+TTS/repo
 
 Sources (see ../shared/data/voice/README.md):
   bonafide  LibriSpeech train-clean-100 utterances shipped with Resemblyzer
+  bonafide  LJSpeech recordings in coqui-ai/TTS's test data (the real voice behind the LJ spoofs)
   spoof     OpenSeq2Seq Tacotron-2 / Centaur samples (LJ, US, UK voices)
   spoof     generated here: espeak-ng (formant), festival kal (diphone), festival slt (HTS),
             piper joe (VITS), and copy-synthesis of bonafide training speech with WORLD and
@@ -73,7 +75,7 @@ def smoke_exclusions(shared):
         for row in csv.DictReader(tsv.open(), delimiter="\t"):
             files.add(Path(row["path"]).stem.split("_", 2)[-1])
             if row["label"] == "bonafide":
-                speakers.add(row["speaker"])
+                speakers.add(row["speaker"].removeprefix("librispeech-"))
     return speakers, files
 
 
@@ -82,12 +84,20 @@ def bonafide(args, raw, smoke_speakers):
     extract(args.resemblyzer, "audio_data/librispeech_train-clean-100", root)
     rows = []
     for path in sorted(root.rglob("*.flac")):
-        speaker = path.parent.name
+        speaker = path.stem.split("-")[0]  # LibriSpeech names files SPEAKER-CHAPTER-UTTERANCE
         if speaker in smoke_speakers:
             continue
         rows.append(dict(path=path, label="bonafide", generator="human", family="human",
                          speaker=f"ls-{speaker}", language="en", source="LibriSpeech (Resemblyzer)"))
     return rows
+
+
+def ljspeech(args, raw):
+    root = raw / "coqui-ljspeech"
+    extract(args.coqui, "tests/data/ljspeech", root)
+    return [dict(path=path, label="bonafide", generator="human", family="human", speaker="lj",
+                 language="en", source="LJSpeech (coqui-ai/TTS test data)")
+            for path in sorted(root.rglob("*.wav"))]
 
 
 def openseq2seq(args, raw, smoke_files):
@@ -98,9 +108,11 @@ def openseq2seq(args, raw, smoke_files):
         if path.stem in smoke_files:
             continue
         voice = path.stem.split("_")[0]
+        # The LJ voice imitates the LJSpeech reader: one speaker key keeps both in one split.
+        speaker = "lj" if voice == "LJ" else f"os2s-{voice}"
         generator = "centaur" if "centaur" in path.parts else "tacotron2"
         rows.append(dict(path=path, label="spoof", generator=generator, family="seq2seq-tts",
-                         speaker=f"os2s-{voice}", language="en", source="NVIDIA OpenSeq2Seq samples"))
+                         speaker=speaker, language="en", source="NVIDIA OpenSeq2Seq samples"))
     return rows
 
 
@@ -219,17 +231,18 @@ def main():
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
     p.add_argument("--openseq2seq", type=Path, required=True, help="git dir of NVIDIA/OpenSeq2Seq")
+    p.add_argument("--coqui", type=Path, required=True, help="git dir of coqui-ai/TTS")
     p.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared/data/voice")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    p.add_argument("--resynth-per-speaker", type=int, default=2)
+    p.add_argument("--resynth-per-speaker", type=int, default=1)
     args = p.parse_args()
 
     out = args.out.resolve()
     raw, audio = out / "raw", out / "audio"
     smoke_speakers, smoke_files = smoke_exclusions(args.shared)
 
-    rows = bonafide(args, raw, smoke_speakers) + openseq2seq(args, raw, smoke_files)
+    rows = bonafide(args, raw, smoke_speakers) + ljspeech(args, raw) + openseq2seq(args, raw, smoke_files)
     sentences = [s.strip() for s in (HERE / "sentences.txt").read_text().splitlines() if s.strip()]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(synthesise, job, i, text, audio)

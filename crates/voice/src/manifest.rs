@@ -1,0 +1,102 @@
+//! Labelled manifests: tab-separated, a header naming at least `path` and `label`
+//! (`bonafide` or `spoof`), paths relative to the manifest's folder. Other columns
+//! (`generator`, `speaker`, `split`, …) are kept for breakdowns and filtering.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Label {
+    Bonafide,
+    Spoof,
+}
+
+impl Label {
+    pub fn is_spoof(self) -> bool {
+        self == Label::Spoof
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub label: Label,
+    /// Every column of the row, by header name (including `path` and `label`).
+    pub columns: BTreeMap<String, String>,
+}
+
+impl Entry {
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.columns.get(column).map(String::as_str)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: the header must name `path` and `label` columns")]
+    Header { path: String },
+    #[error("{path}:{line}: {problem}")]
+    Row {
+        path: String,
+        line: usize,
+        problem: String,
+    },
+}
+
+pub fn read(manifest: &Path) -> Result<Vec<Entry>, ManifestError> {
+    let name = manifest.display().to_string();
+    let text = std::fs::read_to_string(manifest).map_err(|source| ManifestError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, l)| l.split('\t').map(str::trim).collect())
+        .unwrap_or_default();
+    if !header.contains(&"path") || !header.contains(&"label") {
+        return Err(ManifestError::Header { path: name });
+    }
+    lines
+        .map(|(i, line)| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields.len() != header.len() {
+                return Err(ManifestError::Row {
+                    path: name.clone(),
+                    line: i + 1,
+                    problem: format!("{} fields, header has {}", fields.len(), header.len()),
+                });
+            }
+            let columns: BTreeMap<String, String> = header
+                .iter()
+                .zip(&fields)
+                .map(|(h, f)| (h.to_string(), f.trim().to_string()))
+                .collect();
+            let label = match columns["label"].as_str() {
+                "bonafide" => Label::Bonafide,
+                "spoof" => Label::Spoof,
+                other => {
+                    return Err(ManifestError::Row {
+                        path: name.clone(),
+                        line: i + 1,
+                        problem: format!("label {other:?} is neither bonafide nor spoof"),
+                    });
+                }
+            };
+            Ok(Entry {
+                path: base.join(&columns["path"]),
+                label,
+                columns,
+            })
+        })
+        .collect()
+}
