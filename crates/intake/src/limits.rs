@@ -1,3 +1,5 @@
+use crate::Problem;
+
 /// Bounds that hold whatever a file declares about itself.
 ///
 /// Headers lie — by accident (streamed WAVs declare 4 GiB) or on purpose — so every bound is
@@ -22,5 +24,25 @@ impl Default for Limits {
             max_channels: 16,
             sample_rate_range: (4_000, 384_000),
         }
+    }
+}
+
+impl Limits {
+    /// Refuses a sample rate or channel count no recording has, whether a header declares it
+    /// or a decoder reports it.
+    pub fn check_layout(&self, sample_rate: u32, channels: usize) -> Result<(), Problem> {
+        let (lo, hi) = self.sample_rate_range;
+        if !(lo..=hi).contains(&sample_rate) {
+            return Err(Problem::Implausible(format!(
+                "sample rate {sample_rate} Hz is outside {lo}..={hi} Hz"
+            )));
+        }
+        if channels == 0 || channels > self.max_channels {
+            return Err(Problem::Implausible(format!(
+                "{channels} channels (accepted: 1..={})",
+                self.max_channels
+            )));
+        }
+        Ok(())
     }
 }

@@ -241,18 +241,7 @@ fn check_wav_format(head: &[u8], limits: &Limits) -> Result<(), Problem> {
     let Some((channels, rate, bits)) = sniff::wav_format(head) else {
         return Ok(());
     };
-    if channels == 0 || usize::from(channels) > limits.max_channels {
-        return Err(Problem::Implausible(format!(
-            "{channels} channels (accepted: 1..={})",
-            limits.max_channels
-        )));
-    }
-    let (lo, hi) = limits.sample_rate_range;
-    if !(lo..=hi).contains(&rate) {
-        return Err(Problem::Implausible(format!(
-            "sample rate {rate} Hz is outside {lo}..={hi} Hz"
-        )));
-    }
+    limits.check_layout(rate, usize::from(channels))?;
     if bits > 64 {
         return Err(Problem::Implausible(format!("{bits} bits per sample")));
     }

@@ -54,7 +54,7 @@ pub(crate) fn open(
         Container::AmrNb => amr::open(input),
         _ => symphonia_track::open(input, container, preferred_rate),
     })?;
-    check_plausible(&opened.facts, limits)?;
+    limits.check_layout(opened.facts.sample_rate, opened.facts.channels)?;
     Ok(OpenedTrack {
         facts: opened.facts,
         source: Box::new(PanicFence(opened.source)),
@@ -92,23 +92,6 @@ impl SampleSource for PanicFence {
     fn decode_errors(&self) -> u64 {
         self.0.decode_errors()
     }
-}
-
-fn check_plausible(facts: &TrackFacts, limits: &Limits) -> Result<(), Problem> {
-    let (lo, hi) = limits.sample_rate_range;
-    if !(lo..=hi).contains(&facts.sample_rate) {
-        return Err(Problem::Implausible(format!(
-            "sample rate {} Hz is outside {lo}..={hi} Hz",
-            facts.sample_rate
-        )));
-    }
-    if facts.channels == 0 || facts.channels > limits.max_channels {
-        return Err(Problem::Implausible(format!(
-            "{} channels (accepted: 1..={})",
-            facts.channels, limits.max_channels
-        )));
-    }
-    Ok(())
 }
 
 /// Averages `channels` planes into `out`, appending `frames` mono samples.
