@@ -7,6 +7,8 @@
 //! Exit codes, the same for every subcommand: `0` success, `2` bad input or usage (the message
 //! names the file and the problem), `1` internal error.
 
+mod scan;
+
 use aqiqat_intake::{IntakeError, Limits, MediaFacts};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -55,6 +57,35 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Judge whether the speech in a recording is synthetic (text-to-speech, voice conversion,
+    /// vocoder output) or human: a verdict, a calibrated probability and a timeline of 4 s
+    /// windows. Silence-only or too-short input is answered "inconclusive", with the reason.
+    Scan {
+        /// An audio file, or a video whose audio track is judged.
+        file: PathBuf,
+        /// Print the whole result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Measure the detector on a labelled manifest: a tab-separated file whose header names
+    /// at least `path` and `label` (`bonafide` or `spoof`), paths relative to the manifest.
+    /// Prints EER, AUC, accuracy at the shipped thresholds and per-generator figures.
+    Eval {
+        manifest: PathBuf,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Draw the ROC curve into this PNG file.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
+        /// Parallel decoders/scorers (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -79,7 +110,7 @@ impl LimitArgs {
 
 /// The worst outcome across all files decides the exit code.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Outcome {
+pub(crate) enum Outcome {
     Ok = 0,
     BadInput = 2,
     Internal = 1,
@@ -110,6 +141,14 @@ fn main() -> ExitCode {
             json,
             limits,
         } => decode(&file, rate, out.as_deref(), json, &limits.limits()),
+        Command::Scan { file, json, limits } => scan::scan(&file, json, limits.limits()),
+        Command::Eval {
+            manifest,
+            json,
+            plot,
+            jobs,
+            limits,
+        } => scan::eval(&manifest, json, plot.as_deref(), jobs, limits.limits()),
     });
     let outcome = outcome.unwrap_or_else(|_| {
         eprintln!("internal error: aqiqat crashed; rerun with AQIQAT_LOG=debug for details");
@@ -248,7 +287,7 @@ fn to_json(facts: &MediaFacts) -> String {
     serde_json::to_string(facts).expect("media facts serialise")
 }
 
-fn error_json(err: &IntakeError) -> serde_json::Value {
+pub(crate) fn error_json(err: &IntakeError) -> serde_json::Value {
     serde_json::json!({
         "path": err.path.display().to_string(),
         "error": {

@@ -13,6 +13,9 @@ pub struct LfccConfig {
     /// Frame advance in samples (10 ms at 16 kHz).
     pub hop: usize,
     pub n_filters: usize,
+    /// Band the filterbank spans, in Hz.
+    pub f_min: f32,
+    pub f_max: f32,
     pub n_ceps: usize,
     /// Append Δ and ΔΔ (regression over ±2 frames): 3 × `n_ceps` values per frame.
     pub deltas: bool,
@@ -26,6 +29,8 @@ impl Default for LfccConfig {
             win: 320,
             hop: 160,
             n_filters: 20,
+            f_min: 0.0,
+            f_max: 8_000.0,
             n_ceps: 20,
             deltas: true,
         }
@@ -60,8 +65,8 @@ impl Lfcc {
             config.n_filters,
             config.n_fft,
             config.sample_rate,
-            0.0,
-            config.sample_rate as f32 / 2.0,
+            config.f_min,
+            config.f_max.min(config.sample_rate as f32 / 2.0),
         );
         // Orthonormal DCT-II, row k = coefficient k.
         let n = config.n_filters;

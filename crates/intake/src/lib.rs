@@ -33,7 +33,7 @@ mod stream;
 pub use error::{IntakeError, Problem};
 pub use facts::MediaFacts;
 pub use limits::Limits;
-pub use stream::{AudioStream, StreamInfo, probe, probe_bytes};
+pub use stream::{AudioStream, StreamInfo, load, load_bytes, probe, probe_bytes};
 
 /// The analysis rate used when nothing else is asked for.
 pub const DEFAULT_SAMPLE_RATE: u32 = 16_000;

@@ -264,13 +264,64 @@ fn declares_unknown_length(info: &StreamInfo) -> bool {
 
 /// Establishes the [`MediaFacts`] of `path` by hashing its bytes and decoding it to the end.
 pub fn probe(path: &Path, limits: &Limits) -> Result<MediaFacts, IntakeError> {
-    let mut stream = AudioStream::open_native(path, limits)?;
+    let stream = AudioStream::open_native(path, limits)?;
+    hashed_while(path, limits, stream, |_| {})
+}
+
+/// [`probe`] for bytes already in memory; `label` stands in for the path.
+pub fn probe_bytes(
+    label: &str,
+    bytes: Vec<u8>,
+    limits: &Limits,
+) -> Result<MediaFacts, IntakeError> {
+    let sha256 = crate::hash::sha256_bytes(&bytes);
+    let mut stream = AudioStream::from_bytes(label, bytes, None, limits)?;
+    drain(&mut stream, |_| {})?;
+    Ok(facts(&stream, sha256))
+}
+
+/// Decodes `path` completely to mono at `rate` and establishes its [`MediaFacts`] (the hash
+/// is computed from the file's bytes on a second thread while decoding runs): what an
+/// analysis needs, in one pass over the file.
+pub fn load(
+    path: &Path,
+    rate: u32,
+    limits: &Limits,
+) -> Result<(MediaFacts, Vec<f32>), IntakeError> {
+    let stream = AudioStream::open(path, rate, limits)?;
+    let mut samples = Vec::new();
+    let facts = hashed_while(path, limits, stream, |chunk| {
+        samples.extend_from_slice(chunk)
+    })?;
+    Ok((facts, samples))
+}
+
+/// [`load`] for bytes already in memory; `label` stands in for the path.
+pub fn load_bytes(
+    label: &str,
+    bytes: Vec<u8>,
+    rate: u32,
+    limits: &Limits,
+) -> Result<(MediaFacts, Vec<f32>), IntakeError> {
+    let sha256 = crate::hash::sha256_bytes(&bytes);
+    let mut stream = AudioStream::from_bytes(label, bytes, Some(rate), limits)?;
+    let mut samples = Vec::new();
+    drain(&mut stream, |chunk| samples.extend_from_slice(chunk))?;
+    Ok((facts(&stream, sha256), samples))
+}
+
+fn hashed_while(
+    path: &Path,
+    limits: &Limits,
+    mut stream: AudioStream,
+    sink: impl FnMut(&[f32]),
+) -> Result<MediaFacts, IntakeError> {
     let (hashed, decoded) = std::thread::scope(|scope| {
         let hasher = scope.spawn(|| {
             File::open(path)
                 .and_then(|f| crate::hash::sha256_reader(f.take(limits.max_input_bytes)))
         });
-        let decoded = drain(&mut stream);
+        let decoded = drain(&mut stream, sink);
         let hashed = hasher
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("hashing thread panicked")));
@@ -289,20 +340,10 @@ pub fn probe(path: &Path, limits: &Limits) -> Result<MediaFacts, IntakeError> {
     Ok(facts(&stream, sha256))
 }
 
-/// [`probe`] for bytes already in memory; `label` stands in for the path.
-pub fn probe_bytes(
-    label: &str,
-    bytes: Vec<u8>,
-    limits: &Limits,
-) -> Result<MediaFacts, IntakeError> {
-    let sha256 = crate::hash::sha256_bytes(&bytes);
-    let mut stream = AudioStream::from_bytes(label, bytes, None, limits)?;
-    drain(&mut stream)?;
-    Ok(facts(&stream, sha256))
-}
-
-fn drain(stream: &mut AudioStream) -> Result<(), IntakeError> {
-    while stream.next_chunk()?.is_some() {}
+fn drain(stream: &mut AudioStream, mut sink: impl FnMut(&[f32])) -> Result<(), IntakeError> {
+    while let Some(chunk) = stream.next_chunk()? {
+        sink(chunk);
+    }
     Ok(())
 }
 

@@ -8,4 +8,4 @@
 //! **Must not touch:** decoding, features, files other than its weights, scores' meaning or
 //! verdicts.
 
-pub mod lcnn;
+pub mod tdnn_mfm;

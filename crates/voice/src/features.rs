@@ -1,72 +1,181 @@
-//! Fixed-length feature windows: LFCC (20 + Δ + ΔΔ) over 4 s of 16 kHz speech, mean-normalised
-//! per window. Mean normalisation removes a constant gain (it only shifts c0) and a stationary
-//! channel colouring, two things a detector must not learn.
+//! What the detector hears: telephone-band LFCC frames, normalised against their speech.
+//!
+//! Everything is analysed at 8 kHz and the filterbank stops at 3.8 kHz, the band a phone line
+//! carries. A clip arriving at 8, 16, 22.05 or 44.1 kHz is therefore judged on the same sound,
+//! and the model cannot learn "wideband = human, narrowband = machine" (or the reverse) from a
+//! corpus whose sources differ in sample rate. The price is the upper band, where some vocoders
+//! leave traces; the model card says so.
+//!
+//! Normalisation is a sliding cepstral mean over ±1.5 s, weighted by the speech mask: a gain
+//! change only shifts c0 and a stationary channel colouring only shifts the means, and both
+//! cancel; pauses do not drag the mean towards silence. Because the normalisation is local and
+//! the network's convolutions are "valid", the features of a window are the same whether it was
+//! cut out before or after analysis, which is what lets a scan run the network once per chunk
+//! rather than once per window.
 
+use aqiqat_dsp::vad::{Segment, VadConfig, speech_segments};
 use aqiqat_dsp::{Lfcc, LfccConfig};
 
-pub const SAMPLE_RATE: u32 = 16_000;
-/// Frames per window: 4 s at a 10 ms hop.
+pub const SAMPLE_RATE: u32 = 8_000;
+/// Feature frames per second (10 ms hop).
+pub const FRAME_RATE: usize = 100;
+pub const HOP: usize = SAMPLE_RATE as usize / FRAME_RATE;
+/// Frames per scoring window: 4 s.
 pub const WINDOW_FRAMES: usize = 400;
-/// Samples that produce exactly [`WINDOW_FRAMES`] frames.
-pub const WINDOW_SAMPLES: usize = (WINDOW_FRAMES - 1) * 160 + 320;
+/// Window advance of the timeline: 1 s.
+pub const WINDOW_HOP_FRAMES: usize = 100;
+/// Half-width of the sliding mean, in frames (1.5 s).
+pub const CMN_HALF_WIDTH: usize = 150;
 
 pub fn lfcc_config() -> LfccConfig {
-    LfccConfig::default()
+    LfccConfig {
+        sample_rate: SAMPLE_RATE,
+        n_fft: 256,
+        win: 200,
+        hop: HOP,
+        n_filters: 20,
+        f_min: 0.0,
+        f_max: 3_800.0,
+        n_ceps: 20,
+        deltas: true,
+    }
 }
 
-/// Computes windows of features, reusing its buffers.
-pub struct WindowFeatures {
+pub fn vad_config() -> VadConfig {
+    VadConfig {
+        sample_rate: SAMPLE_RATE,
+        ..VadConfig::default()
+    }
+}
+
+/// Normalised features of one stretch of audio: `frames × dims`, row-major.
+#[derive(Debug, Clone, Default)]
+pub struct Frames {
+    pub data: Vec<f32>,
+    pub frames: usize,
+    pub dims: usize,
+    /// Per frame: does it lie inside a speech segment?
+    pub speech: Vec<bool>,
+}
+
+impl Frames {
+    pub fn row(&self, f: usize) -> &[f32] {
+        &self.data[f * self.dims..(f + 1) * self.dims]
+    }
+
+    /// Frames `start..start + len` as a new, contiguous block.
+    pub fn slice(&self, start: usize, len: usize) -> &[f32] {
+        &self.data[start * self.dims..(start + len) * self.dims]
+    }
+
+    /// Fraction of frames in `start..start + len` that are speech.
+    pub fn speech_fraction(&self, start: usize, len: usize) -> f32 {
+        let n = self.speech[start..start + len]
+            .iter()
+            .filter(|&&s| s)
+            .count();
+        n as f32 / len.max(1) as f32
+    }
+}
+
+/// Computes [`Frames`] for 8 kHz mono audio, reusing its buffers.
+pub struct FeatureExtractor {
     lfcc: Lfcc,
-    tiled: Vec<f32>,
+    vad: VadConfig,
 }
 
-impl Default for WindowFeatures {
+impl Default for FeatureExtractor {
     fn default() -> Self {
         Self {
             lfcc: Lfcc::new(lfcc_config()),
-            tiled: Vec::new(),
+            vad: vad_config(),
         }
     }
 }
 
-impl WindowFeatures {
+impl FeatureExtractor {
     pub fn dims(&self) -> usize {
         self.lfcc.config().dims()
     }
 
-    /// Appends one window (`WINDOW_FRAMES × dims`, row-major) for `samples` to `out`. Shorter
-    /// input is repeated until it fills the window, so a 1.5 s clip is judged on its own sound
-    /// rather than on padding; longer input is cut at [`WINDOW_SAMPLES`].
-    pub fn window(&mut self, samples: &[f32], out: &mut Vec<f32>) {
-        assert!(!samples.is_empty(), "a window needs samples");
-        self.tiled.clear();
-        while self.tiled.len() < WINDOW_SAMPLES {
-            let take = (WINDOW_SAMPLES - self.tiled.len()).min(samples.len());
-            self.tiled.extend_from_slice(&samples[..take]);
-        }
-        let mut feats = Vec::new();
-        let frames = self.lfcc.compute(&self.tiled, &mut feats);
-        debug_assert_eq!(frames, WINDOW_FRAMES);
+    pub fn speech_segments(&self, samples: &[f32]) -> Vec<Segment> {
+        speech_segments(samples, &self.vad)
+    }
+
+    /// Features of `samples` with the given speech segments (sample offsets into `samples`).
+    pub fn compute(&mut self, samples: &[f32], segments: &[Segment]) -> Frames {
+        let mut data = Vec::new();
+        let frames = self.lfcc.compute(samples, &mut data);
         let dims = self.dims();
-        for d in 0..dims {
-            let mean = (0..frames).map(|f| feats[f * dims + d]).sum::<f32>() / frames as f32;
-            for f in 0..frames {
-                feats[f * dims + d] -= mean;
-            }
+        let win = self.lfcc.config().win;
+        let speech: Vec<bool> = (0..frames)
+            .map(|f| {
+                let centre = f * HOP + win / 2;
+                segments.iter().any(|s| s.start <= centre && centre < s.end)
+            })
+            .collect();
+        sliding_mean_normalise(&mut data, frames, dims, &speech, CMN_HALF_WIDTH);
+        Frames {
+            data,
+            frames,
+            dims,
+            speech,
         }
-        out.extend_from_slice(&feats);
     }
 }
 
-/// Start offsets (in samples) of the windows covering `len` samples with `hop` advance: the
-/// last window is aligned to the end so no speech is left out.
-pub fn window_starts(len: usize, hop: usize) -> Vec<usize> {
-    if len <= WINDOW_SAMPLES {
+/// Subtracts from every frame the mean of the speech frames within ±`half` frames of it (all
+/// frames there when none is speech). Prefix sums make it linear in the number of frames.
+pub fn sliding_mean_normalise(
+    data: &mut [f32],
+    frames: usize,
+    dims: usize,
+    speech: &[bool],
+    half: usize,
+) {
+    if frames == 0 {
+        return;
+    }
+    // prefix[f] = sums over frames < f; one table for speech frames, one for all.
+    let mut speech_sum = vec![0f64; (frames + 1) * dims];
+    let mut all_sum = vec![0f64; (frames + 1) * dims];
+    let mut speech_count = vec![0usize; frames + 1];
+    for f in 0..frames {
+        let (prev, next) = (f * dims, (f + 1) * dims);
+        for d in 0..dims {
+            let v = data[f * dims + d] as f64;
+            all_sum[next + d] = all_sum[prev + d] + v;
+            speech_sum[next + d] = speech_sum[prev + d] + if speech[f] { v } else { 0.0 };
+        }
+        speech_count[f + 1] = speech_count[f] + speech[f] as usize;
+    }
+    for f in 0..frames {
+        let lo = f.saturating_sub(half);
+        let hi = (f + half + 1).min(frames);
+        let n_speech = speech_count[hi] - speech_count[lo];
+        let (table, n) = if n_speech > 0 {
+            (&speech_sum, n_speech)
+        } else {
+            (&all_sum, hi - lo)
+        };
+        for d in 0..dims {
+            let mean = (table[hi * dims + d] - table[lo * dims + d]) / n as f64;
+            data[f * dims + d] -= mean as f32;
+        }
+    }
+}
+
+/// First frames of the scoring windows over `frames` frames: every [`WINDOW_HOP_FRAMES`], the
+/// last aligned to the end so no speech is left out. Input shorter than a window is one window.
+pub fn window_starts(frames: usize) -> Vec<usize> {
+    if frames <= WINDOW_FRAMES {
         return vec![0];
     }
-    let mut starts: Vec<usize> = (0..=len - WINDOW_SAMPLES).step_by(hop).collect();
-    if *starts.last().expect("at least one") != len - WINDOW_SAMPLES {
-        starts.push(len - WINDOW_SAMPLES);
+    let mut starts: Vec<usize> = (0..=frames - WINDOW_FRAMES)
+        .step_by(WINDOW_HOP_FRAMES)
+        .collect();
+    if *starts.last().expect("at least one") != frames - WINDOW_FRAMES {
+        starts.push(frames - WINDOW_FRAMES);
     }
     starts
 }
@@ -76,20 +185,63 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_have_fixed_shape_and_zero_mean() {
-        let mut wf = WindowFeatures::default();
-        let short: Vec<f32> = (0..24_000).map(|i| (i as f32 * 0.01).sin()).collect();
-        let mut out = Vec::new();
-        wf.window(&short, &mut out);
-        assert_eq!(out.len(), WINDOW_FRAMES * 60);
-        let mean_c0 = (0..WINDOW_FRAMES).map(|f| out[f * 60]).sum::<f32>() / WINDOW_FRAMES as f32;
-        assert!(mean_c0.abs() < 1e-3);
+    fn normalised_speech_frames_have_zero_local_mean() {
+        let frames = 1000;
+        let dims = 3;
+        let mut data: Vec<f32> = (0..frames * dims)
+            .map(|i| 5.0 + (i % 7) as f32 * 0.1)
+            .collect();
+        let speech = vec![true; frames];
+        sliding_mean_normalise(&mut data, frames, dims, &speech, 10_000);
+        for d in 0..dims {
+            let mean: f32 = (0..frames).map(|f| data[f * dims + d]).sum::<f32>() / frames as f32;
+            assert!(mean.abs() < 1e-4, "dim {d}: {mean}");
+        }
+    }
+
+    #[test]
+    fn silence_does_not_move_the_mean_of_speech() {
+        // Speech frames at 1.0, silent frames at -50: the speech frames must end near zero.
+        let frames = 600;
+        let speech: Vec<bool> = (0..frames).map(|f| (200..400).contains(&f)).collect();
+        let mut data: Vec<f32> = speech
+            .iter()
+            .map(|&s| if s { 1.0 } else { -50.0 })
+            .collect();
+        sliding_mean_normalise(&mut data, frames, 1, &speech, 150);
+        assert!(data[200..400].iter().all(|v| v.abs() < 1e-5));
     }
 
     #[test]
     fn starts_cover_the_end() {
-        assert_eq!(window_starts(10, 16_000), vec![0]);
-        let s = window_starts(WINDOW_SAMPLES + 20_000, 16_000);
-        assert_eq!(s, vec![0, 16_000, 20_000]);
+        assert_eq!(window_starts(10), vec![0]);
+        assert_eq!(window_starts(WINDOW_FRAMES), vec![0]);
+        assert_eq!(window_starts(WINDOW_FRAMES + 150), vec![0, 100, 150]);
+    }
+
+    #[test]
+    fn a_gain_change_leaves_features_unchanged() {
+        // Broadband (seeded noise under a tone), so no band sits at the log floor, where a gain
+        // cannot be a pure shift.
+        let mut state = 1u32;
+        let samples: Vec<f32> = (0..24_000)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let noise = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                ((i as f32 * 0.05).sin() * 0.5 + noise) * 0.2
+            })
+            .collect();
+        let louder: Vec<f32> = samples.iter().map(|s| s * 4.0).collect();
+        let mut fx = FeatureExtractor::default();
+        let segs = fx.speech_segments(&samples);
+        let a = fx.compute(&samples, &segs);
+        let b = fx.compute(&louder, &segs);
+        let worst = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-3, "{worst}");
     }
 }

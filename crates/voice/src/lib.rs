@@ -11,7 +11,11 @@
 //! **Must not touch:** decoding (that is intake's), network definitions (models'), verdict
 //! policy beyond the detector's own thresholds, storage.
 
+pub mod analysis;
 pub mod calibration;
+pub mod card;
+pub mod detector;
+pub mod eval;
 pub mod features;
 pub mod manifest;
 pub mod metrics;

@@ -1,0 +1,208 @@
+//! `aqiqat scan` and `aqiqat eval` as a user meets them: the real binary, the shared smoke set,
+//! and files made here for the edge cases.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn aqiqat(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args(args)
+        .output()
+        .expect("the aqiqat binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)))
+}
+
+fn smoke() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
+    assert!(
+        dir.join("smoke.tsv").exists(),
+        "the shared smoke set must lie at {}",
+        dir.display()
+    );
+    dir
+}
+
+fn first_clip(label: &str) -> PathBuf {
+    let dir = smoke();
+    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).unwrap();
+    let row = manifest
+        .lines()
+        .skip(1)
+        .find(|l| l.split('\t').nth(1) == Some(label))
+        .unwrap();
+    dir.join(row.split('\t').next().unwrap())
+}
+
+fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        w.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn decode_16k(path: &Path) -> Vec<f32> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.wav");
+    let o = aqiqat(&[
+        "decode",
+        path.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    hound::WavReader::open(&out)
+        .unwrap()
+        .samples::<f32>()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn scan_json_has_a_verdict_a_probability_and_a_timeline() {
+    for label in ["bonafide", "spoof"] {
+        let clip = first_clip(label);
+        let out = aqiqat(&["scan", clip.to_str().unwrap(), "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let v = json(&out);
+        let p = v["probability_synthetic"].as_f64().expect("a probability");
+        assert!((0.0..=1.0).contains(&p));
+        let t = &v["voice"]["thresholds"];
+        let expected = if p >= t["synthetic_above"].as_f64().unwrap() {
+            "synthetic"
+        } else if p < t["human_below"].as_f64().unwrap() {
+            "human"
+        } else {
+            "inconclusive"
+        };
+        assert_eq!(v["verdict"], expected, "{v}");
+        let segments = v["segments"].as_array().unwrap();
+        assert!(!segments.is_empty());
+        for s in segments {
+            let (a, b) = (s["start_s"].as_f64().unwrap(), s["end_s"].as_f64().unwrap());
+            assert!(a >= 0.0 && b > a && b <= v["media"]["duration_s"].as_f64().unwrap() + 1e-6);
+        }
+        assert_eq!(v["media"]["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(v["voice"]["model"]["name"], "voice-tdnn-mfm");
+    }
+}
+
+#[test]
+fn scan_prints_plain_words() {
+    let out = aqiqat(&["scan", first_clip("spoof").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("verdict"), "{stdout}");
+    assert!(stdout.contains("timeline"), "{stdout}");
+}
+
+#[test]
+fn silence_is_inconclusive_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silence.wav");
+    write_wav(&path, &vec![0.0; 16_000 * 5], 16_000);
+    let out = aqiqat(&["scan", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["verdict"], "inconclusive");
+    assert!(v["probability_synthetic"].is_null());
+    assert!(v["reason"].as_str().unwrap().contains("no speech"), "{v}");
+}
+
+#[test]
+fn too_little_speech_is_inconclusive_with_a_reason() {
+    let speech = decode_16k(&first_clip("bonafide"));
+    // The loudest 0.6 s of the clip, between two seconds of silence.
+    let (mut best, mut at) = (0f32, 0);
+    for start in (0..speech.len() - 9_600).step_by(800) {
+        let e: f32 = speech[start..start + 9_600].iter().map(|s| s * s).sum();
+        if e > best {
+            (best, at) = (e, start);
+        }
+    }
+    let mut short = vec![0.0; 32_000];
+    short.extend_from_slice(&speech[at..at + 9_600]);
+    short.extend(vec![0.0; 32_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short.wav");
+    write_wav(&path, &short, 16_000);
+    let v = json(&aqiqat(&["scan", path.to_str().unwrap(), "--json"]));
+    assert_eq!(v["verdict"], "inconclusive");
+    assert!(v["probability_synthetic"].is_null());
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.contains("s of speech"), "{reason}");
+}
+
+#[test]
+fn scan_refuses_what_is_not_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("note.wav");
+    std::fs::write(&path, "this is not audio\n").unwrap();
+    let out = aqiqat(&["scan", path.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(json(&out)["error"]["kind"], "bad_input");
+}
+
+fn eval_smoke(extra: &[&str]) -> serde_json::Value {
+    let manifest = smoke().join("smoke.tsv");
+    let mut args = vec!["eval", manifest.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let out = aqiqat(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    json(&out)
+}
+
+/// The acceptance bar of issue 3. The shipped v0 model (a statistics baseline) reaches about
+/// 13 % on the smoke set; this stays ignored, not loosened, until a model meets the bar.
+#[test]
+#[ignore = "v0 model: smoke EER ≈ 13 %, the bar is 2 % (issue 3 open)"]
+fn smoke_eer_meets_the_bar() {
+    let eer = eval_smoke(&[])["eer"].as_f64().unwrap();
+    assert!(eer <= 0.02, "smoke EER {eer}");
+}
+
+#[test]
+fn eval_on_the_smoke_set_reports_and_draws_the_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("roc.png");
+    let v = eval_smoke(&["--plot", png.to_str().unwrap()]);
+    // 48 clips; the few with less than a second of speech are reported, not scored.
+    let unscored = v["unscored"].as_array().unwrap().len();
+    assert!(unscored <= 3, "{}", v["unscored"]);
+    assert_eq!(
+        v["n_bonafide"].as_u64().unwrap() + v["n_spoof"].as_u64().unwrap() + unscored as u64,
+        48
+    );
+    // Better than chance by a margin, whatever the model: a broken pipeline sits near 0.5.
+    assert!(v["auc"].as_f64().unwrap() >= 0.8, "{}", v["auc"]);
+    let eer = v["eer"].as_f64().unwrap();
+    assert!((0.0..0.5).contains(&eer));
+    assert!(v["breakdown"]["generator"]["openseq2seq-centaur"]["eer"].is_number());
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 10_000, "a chart, not an empty picture");
+}
+
+#[test]
+fn eval_refuses_a_manifest_without_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.tsv");
+    std::fs::write(&manifest, "path\tgenerator\na.wav\tx\n").unwrap();
+    let out = aqiqat(&["eval", manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("label"), "{}", text(&out.stderr));
+}

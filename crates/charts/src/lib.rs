@@ -1,0 +1,167 @@
+//! # aqiqat-charts
+//!
+//! Charts as plain SVG text (so reports can embed them and a reader can inspect them), and PNG
+//! rasterisation through resvg for places that want a picture file. Text is set in whatever
+//! sans-serif font the system has (DejaVu on Debian); without one the lines still draw.
+//!
+//! **Owns:** drawing. **Must not touch:** scores' computation or meaning, files other than the
+//! one it is asked to write.
+
+use std::fmt::Write;
+
+/// A curve to draw: its legend and its points, both coordinates in `0..=1`.
+pub struct Curve<'a> {
+    pub label: &'a str,
+    pub points: &'a [(f64, f64)],
+}
+
+const PALETTE: [&str; 6] = [
+    "#1f5fa8", "#c8553d", "#2a9d8f", "#8d6cab", "#e9a23b", "#555555",
+];
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A ROC chart: false-positive rate (bonafide called synthetic) across, true-positive rate
+/// (synthetic caught) up, with the equal-error line `tpr = 1 - fpr` dotted.
+pub fn roc_svg(title: &str, curves: &[Curve]) -> String {
+    let (w, h, left, top, size) = (640.0, 600.0, 80.0, 50.0, 480.0);
+    let x = |v: f64| left + v * size;
+    let y = |v: f64| top + (1.0 - v) * size;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="DejaVu Sans, sans-serif">"#
+    );
+    let _ = write!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="30" font-size="18" text-anchor="middle">{}</text>"#,
+        left + size / 2.0,
+        escape(title)
+    );
+    for i in 0..=10 {
+        let v = i as f64 / 10.0;
+        let _ = write!(
+            s,
+            r##"<line x1="{vx}" y1="{y0}" x2="{vx}" y2="{y1}" stroke="#e4e4e4"/><line x1="{x0}" y1="{vy}" x2="{x1}" y2="{vy}" stroke="#e4e4e4"/>"##,
+            vx = x(v),
+            vy = y(v),
+            x0 = x(0.0),
+            x1 = x(1.0),
+            y0 = y(0.0),
+            y1 = y(1.0),
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{v:.1}</text><text x="{}" y="{}" font-size="12" text-anchor="end">{v:.1}</text>"#,
+            x(v),
+            y(0.0) + 18.0,
+            x(0.0) - 8.0,
+            y(v) + 4.0
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{size}" height="{size}" fill="none" stroke="#333"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 4"/>"##,
+        x(0.0),
+        y(1.0),
+        x(1.0),
+        y(0.0)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="14" text-anchor="middle">false-positive rate (human speech called synthetic)</text>"#,
+        left + size / 2.0,
+        y(0.0) + 42.0
+    );
+    let _ = write!(
+        s,
+        r#"<text transform="translate(24 {}) rotate(-90)" font-size="14" text-anchor="middle">true-positive rate (synthetic speech caught)</text>"#,
+        top + size / 2.0
+    );
+    for (i, curve) in curves.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let path: Vec<String> = curve
+            .points
+            .iter()
+            .map(|&(fx, fy)| format!("{:.2},{:.2}", x(fx), y(fy)))
+            .collect();
+        let _ = write!(
+            s,
+            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2.5"/>"#,
+            path.join(" ")
+        );
+        let ly = y(0.0) - 20.0 - 22.0 * (curves.len() - 1 - i) as f64;
+        let _ = write!(
+            s,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{}" y="{}" font-size="13">{}</text>"#,
+            x(0.45),
+            x(0.52),
+            x(0.54),
+            ly + 4.0,
+            escape(curve.label)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("invalid SVG: {0}")]
+    Svg(String),
+    #[error("cannot encode PNG: {0}")]
+    Png(String),
+}
+
+/// Rasterises SVG text to PNG bytes at its own size.
+pub fn png(svg: &str) -> Result<Vec<u8>, RenderError> {
+    let mut options = resvg::usvg::Options::default();
+    options.fontdb_mut().load_system_fonts();
+    let tree =
+        resvg::usvg::Tree::from_str(svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| RenderError::Svg("empty picture".into()))?;
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
+    pixmap
+        .encode_png()
+        .map_err(|e| RenderError::Png(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roc_renders_to_a_png_with_the_curve_drawn() {
+        let points = [(0.0, 0.0), (0.0, 0.8), (0.2, 1.0), (1.0, 1.0)];
+        let svg = roc_svg(
+            "test <1>",
+            &[Curve {
+                label: "all",
+                points: &points,
+            }],
+        );
+        assert!(svg.contains("test &lt;1&gt;"));
+        let bytes = png(&svg).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        // Decode our own output: a pixel on the curve's vertical leg (fpr 0, tpr 0.5) carries
+        // the curve colour, one in the empty lower right stays white.
+        let pixmap = resvg::tiny_skia::Pixmap::decode_png(&bytes).unwrap();
+        let at = |px: u32, py: u32| pixmap.pixel(px, py).unwrap();
+        let on_curve = at(81, 50 + 240);
+        assert!(on_curve.blue() > on_curve.red(), "{on_curve:?}");
+        let empty = at(80 + 400, 50 + 400);
+        assert_eq!((empty.red(), empty.green(), empty.blue()), (255, 255, 255));
+    }
+}

@@ -1,0 +1,117 @@
+//! Speed of `aqiqat scan`, end to end and by stage, on one thread, in multiples of real time.
+//!
+//!     cargo bench -p aqiqat-scan --bench scan [-- MINUTES]
+//!
+//! Input: the shared smoke set's 48 clips (bonafide and spoof) decoded and laid end to end,
+//! repeated to MINUTES minutes (default 3), written as a 16 kHz 16-bit WAV, and as an 8 kHz
+//! G.711 µ-law WAV by ffmpeg when it is installed. Stages: decode + resample to 8 kHz, features
+//! (VAD + LFCC + normalisation), the network over the timeline's windows, and the whole scan
+//! (which also hashes the file).
+
+use aqiqat_intake::{AudioStream, Limits};
+use aqiqat_scan::Scanner;
+use aqiqat_voice::analysis;
+use aqiqat_voice::features::{FeatureExtractor, SAMPLE_RATE};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn input(dir: &Path, minutes: f64) -> (PathBuf, f64) {
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
+    let manifest = std::fs::read_to_string(smoke.join("smoke.tsv")).expect("the shared smoke set");
+    let mut one_pass = Vec::new();
+    for line in manifest.lines().skip(1) {
+        let path = smoke.join(line.split('\t').next().unwrap());
+        one_pass.extend(
+            AudioStream::open(&path, 16_000, &Limits::default())
+                .unwrap()
+                .read_to_end()
+                .unwrap(),
+        );
+    }
+    let target = (minutes * 60.0 * 16_000.0) as usize;
+    let path = dir.join("long.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for &s in one_pass.iter().cycle().take(target) {
+        w.write_sample((s * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    (path, target as f64 / 16_000.0)
+}
+
+fn main() {
+    // One thread for the network too: candle sizes its pool from this variable at first use.
+    // SAFETY: set before any other thread exists.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    let minutes: f64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3.0);
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, seconds) = input(dir.path(), minutes);
+    let mut inputs = vec![("16 kHz s16 WAV", wav.clone())];
+    let mulaw = dir.path().join("call.wav");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(&wav)
+        .args(["-ar", "8000", "-c:a", "pcm_mulaw"])
+        .arg(&mulaw)
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        inputs.push(("8 kHz µ-law WAV", mulaw));
+    }
+    let scanner = Scanner::embedded(Limits::default()).unwrap();
+    println!("scan speed, one thread, {seconds:.0} s of speech; × real time (higher is faster)");
+    println!(
+        "{:18} {:>10} {:>10} {:>10} {:>12}",
+        "input", "decode", "features", "network", "end to end"
+    );
+    for (name, path) in &inputs {
+        let runs = 3;
+        let decode = best_of(runs, || {
+            AudioStream::open(path, SAMPLE_RATE, &Limits::default())
+                .unwrap()
+                .read_to_end()
+                .unwrap()
+        });
+        let samples = AudioStream::open(path, SAMPLE_RATE, &Limits::default())
+            .unwrap()
+            .read_to_end()
+            .unwrap();
+        let mut fx = FeatureExtractor::default();
+        let features = best_of(runs, || {
+            let segs = fx.speech_segments(&samples);
+            fx.compute(&samples, &segs)
+        });
+        let segs = fx.speech_segments(&samples);
+        let frames = fx.compute(&samples, &segs);
+        let (starts, len) = analysis::windows(&frames);
+        let network = best_of(runs, || {
+            analysis::window_logits(scanner.voice().model(), &frames, &starts, len).unwrap()
+        });
+        let total = best_of(runs, || scanner.scan_file(path).unwrap());
+        println!(
+            "{name:18} {:>9.0}× {:>9.0}× {:>9.0}× {:>11.0}×",
+            seconds / decode,
+            seconds / features,
+            seconds / network,
+            seconds / total
+        );
+    }
+}

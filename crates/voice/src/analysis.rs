@@ -1,0 +1,175 @@
+//! From 8 kHz samples to window and clip scores: the one path training's development scoring,
+//! `aqiqat eval` and `aqiqat scan` share.
+//!
+//! Silence is never scored. The speech detector finds the speech; the analysis covers the span
+//! from its first to its last segment, so silence added before or after a clip changes nothing.
+//! Windows that are mostly pause are left out of the clip score. The network runs once per
+//! chunk of consecutive windows (its convolutions are unpadded, so this equals running it per
+//! window) and the clip's raw score is the mean of its windows' logits.
+
+use crate::features::{FeatureExtractor, Frames, HOP, SAMPLE_RATE, WINDOW_FRAMES, window_starts};
+use aqiqat_dsp::vad::Segment;
+use aqiqat_models::tdnn_mfm::TdnnMfm;
+use candle_core::{Device, Tensor};
+
+/// Less speech than this is not judged.
+pub const MIN_SPEECH_SECONDS: f64 = 1.0;
+/// A window counts towards the clip score when at least this share of it is speech.
+pub const MIN_WINDOW_SPEECH: f32 = 0.5;
+/// Windows per network run: bounds memory on long inputs (≈ 64 s of frames).
+const WINDOWS_PER_CHUNK: usize = 60;
+
+/// One scored window of the timeline; times in seconds from the start of the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowScore {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub speech_fraction: f32,
+    pub logit: f32,
+    /// Whether it counts towards the clip score.
+    pub counted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The mean logit of the counted windows.
+    Scored(f64),
+    /// Why no score was given.
+    Unscored(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipAnalysis {
+    pub duration_s: f64,
+    /// Speech segments, in seconds.
+    pub speech: Vec<(f64, f64)>,
+    pub speech_s: f64,
+    pub windows: Vec<WindowScore>,
+    pub outcome: Outcome,
+}
+
+/// Scores 8 kHz mono `samples` with `model`.
+pub fn analyse(
+    model: &TdnnMfm,
+    fx: &mut FeatureExtractor,
+    samples: &[f32],
+) -> candle_core::Result<ClipAnalysis> {
+    let rate = SAMPLE_RATE as f64;
+    let segments = fx.speech_segments(samples);
+    let speech_samples: usize = segments.iter().map(|s| s.end - s.start).sum();
+    let mut analysis = ClipAnalysis {
+        duration_s: samples.len() as f64 / rate,
+        speech: segments
+            .iter()
+            .map(|s| (s.start as f64 / rate, s.end as f64 / rate))
+            .collect(),
+        speech_s: speech_samples as f64 / rate,
+        windows: Vec::new(),
+        outcome: Outcome::Unscored(String::new()),
+    };
+    let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
+        analysis.outcome = Outcome::Unscored("no speech found".into());
+        return Ok(analysis);
+    };
+    if analysis.speech_s < MIN_SPEECH_SECONDS {
+        analysis.outcome = Outcome::Unscored(format!(
+            "only {:.2} s of speech; at least {MIN_SPEECH_SECONDS:.1} s is needed",
+            analysis.speech_s
+        ));
+        return Ok(analysis);
+    }
+    let offset = first.start;
+    let span = &samples[first.start..last.end];
+    let local: Vec<Segment> = segments
+        .iter()
+        .map(|s| Segment {
+            start: s.start - offset,
+            end: s.end - offset,
+        })
+        .collect();
+    let frames = fx.compute(span, &local);
+    let (starts, len) = windows(&frames);
+    let logits = window_logits(model, &frames, &starts, len)?;
+    let fractions: Vec<f32> = starts
+        .iter()
+        .map(|&s| frames.speech_fraction(s, len))
+        .collect();
+    let counted = counted_windows(&fractions);
+    let offset_s = offset as f64 / rate;
+    analysis.windows = starts
+        .iter()
+        .zip(&logits)
+        .zip(&fractions)
+        .enumerate()
+        .map(|(i, ((&s, &logit), &fraction))| WindowScore {
+            start_s: offset_s + (s * HOP) as f64 / rate,
+            end_s: (offset_s + ((s + len) * HOP) as f64 / rate).min(analysis.duration_s),
+            speech_fraction: fraction,
+            logit,
+            counted: counted[i],
+        })
+        .collect();
+    let used: Vec<f64> = analysis
+        .windows
+        .iter()
+        .filter(|w| w.counted)
+        .map(|w| w.logit as f64)
+        .collect();
+    analysis.outcome = Outcome::Scored(used.iter().sum::<f64>() / used.len() as f64);
+    Ok(analysis)
+}
+
+/// Window starts and the window length (shorter than [`WINDOW_FRAMES`] only for short input).
+pub fn windows(frames: &Frames) -> (Vec<usize>, usize) {
+    (
+        window_starts(frames.frames),
+        frames.frames.min(WINDOW_FRAMES),
+    )
+}
+
+/// Which windows count: those that are mostly speech, or, when none is, the one with the most.
+pub fn counted_windows(fractions: &[f32]) -> Vec<bool> {
+    let mut counted: Vec<bool> = fractions.iter().map(|&f| f >= MIN_WINDOW_SPEECH).collect();
+    if !counted.iter().any(|&c| c)
+        && let Some((best, _)) = fractions
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+    {
+        counted[best] = true;
+    }
+    counted
+}
+
+/// Logits of the windows `starts[i]..starts[i] + len` of `frames`, running the trunk once per
+/// chunk of consecutive windows.
+pub fn window_logits(
+    model: &TdnnMfm,
+    frames: &Frames,
+    starts: &[usize],
+    len: usize,
+) -> candle_core::Result<Vec<f32>> {
+    let field = model.receptive_field();
+    assert!(len >= field, "a window needs {field} frames");
+    let mut logits = Vec::with_capacity(starts.len());
+    for chunk in starts.chunks(WINDOWS_PER_CHUNK) {
+        let first = chunk[0];
+        let end = chunk[chunk.len() - 1] + len;
+        let x = frames_tensor(frames.slice(first, end - first), end - first, frames.dims)?;
+        let trunk = model.trunk_t(&x, false)?;
+        let pooled: Vec<Tensor> = chunk
+            .iter()
+            .map(|&s| TdnnMfm::pool(&trunk.narrow(2, s - first, len - field + 1)?))
+            .collect::<candle_core::Result<_>>()?;
+        let stats = Tensor::cat(&pooled, 0)?;
+        logits.extend(model.head(&stats)?.to_vec1::<f32>()?);
+    }
+    Ok(logits)
+}
+
+/// Row-major `frames × dims` values as the network's `[1, dims, frames]` input.
+pub fn frames_tensor(values: &[f32], frames: usize, dims: usize) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(values, (1, frames, dims), &Device::Cpu)?
+        .transpose(1, 2)?
+        .contiguous()
+}

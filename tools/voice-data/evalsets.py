@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Builds the evaluation manifests aqiqat's model card reports on, outside the repository.
+
+    python3 tools/voice-data/evalsets.py --out ../voice-eval \
+        --resemblyzer /work/.mirror/resemble-ai+Resemblyzer/repo \
+        --smoke ../shared/data/voice/smoke.tsv
+
+Writes, under --out:
+  public.tsv        Resemblyzer's public test folders, never trained or tuned on:
+                    librispeech_test-other (bonafide, 10 unseen speakers), donald_trump/real
+                    (bonafide) and donald_trump/fake (spoof, real-world deepfakes).
+  smoke.tsv         a copy of the shared smoke manifest pointing at its files.
+  <set>_<channel>.tsv  the same sets after a channel round trip, both labels alike:
+                    mulaw8k (8 kHz G.711 µ-law), mp3-32k (MP3 32 kbit/s), opus-16k (Opus 16 kbit/s).
+Columns: path label generator source [channel]. Needs git and Debian's ffmpeg.
+"""
+
+import argparse
+import csv
+import io
+import subprocess
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CHANNELS = {
+    "mulaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw"], "wav"),
+    "mp3-32k": (["-ac", "1", "-c:a", "libmp3lame", "-b:a", "32k"], "mp3"),
+    "opus-16k": (["-ac", "1", "-c:a", "libopus", "-b:a", "16k"], "opus"),
+}
+
+
+def extract(git_dir, folder, dest):
+    archive = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "archive", "HEAD", folder],
+        check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def write(path, rows, columns):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, columns, delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def public_rows(out, resemblyzer):
+    extract(resemblyzer, "audio_data/librispeech_test-other", out / "public")
+    extract(resemblyzer, "audio_data/donald_trump", out / "public")
+    rows = []
+    base = out / "public" / "audio_data"
+    for p in sorted((base / "librispeech_test-other").rglob("*.flac")):
+        rows.append({"path": str(p.relative_to(out)), "label": "bonafide", "generator": "human",
+                     "source": "librispeech-test-other"})
+    for kind, label, generator in [("real", "bonafide", "human"), ("fake", "spoof", "unknown-deepfake")]:
+        for p in sorted((base / "donald_trump" / kind).glob("*.mp3")):
+            rows.append({"path": str(p.relative_to(out)), "label": label, "generator": generator,
+                         "source": f"donald-trump-{kind}"})
+    return rows
+
+
+def smoke_rows(out, smoke):
+    rows = []
+    with open(smoke) as f:
+        for r in csv.DictReader(f, delimiter="\t"):
+            target = (smoke.parent / r["path"]).resolve()
+            rows.append({"path": str(target), "label": r["label"], "generator": r["generator"],
+                         "source": r["source"].split(":")[0]})
+    return rows
+
+
+def degrade(out, name, rows, channel):
+    args, ext = CHANNELS[channel]
+    folder = out / "channel" / name / channel
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(i_row):
+        i, row = i_row
+        src = Path(row["path"]) if Path(row["path"]).is_absolute() else out / row["path"]
+        dst = folder / f"{i:04d}.{ext}"
+        if not dst.exists():
+            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), *args, str(dst)],
+                           check=True)
+        return {**row, "path": str(dst.relative_to(out)), "channel": channel}
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, enumerate(rows)))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
+    p.add_argument("--smoke", type=Path, required=True, help="the shared smoke.tsv")
+    a = p.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    columns = ["path", "label", "generator", "source"]
+    sets = {"public": public_rows(a.out, a.resemblyzer), "smoke": smoke_rows(a.out, a.smoke.resolve())}
+    for name, rows in sets.items():
+        write(a.out / f"{name}.tsv", rows, columns)
+        for channel in CHANNELS:
+            write(a.out / f"{name}_{channel}.tsv", degrade(a.out, name, rows, channel), columns + ["channel"])
+        print(f"{name}: {len(rows)} clips, {len(CHANNELS)} channel variants")
+
+
+if __name__ == "__main__":
+    main()
