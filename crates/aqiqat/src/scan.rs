@@ -36,18 +36,13 @@ pub fn scan(path: &Path, json: bool, limits: Limits) -> Outcome {
         }
         Err(err) => {
             eprintln!("error: {err}");
-            match err {
-                ScanError::Intake(e) => {
-                    if json {
-                        println!("{}", error_json(&e));
-                    }
-                    if e.is_bad_input() {
-                        Outcome::BadInput
-                    } else {
-                        Outcome::Internal
-                    }
-                }
-                ScanError::Analyser(_) => Outcome::Internal,
+            if let (true, ScanError::Intake(e)) = (json, &err) {
+                println!("{}", error_json(e));
+            }
+            if err.is_bad_input() {
+                Outcome::BadInput
+            } else {
+                Outcome::Internal
             }
         }
     }

@@ -206,7 +206,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Every improvement is written at once, so an interrupted run keeps its best model.
     let write_model = |best_epoch: usize,
                        dev_eer: f64,
-                       scores: &[(bool, String, f64)]|
+                       scores: &[DevScore]|
      -> Result<(), Box<dyn std::error::Error>> {
         let (b, s) = split_scores(scores);
         let platt = Platt::fit(&b, &s);
@@ -290,7 +290,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 100 + rng.below(args.crop.max(101) - 100)
             };
-            let mut feats = Vec::with_capacity(args.batch * len * dims);
+            let mut feats: Vec<f32> = Vec::with_capacity(args.batch * len * dims);
             let mut targets = Vec::with_capacity(args.batch);
             for b in 0..args.batch {
                 let pool = if b % 2 == 0 {
@@ -299,15 +299,9 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                     &families[rng.below(families.len())]
                 };
                 let clip = &train[pool[rng.below(pool.len())]];
-                let (frames, n) = crop_features(clip, len, !args.no_augment, &mut rng, &mut fx);
-                feats.extend_from_slice(frames.slice(0, n));
+                let crop = crop_features(clip, len, !args.no_augment, &mut rng, &mut fx);
                 // Short clips give shorter crops: tile them to the batch length.
-                let mut have = n;
-                while have < len {
-                    let take = (len - have).min(n);
-                    feats.extend_from_slice(frames.slice(0, take));
-                    have += take;
-                }
+                feats.extend(crop.iter().cycle().take(len * dims));
                 targets.push(if clip.spoof { 1f32 } else { 0.0 });
             }
             let x = Tensor::from_vec(feats, (args.batch, len, dims), &device)?
@@ -337,7 +331,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (dev_eer, best_epoch, weights) = best.ok_or("no epoch ran")?;
     restore(&varmap, &weights)?;
     let scores = score_clips(&model, &dev, &mut fx)?;
-    report_hardest(&dev, &scores);
+    report_hardest(&scores);
     eprintln!(
         "best: epoch {best_epoch}, dev EER {:.2} %, in {}",
         dev_eer * 100.0,
@@ -356,7 +350,8 @@ fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Ten
         .mean_all()
 }
 
-/// A random `len`-frame crop of `clip` (shorter when the clip is), augmented for both labels
+/// The features (row-major, `dims` per frame) of a random `len`-frame crop of `clip` (shorter
+/// when the clip is), augmented for both labels
 /// alike: gain ±12 dB, sometimes white noise (15–40 dB SNR), sometimes clipping. Features are
 /// computed over the crop plus the normalisation's context on either side, as a scan would see
 /// them inside a longer recording.
@@ -366,7 +361,7 @@ fn crop_features(
     augment: bool,
     rng: &mut Rng,
     fx: &mut FeatureExtractor,
-) -> (features::Frames, usize) {
+) -> Vec<f32> {
     let total = clip.frames();
     let n = len.min(total);
     let start = rng.below(total - n + 1);
@@ -400,14 +395,7 @@ fn crop_features(
         })
         .collect();
     let frames = fx.compute(&audio, &segments);
-    let offset = start - ctx_start;
-    let crop = features::Frames {
-        data: frames.slice(offset, n).to_vec(),
-        frames: n,
-        dims: frames.dims,
-        speech: frames.speech[offset..offset + n].to_vec(),
-    };
-    (crop, n)
+    frames.slice(start - ctx_start, n).to_vec()
 }
 
 /// Decodes every entry to 8 kHz mono and trims it to its speech span.
@@ -463,55 +451,57 @@ fn load(entries: &[Entry]) -> Result<Vec<Clip>, Box<dyn std::error::Error>> {
     Ok(parts.into_iter().flatten().collect())
 }
 
-/// Clip scores exactly as `aqiqat scan` computes them: (spoof, family, score).
-fn score_clips(
+/// A development clip's score, computed exactly as `aqiqat scan` computes it.
+struct DevScore<'a> {
+    clip: &'a Clip,
+    score: f64,
+}
+
+/// Scores every clip that gets a score; an unscored clip (too little speech) is left out, as
+/// `aqiqat eval` leaves it out.
+fn score_clips<'a>(
     model: &TdnnMfm,
-    clips: &[Clip],
+    clips: &'a [Clip],
     fx: &mut FeatureExtractor,
-) -> candle_core::Result<Vec<(bool, String, f64)>> {
+) -> candle_core::Result<Vec<DevScore<'a>>> {
     let mut out = Vec::with_capacity(clips.len());
     for clip in clips {
-        match analysis::analyse(model, fx, &clip.samples)?.outcome {
-            Outcome::Scored(score) => out.push((clip.spoof, clip.family.clone(), score)),
-            // Keeps indices aligned with `clips`; an unscored clip counts as undecided.
-            Outcome::Unscored(_) => out.push((clip.spoof, clip.family.clone(), 0.0)),
+        if let Outcome::Scored(score) = analysis::analyse(model, fx, &clip.samples)?.outcome {
+            out.push(DevScore { clip, score });
         }
     }
     Ok(out)
 }
 
 /// The development clips the model gets most wrong: where to look for data problems.
-fn report_hardest(clips: &[Clip], scores: &[(bool, String, f64)]) {
-    let path_of = |i: usize| &clips[i].path;
-    let mut indexed: Vec<(usize, &(bool, String, f64))> = scores.iter().enumerate().collect();
-    indexed.sort_by(|a, b| a.1.2.total_cmp(&b.1.2));
-    let worst_spoof = indexed.iter().filter(|(_, s)| s.0).take(5);
-    let worst_bona = indexed.iter().rev().filter(|(_, s)| !s.0).take(5);
-    for (i, (spoof, _, score)) in worst_spoof.chain(worst_bona) {
-        let label = if *spoof { "spoof" } else { "bonafide" };
-        eprintln!("  hardest {label:8} {score:8.3} {}", path_of(*i));
+fn report_hardest(scores: &[DevScore]) {
+    let mut sorted: Vec<&DevScore> = scores.iter().collect();
+    sorted.sort_by(|a, b| a.score.total_cmp(&b.score));
+    let worst_spoof = sorted.iter().filter(|s| s.clip.spoof).take(5);
+    let worst_bona = sorted.iter().rev().filter(|s| !s.clip.spoof).take(5);
+    for s in worst_spoof.chain(worst_bona) {
+        let label = if s.clip.spoof { "spoof" } else { "bonafide" };
+        eprintln!("  hardest {label:8} {:8.3} {}", s.score, s.clip.path);
     }
 }
 
-fn split_scores(scores: &[(bool, String, f64)]) -> (Vec<f64>, Vec<f64>) {
+fn split_scores(scores: &[DevScore]) -> (Vec<f64>, Vec<f64>) {
     let pick = |spoof: bool| {
         scores
             .iter()
-            .filter(|s| s.0 == spoof)
-            .map(|s| s.2)
+            .filter(|s| s.clip.spoof == spoof)
+            .map(|s| s.score)
             .collect::<Vec<_>>()
     };
     (pick(false), pick(true))
 }
 
 /// Per-family EER against all development bonafide: where the model is weak.
-fn family_breakdown(scores: &[(bool, String, f64)]) -> String {
+fn family_breakdown(scores: &[DevScore]) -> String {
     let (bona, _) = split_scores(scores);
     let mut families: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for (spoof, family, score) in scores {
-        if *spoof {
-            families.entry(family).or_default().push(*score);
-        }
+    for s in scores.iter().filter(|s| s.clip.spoof) {
+        families.entry(&s.clip.family).or_default().push(s.score);
     }
     families
         .iter()
