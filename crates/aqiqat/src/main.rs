@@ -7,6 +7,9 @@
 //! Exit codes, the same for every subcommand: `0` success, `2` bad input or usage (the message
 //! names the file and the problem), `1` internal error.
 
+mod commands;
+mod evidence;
+mod reports;
 mod scan;
 
 use aqiqat_intake::{IntakeError, Limits, MediaFacts};
@@ -23,6 +26,10 @@ use std::process::ExitCode;
     long_about = None,
 )]
 struct Cli {
+    /// Where keys and the evidence log live (default: $AQIQAT_DATA_DIR, else
+    /// $XDG_DATA_HOME/aqiqat, else ~/.local/share/aqiqat).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,9 +73,71 @@ enum Command {
         /// Print the whole result as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Sign the result, append it to the evidence log, and write the record with its
+        /// inclusion proof and the signed tree head to this file (`aqiqat verify` reads it).
+        #[arg(long, value_name = "OUT.json")]
+        record: Option<PathBuf>,
+        /// File the record under this case (see `aqiqat case new`).
+        #[arg(long, requires = "record", value_name = "CASE")]
+        case: Option<String>,
+        /// Who ran the scan, as the record should name them.
+        #[arg(long, requires = "record")]
+        operator: Option<String>,
+        /// Free text kept in the signed record.
+        #[arg(long, requires = "record")]
+        note: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Check an evidence record offline: its signature, its inclusion in the log against a
+    /// signed tree head, and (with --media) that the file is the one analysed. Exit 0 when
+    /// every check holds, 3 when one fails.
+    Verify {
+        /// The file `scan --record`, `log proof` or `case export` wrote.
+        record: PathBuf,
+        /// The media file the record should describe.
+        #[arg(long)]
+        media: Option<PathBuf>,
+        /// A signed tree head obtained separately (e.g. published by the log's operator);
+        /// the record's proof must lead to its root.
+        #[arg(long, value_name = "HEAD.json")]
+        tree_head: Option<PathBuf>,
+        /// The public key to trust (PEM, as `aqiqat key export` writes it).
+        #[arg(long, value_name = "KEY")]
+        pubkey: Option<PathBuf>,
+        /// Print the checks as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A human-readable report of a record or a case, in Kazakh, Russian or English, as HTML
+    /// or PDF: the verdict in plain words, the timeline, hashes, signatures, and what the
+    /// scores mean and do not mean.
+    Report {
+        /// A record file (as `scan --record` writes it: no store needed), a log index or a
+        /// leaf-hash prefix.
+        #[arg(required_unless_present = "case", conflicts_with = "case")]
+        record: Option<String>,
+        /// Report on a whole case instead.
+        #[arg(long)]
+        case: Option<String>,
+        /// kk, ru or en.
+        #[arg(long, default_value = "en")]
+        lang: aqiqat_report::Lang,
+        #[arg(long, value_enum, default_value = "html")]
+        format: reports::Format,
+        /// Write here (required for PDF); HTML goes to stdout otherwise.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// The installation's signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// The append-only evidence log: tree heads, proofs, integrity.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Cases: records grouped by incident, exported as self-contained bundles.
+    #[command(subcommand)]
+    Case(CaseCommand),
     /// Measure the detector on a labelled manifest: a tab-separated file whose header names
     /// at least `path` and `label` (`bonafide` or `spoof`), paths relative to the manifest.
     /// Prints EER, AUC, accuracy at the shipped thresholds and per-generator figures.
@@ -85,6 +154,92 @@ enum Command {
         jobs: Option<usize>,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print (or write) the public key as PEM, for others to pin.
+    Export {
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Print the key id (SHA-256 of the raw public key) and where the key lives.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Sign (or reuse) the tree head for the log as it is now.
+    Head {
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// A record (log index, leaf-hash prefix or record file) with a fresh inclusion proof
+    /// against the current tree head.
+    Proof {
+        record: String,
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Proof that the log of an earlier tree head is a prefix of the log now.
+    Consistency {
+        /// The earlier tree head.
+        old: PathBuf,
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Check that a newer tree head extends an older one, offline.
+    VerifyConsistency {
+        old: PathBuf,
+        new: PathBuf,
+        proof: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Recompute the whole tree from the stored records and compare it with every stored
+    /// node and signed tree head.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaseCommand {
+    /// Open a case; prints its id.
+    New {
+        title: String,
+        /// Choose the id (letters, digits, '-', '_', '.'); default case-N.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// File records under a case: log indices, leaf-hash prefixes or record files.
+    Add {
+        case: String,
+        #[arg(required = true)]
+        records: Vec<String>,
+    },
+    /// Show a case and its records.
+    Show {
+        case: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the cases.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained bundle: every record with its proof, one signed tree head,
+    /// the public key, reports, and a README on verifying it with or without aqiqat.
+    Export {
+        case: String,
+        /// The folder to create (it must not exist yet).
+        #[arg(long, short)]
+        out: PathBuf,
     },
 }
 
@@ -113,6 +268,8 @@ impl LimitArgs {
 pub(crate) enum Outcome {
     Ok = 0,
     BadInput = 2,
+    /// `verify`: the evidence was read, and a check failed.
+    Verification = 3,
     Internal = 1,
 }
 
@@ -128,6 +285,7 @@ fn main() -> ExitCode {
     // default hook would still print a backtrace for them, so panics go to the log instead.
     std::panic::set_hook(Box::new(|info| tracing::debug!("panic: {info}")));
     let cli = Cli::parse();
+    let data_dir = cli.data_dir;
     let outcome = std::panic::catch_unwind(move || match cli.command {
         Command::Probe {
             files,
@@ -141,7 +299,58 @@ fn main() -> ExitCode {
             json,
             limits,
         } => decode(&file, rate, out.as_deref(), json, &limits.limits()),
-        Command::Scan { file, json, limits } => scan::scan(&file, json, limits.limits()),
+        Command::Scan {
+            file,
+            json,
+            record,
+            case,
+            operator,
+            note,
+            limits,
+        } => scan::scan(
+            &file,
+            json,
+            limits.limits(),
+            record.map(|out| evidence::RecordRequest {
+                out,
+                context: aqiqat_evidence::Context {
+                    case_id: case,
+                    operator,
+                    note,
+                },
+                data_dir: data_dir.clone(),
+            }),
+        ),
+        Command::Verify {
+            record,
+            media,
+            tree_head,
+            pubkey,
+            json,
+        } => evidence::verify(evidence::VerifyArgs {
+            record: &record,
+            media: media.as_deref(),
+            tree_head: tree_head.as_deref(),
+            pubkey: pubkey.as_deref(),
+            json,
+        }),
+        Command::Report {
+            record,
+            case,
+            lang,
+            format,
+            out,
+        } => reports::report(reports::ReportArgs {
+            record: record.as_deref(),
+            case: case.as_deref(),
+            lang,
+            format,
+            out: out.as_deref(),
+            data_dir: data_dir.as_deref(),
+        }),
+        Command::Key(cmd) => commands::key(data_dir.as_deref(), cmd),
+        Command::Log(cmd) => commands::log(data_dir.as_deref(), cmd),
+        Command::Case(cmd) => commands::case(data_dir.as_deref(), cmd),
         Command::Eval {
             manifest,
             json,

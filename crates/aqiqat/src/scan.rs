@@ -17,13 +17,32 @@ fn scanner(limits: Limits) -> Result<Scanner, Outcome> {
     })
 }
 
-pub fn scan(path: &Path, json: bool, limits: Limits) -> Outcome {
+pub fn scan(
+    path: &Path,
+    json: bool,
+    limits: Limits,
+    record: Option<crate::evidence::RecordRequest>,
+) -> Outcome {
     let scanner = match scanner(limits) {
         Ok(s) => s,
         Err(o) => return o,
     };
     match scanner.scan_file(path) {
         Ok(result) => {
+            // Record first: a result printed but not recorded would look recorded.
+            let recorded = match record {
+                None => None,
+                Some(req) => {
+                    let value = serde_json::to_value(&result).expect("scan results serialise");
+                    match crate::evidence::record_scan(value, req) {
+                        Ok(msg) => Some(msg),
+                        Err(o) => return o,
+                    }
+                }
+            };
+            if let Some(msg) = recorded {
+                eprintln!("{msg}");
+            }
             if json {
                 println!(
                     "{}",

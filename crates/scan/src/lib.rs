@@ -44,9 +44,23 @@ pub struct VoiceSummary {
     pub model: ModelId,
 }
 
+/// The version of the result's shape; bumped on any change a reader could notice.
+pub const SCAN_SCHEMA: &str = "aqiqat.scan/1";
+
+/// One analyser that ran: what the evidence record names it by.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalyserRef {
+    pub name: String,
+    pub version: String,
+    /// SHA-256 of its weights; `null` for analysers without any.
+    pub weights_sha256: Option<String>,
+}
+
 /// Everything one scan established.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScanResult {
+    /// Always [`SCAN_SCHEMA`].
+    pub schema: &'static str,
     /// `synthetic`, `human` or `inconclusive`.
     pub verdict: Verdict,
     /// Calibrated probability that the speech is synthetic; `null` when not judged.
@@ -60,6 +74,8 @@ pub struct ScanResult {
     /// The input: hash of its exact bytes, container, codec, duration.
     pub media: MediaFacts,
     pub voice: VoiceSummary,
+    /// Every analyser that contributed, with its exact version and weights.
+    pub analysers: Vec<AnalyserRef>,
     pub tool: Tool,
 }
 
@@ -117,7 +133,13 @@ impl Scanner {
 /// With one analyser the result is its finding; the policy for weighing several (a valid
 /// provenance label above any detector score) will live here.
 fn merge(media: MediaFacts, voice: VoiceFinding) -> ScanResult {
+    let analysers = vec![AnalyserRef {
+        name: voice.model.name.clone(),
+        version: voice.model.version.clone(),
+        weights_sha256: Some(voice.model.weights_sha256.clone()),
+    }];
     ScanResult {
+        schema: SCAN_SCHEMA,
         verdict: voice.verdict,
         probability_synthetic: voice.probability_synthetic,
         reason: voice.reason.clone(),
@@ -133,6 +155,7 @@ fn merge(media: MediaFacts, voice: VoiceFinding) -> ScanResult {
             thresholds: voice.thresholds,
             model: voice.model,
         },
+        analysers,
         tool: TOOL,
     }
 }

@@ -1,0 +1,266 @@
+//! `aqiqat key`, `aqiqat log` and `aqiqat case`.
+
+use crate::evidence::{data_dir, fail, open_log, pretty, resolve_record, signer, write_atomic};
+use crate::{CaseCommand, KeyCommand, LogCommand, Outcome};
+use aqiqat_evidence::record::{ConsistencyProof, TreeHead, parse_hash, verify_object};
+use aqiqat_evidence::{PublicKey, merkle};
+use std::path::Path;
+
+fn emit(out: Option<&Path>, text: &str) -> Outcome {
+    match out {
+        Some(path) => match write_atomic(path, text.as_bytes()) {
+            Ok(()) => {
+                eprintln!("written to {}", path.display());
+                Outcome::Ok
+            }
+            Err(o) => o,
+        },
+        None => {
+            print!("{text}");
+            Outcome::Ok
+        }
+    }
+}
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(o) => return o,
+        }
+    };
+}
+
+pub fn key(dir: Option<&Path>, cmd: KeyCommand) -> Outcome {
+    let dir = tri!(data_dir(dir));
+    let signer = tri!(signer(&dir));
+    match cmd {
+        KeyCommand::Export { out } => emit(out.as_deref(), &signer.public().to_pem()),
+        KeyCommand::Show => {
+            println!("key id   {}", signer.public().key_id());
+            println!(
+                "key      {}",
+                aqiqat_evidence::keys::key_dir(&dir)
+                    .join(aqiqat_evidence::keys::SIGNING_KEY_FILE)
+                    .display()
+            );
+            println!("log      {}", dir.join(crate::evidence::DB_FILE).display());
+            Outcome::Ok
+        }
+    }
+}
+
+pub fn log(dir: Option<&Path>, cmd: LogCommand) -> Outcome {
+    if let LogCommand::VerifyConsistency {
+        old,
+        new,
+        proof,
+        pubkey,
+    } = cmd
+    {
+        return verify_consistency(&old, &new, &proof, pubkey.as_deref());
+    }
+    let dir = tri!(data_dir(dir));
+    let mut log = tri!(open_log(&dir));
+    match cmd {
+        LogCommand::Head { out } => {
+            let head = tri!(log.tree_head().map_err(fail));
+            emit(out.as_deref(), &pretty(&head))
+        }
+        LogCommand::Proof { record, out } => {
+            let index = tri!(resolve_record(&log, &record));
+            let envelope = tri!(log.envelope(index).map_err(fail));
+            emit(out.as_deref(), &pretty(&envelope))
+        }
+        LogCommand::Consistency { old, out } => {
+            let head: TreeHead = tri!(read_json(&old));
+            let now = tri!(log.tree_head().map_err(fail));
+            let proof = tri!(log.consistency(head.tree_size, now.tree_size).map_err(fail));
+            emit(out.as_deref(), &pretty(&proof))
+        }
+        LogCommand::Check { json } => {
+            let report = tri!(log.check().map_err(fail));
+            if json {
+                println!("{}", serde_json::to_string(&report).expect("serialises"));
+            } else {
+                println!(
+                    "{} records, root {}, {} signed tree heads checked",
+                    report.tree_size, report.root_hash, report.tree_heads_checked
+                );
+                for p in &report.problems {
+                    println!("PROBLEM {p}");
+                }
+                println!(
+                    "{}",
+                    if report.problems.is_empty() {
+                        "the log is intact"
+                    } else {
+                        "the log is NOT intact"
+                    }
+                );
+            }
+            if report.problems.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Verification
+            }
+        }
+        LogCommand::VerifyConsistency { .. } => unreachable!("handled above"),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Outcome> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("error: {}: {e}", path.display());
+        Outcome::BadInput
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        eprintln!("error: {}: {e}", path.display());
+        Outcome::BadInput
+    })
+}
+
+fn verify_consistency(old: &Path, new: &Path, proof: &Path, pubkey: Option<&Path>) -> Outcome {
+    let old_v: serde_json::Value = tri!(read_json(old));
+    let new_v: serde_json::Value = tri!(read_json(new));
+    let proof: ConsistencyProof = tri!(read_json(proof));
+    let pinned = match pubkey {
+        None => None,
+        Some(p) => match std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| PublicKey::parse(&t))
+        {
+            Some(k) => Some(k),
+            None => {
+                eprintln!("error: {}: not an Ed25519 public key", p.display());
+                return Outcome::BadInput;
+            }
+        },
+    };
+    let mut problems = Vec::new();
+    let mut keys = Vec::new();
+    for (name, v) in [("old tree head", &old_v), ("new tree head", &new_v)] {
+        match verify_object(v) {
+            Ok(k) => keys.push(k),
+            Err(e) => problems.push(format!("{name}: {e}")),
+        }
+    }
+    if keys.len() == 2 && keys[0] != keys[1] {
+        problems.push("the two tree heads are signed by different keys".into());
+    }
+    if let (Some(p), Some(k)) = (pinned, keys.first())
+        && p != *k
+    {
+        problems.push(format!("signed by key {}, not the pinned key", k.key_id()));
+    }
+    let heads: Result<(TreeHead, TreeHead), _> =
+        serde_json::from_value(old_v).and_then(|o| serde_json::from_value(new_v).map(|n| (o, n)));
+    match heads {
+        Err(e) => problems.push(format!("tree head: {e}")),
+        Ok((o, n)) => {
+            let path: Option<Vec<merkle::Hash>> =
+                proof.path.iter().map(|h| parse_hash(h)).collect();
+            let ok = proof.old_size == o.tree_size
+                && proof.new_size == n.tree_size
+                && match (o.root(), n.root(), path) {
+                    (Some(or), Some(nr), Some(path)) => {
+                        merkle::verify_consistency(o.tree_size, n.tree_size, &or, &nr, &path)
+                    }
+                    _ => false,
+                };
+            if !ok {
+                problems.push(format!(
+                    "the proof does not show that the log of {} records is a prefix of the log of {}",
+                    o.tree_size, n.tree_size
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("CONSISTENT: the newer log extends the older one; nothing was changed or removed");
+        Outcome::Ok
+    } else {
+        for p in problems {
+            println!("FAIL {p}");
+        }
+        Outcome::Verification
+    }
+}
+
+pub fn case(dir: Option<&Path>, cmd: CaseCommand) -> Outcome {
+    let dir = tri!(data_dir(dir));
+    let mut log = tri!(open_log(&dir));
+    match cmd {
+        CaseCommand::New { title, id, note } => {
+            let case = tri!(
+                log.case_new(id.as_deref(), &title, note.as_deref())
+                    .map_err(fail)
+            );
+            println!("{}", case.id);
+            Outcome::Ok
+        }
+        CaseCommand::Add { case, records } => {
+            let mut indices = Vec::new();
+            for r in &records {
+                indices.push(tri!(resolve_record(&log, r)));
+            }
+            let case = tri!(log.case_add(&case, &indices).map_err(fail));
+            println!("{}: {} records", case.id, case.records.len());
+            Outcome::Ok
+        }
+        CaseCommand::Show { case, json } => {
+            let case = tri!(log.case(&case).map_err(fail));
+            if json {
+                println!("{}", serde_json::to_string(&case).expect("serialises"));
+                return Outcome::Ok;
+            }
+            println!("{}  {}", case.id, case.title);
+            println!("opened   {}", case.created_at);
+            if let Some(note) = &case.note {
+                println!("note     {note}");
+            }
+            for e in &case.records {
+                let rec = tri!(log.record(e.index).map_err(fail));
+                let body = rec.body().ok();
+                println!(
+                    "  #{:<6} {}  {:<12} {}  {}",
+                    e.index,
+                    &e.leaf_hash[..16],
+                    body.as_ref().map_or("?", |b| b.verdict.as_str()),
+                    body.as_ref().map_or("?", |b| b.created_at.as_str()),
+                    body.as_ref()
+                        .and_then(|b| b.subject.name.clone())
+                        .unwrap_or_default()
+                );
+            }
+            Outcome::Ok
+        }
+        CaseCommand::List { json } => {
+            let cases = tri!(log.cases().map_err(fail));
+            if json {
+                println!("{}", serde_json::to_string(&cases).expect("serialises"));
+            } else {
+                for c in cases {
+                    println!("{}  {} records  {}", c.id, c.records.len(), c.title);
+                }
+            }
+            Outcome::Ok
+        }
+        CaseCommand::Export { case, out } => {
+            let exported =
+                tri!(aqiqat_evidence::bundle::export_case(&mut log, &case, &out).map_err(fail));
+            tri!(crate::reports::write_case_reports(
+                &mut log,
+                &case,
+                &out.join("reports")
+            ));
+            println!(
+                "{} records exported to {} (tree size {})",
+                exported.records,
+                exported.dir.display(),
+                exported.tree_head.tree_size
+            );
+            Outcome::Ok
+        }
+    }
+}

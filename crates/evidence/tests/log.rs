@@ -1,0 +1,266 @@
+//! The SQLite log against the in-memory reference tree: roots, inclusion and consistency
+//! proofs at every size, persistence across reopen, several writers, append-only enforcement
+//! and detection of tampering behind its back.
+
+use aqiqat_evidence::merkle::{self, MemoryTree};
+use aqiqat_evidence::record::{
+    AnalyserId, Context, RecordDraft, SignedRecord, Subject, ToolId, parse_hash, verify_object,
+};
+use aqiqat_evidence::{Log, Signer25519};
+
+fn signer() -> Signer25519 {
+    Signer25519::from_seed([9; 32])
+}
+
+fn record(n: u64) -> SignedRecord {
+    let draft = RecordDraft {
+        subject: Subject {
+            sha256: format!("{n:064x}"),
+            size_bytes: n,
+            name: None,
+            media: serde_json::json!({}),
+        },
+        analysers: vec![AnalyserId {
+            name: "voice-synthetic".into(),
+            version: "1".into(),
+            weights_sha256: None,
+        }],
+        verdict: "inconclusive".into(),
+        result: serde_json::json!({"n": n}),
+        context: Context::default(),
+        tool: ToolId {
+            name: "test".into(),
+            version: "0".into(),
+        },
+    };
+    SignedRecord::sign(draft, "2026-01-01T00:00:00.000Z".into(), &signer())
+}
+
+fn hashes(path: &[String]) -> Vec<merkle::Hash> {
+    path.iter().map(|h| parse_hash(h).unwrap()).collect()
+}
+
+#[test]
+fn proofs_from_the_store_match_the_reference_at_every_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(&dir.path().join("log.sqlite"), signer()).unwrap();
+    let mut reference = MemoryTree::default();
+    let mut roots = vec![merkle::empty_root()];
+    for n in 0..37u64 {
+        let rec = record(n);
+        // Mix single appends and a batch.
+        if n == 20 {
+            let batch: Vec<_> = (20..25).map(record).collect();
+            let entries = log.append_all(&batch, None).unwrap();
+            assert_eq!(
+                entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+                (20..25).collect::<Vec<_>>()
+            );
+            for r in &batch {
+                reference.push(r.leaf_hash());
+                let len = reference.len();
+                roots.push(merkle::root(&mut reference, len).unwrap());
+            }
+            continue;
+        }
+        if (21..25).contains(&n) {
+            continue;
+        }
+        let entry = log.append(&rec, None).unwrap();
+        assert_eq!(entry.index, reference.len());
+        assert_eq!(entry.leaf_hash, hex::encode(rec.leaf_hash()));
+        reference.push(rec.leaf_hash());
+        let len = reference.len();
+        roots.push(merkle::root(&mut reference, len).unwrap());
+    }
+    let size = log.size().unwrap();
+    assert_eq!(size, 37);
+    for n in 1..=size {
+        assert_eq!(log.root_at(n).unwrap(), roots[n as usize], "root at {n}");
+        for m in 0..n {
+            let p = log.inclusion(m, n).unwrap();
+            let leaf = parse_hash(&p.leaf_hash).unwrap();
+            assert!(merkle::verify_inclusion(
+                m,
+                n,
+                &leaf,
+                &hashes(&p.path),
+                &roots[n as usize]
+            ));
+        }
+        for old in 1..=n {
+            let c = log.consistency(old, n).unwrap();
+            assert!(merkle::verify_consistency(
+                old,
+                n,
+                &roots[old as usize],
+                &roots[n as usize],
+                &hashes(&c.path)
+            ));
+        }
+    }
+    // Out-of-range requests are refused as bad input, not answered.
+    assert!(log.inclusion(5, 38).unwrap_err().is_bad_input());
+    assert!(log.inclusion(37, 37).unwrap_err().is_bad_input());
+    assert!(log.consistency(0, 3).unwrap_err().is_bad_input());
+    assert!(log.consistency(4, 3).unwrap_err().is_bad_input());
+}
+
+#[test]
+fn heads_are_signed_stable_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sqlite");
+    let (head3, envelope) = {
+        let mut log = Log::open(&path, signer()).unwrap();
+        let empty = log.tree_head().unwrap();
+        assert_eq!(empty.tree_size, 0);
+        assert_eq!(empty.root_hash, hex::encode(merkle::empty_root()));
+        for n in 0..3 {
+            log.append(&record(n), None).unwrap();
+        }
+        let head = log.tree_head().unwrap();
+        assert_eq!(log.tree_head().unwrap(), head, "same size, same head");
+        assert!(verify_object(&serde_json::to_value(&head).unwrap()).is_ok());
+        (head, log.envelope(1).unwrap())
+    };
+    assert_eq!(envelope.tree_head, head3);
+    assert_eq!(envelope.inclusion.leaf_index, 1);
+
+    let mut log = Log::open(&path, signer()).unwrap();
+    assert_eq!(log.size().unwrap(), 3);
+    assert_eq!(log.tree_head().unwrap(), head3);
+    log.append(&record(3), None).unwrap();
+    let head4 = log.tree_head().unwrap();
+    assert_eq!(head4.tree_size, 4);
+    let c = log.consistency(3, 4).unwrap();
+    assert!(merkle::verify_consistency(
+        3,
+        4,
+        &head3.root().unwrap(),
+        &head4.root().unwrap(),
+        &hashes(&c.path)
+    ));
+    assert_eq!(log.record(2).unwrap(), record(2));
+    // The same record twice is refused.
+    assert!(log.append(&record(2), None).unwrap_err().is_bad_input());
+    // Another key cannot take over the log.
+    drop(log);
+    assert!(Log::open(&path, Signer25519::from_seed([1; 32])).is_err());
+}
+
+#[test]
+fn two_writers_on_one_file_interleave_into_one_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sqlite");
+    let mut a = Log::open(&path, signer()).unwrap();
+    let mut b = Log::open(&path, signer()).unwrap();
+    let mut reference = MemoryTree::default();
+    for n in 0..20u64 {
+        let log = if n.is_multiple_of(3) { &mut b } else { &mut a };
+        let entry = log.append(&record(n), None).unwrap();
+        assert_eq!(entry.index, n);
+        reference.push(record(n).leaf_hash());
+    }
+    let expected = merkle::root(&mut reference, 20).unwrap();
+    assert_eq!(a.tree_head().unwrap().root().unwrap(), expected);
+    assert_eq!(b.tree_head().unwrap().root().unwrap(), expected);
+    assert!(a.check().unwrap().problems.is_empty());
+}
+
+#[test]
+fn history_cannot_be_rewritten_and_tampering_behind_its_back_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sqlite");
+    let mut log = Log::open(&path, signer()).unwrap();
+    for n in 0..10 {
+        log.append(&record(n), None).unwrap();
+    }
+    log.tree_head().unwrap();
+    let clean = log.check().unwrap();
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    assert_eq!(clean.tree_heads_checked, 1);
+
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let err = raw
+        .execute("UPDATE leaves SET data = x'00' WHERE idx = 3", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    assert!(
+        raw.execute("DELETE FROM nodes WHERE level = 0", [])
+            .is_err()
+    );
+    assert!(raw.execute("DELETE FROM tree_heads", []).is_err());
+
+    // Someone with write access drops the guard and edits a record's verdict.
+    raw.execute_batch("DROP TRIGGER leaves_append_only_u")
+        .unwrap();
+    let data: Vec<u8> = raw
+        .query_row("SELECT data FROM leaves WHERE idx = 4", [], |r| r.get(0))
+        .unwrap();
+    let forged = String::from_utf8(data)
+        .unwrap()
+        .replace("inconclusive", "synthetic");
+    raw.execute(
+        "UPDATE leaves SET data = ?1 WHERE idx = 4",
+        [forged.as_bytes()],
+    )
+    .unwrap();
+    let report = log.check().unwrap();
+    let text = report.problems.join("\n");
+    assert!(
+        text.contains("record 4: stored leaf hash does not match"),
+        "{text}"
+    );
+    assert!(text.contains("record 4: signature"), "{text}");
+}
+
+#[test]
+fn records_are_found_by_index_and_hash_prefix_and_filed_in_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(&dir.path().join("log.sqlite"), signer()).unwrap();
+    for n in 0..5 {
+        log.append(&record(n), None).unwrap();
+    }
+    let leaf = hex::encode(record(3).leaf_hash());
+    assert_eq!(log.find("3").unwrap().leaf_hash, leaf);
+    assert_eq!(log.find(&leaf[..10]).unwrap().index, 3);
+    assert_eq!(log.find(&leaf.to_uppercase()).unwrap().index, 3);
+    assert!(log.find("99").unwrap_err().is_bad_input());
+    assert!(log.find("abc").unwrap_err().is_bad_input());
+    assert!(log.find("../../etc").unwrap_err().is_bad_input());
+
+    let case = log
+        .case_new(None, "Fake bank call, Almaty", Some("reported by a client"))
+        .unwrap();
+    assert_eq!(case.id, "case-1");
+    assert!(
+        log.case_new(Some("case-1"), "dup", None)
+            .unwrap_err()
+            .is_bad_input()
+    );
+    assert!(
+        log.case_new(Some("../x"), "bad id", None)
+            .unwrap_err()
+            .is_bad_input()
+    );
+    let case = log.case_add("case-1", &[3, 1, 3]).unwrap();
+    assert_eq!(
+        case.records.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert!(log.case_add("case-1", &[7]).unwrap_err().is_bad_input());
+    assert!(log.case_add("nope", &[1]).unwrap_err().is_bad_input());
+    // Appending straight into a case, and into a missing case (which appends nothing).
+    let e = log.append(&record(5), Some("case-1")).unwrap();
+    assert_eq!(
+        log.case("case-1").unwrap().records.last().unwrap().index,
+        e.index
+    );
+    assert!(
+        log.append(&record(6), Some("nope"))
+            .unwrap_err()
+            .is_bad_input()
+    );
+    assert_eq!(log.size().unwrap(), 6);
+    assert_eq!(log.cases().unwrap().len(), 1);
+}

@@ -1,0 +1,406 @@
+//! Reports as one self-contained HTML file (inline CSS and SVG, no scripts, nothing fetched)
+//! laid out for A4 printing.
+
+use std::fmt::Write;
+
+use crate::chart::{self, Rgb};
+use crate::i18n::{Lang, Texts};
+use crate::view::{CaseView, RecordView};
+use aqiqat_evidence::verify::Outcome;
+
+const CSS: &str = include_str!("report.css");
+
+pub fn record_html(view: &RecordView, lang: Lang, generated_at: &str) -> String {
+    let t = Texts::new(lang);
+    let mut body = String::new();
+    let title = t.get("report-title");
+    let _ = write!(body, "<header><h1>{}</h1>", esc(&title));
+    if let Some(name) = &view.file_name {
+        let _ = write!(body, "<p class=\"subject\">{}</p>", esc(name));
+    }
+    body.push_str("</header>");
+    record_section(&mut body, view, &t, 2);
+    meaning(&mut body, &t);
+    footer(&mut body, &t, generated_at);
+    page(lang, &title, &body)
+}
+
+pub fn case_html(case: &CaseView, lang: Lang, generated_at: &str) -> String {
+    let t = Texts::new(lang);
+    let mut b = String::new();
+    let title = t.get("case-report-title");
+    let _ = write!(
+        b,
+        "<header><h1>{}</h1><p class=\"subject\">{} — {}</p></header>",
+        esc(&title),
+        esc(&case.id),
+        esc(&case.title)
+    );
+    b.push_str("<table class=\"facts\">");
+    row(&mut b, &t.get("case-opened"), &esc(&case.created_at), "");
+    if let Some(note) = &case.note {
+        row(&mut b, &t.get("field-note"), &esc(note), "");
+    }
+    b.push_str("</table>");
+    let count = |v: &str| case.records.iter().filter(|r| r.verdict == v).count();
+    let _ = write!(
+        b,
+        "<h2>{}</h2><p>{}</p><table class=\"list\"><tr><th>#</th><th>{}</th><th>{}</th><th>p</th><th>{}</th></tr>",
+        esc(&t.get("case-records")),
+        esc(&t.with(
+            "case-summary",
+            &[
+                ("n", case.records.len().to_string()),
+                ("synthetic", count("synthetic").to_string()),
+                ("human", count("human").to_string()),
+                ("inconclusive", count("inconclusive").to_string()),
+            ]
+        )),
+        esc(&t.get("field-file")),
+        esc(&t.get("verdict-heading")),
+        esc(&t.get("field-created")),
+    );
+    for r in &case.records {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td class=\"v-{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            r.log_index,
+            esc(r.file_name.as_deref().unwrap_or("—")),
+            esc(&r.verdict),
+            esc(&verdict_word(&t, &r.verdict)),
+            r.probability.map_or("—".into(), |p| num(lang, p, 2)),
+            esc(&r.created_at)
+        );
+    }
+    b.push_str("</table>");
+    for r in &case.records {
+        let _ = write!(
+            b,
+            "<section class=\"record\"><h2>#{} {}</h2>",
+            r.log_index,
+            esc(r.file_name.as_deref().unwrap_or(""))
+        );
+        record_section(&mut b, r, &t, 3);
+        b.push_str("</section>");
+    }
+    meaning(&mut b, &t);
+    footer(&mut b, &t, generated_at);
+    page(lang, &title, &b)
+}
+
+/// One word for a verdict, for tables.
+pub(crate) fn verdict_word(t: &Texts, verdict: &str) -> String {
+    match verdict {
+        "synthetic" => t.get("word-synthetic"),
+        "human" => t.get("word-human"),
+        "inconclusive" => t.get("word-inconclusive"),
+        other => other.to_owned(),
+    }
+}
+
+fn page(lang: Lang, title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <style>{CSS}</style></head><body>{body}</body></html>\n",
+        lang.code(),
+        esc(title)
+    )
+}
+
+fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
+    let lang = t.lang;
+    let class = match v.verdict.as_str() {
+        "synthetic" | "human" | "inconclusive" => v.verdict.as_str(),
+        _ => "unknown",
+    };
+    let words = match class {
+        "synthetic" => t.get("verdict-synthetic"),
+        "human" => t.get("verdict-human"),
+        "inconclusive" => t.get("verdict-inconclusive"),
+        _ => t.with("verdict-unknown", &[("verdict", v.verdict.clone())]),
+    };
+    let _ = write!(
+        b,
+        "<div class=\"verdict v-{class}\" data-verdict=\"{}\"><h{h}>{}</h{h}><p class=\"words\">{}</p>",
+        esc(&v.verdict),
+        esc(&t.get("verdict-heading")),
+        esc(&words)
+    );
+    if let Some(p) = v.probability {
+        let _ = write!(
+            b,
+            "<p>{}</p>",
+            esc(&t.with("probability", &[("p", num(lang, p, 2))]))
+        );
+    }
+    if let Some(reason) = &v.reason {
+        let _ = write!(
+            b,
+            "<p>{}</p>",
+            esc(&t.with("reason", &[("reason", reason.clone())]))
+        );
+    }
+    if let Some((hu, sy)) = v.thresholds {
+        let _ = write!(
+            b,
+            "<p class=\"small\">{}</p>",
+            esc(&t.with(
+                "thresholds",
+                &[("human", num(lang, hu, 2)), ("synthetic", num(lang, sy, 2))]
+            ))
+        );
+    }
+    b.push_str("</div>");
+
+    let _ = write!(b, "<h{h}>{}</h{h}>", esc(&t.get("section-timeline")));
+    if v.segments.is_empty() {
+        let _ = write!(b, "<p>{}</p>", esc(&t.get("timeline-empty")));
+    } else {
+        b.push_str(&timeline_svg(v));
+        let _ = write!(
+            b,
+            "<p class=\"small\">{}</p>",
+            esc(&t.get("timeline-caption"))
+        );
+    }
+
+    let _ = write!(
+        b,
+        "<h{h}>{}</h{h}><table class=\"facts\">",
+        esc(&t.get("section-media"))
+    );
+    if let Some(name) = &v.file_name {
+        row(b, &t.get("field-file"), &esc(name), "");
+    }
+    row(b, &t.get("field-sha256"), &esc(&v.sha256), "mono");
+    row(
+        b,
+        &t.get("field-size"),
+        &esc(&t.with("bytes", &[("n", v.size_bytes.to_string())])),
+        "",
+    );
+    if !v.format.is_empty() {
+        row(b, &t.get("field-format"), &esc(&v.format), "");
+    }
+    if let Some(d) = v.duration_s {
+        row(
+            b,
+            &t.get("field-duration"),
+            &esc(&t.with("seconds", &[("s", num(lang, d, 1))])),
+            "",
+        );
+    }
+    if let Some(s) = v.speech_s {
+        row(
+            b,
+            &t.get("field-speech"),
+            &esc(&t.with("seconds", &[("s", num(lang, s, 1))])),
+            "",
+        );
+    }
+    row(b, &t.get("field-created"), &esc(&v.created_at), "");
+    if let Some(c) = &v.context.case_id {
+        row(b, &t.get("field-case"), &esc(c), "");
+    }
+    if let Some(o) = &v.context.operator {
+        row(b, &t.get("field-operator"), &esc(o), "");
+    }
+    if let Some(n) = &v.context.note {
+        row(b, &t.get("field-note"), &esc(n), "");
+    }
+    b.push_str("</table>");
+
+    let _ = write!(
+        b,
+        "<h{h}>{}</h{h}><table class=\"facts\">",
+        esc(&t.get("section-analysers"))
+    );
+    for a in &v.analysers {
+        row(
+            b,
+            &t.get("field-analyser"),
+            &esc(&format!("{} {}", a.name, a.version)),
+            "",
+        );
+        if let Some(w) = &a.weights_sha256 {
+            row(b, &t.get("field-weights"), &esc(w), "mono");
+        }
+    }
+    row(b, &t.get("field-tool"), &esc(&v.tool), "");
+    b.push_str("</table>");
+
+    let _ = write!(
+        b,
+        "<h{h}>{}</h{h}><table class=\"facts\">",
+        esc(&t.get("section-integrity"))
+    );
+    row(b, &t.get("field-record-hash"), &esc(&v.leaf_hash), "mono");
+    row(
+        b,
+        &t.get("field-log-index"),
+        &esc(&t.with(
+            "log-position",
+            &[
+                ("index", v.log_index.to_string()),
+                ("size", v.tree_size.to_string()),
+            ],
+        )),
+        "",
+    );
+    row(
+        b,
+        &t.get("field-tree-head"),
+        &format!(
+            "{} · <span class=\"mono\">{}</span>",
+            esc(&v.tree_head_time),
+            esc(&v.root_hash)
+        ),
+        "",
+    );
+    row(b, &t.get("field-key-id"), &esc(&v.key_id), "mono");
+    b.push_str("</table>");
+    let _ = write!(
+        b,
+        "<p class=\"small\"><b>{}</b></p><ul class=\"checks\">",
+        esc(&t.get("checks-heading"))
+    );
+    for c in &v.checks {
+        let (class, word) = match c.outcome {
+            Outcome::Pass => ("pass", t.get("check-pass")),
+            Outcome::Fail => ("fail", t.get("check-fail")),
+            Outcome::Skipped => ("skip", t.get("check-skipped")),
+        };
+        let _ = write!(
+            b,
+            "<li class=\"{class}\"><b>{}</b> — {}: <span class=\"small\">{}</span></li>",
+            esc(c.name),
+            esc(&word),
+            esc(&c.detail)
+        );
+    }
+    let _ = write!(
+        b,
+        "</ul><p class=\"small\">{}</p>",
+        esc(&t.get("verify-how"))
+    );
+}
+
+fn meaning(b: &mut String, t: &Texts) {
+    let _ = write!(
+        b,
+        "<section class=\"meaning\"><h2>{}</h2><p>{}</p><h2>{}</h2><p>{}</p></section>",
+        esc(&t.get("section-meaning")),
+        esc(&t.get("meaning-body")),
+        esc(&t.get("section-limits")),
+        esc(&t.get("limits-body"))
+    );
+}
+
+fn footer(b: &mut String, t: &Texts, generated_at: &str) {
+    let _ = write!(
+        b,
+        "<footer>{}</footer>",
+        esc(&t.with(
+            "generated",
+            &[
+                ("time", generated_at.to_owned()),
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+            ]
+        ))
+    );
+}
+
+fn row(b: &mut String, key: &str, value_html: &str, class: &str) {
+    let _ = write!(
+        b,
+        "<tr><th>{}</th><td class=\"{class}\">{value_html}</td></tr>",
+        esc(key)
+    );
+}
+
+fn rgb((r, g, b): Rgb) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+/// The timeline as inline SVG.
+pub fn timeline_svg(v: &RecordView) -> String {
+    let c = chart::layout(v);
+    let mut s = format!(
+        "<svg class=\"timeline\" viewBox=\"0 0 {} {}\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\">",
+        chart::W,
+        chart::H
+    );
+    let base = chart::H - chart::BOTTOM;
+    for b in &c.bars {
+        let _ = write!(
+            s,
+            "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"{}\"/>",
+            b.x,
+            b.y,
+            b.w,
+            b.h,
+            rgb(b.color)
+        );
+    }
+    for (y, color) in &c.thresholds {
+        let _ = write!(
+            s,
+            "<line x1=\"{}\" x2=\"{}\" y1=\"{y:.2}\" y2=\"{y:.2}\" stroke=\"{}\" stroke-dasharray=\"3 2\" stroke-width=\"0.7\"/>",
+            chart::LEFT,
+            chart::W - chart::RIGHT,
+            rgb(*color)
+        );
+    }
+    let _ = write!(
+        s,
+        "<line x1=\"{l}\" x2=\"{w}\" y1=\"{base}\" y2=\"{base}\" stroke=\"#444\" stroke-width=\"0.7\"/>\
+         <line x1=\"{l}\" x2=\"{l}\" y1=\"{top}\" y2=\"{base}\" stroke=\"#444\" stroke-width=\"0.7\"/>",
+        l = chart::LEFT,
+        w = chart::W - chart::RIGHT,
+        top = chart::TOP
+    );
+    for (x, label) in &c.x_ticks {
+        let _ = write!(
+            s,
+            "<text x=\"{x:.2}\" y=\"{}\" font-size=\"8\" text-anchor=\"middle\" fill=\"#444\">{}</text>",
+            chart::H - 4.0,
+            esc(label)
+        );
+    }
+    for (y, label) in &c.y_ticks {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{:.2}\" font-size=\"8\" text-anchor=\"end\" fill=\"#444\">{}</text>",
+            chart::LEFT - 4.0,
+            y + 3.0,
+            esc(label)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Decimal comma for Kazakh and Russian, point for English.
+pub(crate) fn num(lang: Lang, x: f64, decimals: usize) -> String {
+    let s = format!("{x:.decimals$}");
+    match lang {
+        Lang::En => s,
+        Lang::Kk | Lang::Ru => s.replace('.', ","),
+    }
+}
+
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,136 @@
+//! What a report shows, read out of a record envelope. Reading is lenient about the scan
+//! result's inner shape (a missing field shows as absent) and strict about the record itself.
+
+use aqiqat_evidence::record::{AnalyserId, Context, Envelope, RecordBody, SignedRecord};
+use aqiqat_evidence::verify::{Check, Inputs, verify_envelope};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub probability: f64,
+    pub counted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordView {
+    pub verdict: String,
+    pub probability: Option<f64>,
+    pub reason: Option<String>,
+    /// `(human_below, synthetic_from)`.
+    pub thresholds: Option<(f64, f64)>,
+    pub segments: Vec<Segment>,
+    pub file_name: Option<String>,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub format: String,
+    pub duration_s: Option<f64>,
+    pub speech_s: Option<f64>,
+    pub created_at: String,
+    pub tool: String,
+    pub context: Context,
+    pub analysers: Vec<AnalyserId>,
+    pub leaf_hash: String,
+    pub log_index: u64,
+    pub tree_size: u64,
+    pub tree_head_time: String,
+    pub root_hash: String,
+    pub key_id: String,
+    /// The checks `aqiqat verify` makes, run when the view was built.
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseView {
+    pub id: String,
+    pub title: String,
+    pub note: Option<String>,
+    pub created_at: String,
+    pub records: Vec<RecordView>,
+}
+
+impl RecordView {
+    /// Reads and verifies an envelope (as `aqiqat scan --record` writes it).
+    pub fn from_envelope_text(text: &str) -> Result<Self, String> {
+        let envelope: Envelope =
+            serde_json::from_str(text).map_err(|e| format!("not an evidence record file: {e}"))?;
+        let checks = verify_envelope(text, &Inputs::default()).checks;
+        let record = SignedRecord::from_value(envelope.record.clone());
+        let body: RecordBody = record
+            .body()
+            .map_err(|e| format!("not a well-formed evidence record: {e}"))?;
+        let r = &body.result;
+        let f64_at = |v: &Value| v.as_f64();
+        let segments = r["segments"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|w| {
+                        Some(Segment {
+                            start_s: w["start_s"].as_f64()?,
+                            end_s: w["end_s"].as_f64()?,
+                            probability: w["probability_synthetic"].as_f64()?,
+                            counted: w["counted"].as_bool().unwrap_or(true),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let thresholds = match (
+            f64_at(&r["voice"]["thresholds"]["human_below"]),
+            f64_at(&r["voice"]["thresholds"]["synthetic_above"]),
+        ) {
+            (Some(h), Some(s)) => Some((h, s)),
+            _ => None,
+        };
+        let media = &body.subject.media;
+        let format = [media["container"].as_str(), media["codec"].as_str()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let key_id = envelope.record["signature"]["key_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self {
+            verdict: body.verdict.clone(),
+            probability: f64_at(&r["probability_synthetic"]),
+            reason: r["reason"].as_str().map(str::to_owned),
+            thresholds,
+            segments,
+            file_name: body.subject.name.clone(),
+            sha256: body.subject.sha256.clone(),
+            size_bytes: body.subject.size_bytes,
+            format,
+            duration_s: f64_at(&media["duration_s"]),
+            speech_s: f64_at(&r["voice"]["speech_s"]),
+            created_at: body.created_at.clone(),
+            tool: format!("{} {}", body.tool.name, body.tool.version),
+            context: body.context.clone(),
+            analysers: body.analysers.clone(),
+            leaf_hash: hex_of(&record),
+            log_index: envelope.inclusion.leaf_index,
+            tree_size: envelope.tree_head.tree_size,
+            tree_head_time: envelope.tree_head.timestamp.clone(),
+            root_hash: envelope.tree_head.root_hash.clone(),
+            key_id,
+            checks,
+        })
+    }
+
+    pub fn verified(&self) -> bool {
+        self.checks
+            .iter()
+            .all(|c| c.outcome != aqiqat_evidence::verify::Outcome::Fail)
+    }
+}
+
+fn hex_of(record: &SignedRecord) -> String {
+    record
+        .leaf_hash()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
