@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::keys::PublicKey;
 use crate::merkle;
 use crate::record::{
-    ENVELOPE_SCHEMA, InclusionProof, RECORD_SCHEMA, SignedRecord, TREE_HEAD_SCHEMA, TreeHead,
+    ENVELOPE_SCHEMA, INCLUSION_SCHEMA, InclusionProof, RECORD_SCHEMA, SignedRecord, TREE_HEAD_SCHEMA, TreeHead,
     parse_hash, verify_object,
 };
 
@@ -227,6 +227,10 @@ pub fn verify_envelope(envelope_text: &str, inputs: &Inputs) -> Verification {
         Err(e) => v.fail(
             "inclusion proof",
             format!("the inclusion proof is malformed: {e}"),
+        ),
+        Ok(proof) if proof.schema != INCLUSION_SCHEMA => v.fail(
+            "inclusion proof",
+            format!("the inclusion proof's schema {:?} is not {INCLUSION_SCHEMA:?}", proof.schema),
         ),
         Ok(proof) => check_inclusion(&mut v, &record, &proof, head.as_ref()),
     }
