@@ -274,6 +274,12 @@ pub(crate) enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so `aqiqat scan … | head` would die in println! with a panic;
+    // like every Unix tool, end quietly when the reader has gone.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("AQIQAT_LOG")

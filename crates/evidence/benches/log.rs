@@ -70,7 +70,12 @@ fn main() {
         .unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&dir).unwrap();
     let signer = Signer25519::from_seed([5; 32]);
+    let start = Instant::now();
     let sample: Vec<SignedRecord> = (0..2000).map(|n| record(n, &signer)).collect();
+    println!(
+        "build, canonicalise and sign a record: {:.1} µs",
+        (start.elapsed() / 2000).as_secs_f64() * 1e6
+    );
     println!(
         "record size: {} bytes canonical; log size for the proof figures: {total}",
         sample[0].canonical.len()
@@ -97,8 +102,13 @@ fn main() {
 
         let log_path = dir.join(format!("log-{label}.sqlite"));
         let _ = std::fs::remove_file(&log_path);
-        let durability = if sync == "FULL" { Durability::Full } else { Durability::Normal };
-        let mut log = Log::open_with(&log_path, Signer25519::from_seed([5; 32]), durability).unwrap();
+        let durability = if sync == "FULL" {
+            Durability::Full
+        } else {
+            Durability::Normal
+        };
+        let mut log =
+            Log::open_with(&log_path, Signer25519::from_seed([5; 32]), durability).unwrap();
         let start = Instant::now();
         for r in &sample {
             log.append(r, None).unwrap();
@@ -130,7 +140,8 @@ fn main() {
     let reuse = Log::open_with(&big, Signer25519::from_seed([5; 32]), Durability::Normal)
         .map(|l| l.size().unwrap())
         .unwrap_or(0);
-    let mut log = Log::open_with(&big, Signer25519::from_seed([5; 32]), Durability::Normal).unwrap();
+    let mut log =
+        Log::open_with(&big, Signer25519::from_seed([5; 32]), Durability::Normal).unwrap();
     let start = Instant::now();
     let mut n = reuse;
     while n < total {
@@ -154,6 +165,7 @@ fn main() {
     // Appends at that size, one transaction each, FULL durability.
     drop(log);
     let mut log = Log::open(&big, Signer25519::from_seed([5; 32])).unwrap();
+    log.checkpoint().unwrap();
     let extra: Vec<SignedRecord> = (size..size + 1000).map(|i| record(i, &signer)).collect();
     let start = Instant::now();
     for r in &extra {

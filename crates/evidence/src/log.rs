@@ -1,7 +1,7 @@
 //! The append-only transparency log, stored in SQLite.
 //!
 //! Tables: `leaves` (index, leaf hash, the record's canonical bytes), `nodes` (the root of
-//! every complete perfect subtree, level 0 being the leaves), `tree_heads` (every signed head
+//! every complete perfect subtree above the leaves), `tree_heads` (every signed head
 //! handed out), `cases` and `case_records`. Triggers refuse any UPDATE or DELETE on the first
 //! three, so even a careless SQL session cannot rewrite history without dropping them.
 //!
@@ -69,10 +69,19 @@ struct StoredNodes<'a>(&'a Connection);
 impl SubtreeHashes for StoredNodes<'_> {
     type Error = rusqlite::Error;
     fn perfect(&mut self, level: u32, index: u64) -> Result<Hash, Self::Error> {
-        let mut stmt = self
-            .0
-            .prepare_cached("SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2")?;
-        let bytes: Vec<u8> = stmt.query_row(params![level, index as i64], |r| r.get(0))?;
+        // Level 0 is the leaves' own hash column: storing it twice would cost every append
+        // one more B-tree page.
+        let bytes: Vec<u8> = if level == 0 {
+            let mut stmt = self
+                .0
+                .prepare_cached("SELECT leaf_hash FROM leaves WHERE idx = ?1")?;
+            stmt.query_row([index as i64], |r| r.get(0))?
+        } else {
+            let mut stmt = self
+                .0
+                .prepare_cached("SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2")?;
+            stmt.query_row(params![level, index as i64], |r| r.get(0))?
+        };
         bytes.try_into().map_err(|_| {
             rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
         })
@@ -194,6 +203,14 @@ impl Log {
         Ok(max.map_or(0, |m| m as u64 + 1))
     }
 
+    /// Copies the write-ahead log into the database file and empties it (before a backup,
+    /// or to start a measurement from a settled state).
+    pub fn checkpoint(&self) -> Result<(), EvidenceError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -270,7 +287,7 @@ impl Log {
                         }
                         e => e.into(),
                     })?;
-                for (level, idx, hash) in frontier.push(leaf) {
+                for (level, idx, hash) in frontier.push(leaf).into_iter().skip(1) {
                     node_stmt.execute(params![level, idx as i64, &hash[..]])?;
                 }
                 if let Some(case) = case {
@@ -517,7 +534,7 @@ impl Log {
                 }
                 Err(e) => problems.push(format!("record {index}: not JSON: {e}")),
             }
-            for (level, idx, hash) in frontier.push(leaf) {
+            for (level, idx, hash) in frontier.push(leaf).into_iter().skip(1) {
                 let stored: Option<Vec<u8>> = node_stmt
                     .query_row(params![level, idx as i64], |r| r.get(0))
                     .optional()?;

@@ -11,8 +11,8 @@ use std::path::Path;
 use crate::keys::PublicKey;
 use crate::merkle;
 use crate::record::{
-    ENVELOPE_SCHEMA, INCLUSION_SCHEMA, InclusionProof, RECORD_SCHEMA, SignedRecord, TREE_HEAD_SCHEMA, TreeHead,
-    parse_hash, verify_object,
+    ENVELOPE_SCHEMA, INCLUSION_SCHEMA, InclusionProof, RECORD_SCHEMA, SignedRecord,
+    TREE_HEAD_SCHEMA, TreeHead, parse_hash, verify_object,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -230,7 +230,10 @@ pub fn verify_envelope(envelope_text: &str, inputs: &Inputs) -> Verification {
         ),
         Ok(proof) if proof.schema != INCLUSION_SCHEMA => v.fail(
             "inclusion proof",
-            format!("the inclusion proof's schema {:?} is not {INCLUSION_SCHEMA:?}", proof.schema),
+            format!(
+                "the inclusion proof's schema {:?} is not {INCLUSION_SCHEMA:?}",
+                proof.schema
+            ),
         ),
         Ok(proof) => check_inclusion(&mut v, &record, &proof, head.as_ref()),
     }

@@ -186,7 +186,7 @@ fn history_cannot_be_rewritten_and_tampering_behind_its_back_is_found() {
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     assert!(
-        raw.execute("DELETE FROM nodes WHERE level = 0", [])
+        raw.execute("DELETE FROM nodes WHERE level = 1", [])
             .is_err()
     );
     assert!(raw.execute("DELETE FROM tree_heads", []).is_err());

@@ -60,8 +60,11 @@ fn fixture() -> Fixture {
                 version: "0.1.0".into(),
             },
         };
-        log.append(&SignedRecord::sign(draft, "2026-11-26T10:00:00.000Z".into(), &sig), None)
-            .unwrap();
+        log.append(
+            &SignedRecord::sign(draft, "2026-11-26T10:00:00.000Z".into(), &sig),
+            None,
+        )
+        .unwrap();
     }
     let envelope = serde_json::to_string_pretty(&log.envelope(4).unwrap()).unwrap();
     let head = serde_json::to_string_pretty(&log.tree_head().unwrap()).unwrap();
@@ -116,7 +119,11 @@ fn every_single_byte_flip_in_the_record_file_is_caught() {
             continue;
         };
         let v = run(&f, &changed, None, None);
-        assert!(!v.ok(), "flip at {at} ({:?}) went unnoticed", &f.envelope[at.saturating_sub(20)..(at + 20).min(f.envelope.len())]);
+        assert!(
+            !v.ok(),
+            "flip at {at} ({:?}) went unnoticed",
+            &f.envelope[at.saturating_sub(20)..(at + 20).min(f.envelope.len())]
+        );
     }
     assert!(not_utf8 < f.envelope.len() / 10);
 }
@@ -125,7 +132,9 @@ fn every_single_byte_flip_in_the_record_file_is_caught() {
 fn every_single_byte_flip_in_a_given_tree_head_is_caught() {
     let f = fixture();
     for at in 0..f.head.len() {
-        let Some(changed) = flip(&f.head, at) else { continue };
+        let Some(changed) = flip(&f.head, at) else {
+            continue;
+        };
         let v = run(&f, &f.envelope, Some(&changed), None);
         assert!(!v.ok(), "flip at {at} of the tree head went unnoticed");
     }
@@ -142,11 +151,17 @@ fn every_single_byte_flip_in_the_media_is_caught() {
         let v = run(&f, &f.envelope, None, Some(&f.media));
         assert_eq!(failed(&v), vec!["media"], "flip at {at}");
         let detail = &v.failures().next().unwrap().detail;
-        assert!(detail.contains("not the file that was analysed"), "{detail}");
+        assert!(
+            detail.contains("not the file that was analysed"),
+            "{detail}"
+        );
     }
     // A truncated file too.
     std::fs::write(&f.media, &original[..original.len() - 1]).unwrap();
-    assert_eq!(failed(&run(&f, &f.envelope, None, Some(&f.media))), vec!["media"]);
+    assert_eq!(
+        failed(&run(&f, &f.envelope, None, Some(&f.media))),
+        vec!["media"]
+    );
 }
 
 /// Targeted changes, each blamed on the right check.
@@ -163,7 +178,13 @@ fn each_kind_of_change_is_named_precisely() {
 
     let (names, v) = with(&|e| e["record"]["result"]["probability_synthetic"] = 0.0731.into());
     assert_eq!(names, vec!["record signature", "inclusion proof"], "{v:?}");
-    assert!(v.failures().next().unwrap().detail.contains("content or the signature was altered"));
+    assert!(
+        v.failures()
+            .next()
+            .unwrap()
+            .detail
+            .contains("content or the signature was altered")
+    );
 
     let (names, _) = with(&|e| e["record"]["verdict"] = "human".into());
     assert!(names.contains(&"record signature"));
@@ -175,27 +196,50 @@ fn each_kind_of_change_is_named_precisely() {
         e["inclusion"]["path"][1] = c.into_iter().collect::<String>().into();
     });
     assert_eq!(names, vec!["inclusion proof"]);
-    assert!(v.failures().next().unwrap().detail.contains("does not lead to the tree head's root"));
+    assert!(
+        v.failures()
+            .next()
+            .unwrap()
+            .detail
+            .contains("does not lead to the tree head's root")
+    );
 
     let (names, v) = with(&|e| e["inclusion"]["leaf_index"] = 3.into());
     assert_eq!(names, vec!["inclusion proof"], "{v:?}");
 
     let (names, v) = with(&|e| e["tree_head"]["root_hash"] = "00".repeat(32).into());
-    assert_eq!(names, vec!["tree head signature", "inclusion proof"], "{v:?}");
+    assert_eq!(
+        names,
+        vec!["tree head signature", "inclusion proof"],
+        "{v:?}"
+    );
 
     // A record re-signed by someone else's key: valid signature, wrong signer.
     let (names, v) = with(&|e| {
         let forger = Signer25519::from_seed([66; 32]);
         e["record"] = aqiqat_evidence::record::sign_object(e["record"].clone(), &forger);
     });
-    assert!(names.contains(&"signer") && names.contains(&"pinned key"), "{v:?}");
+    assert!(
+        names.contains(&"signer") && names.contains(&"pinned key"),
+        "{v:?}"
+    );
 
     // A proof for another tree size than the head's.
     let (names, v) = with(&|e| e["inclusion"]["tree_size"] = 5.into());
     assert_eq!(names, vec!["inclusion proof"]);
-    assert!(v.failures().next().unwrap().detail.contains("tree of 5 records, the tree head for 6"), "{v:?}");
+    assert!(
+        v.failures()
+            .next()
+            .unwrap()
+            .detail
+            .contains("tree of 5 records, the tree head for 6"),
+        "{v:?}"
+    );
 
     // Not JSON at all, or JSON of the wrong kind.
-    assert_eq!(failed(&run(&f, "{\"schema\": ", None, None)), vec!["envelope"]);
+    assert_eq!(
+        failed(&run(&f, "{\"schema\": ", None, None)),
+        vec!["envelope"]
+    );
     assert_eq!(failed(&run(&f, "[1,2]", None, None)), vec!["envelope"]);
 }

@@ -52,3 +52,6 @@ page = Page { $n } of { $total }
 word-synthetic = synthetic
 word-human = human
 word-inconclusive = inconclusive
+reason-between = the probability { $p } lies between the thresholds, so neither answer is safe.
+reason-no-speech = no speech was found in the recording.
+reason-short = only { $s } s of speech was found; at least 1 s is needed to judge.

@@ -52,3 +52,6 @@ page = Страница { $n } из { $total }
 word-synthetic = синтез
 word-human = человек
 word-inconclusive = не определено
+reason-between = вероятность { $p } лежит между порогами, поэтому ни один ответ не надёжен.
+reason-no-speech = в записи не найдено речи.
+reason-short = найдено лишь { $s } с речи; для оценки нужна хотя бы 1 с.

@@ -88,6 +88,22 @@ pub fn case_html(case: &CaseView, lang: Lang, generated_at: &str) -> String {
     page(lang, &title, &b)
 }
 
+/// Why a record is inconclusive, in the report's language. The detector states its reason in
+/// English; the report re-derives it from the figures the record holds, and falls back to the
+/// detector's words for a reason it does not know.
+pub(crate) fn reason_text(v: &RecordView, t: &Texts) -> Option<String> {
+    if v.verdict != "inconclusive" {
+        return v.reason.clone();
+    }
+    let lang = t.lang;
+    match (v.probability, v.speech_s) {
+        (Some(p), _) => Some(t.with("reason-between", &[("p", num(lang, p, 2))])),
+        (None, Some(s)) if s <= 0.0 => Some(t.get("reason-no-speech")),
+        (None, Some(s)) if s < 1.0 => Some(t.with("reason-short", &[("s", num(lang, s, 1))])),
+        _ => v.reason.clone(),
+    }
+}
+
 /// One word for a verdict, for tables.
 pub(crate) fn verdict_word(t: &Texts, verdict: &str) -> String {
     match verdict {
@@ -134,11 +150,11 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
             esc(&t.with("probability", &[("p", num(lang, p, 2))]))
         );
     }
-    if let Some(reason) = &v.reason {
+    if let Some(reason) = reason_text(v, t) {
         let _ = write!(
             b,
             "<p>{}</p>",
-            esc(&t.with("reason", &[("reason", reason.clone())]))
+            esc(&t.with("reason", &[("reason", reason)]))
         );
     }
     if let Some((hu, sy)) = v.thresholds {

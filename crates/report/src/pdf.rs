@@ -505,12 +505,8 @@ fn record_body(l: &mut Layout, v: &RecordView, t: &Texts) {
             10.0,
         ));
     }
-    if let Some(r) = &v.reason {
-        lines.push((
-            t.with("reason", &[("reason", r.clone())]),
-            Face::Regular,
-            10.0,
-        ));
+    if let Some(r) = crate::html::reason_text(v, t) {
+        lines.push((t.with("reason", &[("reason", r)]), Face::Regular, 10.0));
     }
     if let Some((h, s)) = v.thresholds {
         lines.push((
