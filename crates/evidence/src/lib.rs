@@ -16,6 +16,7 @@
 
 pub mod bundle;
 pub mod canonical;
+pub mod group;
 pub mod keys;
 pub mod log;
 pub mod merkle;

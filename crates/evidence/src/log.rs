@@ -115,6 +115,9 @@ impl Log {
             },
         )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Appends insert a random 32-byte key into the leaf-hash index; past a few hundred
+        // thousand records SQLite's default 2 MB page cache no longer holds its inner pages.
+        conn.pragma_update(None, "cache_size", -65_536)?;
         Self::migrate(&conn, &signer)?;
         let size = Self::stored_size(&conn)?;
         let frontier = Frontier::load(&mut StoredNodes(&conn), size)?;
@@ -137,7 +140,6 @@ impl Log {
                  media_sha256 TEXT,
                  created_at TEXT
              );
-             CREATE INDEX IF NOT EXISTS leaves_media ON leaves(media_sha256);
              CREATE TABLE IF NOT EXISTS nodes (
                  level INTEGER NOT NULL,
                  idx INTEGER NOT NULL,
@@ -240,6 +242,15 @@ impl Log {
         records: &[SignedRecord],
         case: Option<&str>,
     ) -> Result<Vec<LogEntry>, EvidenceError> {
+        let items: Vec<(&SignedRecord, Option<&str>)> = records.iter().map(|r| (r, case)).collect();
+        self.append_items(&items)
+    }
+
+    /// Appends records, each with its own case (or none), in one transaction: all or none.
+    pub fn append_items(
+        &mut self,
+        items: &[(&SignedRecord, Option<&str>)],
+    ) -> Result<Vec<LogEntry>, EvidenceError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -249,11 +260,11 @@ impl Log {
         } else {
             Frontier::load(&mut StoredNodes(&tx), size)?
         };
-        if let Some(case) = case {
+        for case in items.iter().filter_map(|(_, c)| *c) {
             Self::require_case(&tx, case)?;
         }
         let now = utc_now();
-        let mut entries = Vec::with_capacity(records.len());
+        let mut entries = Vec::with_capacity(items.len());
         {
             let mut leaf_stmt = tx.prepare_cached(
                 "INSERT INTO leaves(idx, leaf_hash, data, media_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -263,7 +274,7 @@ impl Log {
             let mut case_stmt = tx.prepare_cached(
                 "INSERT INTO case_records(case_id, leaf_idx, added_at) VALUES (?1, ?2, ?3)",
             )?;
-            for record in records {
+            for &(record, case) in items {
                 let index = frontier.size();
                 let leaf = record.leaf_hash();
                 let media = record.value["subject"]["sha256"].as_str();
