@@ -123,11 +123,31 @@ enum Command {
         /// kk, ru or en.
         #[arg(long, default_value = "en")]
         lang: aqiqat_report::Lang,
-        #[arg(long, value_enum, default_value = "html")]
+        /// html or pdf.
+        #[arg(long, default_value = "html")]
         format: reports::Format,
         /// Write here (required for PDF); HTML goes to stdout otherwise.
         #[arg(long, short)]
         out: Option<PathBuf>,
+    },
+    /// Serve the HTTP API: upload a recording, get a job, poll its verdict, fetch the signed
+    /// record and the report. Binds to localhost unless told otherwise.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the chosen one is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Scanning threads (default: the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Uploads that may wait for a worker; beyond that the API answers 503 with Retry-After.
+        #[arg(long, default_value_t = 64)]
+        queue: usize,
+        /// Largest upload accepted, in bytes (an upload is held in memory while it arrives).
+        #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+        max_upload: u64,
+        /// Refuse audio longer than this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_duration_s)]
+        max_duration: f64,
     },
     /// The installation's signing key.
     #[command(subcommand)]
@@ -354,6 +374,23 @@ fn main() -> ExitCode {
             out: out.as_deref(),
             data_dir: data_dir.as_deref(),
         }),
+        Command::Serve {
+            addr,
+            workers,
+            queue,
+            max_upload,
+            max_duration,
+        } => serve(
+            data_dir.as_deref(),
+            addr,
+            workers,
+            queue,
+            Limits {
+                max_input_bytes: max_upload,
+                max_duration_s: max_duration,
+                ..Limits::default()
+            },
+        ),
         Command::Key(cmd) => commands::key(data_dir.as_deref(), cmd),
         Command::Log(cmd) => commands::log(data_dir.as_deref(), cmd),
         Command::Case(cmd) => commands::case(data_dir.as_deref(), cmd),
@@ -370,6 +407,45 @@ fn main() -> ExitCode {
         Outcome::Internal
     });
     ExitCode::from(outcome as u8)
+}
+
+fn serve(
+    data_dir: Option<&std::path::Path>,
+    addr: std::net::SocketAddr,
+    workers: Option<usize>,
+    queue: usize,
+    limits: Limits,
+) -> Outcome {
+    let data_dir = match evidence::data_dir(data_dir) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    let workers =
+        workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("internal error: {e}");
+            return Outcome::Internal;
+        }
+    };
+    let config = aqiqat_server::Config {
+        addr,
+        data_dir,
+        workers,
+        queue,
+        limits,
+    };
+    match runtime.block_on(aqiqat_server::serve(config)) {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Internal
+        }
+    }
 }
 
 fn probe(files: &[PathBuf], json: bool, limits: &Limits) -> Outcome {

@@ -6,11 +6,7 @@ use aqiqat_evidence::Log;
 use aqiqat_report::{CaseView, Lang, RecordView};
 use std::path::Path;
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Html,
-    Pdf,
-}
+pub use aqiqat_report::Format;
 
 fn view_from_log(log: &mut Log, index: u64) -> Result<RecordView, Outcome> {
     let envelope = log.envelope(index).map_err(fail)?;
@@ -43,25 +39,17 @@ fn case_view(log: &mut Log, id: &str) -> Result<CaseView, Outcome> {
 }
 
 fn render_record(view: &RecordView, lang: Lang, format: Format) -> Result<Vec<u8>, Outcome> {
-    let now = aqiqat_evidence::utc_now();
-    match format {
-        Format::Html => Ok(aqiqat_report::record_html(view, lang, &now).into_bytes()),
-        Format::Pdf => aqiqat_report::record_pdf(view, lang, &now).map_err(|e| {
-            eprintln!("error: {e}");
-            Outcome::Internal
-        }),
-    }
+    aqiqat_report::render_record(view, lang, format, &aqiqat_evidence::utc_now()).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::Internal
+    })
 }
 
 fn render_case(view: &CaseView, lang: Lang, format: Format) -> Result<Vec<u8>, Outcome> {
-    let now = aqiqat_evidence::utc_now();
-    match format {
-        Format::Html => Ok(aqiqat_report::case_html(view, lang, &now).into_bytes()),
-        Format::Pdf => aqiqat_report::case_pdf(view, lang, &now).map_err(|e| {
-            eprintln!("error: {e}");
-            Outcome::Internal
-        }),
-    }
+    aqiqat_report::render_case(view, lang, format, &aqiqat_evidence::utc_now()).map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::Internal
+    })
 }
 
 pub struct ReportArgs<'a> {

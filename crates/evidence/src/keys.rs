@@ -15,7 +15,8 @@ pub const SIGNING_KEY_FILE: &str = "signing-key.pem";
 /// File name of the exported public key inside the key folder.
 pub const PUBLIC_KEY_FILE: &str = "public-key.pem";
 
-/// The signer of records and tree heads.
+/// The signer of records and tree heads. Clones share nothing but the key bytes.
+#[derive(Clone)]
 pub struct Signer25519 {
     key: SigningKey,
 }

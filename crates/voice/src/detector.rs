@@ -58,7 +58,7 @@ pub struct TimelineWindow {
     pub start_s: f64,
     pub end_s: f64,
     pub probability_synthetic: f64,
-    pub speech_fraction: f32,
+    pub speech_fraction: f64,
     /// Whether the window counts towards the overall score (mostly speech).
     pub counted: bool,
 }
@@ -208,7 +208,8 @@ impl VoiceDetector {
                     start_s: w.start_s,
                     end_s: w.end_s,
                     probability_synthetic: self.probability(w.logit as f64),
-                    speech_fraction: w.speech_fraction,
+                    // Widened here once, so that every JSON writer prints the same digits.
+                    speech_fraction: f64::from(w.speech_fraction),
                     counted: w.counted,
                 })
                 .collect(),

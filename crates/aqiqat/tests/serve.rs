@@ -1,0 +1,522 @@
+//! `aqiqat serve` as a client meets it: the real binary on a loopback port, real uploads over
+//! HTTP, and the same answers the CLI gives.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    base: String,
+    data: PathBuf,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("AQIQAT_DATA_DIR", data)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("aqiqat serve starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("the server ended before listening");
+            }
+            if let Some(addr) = line.trim().strip_prefix("aqiqat listening on ") {
+                break addr.to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stderr.read_to_string(&mut sink);
+        });
+        Self {
+            child,
+            base,
+            data: data.to_owned(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+struct Reply {
+    status: u16,
+    headers: ureq::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut r = r.expect("the request reaches the server");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(50 << 20)
+        .read_to_vec()
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(s: &Server, path: &str) -> Reply {
+    reply(agent().get(&s.url(path)).call())
+}
+
+fn post(s: &Server, path: &str, content_type: &str, body: &[u8]) -> Reply {
+    reply(
+        agent()
+            .post(&s.url(path))
+            .header("Content-Type", content_type)
+            .send(body),
+    )
+}
+
+fn smoke(n: usize) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
+    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).expect("the shared smoke set");
+    let rel = manifest
+        .lines()
+        .nth(1 + n)
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    dir.join(rel)
+}
+
+fn wait_done(s: &Server, id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let job = get(s, &format!("/v1/scans/{id}")).json();
+        match job["state"].as_str().unwrap() {
+            "done" | "failed" => return job,
+            _ if start.elapsed() > Duration::from_secs(120) => {
+                panic!("scan {id} never finished: {job}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn cli(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args(args)
+        .env("AQIQAT_DATA_DIR", data)
+        .output()
+        .unwrap()
+}
+
+fn multipart(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[test]
+fn an_upload_gets_the_cli_verdict_a_verifiable_record_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--workers", "2"]);
+    let clip = smoke(7);
+    let bytes = std::fs::read(&clip).unwrap();
+
+    let accepted = post(
+        &server,
+        "/v1/scans?name=voice-message.flac&operator=%D0%90%D0%B9%D0%B3%D2%AF%D0%BB",
+        "audio/flac",
+        &bytes,
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let id = accepted.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(accepted.headers["location"], format!("/v1/scans/{id}"));
+
+    let job = wait_done(&server, &id);
+    assert_eq!(job["state"], "done", "{job}");
+    // The API's result is the CLI's result for the same bytes.
+    let out = cli(dir.path(), &["scan", clip.to_str().unwrap(), "--json"]);
+    let local: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["verdict", "probability_synthetic", "segments", "analysers"] {
+        assert_eq!(job["result"][key], local[key], "{key}");
+    }
+    assert_eq!(job["result"]["media"]["sha256"], local["media"]["sha256"]);
+    assert_eq!(job["name"], "voice-message.flac");
+
+    // The evidence record verifies offline against the media, pinned to the server's key.
+    let record = get(&server, &format!("/v1/scans/{id}/record"));
+    assert_eq!(record.status, 200);
+    let record_path = dir.path().join("record.json");
+    std::fs::write(&record_path, &record.body).unwrap();
+    let key = get(&server, "/v1/key");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&key_path, &key.body).unwrap();
+    let verified = cli(
+        dir.path(),
+        &[
+            "verify",
+            record_path.to_str().unwrap(),
+            "--media",
+            clip.to_str().unwrap(),
+            "--pubkey",
+            key_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    assert_eq!(record.json()["record"]["context"]["operator"], "Айгүл");
+
+    let html = get(&server, &format!("/v1/scans/{id}/report?lang=kk"));
+    assert_eq!(html.status, 200);
+    assert!(
+        html.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(html.text().contains("Дәлелдеме есебі"));
+    let pdf = get(
+        &server,
+        &format!("/v1/scans/{id}/report?lang=ru&format=pdf"),
+    );
+    assert_eq!(pdf.status, 200);
+    assert!(pdf.body.starts_with(b"%PDF-"));
+
+    let head = get(&server, "/v1/log/head").json();
+    assert_eq!(head["tree_size"], 1);
+    let health = get(&server, "/healthz").json();
+    assert_eq!(health["status"], "ok");
+    let metrics = get(&server, "/metrics").text();
+    assert!(metrics.contains("aqiqat_scans_done_total 1"), "{metrics}");
+}
+
+#[test]
+fn cases_through_multipart_uploads_and_the_case_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let created = post(
+        &server,
+        "/v1/cases",
+        "application/json",
+        serde_json::json!({"title": "«Банк» звонит", "note": "заявление 17"})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let case = created.json()["id"].as_str().unwrap().to_owned();
+
+    let boundary = "aqiqat-test-boundary";
+    let bytes = std::fs::read(smoke(0)).unwrap();
+    let body = multipart(
+        boundary,
+        &[
+            ("case", None, case.as_bytes()),
+            ("note", None, "first call".as_bytes()),
+            ("file", Some("../../etc/passwd.flac"), &bytes),
+        ],
+    );
+    let accepted = post(
+        &server,
+        "/v1/scans",
+        &format!("multipart/form-data; boundary={boundary}"),
+        &body,
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let id = accepted.json()["id"].as_str().unwrap().to_owned();
+    // The client's file name is kept as a name, never as a path.
+    assert_eq!(accepted.json()["name"], "passwd.flac");
+    assert_eq!(wait_done(&server, &id)["state"], "done");
+
+    let second = post(
+        &server,
+        "/v1/scans",
+        "application/octet-stream",
+        &std::fs::read(smoke(6)).unwrap(),
+    );
+    let id2 = second.json()["id"].as_str().unwrap().to_owned();
+    wait_done(&server, &id2);
+    let added = post(
+        &server,
+        &format!("/v1/cases/{case}/records"),
+        "application/json",
+        serde_json::json!({"records": [id2]}).to_string().as_bytes(),
+    );
+    assert_eq!(added.status, 200, "{}", added.text());
+    let shown = get(&server, &format!("/v1/cases/{case}")).json();
+    assert_eq!(shown["records"].as_array().unwrap().len(), 2);
+    let report = get(&server, &format!("/v1/cases/{case}/report?lang=ru"));
+    assert!(report.text().contains("Отчёт по делу") && report.text().contains("passwd.flac"));
+    assert_eq!(
+        get(&server, "/v1/cases").json().as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn bad_requests_get_the_right_4xx_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-upload", "200000"]);
+    let good = std::fs::read(smoke(0)).unwrap();
+    assert!(good.len() < 200_000);
+
+    assert_eq!(post(&server, "/v1/scans", "audio/wav", b"").status, 400);
+    let wrong_type = post(&server, "/v1/scans", "application/json", b"{\"file\": 1}");
+    assert_eq!(wrong_type.status, 415);
+    assert_eq!(wrong_type.json()["error"]["kind"], "bad_input");
+    assert_eq!(
+        post(&server, "/v1/scans", "audio/wav", &vec![7u8; 300_000]).status,
+        413
+    );
+    let boundary = "b0undary";
+    let no_file = multipart(boundary, &[("note", None, b"hello")]);
+    assert_eq!(
+        post(
+            &server,
+            "/v1/scans",
+            &format!("multipart/form-data; boundary={boundary}"),
+            &no_file
+        )
+        .status,
+        400
+    );
+    let big_part = multipart(boundary, &[("file", Some("x.wav"), &vec![1u8; 300_000])]);
+    assert_eq!(
+        post(
+            &server,
+            "/v1/scans",
+            &format!("multipart/form-data; boundary={boundary}"),
+            &big_part
+        )
+        .status,
+        413
+    );
+    let broken = b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc";
+    assert_eq!(
+        post(
+            &server,
+            "/v1/scans",
+            "multipart/form-data; boundary=b0undary",
+            broken
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        post(&server, "/v1/scans?case=nope", "audio/flac", &good).status,
+        404
+    );
+    assert_eq!(
+        post(&server, "/v1/scans?note=%07bell", "audio/flac", &good).status,
+        400
+    );
+
+    for path in [
+        "/v1/scans/..%2F..%2Fetc%2Fpasswd",
+        "/v1/scans/../../etc/passwd",
+        "/v1/scans/0123456789abcdef0123456789abcdef",
+        "/v1/nothing",
+        "/etc/passwd",
+    ] {
+        assert_eq!(get(&server, path).status, 404, "{path}");
+    }
+    let bad_json = reply(
+        agent()
+            .post(&server.url("/v1/cases"))
+            .header("Content-Type", "application/json")
+            .send(&b"{\"title\": "[..]),
+    );
+    assert_eq!(bad_json.status / 100, 4);
+
+    // Not audio: accepted (the server cannot know before decoding), then failed as bad input.
+    let png = post(
+        &server,
+        "/v1/scans",
+        "application/octet-stream",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    );
+    assert_eq!(png.status, 202);
+    let job = wait_done(&server, png.json()["id"].as_str().unwrap());
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["error"]["kind"], "bad_input");
+    assert!(
+        job["error"]["message"].as_str().unwrap().contains("PNG"),
+        "{job}"
+    );
+    let not_ready = get(
+        &server,
+        &format!("/v1/scans/{}/record", png.json()["id"].as_str().unwrap()),
+    );
+    assert_eq!(not_ready.status, 409);
+    assert_eq!(
+        get(
+            &server,
+            "/v1/scans/0123456789abcdef0123456789abcdef/report?lang=de"
+        )
+        .status,
+        400
+    );
+
+    // Nothing was logged by any of that.
+    assert_eq!(get(&server, "/v1/log/head").json()["tree_size"], 0);
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten minutes of audio, so that each scan far outlasts an upload.
+    let wav = dir.path().join("long.wav");
+    let mut w = hound::WavWriter::create(
+        &wav,
+        hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )
+    .unwrap();
+    let mut x = 1u32;
+    for i in 0..16_000 * 600 {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let noise = ((x >> 16) as f32 / 65536.0 - 0.5) * 0.1;
+        let voice = ((i as f32) * 0.03).sin() * (((i / 4000) % 3) as f32 * 0.2);
+        w.write_sample(((voice + noise) * 20000.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let bytes = std::fs::read(&wav).unwrap();
+
+    let server = Server::start(
+        dir.path().join("data").as_path(),
+        &["--workers", "1", "--queue", "2"],
+    );
+    let results: Vec<Reply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| scope.spawn(|| post(&server, "/v1/scans", "audio/wav", &bytes)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepted: Vec<String> = results
+        .iter()
+        .filter(|r| r.status == 202)
+        .map(|r| r.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    let busy: Vec<&Reply> = results.iter().filter(|r| r.status == 503).collect();
+    assert_eq!(accepted.len() + busy.len(), 10, "only 202 or 503");
+    assert!(
+        !busy.is_empty(),
+        "one worker and a queue of 2 cannot take 10 at once"
+    );
+    assert!(accepted.len() >= 2);
+    for b in &busy {
+        assert_eq!(b.headers["retry-after"], "5");
+        assert_eq!(b.json()["error"]["kind"], "busy");
+    }
+
+    // Kill the server while accepted jobs wait, start it again: every accepted job finishes.
+    let waiting = accepted
+        .iter()
+        .filter(|id| get(&server, &format!("/v1/scans/{id}")).json()["state"] == "queued")
+        .count();
+    let data = server.data.clone();
+    server.kill();
+    assert!(
+        waiting >= 1,
+        "a job was still waiting when the server was killed"
+    );
+    let server = Server::start(&data, &["--workers", "2"]);
+    for id in &accepted {
+        let job = wait_done(&server, id);
+        assert_eq!(job["state"], "done", "{job}");
+    }
+    assert_eq!(
+        get(&server, "/v1/log/head").json()["tree_size"],
+        accepted.len()
+    );
+    drop(server);
+    let check = cli(&data, &["log", "check"]);
+    assert!(String::from_utf8_lossy(&check.stdout).contains("intact"));
+}
+
+#[test]
+fn the_openapi_document_describes_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let spec = get(&server, "/openapi.json");
+    assert_eq!(spec.status, 200);
+    let spec = spec.json();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let routes = include_str!("../../server/src/api.rs");
+    let mut n = 0;
+    for line in routes.lines() {
+        if let Some(rest) = line.trim().strip_prefix(".route(\"") {
+            let path = rest.split('"').next().unwrap();
+            assert!(
+                spec["paths"].get(path).is_some(),
+                "{path} is served but not documented"
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 14);
+}

@@ -1,0 +1,769 @@
+//! Routes. Every handler is a thin call into the crates that own the work; errors are JSON
+//! `{"error": {"kind", "message"}}` with the status that fits (4xx: the request's fault).
+
+// Helpers return the finished error response as their `Err`: that path is cold, and boxing
+// every response would only add noise to every handler.
+#![allow(clippy::result_large_err)]
+
+use aqiqat_evidence::{Context, EvidenceError, Log, Signer25519};
+use aqiqat_intake::Limits;
+use aqiqat_report::{CaseView, Format, Lang, RecordView};
+use aqiqat_scan::Scanner;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+use crate::jobs::{self, JobState, JobStore};
+use crate::worker::{self, Counters, Workers};
+
+/// What `aqiqat serve` is started with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Scanning threads (default: the number of cores).
+    pub workers: usize,
+    /// Uploads accepted and waiting; beyond this the API answers 503 with Retry-After.
+    pub queue: usize,
+    pub limits: Limits,
+}
+
+struct Inner {
+    jobs: Arc<JobStore>,
+    queue: mpsc::Sender<String>,
+    log: Mutex<Log>,
+    counters: Arc<Counters>,
+    limits: Limits,
+    workers: usize,
+    queue_capacity: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.0.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Starts everything and serves until SIGINT/SIGTERM. Prints the bound address (useful with
+/// port 0) on stderr as `aqiqat listening on http://ADDR`.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let (router, resume) = router(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("aqiqat listening on http://{addr}");
+    tokio::spawn(resume);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Builds the application: stores, workers and routes. The returned future re-queues jobs a
+/// previous process accepted but did not finish; run it once the server is up.
+pub fn router(
+    config: &Config,
+) -> Result<
+    (
+        Router,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ),
+    String,
+> {
+    let key_dir = aqiqat_evidence::keys::key_dir(&config.data_dir);
+    let signer = Signer25519::load_or_create(&key_dir).map_err(|e| e.to_string())?;
+    let db = config.data_dir.join("evidence.sqlite");
+    let writer = Log::open(&db, signer.clone()).map_err(|e| e.to_string())?;
+    let reader = Log::open(&db, signer.clone()).map_err(|e| e.to_string())?;
+    let jobs = Arc::new(JobStore::open(
+        &config.data_dir.join("server.sqlite"),
+        &config.data_dir.join("spool"),
+    )?);
+    let scanner = Scanner::embedded(config.limits)
+        .map_err(|e| format!("the built-in detector cannot be loaded: {e}"))?;
+    let counters = Arc::new(Counters::default());
+    let capacity = config.queue.max(1);
+    let (queue, inbox) = mpsc::channel(capacity);
+    let workers = config.workers.max(1);
+    worker::spawn(
+        workers,
+        Workers {
+            scanner: Arc::new(scanner),
+            jobs: Arc::clone(&jobs),
+            group: aqiqat_evidence::group::GroupCommit::start(writer),
+            signer: Arc::new(signer),
+            counters: Arc::clone(&counters),
+        },
+        inbox,
+    );
+    let unfinished = jobs.unfinished()?;
+    let resume_queue = queue.clone();
+    let resume = async move {
+        for id in unfinished {
+            if resume_queue.send(id).await.is_err() {
+                break;
+            }
+        }
+    };
+    let state = AppState(Arc::new(Inner {
+        jobs,
+        queue,
+        log: Mutex::new(reader),
+        counters,
+        limits: config.limits,
+        workers,
+        queue_capacity: capacity,
+    }));
+    // Multipart framing on top of the largest accepted file.
+    let body_limit = usize::try_from(config.limits.max_input_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    let app = Router::new()
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/scans", post(create_scan))
+        .route("/v1/scans/{id}", get(get_scan))
+        .route("/v1/scans/{id}/record", get(get_record))
+        .route("/v1/scans/{id}/report", get(get_report))
+        .route("/v1/log/head", get(log_head))
+        .route("/v1/log/consistency", get(log_consistency))
+        .route("/v1/key", get(public_key))
+        .route("/v1/cases", get(list_cases).post(create_case))
+        .route("/v1/cases/{id}", get(get_case))
+        .route("/v1/cases/{id}/records", post(add_to_case))
+        .route("/v1/cases/{id}/report", get(case_report))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state);
+    Ok((app, resume))
+}
+
+// ---- errors ----
+
+fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": {"kind": kind, "message": message.into()}})),
+    )
+        .into_response()
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_input", message)
+}
+
+fn internal(message: impl Into<String>) -> Response {
+    let message = message.into();
+    tracing::error!("{message}");
+    error(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+}
+
+fn evidence_error(e: EvidenceError) -> Response {
+    if e.is_bad_input() {
+        let text = e.to_string();
+        let status = if text.starts_with("no ") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        error(status, "bad_input", text)
+    } else {
+        internal(e.to_string())
+    }
+}
+
+fn json_or_error<T: serde::Serialize>(result: Result<T, EvidenceError>) -> Response {
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(e) => evidence_error(e),
+    }
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; see /openapi.json",
+    )
+}
+
+// ---- health, metrics, spec ----
+
+async fn health(State(s): State<AppState>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "workers": s.0.workers,
+        "queue_capacity": s.0.queue_capacity,
+        "queue_free": s.0.queue.capacity(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let c = &s.0.counters;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    metric(
+        "aqiqat_scans_done_total",
+        "counter",
+        "Scans finished and logged.",
+        c.scans_done.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "aqiqat_scans_failed_total",
+        "counter",
+        "Scans that ended in an error.",
+        c.scans_failed.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "aqiqat_scan_seconds_total",
+        "counter",
+        "Wall time spent scanning.",
+        format!(
+            "{:.3}",
+            c.scan_seconds_total_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        ),
+    );
+    metric(
+        "aqiqat_audio_seconds_total",
+        "counter",
+        "Audio scanned, in seconds.",
+        format!(
+            "{:.3}",
+            c.audio_seconds_total_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        ),
+    );
+    metric(
+        "aqiqat_workers_busy",
+        "gauge",
+        "Workers scanning now.",
+        c.busy_workers.load(Ordering::Relaxed).to_string(),
+    );
+    metric(
+        "aqiqat_queue_waiting",
+        "gauge",
+        "Uploads accepted and waiting for a worker.",
+        (s.0.queue_capacity - s.0.queue.capacity()).to_string(),
+    );
+    out.push_str("# HELP aqiqat_jobs Jobs stored, by state.\n# TYPE aqiqat_jobs gauge\n");
+    for (state, n) in s.0.jobs.counts() {
+        out.push_str(&format!("aqiqat_jobs{{state=\"{}\"}} {n}\n", state.label()));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+// ---- scans ----
+
+#[derive(Debug, Default, Deserialize)]
+struct UploadMeta {
+    name: Option<String>,
+    case: Option<String>,
+    operator: Option<String>,
+    note: Option<String>,
+}
+
+const MAX_TEXT: usize = 2000;
+
+fn clean_text(field: &str, value: Option<String>) -> Result<Option<String>, Response> {
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT => Err(bad_request(format!(
+            "{field} is longer than {MAX_TEXT} characters"
+        ))),
+        Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
+            Err(bad_request(format!("{field} contains control characters")))
+        }
+        Some(v) if v.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// `POST /v1/scans`: the file as the raw body (any `audio/*`, `video/*` or
+/// `application/octet-stream`; metadata in the query), or as the `file` part of a
+/// `multipart/form-data` form (metadata as further parts).
+async fn create_scan(
+    State(s): State<AppState>,
+    Query(mut meta): Query<UploadMeta>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_ascii_lowercase();
+    let bytes: Bytes = if content_type.starts_with("multipart/form-data") {
+        let mut form = match Multipart::from_request(request, &()).await {
+            Ok(f) => f,
+            Err(e) => return error(e.status(), "bad_input", e.body_text()),
+        };
+        let mut file = None;
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return error(e.status(), "bad_input", e.body_text()),
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            match name.as_str() {
+                "file" => {
+                    if meta.name.is_none() {
+                        meta.name = field.file_name().map(str::to_owned);
+                    }
+                    match field.bytes().await {
+                        Ok(b) => file = Some(b),
+                        Err(e) => return error(e.status(), "bad_input", e.body_text()),
+                    }
+                }
+                "case" | "operator" | "note" | "name" => {
+                    let text = match field.text().await {
+                        Ok(t) => t,
+                        Err(e) => return error(e.status(), "bad_input", e.body_text()),
+                    };
+                    let slot = match name.as_str() {
+                        "case" => &mut meta.case,
+                        "operator" => &mut meta.operator,
+                        "note" => &mut meta.note,
+                        _ => &mut meta.name,
+                    };
+                    *slot = Some(text);
+                }
+                other => {
+                    return bad_request(format!(
+                        "unexpected form field {other:?}; send the audio as `file`"
+                    ));
+                }
+            }
+        }
+        match file {
+            Some(f) => f,
+            None => return bad_request("the form has no `file` part"),
+        }
+    } else if content_type.starts_with("audio/")
+        || content_type.starts_with("video/")
+        || content_type.starts_with("application/octet-stream")
+    {
+        match Bytes::from_request(request, &()).await {
+            Ok(b) => b,
+            Err(e) => return error(e.status(), "bad_input", e.body_text()),
+        }
+    } else {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_input",
+            format!(
+                "content type {content_type:?}: send the file as the raw body (audio/*, video/*, application/octet-stream) or as multipart/form-data"
+            ),
+        );
+    };
+    if bytes.is_empty() {
+        return bad_request("the upload is empty");
+    }
+    if bytes.len() as u64 > s.0.limits.max_input_bytes {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_input",
+            format!(
+                "the upload is larger than {} bytes",
+                s.0.limits.max_input_bytes
+            ),
+        );
+    }
+    // The name is kept as text for people; it never becomes a path.
+    let name = match clean_text("name", meta.name) {
+        Ok(n) => n.map(|n| n.rsplit(['/', '\\']).next().unwrap_or_default().to_owned()),
+        Err(r) => return r,
+    };
+    let context = match (
+        clean_text("case", meta.case),
+        clean_text("operator", meta.operator),
+        clean_text("note", meta.note),
+    ) {
+        (Ok(case_id), Ok(operator), Ok(note)) => Context {
+            case_id,
+            operator,
+            note,
+        },
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+    };
+    if let Some(case) = &context.case_id
+        && let Err(e) = s.log().case(case)
+    {
+        return evidence_error(e);
+    }
+    // Reserve a queue slot before storing anything: a full queue stores nothing.
+    let permit = match s.0.queue.clone().try_reserve_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the scan queue is full; retry later",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        }
+    };
+    let id = jobs::new_id();
+    let jobs = Arc::clone(&s.0.jobs);
+    let stored = {
+        let id = id.clone();
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || jobs.create(&id, name.as_deref(), &bytes, &context))
+            .await
+    };
+    match stored {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e.to_string()),
+    }
+    permit.send(id.clone());
+    let location = format!("/v1/scans/{id}");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location.clone())],
+        Json(json!({"id": id, "state": "queued", "name": name, "links": {"self": location}})),
+    )
+        .into_response()
+}
+
+fn job_json(job: &jobs::Job) -> serde_json::Value {
+    let mut v = serde_json::to_value(job).expect("jobs serialise");
+    let base = format!("/v1/scans/{}", job.id);
+    let mut links = json!({"self": base});
+    if job.state == JobState::Done {
+        links["record"] = json!(format!("{base}/record"));
+        links["report"] = json!(format!("{base}/report?lang=en&format=html"));
+    }
+    v["links"] = links;
+    v
+}
+
+async fn get_scan(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    match s.0.jobs.get(&id) {
+        Ok(Some(job)) => Json(job_json(&job)).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no scan {id:?}"),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+/// The job's log index, or the response that explains why there is none.
+fn done_index(s: &AppState, id: &str) -> Result<u64, Response> {
+    match s.0.jobs.get(id) {
+        Ok(Some(job)) => match (job.state, job.record) {
+            (JobState::Done, Some(r)) => Ok(r.index),
+            (JobState::Failed, _) => Err(error(
+                StatusCode::CONFLICT,
+                "failed",
+                "the scan failed, so there is no evidence record",
+            )),
+            _ => Err(error(
+                StatusCode::CONFLICT,
+                "not_ready",
+                "the scan has not finished yet",
+            )),
+        },
+        Ok(None) => Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no scan {id:?}"),
+        )),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+async fn get_record(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let index = match done_index(&s, &id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let envelope = s.log().envelope(index);
+    json_or_error(envelope)
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    lang: Option<String>,
+    format: Option<String>,
+}
+
+fn report_options(q: &ReportQuery) -> Result<(Lang, Format), Response> {
+    let lang = q
+        .lang
+        .as_deref()
+        .unwrap_or("en")
+        .parse::<Lang>()
+        .map_err(|e| bad_request(format!("lang {e}")))?;
+    let format = q
+        .format
+        .as_deref()
+        .unwrap_or("html")
+        .parse::<Format>()
+        .map_err(|e| bad_request(format!("format {e}")))?;
+    Ok((lang, format))
+}
+
+fn rendered(bytes: Result<Vec<u8>, String>, format: Format, name: &str) -> Response {
+    match (bytes, format) {
+        (Ok(b), Format::Html) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], b).into_response()
+        }
+        (Ok(b), Format::Pdf) => (
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"{name}.pdf\""),
+                ),
+            ],
+            b,
+        )
+            .into_response(),
+        (Err(e), _) => internal(e),
+    }
+}
+
+async fn get_report(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    let (lang, format) = match report_options(&q) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let index = match done_index(&s, &id) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let envelope = match s.log().envelope(index) {
+        Ok(e) => e,
+        Err(e) => return evidence_error(e),
+    };
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let text = serde_json::to_string(&envelope).expect("envelopes serialise");
+        let view = RecordView::from_envelope_text(&text)?;
+        aqiqat_report::render_record(&view, lang, format, &aqiqat_evidence::utc_now())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    rendered(bytes, format, &format!("aqiqat-{id}-{}", lang.code()))
+}
+
+// ---- log ----
+
+async fn log_head(State(s): State<AppState>) -> Response {
+    let head = s.log().tree_head();
+    json_or_error(head)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: Option<u64>,
+}
+
+async fn log_consistency(State(s): State<AppState>, Query(q): Query<ConsistencyQuery>) -> Response {
+    let mut log = s.log();
+    let new = match q.new {
+        Some(n) => n,
+        None => match log.tree_head() {
+            Ok(h) => h.tree_size,
+            Err(e) => return evidence_error(e),
+        },
+    };
+    match log.consistency(q.old, new) {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => evidence_error(e),
+    }
+}
+
+async fn public_key(State(s): State<AppState>) -> Response {
+    let pem = s.log().signer().public().to_pem();
+    ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response()
+}
+
+// ---- cases ----
+
+async fn list_cases(State(s): State<AppState>) -> Response {
+    let cases = s.log().cases();
+    json_or_error(cases)
+}
+
+#[derive(Debug, Deserialize)]
+struct NewCase {
+    title: String,
+    id: Option<String>,
+    note: Option<String>,
+}
+
+async fn create_case(
+    State(s): State<AppState>,
+    body: Result<Json<NewCase>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(c) = match body {
+        Ok(b) => b,
+        Err(e) => return error(e.status(), "bad_input", e.body_text()),
+    };
+    let title = match clean_text("title", Some(c.title)) {
+        Ok(Some(t)) => t,
+        Ok(None) => return bad_request("a case needs a title"),
+        Err(r) => return r,
+    };
+    let note = match clean_text("note", c.note) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let created = s.log().case_new(c.id.as_deref(), &title, note.as_deref());
+    match created {
+        Ok(case) => (StatusCode::CREATED, Json(case)).into_response(),
+        Err(e) => evidence_error(e),
+    }
+}
+
+async fn get_case(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let case = s.log().case(&id);
+    json_or_error(case)
+}
+
+#[derive(Debug, Deserialize)]
+struct AddRecords {
+    /// Scan ids, log indices or leaf-hash prefixes.
+    records: Vec<String>,
+}
+
+async fn add_to_case(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<AddRecords>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(add) = match body {
+        Ok(b) => b,
+        Err(e) => return error(e.status(), "bad_input", e.body_text()),
+    };
+    if add.records.is_empty() || add.records.len() > 10_000 {
+        return bad_request("give 1 to 10000 records");
+    }
+    let mut indices = Vec::new();
+    for r in &add.records {
+        if jobs::valid_id(r) {
+            match done_index(&s, r) {
+                Ok(i) => indices.push(i),
+                Err(resp) => return resp,
+            }
+            continue;
+        }
+        match s.log().find(r) {
+            Ok(e) => indices.push(e.index),
+            Err(e) => return evidence_error(e),
+        }
+    }
+    let case = s.log().case_add(&id, &indices);
+    json_or_error(case)
+}
+
+async fn case_report(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    let (lang, format) = match report_options(&q) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let envelopes = {
+        let mut log = s.log();
+        let case = match log.case(&id) {
+            Ok(c) => c,
+            Err(e) => return evidence_error(e),
+        };
+        let head = match log.tree_head() {
+            Ok(h) => h,
+            Err(e) => return evidence_error(e),
+        };
+        let mut envelopes = Vec::new();
+        for e in &case.records {
+            match log.envelope_at(e.index, &head) {
+                Ok(env) => envelopes.push(env),
+                Err(e) => return evidence_error(e),
+            }
+        }
+        (case, envelopes)
+    };
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let (case, envelopes) = envelopes;
+        let mut records = Vec::new();
+        for env in envelopes {
+            let text = serde_json::to_string(&env).expect("envelopes serialise");
+            records.push(RecordView::from_envelope_text(&text)?);
+        }
+        let view = CaseView {
+            id: case.id,
+            title: case.title,
+            note: case.note,
+            created_at: case.created_at,
+            records,
+        };
+        aqiqat_report::render_case(&view, lang, format, &aqiqat_evidence::utc_now())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    rendered(bytes, format, &format!("aqiqat-case-{}", lang.code()))
+}

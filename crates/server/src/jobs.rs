@@ -1,0 +1,313 @@
+//! Jobs: one row per upload in SQLite (`server.sqlite` in the data directory) and the upload's
+//! bytes in the spool folder under a name the server made (never one derived from the
+//! request). A job is durable before its `202` is sent; a job the process was killed in the
+//! middle of is queued again when the server starts.
+
+use aqiqat_evidence::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "done" => JobState::Done,
+            _ => JobState::Failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobError {
+    /// `bad_input` (the upload's fault) or `internal`.
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordRef {
+    pub index: u64,
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    pub state: JobState,
+    pub created_at: String,
+    pub updated_at: String,
+    pub name: Option<String>,
+    pub size_bytes: u64,
+    #[serde(skip)]
+    pub context: Context,
+    /// The scan result, exactly as `aqiqat scan --json` prints it.
+    pub result: Option<Value>,
+    pub error: Option<JobError>,
+    /// Where the signed record sits in the evidence log.
+    pub record: Option<RecordRef>,
+}
+
+pub struct JobStore {
+    conn: Mutex<Connection>,
+    spool: PathBuf,
+}
+
+/// Job ids are 32 lowercase hex digits made here; anything else names no job.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS has randomness");
+    hex::encode(bytes)
+}
+
+impl JobStore {
+    pub fn open(db: &Path, spool: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(spool).map_err(|e| format!("{}: {e}", spool.display()))?;
+        let conn = Connection::open(db).map_err(|e| format!("{}: {e}", db.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
+            .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+            .and_then(|_| {
+                conn.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS jobs (
+                        id TEXT PRIMARY KEY,
+                        state TEXT NOT NULL,
+                        created_at TEXT NOT NULL,
+                        updated_at TEXT NOT NULL,
+                        name TEXT,
+                        size_bytes INTEGER NOT NULL,
+                        case_id TEXT,
+                        operator TEXT,
+                        note TEXT,
+                        result TEXT,
+                        error_kind TEXT,
+                        error_message TEXT,
+                        leaf_index INTEGER,
+                        leaf_hash TEXT
+                    );
+                    CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);",
+                )
+            })
+            .map_err(|e| format!("{}: {e}", db.display()))?;
+        let store = Self {
+            conn: Mutex::new(conn),
+            spool: spool.to_owned(),
+        };
+        store.remove_orphans();
+        Ok(store)
+    }
+
+    pub fn spool_path(&self, id: &str) -> PathBuf {
+        debug_assert!(valid_id(id));
+        self.spool.join(id)
+    }
+
+    /// Spool files without a job row: a crash between writing the bytes and the row.
+    fn remove_orphans(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.spool) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let known = valid_id(&name) && self.get(&name).ok().flatten().is_some();
+            if !known {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores the upload and its row; after this returns the job survives a crash.
+    pub fn create(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        bytes: &[u8],
+        context: &Context,
+    ) -> Result<(), String> {
+        let path = self.spool_path(id);
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        };
+        write().map_err(|e| format!("spool: {e}"))?;
+        let now = aqiqat_evidence::utc_now();
+        self.lock()
+            .execute(
+                "INSERT INTO jobs(id, state, created_at, updated_at, name, size_bytes, case_id, operator, note)
+                 VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    now,
+                    name,
+                    bytes.len() as i64,
+                    context.case_id,
+                    context.operator,
+                    context.note
+                ],
+            )
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&path);
+                format!("jobs: {e}")
+            })?;
+        Ok(())
+    }
+
+    fn set(&self, id: &str, sql: &str, extra: &[&dyn rusqlite::ToSql]) -> Result<(), String> {
+        let now = aqiqat_evidence::utc_now();
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id, &now];
+        args.extend_from_slice(extra);
+        self.lock()
+            .execute(sql, args.as_slice())
+            .map(|_| ())
+            .map_err(|e| format!("jobs: {e}"))
+    }
+
+    pub fn mark_running(&self, id: &str) -> Result<(), String> {
+        self.set(
+            id,
+            "UPDATE jobs SET state = 'running', updated_at = ?2 WHERE id = ?1",
+            &[],
+        )
+    }
+
+    pub fn finish(&self, id: &str, result: &Value, index: u64, leaf: &str) -> Result<(), String> {
+        let text = result.to_string();
+        let index = index as i64;
+        self.set(
+            id,
+            "UPDATE jobs SET state = 'done', updated_at = ?2, result = ?3, leaf_index = ?4, leaf_hash = ?5 WHERE id = ?1",
+            &[&text, &index, &leaf],
+        )?;
+        let _ = std::fs::remove_file(self.spool_path(id));
+        Ok(())
+    }
+
+    pub fn fail(&self, id: &str, kind: &str, message: &str) -> Result<(), String> {
+        self.set(
+            id,
+            "UPDATE jobs SET state = 'failed', updated_at = ?2, error_kind = ?3, error_message = ?4 WHERE id = ?1",
+            &[&kind, &message],
+        )?;
+        let _ = std::fs::remove_file(self.spool_path(id));
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Job>, String> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        self.lock()
+            .query_row(
+                "SELECT id, state, created_at, updated_at, name, size_bytes, case_id, operator, note,
+                        result, error_kind, error_message, leaf_index, leaf_hash
+                 FROM jobs WHERE id = ?1",
+                [id],
+                |r| {
+                    let result: Option<String> = r.get(9)?;
+                    let kind: Option<String> = r.get(10)?;
+                    let index: Option<i64> = r.get(12)?;
+                    Ok(Job {
+                        id: r.get(0)?,
+                        state: JobState::parse(&r.get::<_, String>(1)?),
+                        created_at: r.get(2)?,
+                        updated_at: r.get(3)?,
+                        name: r.get(4)?,
+                        size_bytes: r.get::<_, i64>(5)? as u64,
+                        context: Context {
+                            case_id: r.get(6)?,
+                            operator: r.get(7)?,
+                            note: r.get(8)?,
+                        },
+                        result: result.and_then(|t| serde_json::from_str(&t).ok()),
+                        error: match kind {
+                            Some(kind) => Some(JobError {
+                                kind,
+                                message: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                            }),
+                            None => None,
+                        },
+                        record: match (index, r.get::<_, Option<String>>(13)?) {
+                            (Some(i), Some(h)) => Some(RecordRef {
+                                index: i as u64,
+                                leaf_hash: h,
+                            }),
+                            _ => None,
+                        },
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| format!("jobs: {e}"))
+    }
+
+    /// Jobs accepted but not finished, oldest first: the work a restart must resume.
+    pub fn unfinished(&self) -> Result<Vec<String>, String> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at")
+            .map_err(|e| format!("jobs: {e}"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| format!("jobs: {e}"))?;
+        rows.collect::<Result<Vec<String>, _>>()
+            .map_err(|e| format!("jobs: {e}"))
+    }
+
+    pub fn counts(&self) -> Vec<(JobState, u64)> {
+        let conn = self.lock();
+        let Ok(mut stmt) = conn.prepare("SELECT state, count(*) FROM jobs GROUP BY state") else {
+            return Vec::new();
+        };
+        stmt.query_map([], |r| {
+            Ok((
+                JobState::parse(&r.get::<_, String>(0)?),
+                r.get::<_, i64>(1)? as u64,
+            ))
+        })
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+    }
+}
+
+impl JobState {
+    pub fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
