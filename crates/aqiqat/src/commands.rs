@@ -1,7 +1,7 @@
 //! `aqiqat key`, `aqiqat log` and `aqiqat case`.
 
 use crate::evidence::{data_dir, fail, open_log, pretty, resolve_record, signer, write_atomic};
-use crate::{CaseCommand, KeyCommand, LogCommand, Outcome};
+use crate::{ApiKeyCommand, CaseCommand, KeyCommand, LogCommand, Outcome};
 use aqiqat_evidence::record::{ConsistencyProof, TreeHead, parse_hash, verify_object};
 use aqiqat_evidence::{PublicKey, merkle};
 use std::path::Path;
@@ -29,6 +29,57 @@ macro_rules! tri {
             Err(o) => return o,
         }
     };
+}
+
+pub fn api_key(dir: Option<&Path>, cmd: ApiKeyCommand) -> Outcome {
+    let dir = tri!(data_dir(dir));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("error: {}: {e}", dir.display());
+        return Outcome::Internal;
+    }
+    let keys = match aqiqat_server::auth::Keys::open(&aqiqat_server::server_db(&dir)) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Internal;
+        }
+    };
+    let result = match cmd {
+        ApiKeyCommand::Create { name, rate } => keys.create(&name, rate).map(|(k, secret)| {
+            eprintln!(
+                "key {} for {:?}, {} requests/minute; shown once, store it now:",
+                k.id, k.name, k.rate_per_minute
+            );
+            println!("{secret}");
+        }),
+        ApiKeyCommand::List => keys.list().map(|list| {
+            for k in list {
+                println!(
+                    "{}  {:<24} {:>6}/min  {}{}",
+                    k.id,
+                    k.name,
+                    k.rate_per_minute,
+                    k.created_at,
+                    if k.revoked { "  REVOKED" } else { "" }
+                );
+            }
+        }),
+        ApiKeyCommand::Revoke { id } => match keys.revoke(&id) {
+            Ok(true) => Ok(println!("revoked {id}")),
+            Ok(false) => {
+                eprintln!("error: no API key {id:?}");
+                return Outcome::BadInput;
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Internal
+        }
+    }
 }
 
 pub fn key(dir: Option<&Path>, cmd: KeyCommand) -> Outcome {

@@ -149,6 +149,9 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_duration_s)]
         max_duration: f64,
     },
+    /// API keys for `aqiqat serve` (needed once one exists, or when serving beyond loopback).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
     /// The installation's signing key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -175,6 +178,22 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Make a key; it is printed once and stored only as a hash.
+    Create {
+        /// Who or what will use it (a bank's system, a newsroom).
+        name: String,
+        /// Requests per minute allowed with this key.
+        #[arg(long, default_value_t = 600)]
+        rate: u32,
+    },
+    /// List keys (ids and names; secrets are not kept).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -391,6 +410,7 @@ fn main() -> ExitCode {
                 ..Limits::default()
             },
         ),
+        Command::ApiKey(cmd) => commands::api_key(data_dir.as_deref(), cmd),
         Command::Key(cmd) => commands::key(data_dir.as_deref(), cmd),
         Command::Log(cmd) => commands::log(data_dir.as_deref(), cmd),
         Command::Case(cmd) => commands::case(data_dir.as_deref(), cmd),

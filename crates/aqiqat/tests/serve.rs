@@ -520,3 +520,83 @@ fn the_openapi_document_describes_every_route() {
     }
     assert!(n >= 14);
 }
+
+fn get_with(s: &Server, path: &str, key: Option<&str>) -> Reply {
+    let mut req = agent().get(&s.url(path));
+    if let Some(k) = key {
+        req = req.header("Authorization", &format!("Bearer {k}"));
+    }
+    reply(req.call())
+}
+
+#[test]
+fn api_keys_are_needed_once_one_exists_and_rates_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    // A first local try needs no key.
+    assert_eq!(get(&server, "/v1/log/head").status, 200);
+
+    let made = cli(
+        dir.path(),
+        &["api-key", "create", "bank-gateway", "--rate", "5"],
+    );
+    assert_eq!(made.status.code(), Some(0));
+    let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("aqk_") && key.len() > 60);
+    // Stored only as a hash.
+    let db = std::fs::read(dir.path().join("server.sqlite")).unwrap();
+    assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()));
+
+    let without = get(&server, "/v1/log/head");
+    assert_eq!(without.status, 401);
+    assert_eq!(without.headers["www-authenticate"], "Bearer");
+    assert_eq!(
+        get_with(&server, "/v1/log/head", Some("aqk_wrong")).status,
+        401
+    );
+    assert_eq!(
+        get(&server, "/healthz").status,
+        200,
+        "health checks stay open"
+    );
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| get_with(&server, "/v1/log/head", Some(&key)).status)
+        .collect();
+    assert_eq!(&statuses[..5], &[200; 5], "{statuses:?}");
+    let limited = get_with(&server, "/v1/log/head", Some(&key));
+    assert_eq!(limited.status, 429);
+    assert!(
+        limited.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    // X-API-Key works too, and a revoked key stops working.
+    let id = String::from_utf8(cli(dir.path(), &["api-key", "list"]).stdout).unwrap();
+    let id = id.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(
+        cli(dir.path(), &["api-key", "revoke", &id]).status.code(),
+        Some(0)
+    );
+    let revoked = reply(
+        agent()
+            .get(&server.url("/v1/log/head"))
+            .header("X-API-Key", &key)
+            .call(),
+    );
+    assert_eq!(revoked.status, 401);
+}
+
+#[test]
+fn serving_beyond_loopback_without_any_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args(["serve", "--addr", "0.0.0.0:0"])
+        .env("AQIQAT_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aqiqat api-key create"));
+}

@@ -39,6 +39,9 @@ pub struct Config {
 }
 
 struct Inner {
+    keys: crate::auth::Keys,
+    /// Listening beyond loopback: keys are mandatory even before one exists.
+    keys_required: bool,
     jobs: Arc<JobStore>,
     queue: mpsc::Sender<String>,
     log: Mutex<Log>,
@@ -100,13 +103,24 @@ pub fn router(
     ),
     String,
 > {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    let keys = crate::auth::Keys::open(&crate::server_db(&config.data_dir))?;
+    let keys_required = !config.addr.ip().is_loopback();
+    if keys_required && !keys.any() {
+        return Err(format!(
+            "{} is reachable from other machines, so every request needs an API key, and none \
+             exists yet: make one with `aqiqat api-key create NAME`",
+            config.addr
+        ));
+    }
     let key_dir = aqiqat_evidence::keys::key_dir(&config.data_dir);
     let signer = Signer25519::load_or_create(&key_dir).map_err(|e| e.to_string())?;
     let db = config.data_dir.join("evidence.sqlite");
     let writer = Log::open(&db, signer.clone()).map_err(|e| e.to_string())?;
     let reader = Log::open(&db, signer.clone()).map_err(|e| e.to_string())?;
     let jobs = Arc::new(JobStore::open(
-        &config.data_dir.join("server.sqlite"),
+        &crate::server_db(&config.data_dir),
         &config.data_dir.join("spool"),
     )?);
     let scanner = Scanner::embedded(config.limits)
@@ -136,6 +150,8 @@ pub fn router(
         }
     };
     let state = AppState(Arc::new(Inner {
+        keys,
+        keys_required,
         jobs,
         queue,
         log: Mutex::new(reader),
@@ -165,6 +181,10 @@ pub fn router(
         .route("/v1/cases/{id}/report", get(case_report))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorise,
+        ))
         .with_state(state);
     Ok((app, resume))
 }
@@ -207,6 +227,44 @@ fn json_or_error<T: serde::Serialize>(result: Result<T, EvidenceError>) -> Respo
     match result {
         Ok(value) => Json(value).into_response(),
         Err(e) => evidence_error(e),
+    }
+}
+
+/// API keys and rate limits, before anything else runs.
+async fn authorise(
+    State(s): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(|k| k.trim().to_owned());
+    match s.0.keys.check(presented.as_deref(), s.0.keys_required) {
+        crate::auth::Decision::Allow => next.run(request).await,
+        crate::auth::Decision::Unauthorised(why) => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "unauthorised", why);
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+        crate::auth::Decision::Limited(seconds) => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this key's rate is used up; retry in {seconds} s"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
     }
 }
 

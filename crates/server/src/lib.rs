@@ -13,8 +13,14 @@
 //! crates that own them, so the API can never disagree with the CLI.
 
 mod api;
+pub mod auth;
 mod jobs;
 mod worker;
 
 pub use api::{Config, router, serve};
+
+/// The server's own database (jobs, API keys) inside a data directory.
+pub fn server_db(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("server.sqlite")
+}
 pub use jobs::{JobState, JobStore};
