@@ -65,7 +65,10 @@ pub fn api_key(dir: Option<&Path>, cmd: ApiKeyCommand) -> Outcome {
             }
         }),
         ApiKeyCommand::Revoke { id } => match keys.revoke(&id) {
-            Ok(true) => Ok(println!("revoked {id}")),
+            Ok(true) => {
+                println!("revoked {id}");
+                Ok(())
+            }
             Ok(false) => {
                 eprintln!("error: no API key {id:?}");
                 return Outcome::BadInput;
