@@ -148,6 +148,12 @@ enum Command {
         /// Refuse audio longer than this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_duration_s)]
         max_duration: f64,
+        /// Seconds a client has to send its request headers (slow clients are cut off).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+        header_timeout: f64,
+        /// Seconds of slack an upload gets on top of arriving at 64 kB/s; slower ones are cut off.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+        body_timeout: f64,
     },
     /// API keys for `aqiqat serve` (needed once one exists, or when serving beyond loopback).
     #[command(subcommand, name = "api-key")]
@@ -399,15 +405,23 @@ fn main() -> ExitCode {
             queue,
             max_upload,
             max_duration,
+            header_timeout,
+            body_timeout,
         } => serve(
             data_dir.as_deref(),
-            addr,
-            workers,
-            queue,
-            Limits {
-                max_input_bytes: max_upload,
-                max_duration_s: max_duration,
-                ..Limits::default()
+            ServeArgs {
+                addr,
+                workers,
+                queue,
+                limits: Limits {
+                    max_input_bytes: max_upload,
+                    max_duration_s: max_duration,
+                    ..Limits::default()
+                },
+                header_timeout: std::time::Duration::from_secs_f64(
+                    header_timeout.clamp(0.1, 3600.0),
+                ),
+                body_timeout: std::time::Duration::from_secs_f64(body_timeout.clamp(0.1, 3600.0)),
             },
         ),
         Command::ApiKey(cmd) => commands::api_key(data_dir.as_deref(), cmd),
@@ -429,13 +443,24 @@ fn main() -> ExitCode {
     ExitCode::from(outcome as u8)
 }
 
-fn serve(
-    data_dir: Option<&std::path::Path>,
+struct ServeArgs {
     addr: std::net::SocketAddr,
     workers: Option<usize>,
     queue: usize,
     limits: Limits,
-) -> Outcome {
+    header_timeout: std::time::Duration,
+    body_timeout: std::time::Duration,
+}
+
+fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
+    let ServeArgs {
+        addr,
+        workers,
+        queue,
+        limits,
+        header_timeout,
+        body_timeout,
+    } = args;
     let data_dir = match evidence::data_dir(data_dir) {
         Ok(d) => d,
         Err(o) => return o,
@@ -458,6 +483,8 @@ fn serve(
         workers,
         queue,
         limits,
+        header_timeout,
+        body_timeout,
     };
     match runtime.block_on(aqiqat_server::serve(config)) {
         Ok(()) => Outcome::Ok,

@@ -600,3 +600,54 @@ fn serving_beyond_loopback_without_any_key_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("aqiqat api-key create"));
 }
+
+#[test]
+fn slow_clients_are_cut_off() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--header-timeout", "1", "--body-timeout", "1"],
+    );
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let read_all = |mut s: TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let start = Instant::now();
+        // Until the server closes, or a whole response head has arrived.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        (start.elapsed(), String::from_utf8_lossy(&got).into_owned())
+    };
+
+    // Headers that never finish: the connection is closed after the header timeout.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"POST /v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n")
+        .unwrap();
+    let (waited, answer) = read_all(s);
+    assert!(waited < Duration::from_secs(10), "held for {waited:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    // A body that stalls: 408 once it falls behind 64 kB/s plus the slack, and nothing is stored.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"POST /v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\nRIFF").unwrap();
+    let (waited, answer) = read_all(s);
+    assert!(waited < Duration::from_secs(10), "held for {waited:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(
+        get(&server, "/metrics").text().contains("aqiqat_jobs{"),
+        false
+    );
+}

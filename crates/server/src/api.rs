@@ -36,6 +36,11 @@ pub struct Config {
     /// Uploads accepted and waiting; beyond this the API answers 503 with Retry-After.
     pub queue: usize,
     pub limits: Limits,
+    /// A client must send its request headers within this time.
+    pub header_timeout: std::time::Duration,
+    /// The slack an upload gets on top of arriving at 64 kB/s; slower uploads are cut off
+    /// (408), so that a client trickling bytes cannot hold a connection and memory forever.
+    pub body_timeout: std::time::Duration,
 }
 
 struct Inner {
@@ -49,6 +54,7 @@ struct Inner {
     limits: Limits,
     workers: usize,
     queue_capacity: usize,
+    body_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -62,7 +68,15 @@ impl AppState {
 
 /// Starts everything and serves until SIGINT/SIGTERM. Prints the bound address (useful with
 /// port 0) on stderr as `aqiqat listening on http://ADDR`.
+///
+/// Connections are served by hyper directly (not `axum::serve`) for one reason: a client that
+/// opens a connection and sends its headers slowly (slow loris) must be cut off, which needs
+/// hyper's header read timeout. Bodies that stall are cut off by an idle timeout per chunk.
 pub async fn serve(config: Config) -> Result<(), String> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
     let (router, resume) = router(&config)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
@@ -70,10 +84,32 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("aqiqat listening on http://{addr}");
     tokio::spawn(resume);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let service = TowerToHyperService::new(router.clone());
+                let mut builder = Builder::new(TokioExecutor::new());
+                builder
+                    .http1()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(config.header_timeout);
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -159,6 +195,7 @@ pub fn router(
         limits: config.limits,
         workers,
         queue_capacity: capacity,
+        body_timeout: config.body_timeout,
     }));
     // Multipart framing on top of the largest accepted file.
     let body_limit = usize::try_from(config.limits.max_input_bytes)
@@ -400,69 +437,92 @@ async fn create_scan(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_ascii_lowercase();
-    let bytes: Bytes = if content_type.starts_with("multipart/form-data") {
-        let mut form = match Multipart::from_request(request, &()).await {
-            Ok(f) => f,
-            Err(e) => return error(e.status(), "bad_input", e.body_text()),
-        };
-        let mut file = None;
-        loop {
-            let field = match form.next_field().await {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => return error(e.status(), "bad_input", e.body_text()),
+    let read = async {
+        let bytes: Bytes = if content_type.starts_with("multipart/form-data") {
+            let mut form = match Multipart::from_request(request, &()).await {
+                Ok(f) => f,
+                Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
             };
-            let name = field.name().unwrap_or_default().to_owned();
-            match name.as_str() {
-                "file" => {
-                    if meta.name.is_none() {
-                        meta.name = field.file_name().map(str::to_owned);
+            let mut file = None;
+            loop {
+                let field = match form.next_field().await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
+                };
+                let name = field.name().unwrap_or_default().to_owned();
+                match name.as_str() {
+                    "file" => {
+                        if meta.name.is_none() {
+                            meta.name = field.file_name().map(str::to_owned);
+                        }
+                        match field.bytes().await {
+                            Ok(b) => file = Some(b),
+                            Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
+                        }
                     }
-                    match field.bytes().await {
-                        Ok(b) => file = Some(b),
-                        Err(e) => return error(e.status(), "bad_input", e.body_text()),
+                    "case" | "operator" | "note" | "name" => {
+                        let text = match field.text().await {
+                            Ok(t) => t,
+                            Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
+                        };
+                        let slot = match name.as_str() {
+                            "case" => &mut meta.case,
+                            "operator" => &mut meta.operator,
+                            "note" => &mut meta.note,
+                            _ => &mut meta.name,
+                        };
+                        *slot = Some(text);
                     }
-                }
-                "case" | "operator" | "note" | "name" => {
-                    let text = match field.text().await {
-                        Ok(t) => t,
-                        Err(e) => return error(e.status(), "bad_input", e.body_text()),
-                    };
-                    let slot = match name.as_str() {
-                        "case" => &mut meta.case,
-                        "operator" => &mut meta.operator,
-                        "note" => &mut meta.note,
-                        _ => &mut meta.name,
-                    };
-                    *slot = Some(text);
-                }
-                other => {
-                    return bad_request(format!(
-                        "unexpected form field {other:?}; send the audio as `file`"
-                    ));
+                    other => {
+                        return Err(bad_request(format!(
+                            "unexpected form field {other:?}; send the audio as `file`"
+                        )));
+                    }
                 }
             }
-        }
-        match file {
-            Some(f) => f,
-            None => return bad_request("the form has no `file` part"),
-        }
-    } else if content_type.starts_with("audio/")
-        || content_type.starts_with("video/")
-        || content_type.starts_with("application/octet-stream")
-    {
-        match Bytes::from_request(request, &()).await {
-            Ok(b) => b,
-            Err(e) => return error(e.status(), "bad_input", e.body_text()),
-        }
-    } else {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "bad_input",
-            format!(
-                "content type {content_type:?}: send the file as the raw body (audio/*, video/*, application/octet-stream) or as multipart/form-data"
-            ),
+            match file {
+                Some(f) => f,
+                None => return Err(bad_request("the form has no `file` part")),
+            }
+        } else if content_type.starts_with("audio/")
+            || content_type.starts_with("video/")
+            || content_type.starts_with("application/octet-stream")
+        {
+            match Bytes::from_request(request, &()).await {
+                Ok(b) => b,
+                Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
+            }
+        } else {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "bad_input",
+                format!(
+                    "content type {content_type:?}: send the file as the raw body (audio/*, video/*, application/octet-stream) or as multipart/form-data"
+                ),
+            ));
+        };
+        Ok::<_, Response>((bytes, meta))
+    };
+    let deadline = s.0.body_timeout
+        + std::time::Duration::from_secs(
+            headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                / 65_536,
         );
+    let (bytes, meta) = match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(response)) => return response,
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "bad_input",
+                "the upload arrived too slowly and was cut off",
+            );
+        }
     };
     if bytes.is_empty() {
         return bad_request("the upload is empty");
