@@ -1,6 +1,8 @@
 //! The evidence commands as a user meets them: the real binary, a real key and SQLite log in a
 //! temporary data directory, clips from the shared smoke set.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -45,19 +47,8 @@ impl Env {
     }
 
     fn clip(&self, n: usize, name: &str) -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
-        let manifest =
-            std::fs::read_to_string(dir.join("smoke.tsv")).expect("the shared smoke set");
-        let rel = manifest
-            .lines()
-            .nth(1 + n)
-            .unwrap()
-            .split('\t')
-            .next()
-            .unwrap()
-            .to_owned();
         let to = self.path(name);
-        std::fs::copy(dir.join(rel), &to).unwrap();
+        std::fs::copy(common::smoke(n), &to).unwrap();
         to
     }
 }

@@ -1,6 +1,8 @@
 //! `aqiqat scan` and `aqiqat eval` as a user meets them: the real binary, the shared smoke set,
 //! and files made here for the edge cases.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,24 +23,11 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 fn smoke() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
-    assert!(
-        dir.join("smoke.tsv").exists(),
-        "the shared smoke set must lie at {}",
-        dir.display()
-    );
-    dir
+    common::smoke_dir()
 }
 
 fn first_clip(label: &str) -> PathBuf {
-    let dir = smoke();
-    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).unwrap();
-    let row = manifest
-        .lines()
-        .skip(1)
-        .find(|l| l.split('\t').nth(1) == Some(label))
-        .unwrap();
-    dir.join(row.split('\t').next().unwrap())
+    common::smoke_first(label)
 }
 
 fn write_wav(path: &Path, samples: &[f32], rate: u32) {

@@ -1,75 +1,14 @@
 //! `aqiqat serve` as a client meets it: the real binary on a loopback port, real uploads over
 //! HTTP, and the same answers the CLI gives.
 
+mod common;
+
+use common::{Server, agent, smoke};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-struct Server {
-    child: Child,
-    base: String,
-    data: PathBuf,
-}
-
-impl Server {
-    fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(extra)
-            .env("AQIQAT_DATA_DIR", data)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("aqiqat serve starts");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!("the server ended before listening");
-            }
-            if let Some(addr) = line.trim().strip_prefix("aqiqat listening on ") {
-                break addr.to_owned();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = stderr.read_to_string(&mut sink);
-        });
-        Self {
-            child,
-            base,
-            data: data.to_owned(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
 
 struct Reply {
     status: u16,
@@ -115,20 +54,6 @@ fn post(s: &Server, path: &str, content_type: &str, body: &[u8]) -> Reply {
             .header("Content-Type", content_type)
             .send(body),
     )
-}
-
-fn smoke(n: usize) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
-    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).expect("the shared smoke set");
-    let rel = manifest
-        .lines()
-        .nth(1 + n)
-        .unwrap()
-        .split('\t')
-        .next()
-        .unwrap()
-        .to_owned();
-    dir.join(rel)
 }
 
 fn wait_done(s: &Server, id: &str) -> Value {

@@ -202,6 +202,10 @@ pub fn router(
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
     let app = Router::new()
+        .route("/", get(page))
+        .route("/ui/app.js", get(page_script))
+        .route("/ui/app.css", get(page_style))
+        .route("/ui/i18n/{lang}", get(page_texts))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -273,7 +277,9 @@ async fn authorise(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if request.uri().path() == "/healthz" {
+    // The page and its assets hold no data; the key is asked for inside it.
+    let path = request.uri().path();
+    if path == "/healthz" || path == "/" || path.starts_with("/ui/") {
         return next.run(request).await;
     }
     let headers = request.headers();
@@ -303,6 +309,54 @@ async fn authorise(
             r
         }
     }
+}
+
+// ---- the web page ----
+
+const SECURITY_HEADERS: [(header::HeaderName, &str); 3] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+];
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    for (name, value) in SECURITY_HEADERS {
+        r.headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    r
+}
+
+async fn page() -> Response {
+    asset(
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    )
+}
+
+async fn page_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app.js"),
+    )
+}
+
+async fn page_style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("../web/app.css"))
+}
+
+async fn page_texts(Path(file): Path<String>) -> Response {
+    let body = match file.as_str() {
+        "kk.json" => include_str!("../web/i18n/kk.json"),
+        "ru.json" => include_str!("../web/i18n/ru.json"),
+        "en.json" => include_str!("../web/i18n/en.json"),
+        _ => return not_found().await,
+    };
+    asset("application/json", body)
 }
 
 async fn not_found() -> Response {

@@ -1,0 +1,109 @@
+//! Helpers shared by the test binaries that talk to a running `aqiqat serve`.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data: PathBuf,
+}
+
+impl Server {
+    pub fn start(data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("AQIQAT_DATA_DIR", data)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("aqiqat serve starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("the server ended before listening");
+            }
+            if let Some(addr) = line.trim().strip_prefix("aqiqat listening on ") {
+                break addr.to_owned();
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stderr.read_to_string(&mut sink);
+        });
+        Self {
+            child,
+            base,
+            data: data.to_owned(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// The shared smoke set's folder.
+pub fn smoke_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
+    assert!(
+        dir.join("smoke.tsv").exists(),
+        "the shared smoke set must lie at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// The `n`-th clip of the smoke set.
+pub fn smoke(n: usize) -> PathBuf {
+    let dir = smoke_dir();
+    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).unwrap();
+    let rel = manifest
+        .lines()
+        .nth(1 + n)
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    dir.join(rel)
+}
+
+/// The first smoke clip with this label (`bonafide` or `spoof`).
+pub fn smoke_first(label: &str) -> PathBuf {
+    let dir = smoke_dir();
+    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).unwrap();
+    let row = manifest
+        .lines()
+        .skip(1)
+        .find(|l| l.split('\t').nth(1) == Some(label))
+        .unwrap();
+    dir.join(row.split('\t').next().unwrap())
+}

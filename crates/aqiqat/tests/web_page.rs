@@ -1,0 +1,273 @@
+//! The web page in a real browser: Debian's Chromium, driven over WebDriver by chromedriver,
+//! against the real server on loopback. A file is picked, the verdict appears in plain words,
+//! the timeline is drawn, the language switches, and a screenshot is kept for a person to look
+//! at (`target/web-page-*.png`).
+
+mod common;
+
+use common::{Server, agent, smoke_first};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Driver {
+    base: String,
+    session: String,
+}
+
+impl Driver {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let r = match (method, body) {
+            ("GET", _) => agent().get(&url).call(),
+            ("DELETE", _) => agent().delete(&url).call(),
+            (_, b) => agent()
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(b.unwrap_or(json!({})).to_string().as_bytes()),
+        };
+        let mut r = r.expect("chromedriver answers");
+        let v: Value = serde_json::from_slice(
+            &r.body_mut()
+                .with_config()
+                .limit(20 << 20)
+                .read_to_vec()
+                .unwrap(),
+        )
+        .unwrap();
+        v["value"].clone()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_owned()
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+    }
+
+    fn wait_for(&self, js: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.script(js);
+            if !v.is_null() && v != json!(false) && v != json!("") {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {js}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn displayed(&self, css: &str) -> bool {
+        let id = self.find(css);
+        self.call("GET", &format!("/element/{id}/displayed"), None) == json!(true)
+    }
+
+    fn screenshot(&self, to: &Path) -> Vec<u8> {
+        use std::io::Write;
+        let b64 = self.call("GET", "/screenshot", None);
+        let bytes = decode_base64(b64.as_str().unwrap());
+        std::fs::File::create(to)
+            .unwrap()
+            .write_all(&bytes)
+            .unwrap();
+        bytes
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
+        acc = (acc << 6) | A.iter().position(|&x| x == c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let base = server.base.clone();
+    let port = free_port();
+    let _driver = Kill(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian: chromium-driver) is installed"),
+    );
+    let driver_base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while agent()
+        .get(&format!("{driver_base}/status"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let profile = dir.path().join("chrome-profile");
+    let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        "binary": "/usr/bin/chromium",
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--window-size=1000,1400", format!("--user-data-dir={}", profile.display())]}}}});
+    let mut created = agent()
+        .post(&format!("{driver_base}/session"))
+        .header("Content-Type", "application/json")
+        .send(caps.to_string().as_bytes())
+        .unwrap();
+    let created: Value =
+        serde_json::from_slice(&created.body_mut().read_to_vec().unwrap()).unwrap();
+    let session = created["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    let d = Driver {
+        base: driver_base,
+        session,
+    };
+
+    d.call("POST", "/url", Some(json!({"url": format!("{base}/")})));
+    d.wait_for("return document.querySelector('[data-t=lead]').textContent.length > 20");
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("button[data-lang=en]")),
+        None,
+    );
+    d.wait_for("return document.documentElement.lang === 'en' && document.querySelector('[data-t=pick]').textContent === 'choose a file'");
+    assert!(d.displayed("#drop"));
+
+    // Pick a file, as a person would with the file dialog.
+    let clip = smoke_first("spoof").canonicalize().unwrap();
+    let input = d.find("input[type=file]");
+    d.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        Some(json!({"text": clip.to_str().unwrap()})),
+    );
+    let verdict = d.wait_for("const v = document.getElementById('verdict'); return document.getElementById('result').hidden ? '' : v.textContent;");
+    let verdict = verdict.as_str().unwrap().to_owned();
+    let code = d
+        .script("return document.getElementById('verdict').dataset.verdict")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expected = match code.as_str() {
+        "synthetic" => "SYNTHETIC",
+        "human" => "HUMAN",
+        _ => "INCONCLUSIVE",
+    };
+    assert!(verdict.contains(expected), "{verdict}");
+    assert!(d.displayed("#verdict"));
+    assert!(d.displayed("#timeline"));
+    let bars = d
+        .script("return document.querySelectorAll('#timeline rect').length")
+        .as_u64()
+        .unwrap();
+    assert!(bars >= 1);
+    let report = d
+        .script("return document.getElementById('report').href")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(report.contains("/report?lang=en"), "{report}");
+    // The link leads to a real report.
+    let mut r = agent().get(&report).call().unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.body_mut()
+            .read_to_string()
+            .unwrap()
+            .contains("Evidence report")
+    );
+
+    let shot = d.screenshot(&target_dir().join("web-page-en.png"));
+    assert!(
+        shot.starts_with(b"\x89PNG") && shot.len() > 20_000,
+        "a blank page would be tiny"
+    );
+
+    // Switch to Kazakh: the verdict is re-worded, the report link follows.
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("button[data-lang=kk]")),
+        None,
+    );
+    let kk = d.wait_for("const v = document.getElementById('verdict').textContent; return /[әғқңөұүһі]/i.test(v) ? v : '';");
+    assert!(kk.as_str().unwrap().len() > 10);
+    assert!(
+        d.script("return document.getElementById('report').href")
+            .as_str()
+            .unwrap()
+            .contains("lang=kk")
+    );
+    d.screenshot(&target_dir().join("web-page-kk.png"));
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("button[data-lang=ru]")),
+        None,
+    );
+    d.wait_for("return document.querySelector('[data-t=pick]').textContent === 'выберите файл'");
+    d.call("DELETE", "", None);
+}
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/web_page-… → target/
+    let dir = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

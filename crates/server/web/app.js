@@ -1,0 +1,154 @@
+// The aqiqat page: upload, follow the job, show the result. Texts come from /ui/i18n/LANG.json.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  let texts = {};
+  let lang = localStorage.getItem("aqiqat.lang") || (navigator.language || "en").slice(0, 2);
+  if (!["kk", "ru", "en"].includes(lang)) lang = "en";
+  let job = null;
+
+  async function setLang(l) {
+    lang = l;
+    localStorage.setItem("aqiqat.lang", l);
+    texts = await (await fetch(`/ui/i18n/${l}.json`)).json();
+    document.documentElement.lang = l;
+    document.querySelectorAll("[data-t]").forEach((el) => {
+      const t = texts[el.dataset.t];
+      if (t !== undefined) el.textContent = t;
+    });
+    document.querySelectorAll("[data-lang]").forEach((b) => b.classList.toggle("active", b.dataset.lang === l));
+    if (job && job.state === "done") showResult(job);
+    else if (job) showState(job.state);
+  }
+
+  function headers() {
+    const key = $("apikey").value.trim();
+    if (key) localStorage.setItem("aqiqat.key", key);
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  }
+
+  function showState(state) {
+    $("progress").hidden = false;
+    $("state").textContent = texts[state] || state;
+  }
+
+  function fail(message) {
+    $("progress").hidden = true;
+    $("error").hidden = false;
+    $("error-text").textContent = message;
+  }
+
+  function upload(file) {
+    $("result").hidden = true;
+    $("error").hidden = true;
+    job = null;
+    showState("uploading");
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1/scans?name=${encodeURIComponent(file.name)}`);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) $("bar").style.width = `${(100 * e.loaded) / e.total}%`; };
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      if (xhr.status !== 202) return fail((body.error && body.error.message) || `HTTP ${xhr.status}`);
+      poll(body.id);
+    };
+    xhr.onerror = () => fail("network error");
+    xhr.send(file);
+  }
+
+  async function poll(id) {
+    const r = await fetch(`/v1/scans/${id}`, { headers: headers() });
+    const j = await r.json();
+    if (!r.ok) return fail((j.error && j.error.message) || `HTTP ${r.status}`);
+    job = j;
+    if (j.state === "done") return showResult(j);
+    if (j.state === "failed") return fail(j.error ? j.error.message : "failed");
+    showState(j.state);
+    setTimeout(() => poll(id), 300);
+  }
+
+  function fmt(x, d) {
+    const s = x.toFixed(d);
+    return lang === "en" ? s : s.replace(".", ",");
+  }
+
+  function showResult(j) {
+    const r = j.result;
+    $("progress").hidden = true;
+    $("result").hidden = false;
+    const v = ["synthetic", "human", "inconclusive"].includes(r.verdict) ? r.verdict : "inconclusive";
+    $("verdict-box").className = `verdict v-${v}`;
+    $("verdict").textContent = texts[`verdict_${v}`];
+    $("verdict").dataset.verdict = r.verdict;
+    $("probability").textContent = r.probability_synthetic == null
+      ? (r.reason || "")
+      : `${texts.probability} ${fmt(r.probability_synthetic, 2)}`;
+    drawTimeline(r);
+    if (r.provenance) $("provenance").textContent = JSON.stringify(r.provenance);
+    $("f-name").textContent = j.name || "";
+    $("f-duration").textContent = `${fmt(r.media.duration_s, 1)} ${texts.seconds}`;
+    $("f-sha").textContent = r.media.sha256;
+    $("report").href = `/v1/scans/${j.id}/report?lang=${lang}`;
+    $("report-pdf").href = `/v1/scans/${j.id}/report?lang=${lang}&format=pdf`;
+    $("record").href = `/v1/scans/${j.id}/record`;
+  }
+
+  function drawTimeline(r) {
+    const svg = $("timeline");
+    const ns = "http://www.w3.org/2000/svg";
+    svg.replaceChildren();
+    const W = 600, H = 140, L = 30, B = 18, T = 6;
+    const end = Math.max(1, r.media.duration_s, ...r.segments.map((s) => s.end_s));
+    const x = (t) => L + ((W - L - 8) * t) / end;
+    const y = (p) => T + (H - B - T) * (1 - p);
+    const th = r.voice && r.voice.thresholds;
+    const hop = r.segments.length > 1 ? r.segments[1].start_s - r.segments[0].start_s : r.segments.length ? r.segments[0].end_s - r.segments[0].start_s : 1;
+    for (const s of r.segments) {
+      const mid = (s.start_s + s.end_s) / 2;
+      const rect = document.createElementNS(ns, "rect");
+      const p = s.probability_synthetic;
+      let color = p >= 0.5 ? "#c02828" : "#288c46";
+      if (th) color = p >= th.synthetic_above ? "#c02828" : p < th.human_below ? "#288c46" : "#d69614";
+      if (!s.counted) color = "#c8c8c8";
+      rect.setAttribute("x", x(mid - hop / 2));
+      rect.setAttribute("width", Math.max(1, x(mid + hop / 2) - x(mid - hop / 2) - 1));
+      rect.setAttribute("y", y(p));
+      rect.setAttribute("height", Math.max(1, y(0) - y(p)));
+      rect.setAttribute("fill", color);
+      svg.appendChild(rect);
+    }
+    const line = (x1, y1, x2, y2, stroke, dash) => {
+      const l = document.createElementNS(ns, "line");
+      Object.entries({ x1, y1, x2, y2, stroke }).forEach(([k, v]) => l.setAttribute(k, v));
+      if (dash) l.setAttribute("stroke-dasharray", "4 3");
+      svg.appendChild(l);
+    };
+    line(L, y(0), W - 8, y(0), "#444");
+    line(L, T, L, y(0), "#444");
+    if (th) { line(L, y(th.human_below), W - 8, y(th.human_below), "#288c46", true); line(L, y(th.synthetic_above), W - 8, y(th.synthetic_above), "#c02828", true); }
+    const label = (tx, ty, s, anchor) => {
+      const t = document.createElementNS(ns, "text");
+      t.setAttribute("x", tx); t.setAttribute("y", ty); t.setAttribute("font-size", "10");
+      t.setAttribute("text-anchor", anchor); t.textContent = s; svg.appendChild(t);
+    };
+    for (const p of [0, 0.5, 1]) label(L - 4, y(p) + 3, p.toFixed(1), "end");
+    const step = [1, 2, 5, 10, 30, 60, 300, 600].find((s) => end / s <= 8) || 1800;
+    for (let t = 0; t <= end + 1e-9; t += step) label(x(t), H - 4, `${t}`, "middle");
+  }
+
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
+  });
+  $("file").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files[0]); });
+  $("again").addEventListener("click", () => { $("result").hidden = true; $("file").value = ""; job = null; });
+  document.querySelectorAll("[data-lang]").forEach((b) => b.addEventListener("click", () => setLang(b.dataset.lang)));
+  $("apikey").value = localStorage.getItem("aqiqat.key") || "";
+  setLang(lang);
+})();
