@@ -44,6 +44,7 @@ pub struct Config {
 }
 
 struct Inner {
+    scanner: Arc<Scanner>,
     keys: crate::auth::Keys,
     /// Listening beyond loopback: keys are mandatory even before one exists.
     keys_required: bool,
@@ -165,10 +166,11 @@ pub fn router(
     let capacity = config.queue.max(1);
     let (queue, inbox) = mpsc::channel(capacity);
     let workers = config.workers.max(1);
+    let scanner = Arc::new(scanner);
     worker::spawn(
         workers,
         Workers {
-            scanner: Arc::new(scanner),
+            scanner: Arc::clone(&scanner),
             jobs: Arc::clone(&jobs),
             group: aqiqat_evidence::group::GroupCommit::start(writer),
             signer: Arc::new(signer),
@@ -186,6 +188,7 @@ pub fn router(
         }
     };
     let state = AppState(Arc::new(Inner {
+        scanner,
         keys,
         keys_required,
         jobs,
@@ -213,6 +216,7 @@ pub fn router(
         .route("/v1/scans/{id}", get(get_scan))
         .route("/v1/scans/{id}/record", get(get_record))
         .route("/v1/scans/{id}/report", get(get_report))
+        .route("/v1/stream", get(live_stream))
         .route("/v1/log/head", get(log_head))
         .route("/v1/log/consistency", get(log_consistency))
         .route("/v1/key", get(public_key))
@@ -776,6 +780,22 @@ async fn get_report(
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
     rendered(bytes, format, &format!("aqiqat-{id}-{}", lang.code()))
+}
+
+// ---- live calls ----
+
+async fn live_stream(
+    State(s): State<AppState>,
+    Query(q): Query<crate::stream::StreamQuery>,
+    ws: axum::extract::WebSocketUpgrade,
+) -> Response {
+    let settings = match q.settings() {
+        Ok(settings) => settings,
+        Err(e) => return bad_request(e),
+    };
+    let scanner = Arc::clone(&s.0.scanner);
+    ws.max_message_size(1 << 20)
+        .on_upgrade(move |socket| crate::stream::run(socket, scanner, settings))
 }
 
 // ---- log ----

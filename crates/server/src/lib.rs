@@ -15,6 +15,7 @@
 mod api;
 pub mod auth;
 mod jobs;
+pub mod stream;
 mod worker;
 
 pub use api::{Config, router, serve};

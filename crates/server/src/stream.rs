@@ -1,0 +1,349 @@
+//! Live calls: `GET /v1/stream?encoding=mulaw&rate=8000` upgrades to a WebSocket; the client
+//! sends the call's audio as binary frames (16-bit little-endian PCM, or G.711 µ-law / A-law,
+//! at 8 or 16 kHz, as telephony gateways send it) and the server answers with JSON text
+//! frames:
+//!
+//! - `{"type": "ready", ...}` once, with what the server understood;
+//! - `{"type": "verdict", "t_s", "window", "verdict", "probability_synthetic", "windows", ...}`
+//!   first when 2 s of audio have arrived, then after every further second: the latest window
+//!   (the last 4 s, or all there is) and the rolling verdict over every window so far;
+//! - `{"type": "final", ...}` when the client sends `{"type": "end"}` or closes.
+//!
+//! The rolling score is the mean logit of the windows scored so far, calibrated by the same
+//! card as files. Each window is judged on its own 4 s of audio, so a stream's windows can
+//! differ slightly from a file scan's (which normalises features over the whole recording).
+
+use aqiqat_intake::resample::MonoResampler;
+use aqiqat_scan::Scanner;
+use aqiqat_voice::analysis::Outcome;
+use aqiqat_voice::features::SAMPLE_RATE;
+use axum::extract::ws::{Message, WebSocket};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Analysis window, and the first verdict's delay.
+const WINDOW_S: f64 = 4.0;
+const FIRST_S: f64 = 2.0;
+const HOP_S: f64 = 1.0;
+/// The longest call a stream accepts (the same bound as an upload's duration is not known
+/// up front): 4 hours.
+const MAX_CALL_S: f64 = 4.0 * 3600.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    PcmS16le,
+    Mulaw,
+    Alaw,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    pub encoding: Option<Encoding>,
+    pub rate: Option<u32>,
+}
+
+pub struct CallSettings {
+    pub encoding: Encoding,
+    pub rate: u32,
+}
+
+impl StreamQuery {
+    pub fn settings(&self) -> Result<CallSettings, String> {
+        let encoding = self.encoding.unwrap_or(Encoding::PcmS16le);
+        let rate = self.rate.unwrap_or(8000);
+        if rate != 8000 && rate != 16000 {
+            return Err(format!("rate {rate}: choose 8000 or 16000"));
+        }
+        Ok(CallSettings { encoding, rate })
+    }
+}
+
+/// ITU-T G.711 µ-law to linear, scaled to [-1, 1].
+fn mulaw(byte: u8) -> f32 {
+    let b = !byte;
+    let sign = b & 0x80;
+    let exponent = (b >> 4) & 0x07;
+    let mantissa = b & 0x0f;
+    let magnitude = ((i32::from(mantissa) << 3) + 0x84) << exponent;
+    let value = magnitude - 0x84;
+    (if sign != 0 { -value } else { value }) as f32 / 32768.0
+}
+
+/// ITU-T G.711 A-law to linear, scaled to [-1, 1].
+fn alaw(byte: u8) -> f32 {
+    let a = byte ^ 0x55;
+    let sign = a & 0x80;
+    let exponent = (a >> 4) & 0x07;
+    let mantissa = i32::from(a & 0x0f);
+    let magnitude = if exponent == 0 {
+        (mantissa << 4) + 8
+    } else {
+        ((mantissa << 4) + 0x108) << (exponent - 1)
+    };
+    (if sign != 0 { magnitude } else { -magnitude }) as f32 / 32768.0
+}
+
+/// One call's state: decoding, resampling to the analysis rate, and the windows so far.
+pub struct Call {
+    settings: CallSettings,
+    resampler: Option<MonoResampler>,
+    /// A PCM byte left over from an odd-sized frame.
+    carry: Option<u8>,
+    /// The last `WINDOW_S` seconds at the analysis rate.
+    recent: Vec<f32>,
+    /// Samples at the analysis rate received so far.
+    total: u64,
+    next_emit: u64,
+    logits: Vec<f64>,
+    scratch: Vec<f32>,
+}
+
+impl Call {
+    pub fn new(settings: CallSettings) -> Result<Self, String> {
+        let resampler = if settings.rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(MonoResampler::new(settings.rate, SAMPLE_RATE)?)
+        };
+        Ok(Self {
+            settings,
+            resampler,
+            carry: None,
+            recent: Vec::new(),
+            total: 0,
+            next_emit: (FIRST_S * f64::from(SAMPLE_RATE)) as u64,
+            logits: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    pub fn seconds(&self) -> f64 {
+        self.total as f64 / f64::from(SAMPLE_RATE)
+    }
+
+    /// Adds a frame of encoded audio; returns the windows (audio at the analysis rate, and
+    /// the time they end at) that became due, oldest first.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<(f64, Vec<f32>)>, String> {
+        self.scratch.clear();
+        match self.settings.encoding {
+            Encoding::Mulaw => self.scratch.extend(bytes.iter().map(|&b| mulaw(b))),
+            Encoding::Alaw => self.scratch.extend(bytes.iter().map(|&b| alaw(b))),
+            Encoding::PcmS16le => {
+                let mut bytes = bytes;
+                if let Some(low) = self.carry.take() {
+                    if let Some((&high, rest)) = bytes.split_first() {
+                        self.scratch
+                            .push(f32::from(i16::from_le_bytes([low, high])) / 32768.0);
+                        bytes = rest;
+                    } else {
+                        self.carry = Some(low);
+                    }
+                }
+                let mut pairs = bytes.chunks_exact(2);
+                self.scratch.extend(
+                    pairs
+                        .by_ref()
+                        .map(|p| f32::from(i16::from_le_bytes([p[0], p[1]])) / 32768.0),
+                );
+                if let [last] = pairs.remainder() {
+                    self.carry = Some(*last);
+                }
+            }
+        }
+        let mut at_rate = Vec::new();
+        match self.resampler.as_mut() {
+            Some(r) => r.push(&self.scratch, &mut at_rate),
+            None => at_rate.extend_from_slice(&self.scratch),
+        }
+        let mut due = Vec::new();
+        let window = (WINDOW_S * f64::from(SAMPLE_RATE)) as usize;
+        let hop = (HOP_S * f64::from(SAMPLE_RATE)) as u64;
+        let mut rest = at_rate.as_slice();
+        while !rest.is_empty() {
+            // Feed up to the next emission point, so each window ends exactly on it.
+            let room = (self.next_emit - self.total) as usize;
+            let take = room.min(rest.len());
+            self.recent.extend_from_slice(&rest[..take]);
+            self.total += take as u64;
+            rest = &rest[take..];
+            if self.recent.len() > window {
+                let excess = self.recent.len() - window;
+                self.recent.drain(..excess);
+            }
+            if self.total == self.next_emit {
+                due.push((self.seconds(), self.recent.clone()));
+                self.next_emit += hop;
+            }
+        }
+        if self.seconds() > MAX_CALL_S {
+            return Err(format!("the call is longer than {MAX_CALL_S} s"));
+        }
+        Ok(due)
+    }
+}
+
+/// The JSON for one analysed window, and the rolling verdict after it.
+fn verdict_message(
+    scanner: &Scanner,
+    call: &mut Call,
+    end_s: f64,
+    samples: &[f32],
+) -> Result<serde_json::Value, String> {
+    let detector = scanner.voice();
+    let analysis = detector.analyse(samples).map_err(|e| e.to_string())?;
+    let start_s = end_s - samples.len() as f64 / f64::from(SAMPLE_RATE);
+    let window = match &analysis.outcome {
+        Outcome::Scored(logit) => {
+            call.logits.push(*logit);
+            json!({"start_s": start_s, "end_s": end_s, "probability_synthetic": detector.probability(*logit), "speech_s": analysis.speech_s})
+        }
+        Outcome::Unscored(why) => {
+            json!({"start_s": start_s, "end_s": end_s, "probability_synthetic": null, "speech_s": analysis.speech_s, "reason": why})
+        }
+    };
+    let mut message = rolling(scanner, call, "verdict");
+    message["t_s"] = json!(end_s);
+    message["window"] = window;
+    Ok(message)
+}
+
+fn rolling(scanner: &Scanner, call: &Call, kind: &str) -> serde_json::Value {
+    let detector = scanner.voice();
+    if call.logits.is_empty() {
+        return json!({"type": kind, "verdict": "inconclusive", "probability_synthetic": null,
+            "reason": "no window with enough speech yet", "windows": 0, "audio_s": call.seconds()});
+    }
+    let mean = call.logits.iter().sum::<f64>() / call.logits.len() as f64;
+    let p = detector.probability(mean);
+    json!({"type": kind, "verdict": detector.verdict(p), "probability_synthetic": p,
+        "windows": call.logits.len(), "audio_s": call.seconds()})
+}
+
+/// Runs one call until the client ends it.
+pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSettings) {
+    let ready = json!({"type": "ready", "encoding": settings.encoding_name(), "rate": settings.rate,
+        "analysis_rate": SAMPLE_RATE, "window_s": WINDOW_S, "first_s": FIRST_S, "hop_s": HOP_S,
+        "model": scanner.voice().id()});
+    let mut call = match Call::new(settings) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = socket
+                .send(Message::Text(
+                    json!({"type": "error", "message": e}).to_string().into(),
+                ))
+                .await;
+            return;
+        }
+    };
+    if socket
+        .send(Message::Text(ready.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    while let Some(Ok(message)) = socket.recv().await {
+        match message {
+            Message::Binary(bytes) => {
+                let due = match call.push(&bytes) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = socket
+                            .send(Message::Text(
+                                json!({"type": "error", "message": e}).to_string().into(),
+                            ))
+                            .await;
+                        break;
+                    }
+                };
+                for (end_s, samples) in due {
+                    let scanner_for_job = Arc::clone(&scanner);
+                    // The model is CPU work: off the async threads. The call's state moves
+                    // along and comes back.
+                    let (back, result) = tokio::task::spawn_blocking(move || {
+                        let r = verdict_message(&scanner_for_job, &mut call, end_s, &samples);
+                        (call, r)
+                    })
+                    .await
+                    .expect("the analysis task does not panic");
+                    call = back;
+                    let text = match result {
+                        Ok(v) => v.to_string(),
+                        Err(e) => json!({"type": "error", "message": e}).to_string(),
+                    };
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Message::Text(text) if text.contains("\"end\"") => break,
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let final_message = rolling(&scanner, &call, "final");
+    let _ = socket
+        .send(Message::Text(final_message.to_string().into()))
+        .await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+impl CallSettings {
+    fn encoding_name(&self) -> &'static str {
+        match self.encoding {
+            Encoding::PcmS16le => "pcm_s16le",
+            Encoding::Mulaw => "mulaw",
+            Encoding::Alaw => "alaw",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g711_matches_the_standard_table_points() {
+        // µ-law: 0xFF and 0x7F are the two zeros, 0x00 the most negative, 0x80 the most positive.
+        assert_eq!(mulaw(0xFF), 0.0);
+        assert_eq!(mulaw(0x7F), 0.0);
+        assert_eq!(mulaw(0x00), -32124.0 / 32768.0);
+        assert_eq!(mulaw(0x80), 32124.0 / 32768.0);
+        // A-law: 0xD5 and 0x55 are the smallest magnitudes (±8), 0xAA / 0x2A the largest.
+        assert_eq!(alaw(0xD5), 8.0 / 32768.0);
+        assert_eq!(alaw(0x55), -8.0 / 32768.0);
+        assert_eq!(alaw(0xAA), 32256.0 / 32768.0);
+        assert_eq!(alaw(0x2A), -32256.0 / 32768.0);
+    }
+
+    #[test]
+    fn windows_fall_due_at_two_seconds_then_every_second_whatever_the_framing() {
+        let settings = |rate| CallSettings {
+            encoding: Encoding::PcmS16le,
+            rate,
+        };
+        for frame in [1usize, 160, 333, 8000] {
+            let mut call = Call::new(settings(8000)).unwrap();
+            let audio = vec![0u8; 8000 * 2 * 6];
+            let mut times = Vec::new();
+            for chunk in audio.chunks(frame) {
+                for (t, samples) in call.push(chunk).unwrap() {
+                    assert_eq!(samples.len(), ((t.min(4.0)) * 8000.0) as usize);
+                    times.push(t);
+                }
+            }
+            assert_eq!(times, vec![2.0, 3.0, 4.0, 5.0, 6.0], "frame {frame}");
+        }
+        // At 16 kHz the resampler's output reaches the same points.
+        let mut call = Call::new(settings(16000)).unwrap();
+        let due: Vec<f64> = call
+            .push(&vec![0u8; 16000 * 2 * 3])
+            .unwrap()
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        assert_eq!(due, vec![2.0]);
+    }
+}
