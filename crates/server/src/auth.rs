@@ -50,12 +50,9 @@ fn digest(key: &str) -> Vec<u8> {
 
 impl Keys {
     pub fn open(db: &Path) -> Result<Self, String> {
-        let conn = Connection::open(db).map_err(|e| format!("{}: {e}", db.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
-            .and_then(|_| {
-                conn.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS api_keys (
+        let conn = crate::open_server_db(
+            db,
+            "CREATE TABLE IF NOT EXISTS api_keys (
                         id TEXT PRIMARY KEY,
                         name TEXT NOT NULL,
                         key_sha256 BLOB NOT NULL UNIQUE,
@@ -63,9 +60,7 @@ impl Keys {
                         rate_per_minute INTEGER NOT NULL,
                         revoked INTEGER NOT NULL DEFAULT 0
                     )",
-                )
-            })
-            .map_err(|e| format!("{}: {e}", db.display()))?;
+        )?;
         Ok(Self {
             conn: Mutex::new(conn),
             buckets: Mutex::new(HashMap::new()),

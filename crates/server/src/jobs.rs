@@ -91,13 +91,9 @@ pub fn new_id() -> String {
 impl JobStore {
     pub fn open(db: &Path, spool: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(spool).map_err(|e| format!("{}: {e}", spool.display()))?;
-        let conn = Connection::open(db).map_err(|e| format!("{}: {e}", db.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
-            .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-            .and_then(|_| {
-                conn.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS jobs (
+        let conn = crate::open_server_db(
+            db,
+            "CREATE TABLE IF NOT EXISTS jobs (
                         id TEXT PRIMARY KEY,
                         state TEXT NOT NULL,
                         created_at TEXT NOT NULL,
@@ -114,9 +110,7 @@ impl JobStore {
                         leaf_hash TEXT
                     );
                     CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);",
-                )
-            })
-            .map_err(|e| format!("{}: {e}", db.display()))?;
+        )?;
         let store = Self {
             conn: Mutex::new(conn),
             spool: spool.to_owned(),

@@ -20,6 +20,21 @@ mod worker;
 
 pub use api::{Config, router, serve};
 
+/// Opens the server's own database the one way both of its users (jobs, API keys) need it:
+/// WAL, every commit fsynced, waiting on a busy writer, with `schema` applied.
+pub(crate) fn open_server_db(
+    db: &std::path::Path,
+    schema: &str,
+) -> Result<rusqlite::Connection, String> {
+    let conn = rusqlite::Connection::open(db).map_err(|e| format!("{}: {e}", db.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|_| conn.execute_batch(schema))
+        .map_err(|e| format!("{}: {e}", db.display()))?;
+    Ok(conn)
+}
+
 /// The server's own database (jobs, API keys) inside a data directory.
 pub fn server_db(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("server.sqlite")
