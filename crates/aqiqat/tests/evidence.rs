@@ -454,20 +454,7 @@ fn reports_in_three_languages_as_html_and_pdf() {
     assert!(!html.contains("<script>") && html.contains("&lt;script&gt;"));
     // An inconclusive record explains itself in the report's language.
     let silence = env.path("silence.wav");
-    let mut w = hound::WavWriter::create(
-        &silence,
-        hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        },
-    )
-    .unwrap();
-    for _ in 0..48_000 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_wav_16k(&silence, std::iter::repeat_n(0i16, 48_000));
     env.ok(&["scan", s(&silence), "--record", "silence.json"]);
     let kk = env.ok(&["report", "silence.json", "--lang", "kk"]);
     assert!(

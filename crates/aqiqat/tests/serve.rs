@@ -351,24 +351,14 @@ fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill()
     let dir = tempfile::tempdir().unwrap();
     // Ten minutes of audio, so that each scan far outlasts an upload.
     let wav = dir.path().join("long.wav");
-    let mut w = hound::WavWriter::create(
-        &wav,
-        hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        },
-    )
-    .unwrap();
     let mut x = 1u32;
-    for i in 0..16_000 * 600 {
+    let samples = (0..16_000 * 600).map(|i| {
         x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         let noise = ((x >> 16) as f32 / 65536.0 - 0.5) * 0.1;
         let voice = ((i as f32) * 0.03).sin() * (((i / 4000) % 3) as f32 * 0.2);
-        w.write_sample(((voice + noise) * 20000.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+        ((voice + noise) * 20000.0) as i16
+    });
+    common::write_wav_16k(&wav, samples);
     let bytes = std::fs::read(&wav).unwrap();
 
     let server = Server::start(

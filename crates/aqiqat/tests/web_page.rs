@@ -99,29 +99,18 @@ impl Driver {
     fn screenshot(&self, to: &Path) -> Vec<u8> {
         use std::io::Write;
         let b64 = self.call("GET", "/screenshot", None);
-        let bytes = decode_base64(b64.as_str().unwrap());
+        let bytes = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.as_str().unwrap())
+                .unwrap()
+        };
         std::fs::File::create(to)
             .unwrap()
             .write_all(&bytes)
             .unwrap();
         bytes
     }
-}
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()) {
-        acc = (acc << 6) | A.iter().position(|&x| x == c).unwrap() as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 #[test]

@@ -107,3 +107,18 @@ pub fn smoke_first(label: &str) -> PathBuf {
         .unwrap();
     dir.join(row.split('\t').next().unwrap())
 }
+
+/// Writes 16 kHz mono 16-bit PCM.
+pub fn write_wav_16k(path: &Path, samples: impl IntoIterator<Item = i16>) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+}
