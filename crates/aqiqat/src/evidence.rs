@@ -73,11 +73,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Outcome> {
     })
 }
 
-pub fn pretty(value: &impl serde::Serialize) -> String {
-    let mut s = serde_json::to_string_pretty(value).expect("JSON values serialise");
-    s.push('\n');
-    s
-}
+pub use aqiqat_evidence::pretty_json as pretty;
 
 /// What `scan --record` needs besides the result.
 pub struct RecordRequest {

@@ -60,14 +60,17 @@ pub fn export_case(log: &mut Log, case_id: &str, out: &Path) -> Result<Exported,
     };
     let public = log.signer().public();
     write(out.join("public-key.pem"), public.to_pem().as_bytes())?;
-    write(out.join("tree-head.json"), pretty(&head).as_bytes())?;
+    write(
+        out.join("tree-head.json"),
+        crate::pretty_json(&head).as_bytes(),
+    )?;
     let mut entries = Vec::new();
     for entry in &case.records {
         let envelope = log.envelope_at(entry.index, &head)?;
         let name = format!("{:08}", entry.index);
         write(
             records_dir.join(format!("{name}.json")),
-            pretty(&envelope).as_bytes(),
+            crate::pretty_json(&envelope).as_bytes(),
         )?;
         let record = log.record(entry.index)?;
         let body = record
@@ -96,7 +99,7 @@ pub fn export_case(log: &mut Log, case_id: &str, out: &Path) -> Result<Exported,
         tree_size: head.tree_size,
         records: entries,
     };
-    write(out.join("case.json"), pretty(&index).as_bytes())?;
+    write(out.join("case.json"), crate::pretty_json(&index).as_bytes())?;
     write(out.join("README.md"), README.as_bytes())?;
     write(out.join("verify.py"), VERIFY_PY.as_bytes())?;
     Ok(Exported {
@@ -104,10 +107,4 @@ pub fn export_case(log: &mut Log, case_id: &str, out: &Path) -> Result<Exported,
         records: case.records.len(),
         tree_head: head,
     })
-}
-
-fn pretty(value: &impl Serialize) -> String {
-    let mut s = serde_json::to_string_pretty(value).expect("JSON values serialise");
-    s.push('\n');
-    s
 }

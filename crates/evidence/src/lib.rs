@@ -61,6 +61,14 @@ impl EvidenceError {
     }
 }
 
+/// Indented JSON with a final newline: how evidence files are written for people to read
+/// (verification never depends on the layout).
+pub fn pretty_json(value: &impl serde::Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(value).expect("JSON values serialise");
+    s.push('\n');
+    s
+}
+
 /// UTC now, RFC 3339 with milliseconds (`2026-11-26T18:20:36.123Z`).
 pub fn utc_now() -> String {
     let now = jiff::Timestamp::now();
