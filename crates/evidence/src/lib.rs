@@ -40,7 +40,7 @@ pub enum EvidenceError {
         source: std::io::Error,
     },
     #[error("evidence store: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(#[from] aqiqat_store::DbError),
     /// Something the user gave us is wrong (unknown record, unknown case, unreadable file).
     #[error("{0}")]
     BadInput(String),

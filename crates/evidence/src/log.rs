@@ -1,18 +1,21 @@
-//! The append-only transparency log, stored in SQLite.
+//! The append-only transparency log, stored in SQLite (the default) or PostgreSQL.
 //!
 //! Tables: `leaves` (index, leaf hash, the record's canonical bytes), `nodes` (the root of
 //! every complete perfect subtree above the leaves), `tree_heads` (every signed head
-//! handed out), `cases` and `case_records`. Triggers refuse any UPDATE or DELETE on the first
-//! three, so even a careless SQL session cannot rewrite history without dropping them.
+//! handed out), `cases` and `case_records`. Triggers refuse any UPDATE or DELETE (and, on
+//! PostgreSQL, TRUNCATE) on the first three, so even a careless SQL session cannot rewrite
+//! history without dropping them.
 //!
-//! Crash safety comes from SQLite: one append is one `BEGIN IMMEDIATE` transaction in WAL
-//! mode with `synchronous=FULL`, so an append either is entirely on disk before `append`
-//! returns or not visible at all. The in-memory [`Frontier`] is only a cache of the right edge,
-//! rebuilt whenever another process has appended since.
+//! Crash safety comes from the database: one append is one write transaction (SQLite: `BEGIN
+//! IMMEDIATE` in WAL mode with `synchronous=FULL`; PostgreSQL: a transaction holding an
+//! advisory lock, `synchronous_commit=on`), so an append either is entirely on disk before
+//! `append` returns or not visible at all. The in-memory [`Frontier`] is only a cache of the
+//! right edge, rebuilt whenever another process has appended since.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use aqiqat_store::{Db, DbError, Dialect, Location, Sql, args};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::cell::RefCell;
+use std::path::Path;
 
 use crate::merkle::{self, Frontier, Hash, SubtreeHashes};
 use crate::record::{
@@ -21,16 +24,96 @@ use crate::record::{
 };
 use crate::{EvidenceError, Signer25519, utc_now};
 
+pub use aqiqat_store::Durability;
+
 const SCHEMA_VERSION: i64 = 1;
 
-/// Durability of each append against *power loss*; both survive a killed process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// fsync on every commit (the default: evidence is worth a millisecond).
-    Full,
-    /// fsync at checkpoints only: a power cut may lose the last appends, never corrupt.
-    Normal,
-}
+const SQLITE_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS leaves (
+        idx INTEGER PRIMARY KEY,
+        leaf_hash BLOB NOT NULL UNIQUE,
+        data BLOB NOT NULL,
+        media_sha256 TEXT,
+        created_at TEXT
+    );
+    CREATE TABLE IF NOT EXISTS nodes (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS tree_heads (
+        tree_size INTEGER PRIMARY KEY,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS cases (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        note TEXT
+    );
+    CREATE TABLE IF NOT EXISTS case_records (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        leaf_idx INTEGER NOT NULL REFERENCES leaves(idx),
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (case_id, leaf_idx)
+    );
+    CREATE TRIGGER IF NOT EXISTS leaves_append_only_u BEFORE UPDATE ON leaves
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS leaves_append_only_d BEFORE DELETE ON leaves
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS nodes_append_only_u BEFORE UPDATE ON nodes
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS nodes_append_only_d BEFORE DELETE ON nodes
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS heads_append_only_u BEFORE UPDATE ON tree_heads
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS heads_append_only_d BEFORE DELETE ON tree_heads
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;";
+
+const POSTGRES_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS leaves (
+        idx BIGINT PRIMARY KEY,
+        leaf_hash BYTEA NOT NULL UNIQUE,
+        data BYTEA NOT NULL,
+        media_sha256 TEXT,
+        created_at TEXT
+    );
+    CREATE TABLE IF NOT EXISTS nodes (
+        level BIGINT NOT NULL,
+        idx BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        PRIMARY KEY (level, idx)
+    );
+    CREATE TABLE IF NOT EXISTS tree_heads (
+        tree_size BIGINT PRIMARY KEY,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS cases (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        note TEXT
+    );
+    CREATE TABLE IF NOT EXISTS case_records (
+        case_id TEXT NOT NULL REFERENCES cases(id),
+        leaf_idx BIGINT NOT NULL REFERENCES leaves(idx),
+        added_at TEXT NOT NULL,
+        PRIMARY KEY (case_id, leaf_idx)
+    );
+    CREATE OR REPLACE FUNCTION aqiqat_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'the evidence log is append-only'
+                USING ERRCODE = 'integrity_constraint_violation';
+        END $$;
+    CREATE OR REPLACE TRIGGER leaves_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON leaves
+        FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();
+    CREATE OR REPLACE TRIGGER nodes_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON nodes
+        FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();
+    CREATE OR REPLACE TRIGGER heads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON tree_heads
+        FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();";
 
 /// One record's place in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,39 +141,61 @@ pub struct CheckReport {
 }
 
 pub struct Log {
-    conn: Connection,
+    // Reads need the connection mutably too (PostgreSQL's client is `&mut`); a log is used
+    // by one thread at a time, so a RefCell keeps the read methods `&self`.
+    db: RefCell<Db>,
     signer: Signer25519,
     frontier: Frontier,
-    path: PathBuf,
 }
 
-struct StoredNodes<'a>(&'a Connection);
+struct StoredNodes<'a>(&'a mut dyn Sql);
 
 impl SubtreeHashes for StoredNodes<'_> {
-    type Error = rusqlite::Error;
+    type Error = DbError;
     fn perfect(&mut self, level: u32, index: u64) -> Result<Hash, Self::Error> {
         // Level 0 is the leaves' own hash column: storing it twice would cost every append
         // one more B-tree page.
-        let bytes: Vec<u8> = if level == 0 {
-            let mut stmt = self
-                .0
-                .prepare_cached("SELECT leaf_hash FROM leaves WHERE idx = ?1")?;
-            stmt.query_row([index as i64], |r| r.get(0))?
+        let row = if level == 0 {
+            self.0
+                .query_one("SELECT leaf_hash FROM leaves WHERE idx = ?1", args![index])?
         } else {
-            let mut stmt = self
-                .0
-                .prepare_cached("SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2")?;
-            stmt.query_row(params![level, index as i64], |r| r.get(0))?
+            self.0.query_one(
+                "SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2",
+                args![level, index],
+            )?
         };
-        bytes.try_into().map_err(|_| {
-            rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
-        })
+        row.blob(0)?
+            .try_into()
+            .map_err(|_| DbError::other(format!("stored hash ({level}, {index}) is not 32 bytes")))
+    }
+}
+
+fn stored_size(db: &mut dyn Sql) -> Result<u64, DbError> {
+    let max = db
+        .query_one("SELECT max(idx) FROM leaves", &[])?
+        .opt_int(0)?;
+    Ok(max.map_or(0, |m| m as u64 + 1))
+}
+
+fn require_case(db: &mut dyn Sql, id: &str) -> Result<(), EvidenceError> {
+    let exists = db
+        .query_one(
+            "SELECT EXISTS(SELECT 1 FROM cases WHERE id = ?1)",
+            args![id],
+        )?
+        .bool(0)?;
+    if exists {
+        Ok(())
+    } else {
+        Err(EvidenceError::BadInput(format!(
+            "no case {id:?}; create it with `aqiqat case new`"
+        )))
     }
 }
 
 impl Log {
-    /// Opens (creating when absent) the log at `path`, bound to `signer`'s key: a log never
-    /// changes key, so opening it with another is refused.
+    /// Opens (creating when absent) the SQLite log at `path`, bound to `signer`'s key: a log
+    /// never changes key, so opening it with another is refused.
     pub fn open(path: &Path, signer: Signer25519) -> Result<Self, EvidenceError> {
         Self::open_with(path, signer, Durability::Full)
     }
@@ -100,121 +205,72 @@ impl Log {
         signer: Signer25519,
         durability: Durability,
     ) -> Result<Self, EvidenceError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| EvidenceError::io(parent, e))?;
+        Self::open_at(&Location::Sqlite(path.to_owned()), signer, durability)
+    }
+
+    /// Opens the log in an SQLite file or a PostgreSQL database.
+    pub fn open_at(
+        location: &Location,
+        signer: Signer25519,
+        durability: Durability,
+    ) -> Result<Self, EvidenceError> {
+        let mut db = Db::open(location, durability)?;
+        if let Some(conn) = db.as_sqlite() {
+            // Appends insert a random 32-byte key into the leaf-hash index; past a few
+            // hundred thousand records SQLite's default 2 MB page cache no longer holds its
+            // inner pages.
+            conn.pragma_update(None, "cache_size", -65_536)
+                .map_err(DbError::from)?;
         }
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            match durability {
-                Durability::Full => "FULL",
-                Durability::Normal => "NORMAL",
-            },
-        )?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // Appends insert a random 32-byte key into the leaf-hash index; past a few hundred
-        // thousand records SQLite's default 2 MB page cache no longer holds its inner pages.
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        Self::migrate(&conn, &signer)?;
-        let size = Self::stored_size(&conn)?;
-        let frontier = Frontier::load(&mut StoredNodes(&conn), size)?;
+        Self::migrate(&mut db, &signer)?;
+        let size = stored_size(&mut db)?;
+        let frontier = Frontier::load(&mut StoredNodes(&mut db), size)?;
         Ok(Self {
-            conn,
+            db: RefCell::new(db),
             signer,
             frontier,
-            path: path.to_owned(),
         })
     }
 
-    fn migrate(conn: &Connection, signer: &Signer25519) -> Result<(), EvidenceError> {
-        conn.execute_batch(
-            "BEGIN IMMEDIATE;
-             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS leaves (
-                 idx INTEGER PRIMARY KEY,
-                 leaf_hash BLOB NOT NULL UNIQUE,
-                 data BLOB NOT NULL,
-                 media_sha256 TEXT,
-                 created_at TEXT
-             );
-             CREATE TABLE IF NOT EXISTS nodes (
-                 level INTEGER NOT NULL,
-                 idx INTEGER NOT NULL,
-                 hash BLOB NOT NULL,
-                 PRIMARY KEY (level, idx)
-             ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS tree_heads (
-                 tree_size INTEGER PRIMARY KEY,
-                 body TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS cases (
-                 id TEXT PRIMARY KEY,
-                 title TEXT NOT NULL,
-                 created_at TEXT NOT NULL,
-                 note TEXT
-             );
-             CREATE TABLE IF NOT EXISTS case_records (
-                 case_id TEXT NOT NULL REFERENCES cases(id),
-                 leaf_idx INTEGER NOT NULL REFERENCES leaves(idx),
-                 added_at TEXT NOT NULL,
-                 PRIMARY KEY (case_id, leaf_idx)
-             );
-             CREATE TRIGGER IF NOT EXISTS leaves_append_only_u BEFORE UPDATE ON leaves
-                 BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
-             CREATE TRIGGER IF NOT EXISTS leaves_append_only_d BEFORE DELETE ON leaves
-                 BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
-             CREATE TRIGGER IF NOT EXISTS nodes_append_only_u BEFORE UPDATE ON nodes
-                 BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
-             CREATE TRIGGER IF NOT EXISTS nodes_append_only_d BEFORE DELETE ON nodes
-                 BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
-             CREATE TRIGGER IF NOT EXISTS heads_append_only_u BEFORE UPDATE ON tree_heads
-                 BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
-             CREATE TRIGGER IF NOT EXISTS heads_append_only_d BEFORE DELETE ON tree_heads
-                 BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
-             COMMIT;",
-        )?;
+    fn migrate(db: &mut Db, signer: &Signer25519) -> Result<(), EvidenceError> {
         let key_id = signer.public().key_id();
-        let stored: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'log_id'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        match stored {
-            None => {
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('log_id', ?1), ('schema_version', ?2)",
-                    params![key_id, SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Some(id) if id == key_id => {}
-            Some(id) => {
-                return Err(EvidenceError::Internal(format!(
+        db.write_transaction(|tx| {
+            tx.batch(match tx.dialect() {
+                Dialect::Sqlite => SQLITE_SCHEMA,
+                Dialect::Postgres => POSTGRES_SCHEMA,
+            })?;
+            let stored = tx.query_opt("SELECT value FROM meta WHERE key = 'log_id'", &[])?;
+            match stored.map(|r| r.text(0)).transpose()? {
+                None => {
+                    tx.execute(
+                        "INSERT INTO meta(key, value) VALUES ('log_id', ?1), ('schema_version', ?2)
+                         ON CONFLICT DO NOTHING",
+                        args![&key_id, &SCHEMA_VERSION.to_string()],
+                    )?;
+                    Ok(())
+                }
+                Some(id) if id == key_id => Ok(()),
+                Some(id) => Err(EvidenceError::Internal(format!(
                     "this evidence log belongs to key {id}, but the signing key is {key_id}: \
                      a log never changes key"
-                )));
+                ))),
             }
+        })
+    }
+
+    /// SQLite: copies the write-ahead log into the database file and empties it (before a
+    /// backup, or to start a measurement from a settled state). PostgreSQL: nothing to do.
+    pub fn checkpoint(&self) -> Result<(), EvidenceError> {
+        if let Some(conn) = self.db.borrow().as_sqlite() {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(DbError::from)?;
         }
         Ok(())
     }
 
-    fn stored_size(conn: &Connection) -> Result<u64, rusqlite::Error> {
-        let max: Option<i64> = conn.query_row("SELECT max(idx) FROM leaves", [], |r| r.get(0))?;
-        Ok(max.map_or(0, |m| m as u64 + 1))
-    }
-
-    /// Copies the write-ahead log into the database file and empties it (before a backup,
-    /// or to start a measurement from a settled state).
-    pub fn checkpoint(&self) -> Result<(), EvidenceError> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the log is stored (a PostgreSQL URL comes without its password).
+    pub fn describe(&self) -> String {
+        self.db.borrow().location().describe()
     }
 
     pub fn signer(&self) -> &Signer25519 {
@@ -222,7 +278,7 @@ impl Log {
     }
 
     pub fn size(&self) -> Result<u64, EvidenceError> {
-        Ok(Self::stored_size(&self.conn)?)
+        Ok(stored_size(&mut *self.db.borrow_mut())?)
     }
 
     /// Appends one record (and files it under `case` when given) in one transaction.
@@ -251,66 +307,58 @@ impl Log {
         &mut self,
         items: &[(&SignedRecord, Option<&str>)],
     ) -> Result<Vec<LogEntry>, EvidenceError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let size = Self::stored_size(&tx)?;
-        let mut frontier = if size == self.frontier.size() {
-            self.frontier.clone()
-        } else {
-            Frontier::load(&mut StoredNodes(&tx), size)?
-        };
-        for case in items.iter().filter_map(|(_, c)| *c) {
-            Self::require_case(&tx, case)?;
-        }
-        let now = utc_now();
-        let mut entries = Vec::with_capacity(items.len());
-        {
-            let mut leaf_stmt = tx.prepare_cached(
-                "INSERT INTO leaves(idx, leaf_hash, data, media_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut node_stmt =
-                tx.prepare_cached("INSERT INTO nodes(level, idx, hash) VALUES (?1, ?2, ?3)")?;
-            let mut case_stmt = tx.prepare_cached(
-                "INSERT INTO case_records(case_id, leaf_idx, added_at) VALUES (?1, ?2, ?3)",
-            )?;
+        let cached = &self.frontier;
+        let (entries, frontier) = self.db.get_mut().write_transaction(|tx| {
+            let size = stored_size(tx)?;
+            let mut frontier = if size == cached.size() {
+                cached.clone()
+            } else {
+                Frontier::load(&mut StoredNodes(tx), size)?
+            };
+            for case in items.iter().filter_map(|(_, c)| *c) {
+                require_case(tx, case)?;
+            }
+            let now = utc_now();
+            let mut entries = Vec::with_capacity(items.len());
             for &(record, case) in items {
                 let index = frontier.size();
                 let leaf = record.leaf_hash();
                 let media = record.value["subject"]["sha256"].as_str();
                 let created = record.value["created_at"].as_str();
-                leaf_stmt
-                    .execute(params![
-                        index as i64,
-                        &leaf[..],
-                        &record.canonical,
-                        media,
-                        created
-                    ])
-                    .map_err(|e| match e {
-                        rusqlite::Error::SqliteFailure(f, _)
-                            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                        {
-                            EvidenceError::BadInput(format!(
-                                "record {} is already in the log",
-                                hex::encode(leaf)
-                            ))
-                        }
-                        e => e.into(),
-                    })?;
+                tx.execute(
+                    "INSERT INTO leaves(idx, leaf_hash, data, media_sha256, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    args![index, &leaf[..], &record.canonical, media, created],
+                )
+                .map_err(|e| {
+                    if e.is_constraint() {
+                        EvidenceError::BadInput(format!(
+                            "record {} is already in the log",
+                            hex::encode(leaf)
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })?;
                 for (level, idx, hash) in frontier.push(leaf).into_iter().skip(1) {
-                    node_stmt.execute(params![level, idx as i64, &hash[..]])?;
+                    tx.execute(
+                        "INSERT INTO nodes(level, idx, hash) VALUES (?1, ?2, ?3)",
+                        args![level, idx, &hash[..]],
+                    )?;
                 }
                 if let Some(case) = case {
-                    case_stmt.execute(params![case, index as i64, &now])?;
+                    tx.execute(
+                        "INSERT INTO case_records(case_id, leaf_idx, added_at) VALUES (?1, ?2, ?3)",
+                        args![case, index, &now],
+                    )?;
                 }
                 entries.push(LogEntry {
                     index,
                     leaf_hash: hex::encode(leaf),
                 });
             }
-        }
-        tx.commit()?;
+            Ok::<_, EvidenceError>((entries, frontier))
+        })?;
         self.frontier = frontier;
         Ok(entries)
     }
@@ -320,16 +368,16 @@ impl Log {
     pub fn tree_head(&mut self) -> Result<TreeHead, EvidenceError> {
         let size = self.size()?;
         if size != self.frontier.size() {
-            self.frontier = Frontier::load(&mut StoredNodes(&self.conn), size)?;
+            self.frontier = Frontier::load(&mut StoredNodes(self.db.get_mut()), size)?;
         }
         if let Some(head) = self.stored_head(size)? {
             return Ok(head);
         }
         let head = TreeHead::sign(size, &self.frontier.root(), utc_now(), &self.signer);
         let body = serde_json::to_string(&head).expect("tree heads serialise");
-        self.conn.execute(
-            "INSERT OR IGNORE INTO tree_heads(tree_size, body) VALUES (?1, ?2)",
-            params![size as i64, body],
+        self.db.get_mut().execute(
+            "INSERT INTO tree_heads(tree_size, body) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            args![size, &body],
         )?;
         // Another process may have signed this size first; everyone returns the stored one.
         Ok(self.stored_head(size)?.expect("just stored"))
@@ -337,16 +385,12 @@ impl Log {
 
     /// A head handed out earlier for `size`, if any.
     pub fn stored_head(&self, size: u64) -> Result<Option<TreeHead>, EvidenceError> {
-        let body: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT body FROM tree_heads WHERE tree_size = ?1",
-                [size as i64],
-                |r| r.get(0),
-            )
-            .optional()?;
-        body.map(|b| {
-            serde_json::from_str(&b)
+        let body = self.db.borrow_mut().query_opt(
+            "SELECT body FROM tree_heads WHERE tree_size = ?1",
+            args![size],
+        )?;
+        body.map(|row| {
+            serde_json::from_str(&row.text(0)?)
                 .map_err(|e| EvidenceError::Internal(format!("stored tree head {size}: {e}")))
         })
         .transpose()
@@ -354,7 +398,10 @@ impl Log {
 
     pub fn root_at(&self, size: u64) -> Result<Hash, EvidenceError> {
         self.check_size(size)?;
-        Ok(merkle::root(&mut StoredNodes(&self.conn), size)?)
+        Ok(merkle::root(
+            &mut StoredNodes(&mut *self.db.borrow_mut()),
+            size,
+        )?)
     }
 
     fn check_size(&self, size: u64) -> Result<(), EvidenceError> {
@@ -374,7 +421,8 @@ impl Log {
                 "record {index} is not in a tree of {tree_size} records"
             )));
         }
-        let mut nodes = StoredNodes(&self.conn);
+        let mut db = self.db.borrow_mut();
+        let mut nodes = StoredNodes(&mut *db);
         let leaf = nodes.perfect(0, index)?;
         let path = merkle::inclusion_path(&mut nodes, index, tree_size)?;
         Ok(InclusionProof::new(index, tree_size, &leaf, &path))
@@ -387,7 +435,8 @@ impl Log {
                 "no consistency proof from {old} to {new} records: need 0 < old <= new"
             )));
         }
-        let path = merkle::consistency_path(&mut StoredNodes(&self.conn), old, new)?;
+        let path =
+            merkle::consistency_path(&mut StoredNodes(&mut *self.db.borrow_mut()), old, new)?;
         Ok(ConsistencyProof {
             schema: CONSISTENCY_SCHEMA.into(),
             old_size: old,
@@ -397,16 +446,13 @@ impl Log {
     }
 
     pub fn record(&self, index: u64) -> Result<SignedRecord, EvidenceError> {
-        let data: Option<Vec<u8>> = self
-            .conn
-            .query_row(
-                "SELECT data FROM leaves WHERE idx = ?1",
-                [index as i64],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let data =
-            data.ok_or_else(|| EvidenceError::BadInput(format!("no record {index} in the log")))?;
+        let row = self
+            .db
+            .borrow_mut()
+            .query_opt("SELECT data FROM leaves WHERE idx = ?1", args![index])?;
+        let data = row
+            .ok_or_else(|| EvidenceError::BadInput(format!("no record {index} in the log")))?
+            .blob(0)?;
         let value = serde_json::from_slice(&data)
             .map_err(|e| EvidenceError::Internal(format!("stored record {index}: {e}")))?;
         Ok(SignedRecord {
@@ -418,14 +464,12 @@ impl Log {
     /// Finds a record by log index or by (a prefix of at least 8 digits of) its leaf hash.
     pub fn find(&self, query: &str) -> Result<LogEntry, EvidenceError> {
         let query = query.trim();
-        let found: Option<(i64, Vec<u8>)> = if let Ok(index) = query.parse::<u64>() {
-            self.conn
-                .query_row(
-                    "SELECT idx, leaf_hash FROM leaves WHERE idx = ?1",
-                    [index as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?
+        let mut db = self.db.borrow_mut();
+        let found = if let Ok(index) = query.parse::<u64>() {
+            db.query_opt(
+                "SELECT idx, leaf_hash FROM leaves WHERE idx = ?1",
+                args![index],
+            )?
         } else {
             let q = query.to_ascii_lowercase();
             if q.len() < 8 || q.len() > 64 || !q.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -433,15 +477,13 @@ impl Log {
                     "{query:?} is neither a record index nor a leaf hash (8 to 64 hex digits)"
                 )));
             }
-            // Prefix search over a BLOB key: the range [prefix00…, prefixff…].
+            // Prefix search over a byte-string key: the range [prefix00…, prefixff…].
             let lo = hex::decode(format!("{q:0<64}")).expect("hex");
             let hi = hex::decode(format!("{q:f<64}")).expect("hex");
-            let mut stmt = self.conn.prepare_cached(
+            let rows = db.query(
                 "SELECT idx, leaf_hash FROM leaves WHERE leaf_hash BETWEEN ?1 AND ?2 LIMIT 2",
+                args![&lo, &hi],
             )?;
-            let rows: Vec<(i64, Vec<u8>)> = stmt
-                .query_map(params![lo, hi], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
             if rows.len() > 1 {
                 return Err(EvidenceError::BadInput(format!(
                     "{query} names more than one record; give more digits"
@@ -449,11 +491,11 @@ impl Log {
             }
             rows.into_iter().next()
         };
-        let (index, hash) = found
+        let row = found
             .ok_or_else(|| EvidenceError::BadInput(format!("no record {query} in the log")))?;
         Ok(LogEntry {
-            index: index as u64,
-            leaf_hash: hex::encode(hash),
+            index: row.int(0)? as u64,
+            leaf_hash: hex::encode(row.blob(1)?),
         })
     }
 
@@ -476,15 +518,18 @@ impl Log {
     /// Recomputes the whole tree from the stored records and compares it with the stored
     /// nodes and every signed head. Reads everything: minutes at millions of records.
     pub fn check(&self) -> Result<CheckReport, EvidenceError> {
+        const PAGE: u64 = 512;
+        let mut db = self.db.borrow_mut();
         let mut problems = Vec::new();
         let mut frontier = Frontier::default();
-        let mut heads: Vec<(u64, String)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT tree_size, body FROM tree_heads ORDER BY tree_size")?;
-            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-        };
+        let mut heads: Vec<(u64, String)> = db
+            .query(
+                "SELECT tree_size, body FROM tree_heads ORDER BY tree_size",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.int(0)? as u64, r.text(1)?)))
+            .collect::<Result<_, DbError>>()?;
         heads.reverse();
         let mut checked_heads = 0u64;
         let mut check_heads = |frontier: &Frontier,
@@ -513,47 +558,54 @@ impl Log {
             }
         };
         check_heads(&frontier, &mut heads, &mut problems);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT idx, leaf_hash, data FROM leaves ORDER BY idx")?;
-        let mut rows = stmt.query([])?;
-        let mut node_stmt = self
-            .conn
-            .prepare_cached("SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2")?;
-        while let Some(row) = rows.next()? {
-            let index: i64 = row.get(0)?;
-            let stored_leaf: Vec<u8> = row.get(1)?;
-            let data: Vec<u8> = row.get(2)?;
-            if index as u64 != frontier.size() {
-                problems.push(format!("record {} is missing", frontier.size()));
+        // Page through the records rather than hold millions of them in memory at once.
+        'pages: loop {
+            let rows = db.query(
+                "SELECT idx, leaf_hash, data FROM leaves WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+                args![frontier.size(), PAGE],
+            )?;
+            if rows.is_empty() {
                 break;
             }
-            let leaf = merkle::leaf_hash(&data);
-            if stored_leaf != leaf {
-                problems.push(format!(
-                    "record {index}: stored leaf hash does not match its bytes"
-                ));
-            }
-            match serde_json::from_slice::<serde_json::Value>(&data) {
-                Ok(v) => {
-                    if crate::canonical::to_vec(&v) != data {
-                        problems.push(format!("record {index}: bytes are not canonical JSON"));
+            for row in &rows {
+                let index = row.int(0)?;
+                let stored_leaf = row.blob(1)?;
+                let data = row.blob(2)?;
+                if index as u64 != frontier.size() {
+                    problems.push(format!("record {} is missing", frontier.size()));
+                    break 'pages;
+                }
+                let leaf = merkle::leaf_hash(&data);
+                if stored_leaf != leaf {
+                    problems.push(format!(
+                        "record {index}: stored leaf hash does not match its bytes"
+                    ));
+                }
+                match serde_json::from_slice::<serde_json::Value>(&data) {
+                    Ok(v) => {
+                        if crate::canonical::to_vec(&v) != data {
+                            problems.push(format!("record {index}: bytes are not canonical JSON"));
+                        }
+                        if let Err(e) = crate::record::verify_object(&v) {
+                            problems.push(format!("record {index}: signature: {e}"));
+                        }
                     }
-                    if let Err(e) = crate::record::verify_object(&v) {
-                        problems.push(format!("record {index}: signature: {e}"));
+                    Err(e) => problems.push(format!("record {index}: not JSON: {e}")),
+                }
+                for (level, idx, hash) in frontier.push(leaf).into_iter().skip(1) {
+                    let stored = db
+                        .query_opt(
+                            "SELECT hash FROM nodes WHERE level = ?1 AND idx = ?2",
+                            args![level, idx],
+                        )?
+                        .map(|r| r.blob(0))
+                        .transpose()?;
+                    if stored.as_deref() != Some(&hash[..]) {
+                        problems.push(format!("node ({level}, {idx}) is missing or wrong"));
                     }
                 }
-                Err(e) => problems.push(format!("record {index}: not JSON: {e}")),
+                check_heads(&frontier, &mut heads, &mut problems);
             }
-            for (level, idx, hash) in frontier.push(leaf).into_iter().skip(1) {
-                let stored: Option<Vec<u8>> = node_stmt
-                    .query_row(params![level, idx as i64], |r| r.get(0))
-                    .optional()?;
-                if stored.as_deref() != Some(&hash[..]) {
-                    problems.push(format!("node ({level}, {idx}) is missing or wrong"));
-                }
-            }
-            check_heads(&frontier, &mut heads, &mut problems);
         }
         for (size, _) in heads {
             problems.push(format!(
@@ -570,21 +622,6 @@ impl Log {
 
     // ---- cases ----
 
-    fn require_case(conn: &Connection, id: &str) -> Result<(), EvidenceError> {
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM cases WHERE id = ?1)",
-            [id],
-            |r| r.get(0),
-        )?;
-        if exists {
-            Ok(())
-        } else {
-            Err(EvidenceError::BadInput(format!(
-                "no case {id:?}; create it with `aqiqat case new`"
-            )))
-        }
-    }
-
     /// Opens a case; `id` defaults to `case-N`.
     pub fn case_new(
         &mut self,
@@ -592,122 +629,117 @@ impl Log {
         title: &str,
         note: Option<&str>,
     ) -> Result<Case, EvidenceError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id = match id {
-            Some(id) => {
-                if id.is_empty()
-                    || id.len() > 64
-                    || !id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                    || id.starts_with('.')
-                {
-                    return Err(EvidenceError::BadInput(format!(
-                        "case id {id:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
-                    )));
-                }
-                id.to_owned()
-            }
-            None => {
-                let n: i64 = tx.query_row("SELECT count(*) FROM cases", [], |r| r.get(0))?;
-                let mut n = n + 1;
-                loop {
-                    let candidate = format!("case-{n}");
-                    let taken: bool = tx.query_row(
-                        "SELECT EXISTS(SELECT 1 FROM cases WHERE id = ?1)",
-                        [&candidate],
-                        |r| r.get(0),
-                    )?;
-                    if !taken {
-                        break candidate;
+        if let Some(id) = id
+            && (id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                || id.starts_with('.'))
+        {
+            return Err(EvidenceError::BadInput(format!(
+                "case id {id:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+            )));
+        }
+        let id = self.db.get_mut().write_transaction(|tx| {
+            let id = match id {
+                Some(id) => id.to_owned(),
+                None => {
+                    let mut n = tx.query_one("SELECT count(*) FROM cases", &[])?.int(0)? + 1;
+                    loop {
+                        let candidate = format!("case-{n}");
+                        let taken = tx
+                            .query_one(
+                                "SELECT EXISTS(SELECT 1 FROM cases WHERE id = ?1)",
+                                args![&candidate],
+                            )?
+                            .bool(0)?;
+                        if !taken {
+                            break candidate;
+                        }
+                        n += 1;
                     }
-                    n += 1;
                 }
-            }
-        };
-        let created = utc_now();
-        tx.execute(
-            "INSERT INTO cases(id, title, created_at, note) VALUES (?1, ?2, ?3, ?4)",
-            params![id, title, created, note],
-        )
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                EvidenceError::BadInput(format!("case {id:?} already exists"))
-            }
-            e => e.into(),
+            };
+            tx.execute(
+                "INSERT INTO cases(id, title, created_at, note) VALUES (?1, ?2, ?3, ?4)",
+                args![&id, title, &utc_now(), note],
+            )
+            .map_err(|e| {
+                if e.is_constraint() {
+                    EvidenceError::BadInput(format!("case {id:?} already exists"))
+                } else {
+                    e.into()
+                }
+            })?;
+            Ok::<_, EvidenceError>(id)
         })?;
-        tx.commit()?;
         self.case(&id)
     }
 
     /// Files records under a case; a record already there is left as it is.
     pub fn case_add(&mut self, id: &str, indices: &[u64]) -> Result<Case, EvidenceError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Self::require_case(&tx, id)?;
-        let size = Self::stored_size(&tx)?;
-        let now = utc_now();
-        for &index in indices {
-            if index >= size {
-                return Err(EvidenceError::BadInput(format!(
-                    "no record {index} in the log"
-                )));
+        self.db.get_mut().write_transaction(|tx| {
+            require_case(tx, id)?;
+            let size = stored_size(tx)?;
+            let now = utc_now();
+            for &index in indices {
+                if index >= size {
+                    return Err(EvidenceError::BadInput(format!(
+                        "no record {index} in the log"
+                    )));
+                }
+                tx.execute(
+                    "INSERT INTO case_records(case_id, leaf_idx, added_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                    args![id, index, &now],
+                )?;
             }
-            tx.execute(
-                "INSERT OR IGNORE INTO case_records(case_id, leaf_idx, added_at) VALUES (?1, ?2, ?3)",
-                params![id, index as i64, now],
-            )?;
-        }
-        tx.commit()?;
+            Ok(())
+        })?;
         self.case(id)
     }
 
     pub fn case(&self, id: &str) -> Result<Case, EvidenceError> {
-        let row: Option<(String, String, Option<String>)> = self
-            .conn
-            .query_row(
-                "SELECT title, created_at, note FROM cases WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let (title, created_at, note) = row.ok_or_else(|| {
+        let mut db = self.db.borrow_mut();
+        let row = db.query_opt(
+            "SELECT title, created_at, note FROM cases WHERE id = ?1",
+            args![id],
+        )?;
+        let row = row.ok_or_else(|| {
             EvidenceError::BadInput(format!("no case {id:?}; `aqiqat case list` shows them"))
         })?;
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT l.idx, l.leaf_hash FROM case_records c JOIN leaves l ON l.idx = c.leaf_idx
-             WHERE c.case_id = ?1 ORDER BY l.idx",
-        )?;
-        let records = stmt
-            .query_map([id], |r| {
+        let records = db
+            .query(
+                "SELECT l.idx, l.leaf_hash FROM case_records c JOIN leaves l ON l.idx = c.leaf_idx
+                 WHERE c.case_id = ?1 ORDER BY l.idx",
+                args![id],
+            )?
+            .iter()
+            .map(|r| {
                 Ok(LogEntry {
-                    index: r.get::<_, i64>(0)? as u64,
-                    leaf_hash: hex::encode(r.get::<_, Vec<u8>>(1)?),
+                    index: r.int(0)? as u64,
+                    leaf_hash: hex::encode(r.blob(1)?),
                 })
-            })?
-            .collect::<Result<_, _>>()?;
+            })
+            .collect::<Result<_, DbError>>()?;
         Ok(Case {
             id: id.to_owned(),
-            title,
-            created_at,
-            note,
+            title: row.text(0)?,
+            created_at: row.text(1)?,
+            note: row.opt_text(2)?,
             records,
         })
     }
 
     pub fn cases(&self) -> Result<Vec<Case>, EvidenceError> {
-        let ids: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id FROM cases ORDER BY created_at, id")?;
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
+        let ids: Vec<String> = self
+            .db
+            .borrow_mut()
+            .query("SELECT id FROM cases ORDER BY created_at, id", &[])?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_, _>>()?;
         ids.iter().map(|id| self.case(id)).collect()
     }
 }

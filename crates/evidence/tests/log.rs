@@ -1,12 +1,64 @@
-//! The SQLite log against the in-memory reference tree: roots, inclusion and consistency
-//! proofs at every size, persistence across reopen, several writers, append-only enforcement
-//! and detection of tampering behind its back.
+//! The log against the in-memory reference tree: roots, inclusion and consistency proofs at
+//! every size, persistence across reopen, several writers, append-only enforcement and
+//! detection of tampering behind its back. Every test runs twice, on SQLite and on the
+//! PostgreSQL server named by `AQIQAT_TEST_DATABASE_URL` (`.ci/postgres` starts one).
 
+use aqiqat_evidence::log::Durability;
 use aqiqat_evidence::merkle::{self, MemoryTree};
 use aqiqat_evidence::record::{
     AnalyserId, Context, RecordDraft, SignedRecord, Subject, ToolId, parse_hash, verify_object,
 };
 use aqiqat_evidence::{Log, Signer25519};
+use aqiqat_store::testing::TestSchema;
+use aqiqat_store::{Db, Dialect, Location, Sql};
+
+/// A fresh, empty database of either kind, removed afterwards.
+enum Store {
+    Sqlite(tempfile::TempDir),
+    Postgres(TestSchema),
+}
+
+impl Store {
+    fn location(&self) -> Location {
+        match self {
+            Store::Sqlite(dir) => Location::Sqlite(dir.path().join("log.sqlite")),
+            Store::Postgres(schema) => schema.location(),
+        }
+    }
+
+    fn open(&self, signer: Signer25519) -> Result<Log, aqiqat_evidence::EvidenceError> {
+        Log::open_at(&self.location(), signer, Durability::Full)
+    }
+
+    /// A plain SQL connection beside the log, as a person with database access has.
+    fn raw(&self) -> Db {
+        Db::open(&self.location(), Durability::Full).unwrap()
+    }
+}
+
+/// Runs a test body once per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::Store::Sqlite(tempfile::tempdir().unwrap()));
+            }
+            #[test]
+            fn postgres() {
+                super::$name(&super::Store::Postgres(aqiqat_store::testing::TestSchema::create()));
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    proofs_from_the_store_match_the_reference_at_every_size,
+    heads_are_signed_stable_and_survive_reopening,
+    two_writers_on_one_database_interleave_into_one_tree,
+    history_cannot_be_rewritten_and_tampering_behind_its_back_is_found,
+    records_are_found_by_index_and_hash_prefix_and_filed_in_cases,
+);
 
 fn signer() -> Signer25519 {
     Signer25519::from_seed([9; 32])
@@ -40,10 +92,8 @@ fn hashes(path: &[String]) -> Vec<merkle::Hash> {
     path.iter().map(|h| parse_hash(h).unwrap()).collect()
 }
 
-#[test]
-fn proofs_from_the_store_match_the_reference_at_every_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(&dir.path().join("log.sqlite"), signer()).unwrap();
+fn proofs_from_the_store_match_the_reference_at_every_size(store: &Store) {
+    let mut log = store.open(signer()).unwrap();
     let mut reference = MemoryTree::default();
     let mut roots = vec![merkle::empty_root()];
     for n in 0..37u64 {
@@ -106,12 +156,9 @@ fn proofs_from_the_store_match_the_reference_at_every_size() {
     assert!(log.consistency(4, 3).unwrap_err().is_bad_input());
 }
 
-#[test]
-fn heads_are_signed_stable_and_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.sqlite");
+fn heads_are_signed_stable_and_survive_reopening(store: &Store) {
     let (head3, envelope) = {
-        let mut log = Log::open(&path, signer()).unwrap();
+        let mut log = store.open(signer()).unwrap();
         let empty = log.tree_head().unwrap();
         assert_eq!(empty.tree_size, 0);
         assert_eq!(empty.root_hash, hex::encode(merkle::empty_root()));
@@ -126,7 +173,7 @@ fn heads_are_signed_stable_and_survive_reopening() {
     assert_eq!(envelope.tree_head, head3);
     assert_eq!(envelope.inclusion.leaf_index, 1);
 
-    let mut log = Log::open(&path, signer()).unwrap();
+    let mut log = store.open(signer()).unwrap();
     assert_eq!(log.size().unwrap(), 3);
     assert_eq!(log.tree_head().unwrap(), head3);
     log.append(&record(3), None).unwrap();
@@ -145,15 +192,12 @@ fn heads_are_signed_stable_and_survive_reopening() {
     assert!(log.append(&record(2), None).unwrap_err().is_bad_input());
     // Another key cannot take over the log.
     drop(log);
-    assert!(Log::open(&path, Signer25519::from_seed([1; 32])).is_err());
+    assert!(store.open(Signer25519::from_seed([1; 32])).is_err());
 }
 
-#[test]
-fn two_writers_on_one_file_interleave_into_one_tree() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.sqlite");
-    let mut a = Log::open(&path, signer()).unwrap();
-    let mut b = Log::open(&path, signer()).unwrap();
+fn two_writers_on_one_database_interleave_into_one_tree(store: &Store) {
+    let mut a = store.open(signer()).unwrap();
+    let mut b = store.open(signer()).unwrap();
     let mut reference = MemoryTree::default();
     for n in 0..20u64 {
         let log = if n.is_multiple_of(3) { &mut b } else { &mut a };
@@ -167,11 +211,8 @@ fn two_writers_on_one_file_interleave_into_one_tree() {
     assert!(a.check().unwrap().problems.is_empty());
 }
 
-#[test]
-fn history_cannot_be_rewritten_and_tampering_behind_its_back_is_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.sqlite");
-    let mut log = Log::open(&path, signer()).unwrap();
+fn history_cannot_be_rewritten_and_tampering_behind_its_back_is_found(store: &Store) {
+    let mut log = store.open(signer()).unwrap();
     for n in 0..10 {
         log.append(&record(n), None).unwrap();
     }
@@ -180,29 +221,40 @@ fn history_cannot_be_rewritten_and_tampering_behind_its_back_is_found() {
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);
     assert_eq!(clean.tree_heads_checked, 1);
 
-    let raw = rusqlite::Connection::open(&path).unwrap();
+    let mut raw = store.raw();
     let err = raw
-        .execute("UPDATE leaves SET data = x'00' WHERE idx = 3", [])
+        .execute(
+            "UPDATE leaves SET data = ?1 WHERE idx = 3",
+            aqiqat_store::args![&b"\x00"[..]],
+        )
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     assert!(
-        raw.execute("DELETE FROM nodes WHERE level = 1", [])
+        raw.execute("DELETE FROM nodes WHERE level = 1", &[])
             .is_err()
     );
-    assert!(raw.execute("DELETE FROM tree_heads", []).is_err());
+    assert!(raw.execute("DELETE FROM tree_heads", &[]).is_err());
+    if raw.dialect() == Dialect::Postgres {
+        assert!(raw.batch("TRUNCATE tree_heads").is_err());
+    }
 
     // Someone with write access drops the guard and edits a record's verdict.
-    raw.execute_batch("DROP TRIGGER leaves_append_only_u")
-        .unwrap();
-    let data: Vec<u8> = raw
-        .query_row("SELECT data FROM leaves WHERE idx = 4", [], |r| r.get(0))
+    raw.batch(match raw.dialect() {
+        Dialect::Sqlite => "DROP TRIGGER leaves_append_only_u",
+        Dialect::Postgres => "DROP TRIGGER leaves_append_only ON leaves",
+    })
+    .unwrap();
+    let data = raw
+        .query_one("SELECT data FROM leaves WHERE idx = 4", &[])
+        .unwrap()
+        .blob(0)
         .unwrap();
     let forged = String::from_utf8(data)
         .unwrap()
         .replace("inconclusive", "synthetic");
     raw.execute(
         "UPDATE leaves SET data = ?1 WHERE idx = 4",
-        [forged.as_bytes()],
+        aqiqat_store::args![forged.as_bytes()],
     )
     .unwrap();
     let report = log.check().unwrap();
@@ -214,10 +266,8 @@ fn history_cannot_be_rewritten_and_tampering_behind_its_back_is_found() {
     assert!(text.contains("record 4: signature"), "{text}");
 }
 
-#[test]
-fn records_are_found_by_index_and_hash_prefix_and_filed_in_cases() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut log = Log::open(&dir.path().join("log.sqlite"), signer()).unwrap();
+fn records_are_found_by_index_and_hash_prefix_and_filed_in_cases(store: &Store) {
+    let mut log = store.open(signer()).unwrap();
     for n in 0..5 {
         log.append(&record(n), None).unwrap();
     }
