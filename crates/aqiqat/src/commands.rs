@@ -37,7 +37,8 @@ pub fn api_key(dir: Option<&Path>, cmd: ApiKeyCommand) -> Outcome {
         eprintln!("error: {}: {e}", dir.display());
         return Outcome::Internal;
     }
-    let keys = match aqiqat_server::auth::Keys::open(&aqiqat_server::server_db(&dir)) {
+    let storage = aqiqat_server::Storage::new(&dir, crate::evidence::database());
+    let keys = match aqiqat_server::auth::Keys::open(&storage.server) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {e}");
@@ -98,7 +99,8 @@ pub fn key(dir: Option<&Path>, cmd: KeyCommand) -> Outcome {
                     .join(aqiqat_evidence::keys::SIGNING_KEY_FILE)
                     .display()
             );
-            println!("log      {}", dir.join(crate::evidence::DB_FILE).display());
+            let storage = aqiqat_server::Storage::new(&dir, crate::evidence::database());
+            println!("log      {}", storage.log.describe());
             Outcome::Ok
         }
     }

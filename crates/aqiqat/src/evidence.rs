@@ -8,8 +8,6 @@ use aqiqat_evidence::verify::{Inputs, Outcome as Check, verify_envelope};
 use aqiqat_evidence::{EvidenceError, Log, PublicKey, RecordDraft, SignedRecord, Signer25519};
 use std::path::{Path, PathBuf};
 
-pub const DB_FILE: &str = "evidence.sqlite";
-
 /// The data directory, from the flag, the environment or XDG.
 pub fn data_dir(flag: Option<&Path>) -> Result<PathBuf, Outcome> {
     if let Some(dir) = flag {
@@ -41,9 +39,22 @@ pub fn signer(data_dir: &Path) -> Result<Signer25519, Outcome> {
     Signer25519::load_or_create(&aqiqat_evidence::keys::key_dir(data_dir)).map_err(fail)
 }
 
+static DATABASE: std::sync::OnceLock<aqiqat_store::Location> = std::sync::OnceLock::new();
+
+/// Sets the process's `--database-url` (once, at start-up).
+pub fn use_database(location: aqiqat_store::Location) {
+    let _ = DATABASE.set(location);
+}
+
+/// The `--database-url` given, if any.
+pub fn database() -> Option<&'static aqiqat_store::Location> {
+    DATABASE.get()
+}
+
 pub fn open_log(data_dir: &Path) -> Result<Log, Outcome> {
     let signer = signer(data_dir)?;
-    Log::open(&data_dir.join(DB_FILE), signer).map_err(fail)
+    let location = aqiqat_server::Storage::new(data_dir, database()).log;
+    Log::open_at(&location, signer, aqiqat_evidence::log::Durability::Full).map_err(fail)
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so that a reader never

@@ -30,6 +30,17 @@ struct Cli {
     /// $XDG_DATA_HOME/aqiqat, else ~/.local/share/aqiqat).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the evidence log, jobs and API keys in this PostgreSQL database
+    /// (postgres://USER:PASSWORD@HOST:PORT/DB) instead of SQLite files in the data directory;
+    /// keys and uploads stay in the data directory.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "AQIQAT_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -337,6 +348,15 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| tracing::debug!("panic: {info}")));
     let cli = Cli::parse();
     let data_dir = cli.data_dir;
+    if let Some(url) = cli.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        match aqiqat_store::Location::parse(url) {
+            Ok(location) => evidence::use_database(location),
+            Err(e) => {
+                eprintln!("error: --database-url: {e}");
+                std::process::exit(Outcome::BadInput as i32);
+            }
+        }
+    }
     let outcome = std::panic::catch_unwind(move || match cli.command {
         Command::Probe {
             files,
@@ -480,6 +500,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
     let config = aqiqat_server::Config {
         addr,
         data_dir,
+        database: evidence::database().cloned(),
         workers,
         queue,
         limits,

@@ -1,14 +1,39 @@
 //! `aqiqat serve` as a client meets it: the real binary on a loopback port, real uploads over
-//! HTTP, and the same answers the CLI gives.
+//! HTTP, and the same answers the CLI gives. Every test that stores something runs twice: on
+//! the embedded SQLite default and on a real PostgreSQL server (`--database-url`).
 
 mod common;
 
-use common::{Server, agent, smoke};
+use common::{Backend, Server, agent, smoke};
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// Runs a test body once per storage backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::Backend::Sqlite);
+            }
+            #[test]
+            fn postgres() {
+                super::$name(&super::Backend::postgres());
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    an_upload_gets_the_cli_verdict_a_verifiable_record_and_reports,
+    cases_through_multipart_uploads_and_the_case_endpoints,
+    bad_requests_get_the_right_4xx_and_change_nothing,
+    a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill,
+    api_keys_are_needed_once_one_exists_and_rates_are_enforced,
+);
 
 struct Reply {
     status: u16,
@@ -70,8 +95,10 @@ fn wait_done(s: &Server, id: &str) -> Value {
     }
 }
 
-fn cli(data: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+fn cli(backend: &Backend, data: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aqiqat"));
+    backend
+        .apply(&mut command)
         .args(args)
         .env("AQIQAT_DATA_DIR", data)
         .output()
@@ -97,10 +124,9 @@ fn multipart(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
     body
 }
 
-#[test]
-fn an_upload_gets_the_cli_verdict_a_verifiable_record_and_reports() {
+fn an_upload_gets_the_cli_verdict_a_verifiable_record_and_reports(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--workers", "2"]);
+    let server = Server::start_on(backend, dir.path(), &["--workers", "2"]);
     let clip = smoke(7);
     let bytes = std::fs::read(&clip).unwrap();
 
@@ -117,7 +143,11 @@ fn an_upload_gets_the_cli_verdict_a_verifiable_record_and_reports() {
     let job = wait_done(&server, &id);
     assert_eq!(job["state"], "done", "{job}");
     // The API's result is the CLI's result for the same bytes.
-    let out = cli(dir.path(), &["scan", clip.to_str().unwrap(), "--json"]);
+    let out = cli(
+        backend,
+        dir.path(),
+        &["scan", clip.to_str().unwrap(), "--json"],
+    );
     let local: Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in ["verdict", "probability_synthetic", "segments", "analysers"] {
         assert_eq!(job["result"][key], local[key], "{key}");
@@ -134,6 +164,7 @@ fn an_upload_gets_the_cli_verdict_a_verifiable_record_and_reports() {
     let key_path = dir.path().join("key.pem");
     std::fs::write(&key_path, &key.body).unwrap();
     let verified = cli(
+        backend,
         dir.path(),
         &[
             "verify",
@@ -174,12 +205,18 @@ fn an_upload_gets_the_cli_verdict_a_verifiable_record_and_reports() {
     assert_eq!(health["status"], "ok");
     let metrics = get(&server, "/metrics").text();
     assert!(metrics.contains("aqiqat_scans_done_total 1"), "{metrics}");
+    // With --database-url nothing goes to the SQLite files.
+    let sqlite_used = ["evidence.sqlite", "server.sqlite"].map(|f| dir.path().join(f).exists());
+    assert_eq!(
+        sqlite_used,
+        [matches!(backend, Backend::Sqlite); 2],
+        "SQLite files present: {sqlite_used:?}"
+    );
 }
 
-#[test]
-fn cases_through_multipart_uploads_and_the_case_endpoints() {
+fn cases_through_multipart_uploads_and_the_case_endpoints(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start_on(backend, dir.path(), &[]);
     let created = post(
         &server,
         "/v1/cases",
@@ -238,10 +275,9 @@ fn cases_through_multipart_uploads_and_the_case_endpoints() {
     );
 }
 
-#[test]
-fn bad_requests_get_the_right_4xx_and_change_nothing() {
+fn bad_requests_get_the_right_4xx_and_change_nothing(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--max-upload", "200000"]);
+    let server = Server::start_on(backend, dir.path(), &["--max-upload", "200000"]);
     let good = std::fs::read(smoke(0)).unwrap();
     assert!(good.len() < 200_000);
 
@@ -346,8 +382,7 @@ fn bad_requests_get_the_right_4xx_and_change_nothing() {
     assert_eq!(get(&server, "/v1/log/head").json()["tree_size"], 0);
 }
 
-#[test]
-fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill() {
+fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     // Ten minutes of audio, so that each scan far outlasts an upload.
     let wav = dir.path().join("long.wav");
@@ -361,7 +396,8 @@ fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill()
     common::write_wav_16k(&wav, samples);
     let bytes = std::fs::read(&wav).unwrap();
 
-    let server = Server::start(
+    let server = Server::start_on(
+        backend,
         dir.path().join("data").as_path(),
         &["--workers", "1", "--queue", "2"],
     );
@@ -399,7 +435,7 @@ fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill()
         waiting >= 1,
         "a job was still waiting when the server was killed"
     );
-    let server = Server::start(&data, &["--workers", "2"]);
+    let server = Server::start_on(backend, &data, &["--workers", "2"]);
     for id in &accepted {
         let job = wait_done(&server, id);
         assert_eq!(job["state"], "done", "{job}");
@@ -409,14 +445,15 @@ fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill()
         accepted.len()
     );
     drop(server);
-    let check = cli(&data, &["log", "check"]);
+    let check = cli(backend, &data, &["log", "check"]);
     assert!(String::from_utf8_lossy(&check.stdout).contains("intact"));
 }
 
 #[test]
 fn the_openapi_document_describes_every_route() {
+    let backend = &Backend::Sqlite;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start_on(backend, dir.path(), &[]);
     let spec = get(&server, "/openapi.json");
     assert_eq!(spec.status, 200);
     let spec = spec.json();
@@ -444,23 +481,42 @@ fn get_with(s: &Server, path: &str, key: Option<&str>) -> Reply {
     reply(req.call())
 }
 
-#[test]
-fn api_keys_are_needed_once_one_exists_and_rates_are_enforced() {
+fn api_keys_are_needed_once_one_exists_and_rates_are_enforced(backend: &Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start_on(backend, dir.path(), &[]);
     // A first local try needs no key.
     assert_eq!(get(&server, "/v1/log/head").status, 200);
 
     let made = cli(
+        backend,
         dir.path(),
         &["api-key", "create", "bank-gateway", "--rate", "5"],
     );
     assert_eq!(made.status.code(), Some(0));
     let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("aqk_") && key.len() > 60);
-    // Stored only as a hash.
-    let db = std::fs::read(dir.path().join("server.sqlite")).unwrap();
-    assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()));
+    // Stored only as a hash, wherever it is stored.
+    match backend {
+        Backend::Sqlite => {
+            let db = std::fs::read(dir.path().join("server.sqlite")).unwrap();
+            assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()));
+        }
+        Backend::Postgres(schema) => {
+            use aqiqat_store::{Cell, Db, Durability, Sql};
+            assert!(!dir.path().join("server.sqlite").exists());
+            let mut db = Db::open(&schema.location(), Durability::Full).unwrap();
+            let rows = db.query("SELECT * FROM api_keys", &[]).unwrap();
+            assert_eq!(rows.len(), 1);
+            for cell in &rows[0].0 {
+                let bytes = match cell {
+                    Cell::Text(t) => t.as_bytes(),
+                    Cell::Blob(b) => b.as_slice(),
+                    _ => continue,
+                };
+                assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()));
+            }
+        }
+    }
 
     let without = get(&server, "/v1/log/head");
     assert_eq!(without.status, 401);
@@ -489,10 +545,12 @@ fn api_keys_are_needed_once_one_exists_and_rates_are_enforced() {
             >= 1
     );
     // X-API-Key works too, and a revoked key stops working.
-    let id = String::from_utf8(cli(dir.path(), &["api-key", "list"]).stdout).unwrap();
+    let id = String::from_utf8(cli(backend, dir.path(), &["api-key", "list"]).stdout).unwrap();
     let id = id.split_whitespace().next().unwrap().to_owned();
     assert_eq!(
-        cli(dir.path(), &["api-key", "revoke", &id]).status.code(),
+        cli(backend, dir.path(), &["api-key", "revoke", &id])
+            .status
+            .code(),
         Some(0)
     );
     let revoked = reply(
@@ -518,10 +576,12 @@ fn serving_beyond_loopback_without_any_key_is_refused() {
 
 #[test]
 fn slow_clients_are_cut_off() {
+    let backend = &Backend::Sqlite;
     use std::io::Write;
     use std::net::TcpStream;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let server = Server::start_on(
+        backend,
         dir.path(),
         &["--header-timeout", "1", "--body-timeout", "1"],
     );

@@ -4,7 +4,7 @@
 //! input's SHA-256, each analyser's name, version and weights hash, scores, timeline, verdict,
 //! UTC time, tool version, case context), canonicalised by RFC 8785 and signed with the
 //! installation's Ed25519 key. Records are appended to a **transparency log**, a Merkle tree
-//! hashed as RFC 9162 prescribes, kept in SQLite; the log hands out **signed tree heads**,
+//! hashed as RFC 9162 prescribes, kept in SQLite or PostgreSQL; the log hands out **signed tree heads**,
 //! **inclusion proofs** and **consistency proofs**. [`verify`] checks a record, its proof,
 //! a tree head and the media offline, with nothing but those files. Records group into
 //! **cases**, which export as self-contained bundles.

@@ -30,7 +30,11 @@ use crate::worker::{self, Counters, Workers};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// Keys, the spool and (unless `database` is given) the SQLite databases.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database for the evidence log, jobs and API keys, instead of SQLite files
+    /// in the data directory.
+    pub database: Option<aqiqat_store::Location>,
     /// Scanning threads (default: the number of cores).
     pub workers: usize,
     /// Uploads accepted and waiting; beyond this the API answers 503 with Retry-After.
@@ -62,9 +66,17 @@ struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
+    /// The reading side of the evidence log. Database calls block (and the PostgreSQL
+    /// client may not run on an executor thread at all), so every use goes through
+    /// [`blocking`].
     fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         self.0.log.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Runs a short database call from a handler: off the executor's duty, on this thread.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
 }
 
 /// Starts everything and serves until SIGINT/SIGTERM. Prints the bound address (useful with
@@ -78,7 +90,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
 
-    let (router, resume) = router(&config)?;
+    // Opening the stores may connect to PostgreSQL, whose client blocks.
+    let (router, resume) = blocking(|| router(&config))?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
@@ -110,6 +123,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     }
     drop(listener);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
+    blocking(|| drop(router));
     Ok(())
 }
 
@@ -142,7 +156,8 @@ pub fn router(
 > {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
-    let keys = crate::auth::Keys::open(&crate::server_db(&config.data_dir))?;
+    let storage = crate::Storage::new(&config.data_dir, config.database.as_ref());
+    let keys = crate::auth::Keys::open(&storage.server)?;
     let keys_required = !config.addr.ip().is_loopback();
     if keys_required && !keys.any() {
         return Err(format!(
@@ -153,11 +168,18 @@ pub fn router(
     }
     let key_dir = aqiqat_evidence::keys::key_dir(&config.data_dir);
     let signer = Signer25519::load_or_create(&key_dir).map_err(|e| e.to_string())?;
-    let db = config.data_dir.join("evidence.sqlite");
-    let writer = Log::open(&db, signer.clone()).map_err(|e| e.to_string())?;
-    let reader = Log::open(&db, signer.clone()).map_err(|e| e.to_string())?;
+    let open_log = || {
+        Log::open_at(
+            &storage.log,
+            signer.clone(),
+            aqiqat_evidence::log::Durability::Full,
+        )
+        .map_err(|e| e.to_string())
+    };
+    let writer = open_log()?;
+    let reader = open_log()?;
     let jobs = Arc::new(JobStore::open(
-        &crate::server_db(&config.data_dir),
+        &storage.server,
         &config.data_dir.join("spool"),
     )?);
     let scanner = Scanner::embedded(config.limits)
@@ -293,7 +315,7 @@ async fn authorise(
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(|k| k.trim().to_owned());
-    match s.0.keys.check(presented.as_deref(), s.0.keys_required) {
+    match blocking(|| s.0.keys.check(presented.as_deref(), s.0.keys_required)) {
         crate::auth::Decision::Allow => next.run(request).await,
         crate::auth::Decision::Unauthorised(why) => {
             let mut r = error(StatusCode::UNAUTHORIZED, "unauthorised", why);
@@ -435,7 +457,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         (s.0.queue_capacity - s.0.queue.capacity()).to_string(),
     );
     out.push_str("# HELP aqiqat_jobs Jobs stored, by state.\n# TYPE aqiqat_jobs gauge\n");
-    for (state, n) in s.0.jobs.counts() {
+    for (state, n) in blocking(|| s.0.jobs.counts()) {
         out.push_str(&format!("aqiqat_jobs{{state=\"{}\"}} {n}\n", state.label()));
     }
     (
@@ -613,7 +635,7 @@ async fn create_scan(
         (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
     };
     if let Some(case) = &context.case_id
-        && let Err(e) = s.log().case(case)
+        && let Err(e) = blocking(|| s.log().case(case))
     {
         return evidence_error(e);
     }
@@ -667,7 +689,7 @@ fn job_json(job: &jobs::Job) -> serde_json::Value {
 }
 
 async fn get_scan(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    match s.0.jobs.get(&id) {
+    match blocking(|| s.0.jobs.get(&id)) {
         Ok(Some(job)) => Json(job_json(&job)).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
@@ -680,7 +702,7 @@ async fn get_scan(State(s): State<AppState>, Path(id): Path<String>) -> Response
 
 /// The job's log index, or the response that explains why there is none.
 fn done_index(s: &AppState, id: &str) -> Result<u64, Response> {
-    match s.0.jobs.get(id) {
+    match blocking(|| s.0.jobs.get(id)) {
         Ok(Some(job)) => match (job.state, job.record) {
             (JobState::Done, Some(r)) => Ok(r.index),
             (JobState::Failed, _) => Err(error(
@@ -708,7 +730,7 @@ async fn get_record(State(s): State<AppState>, Path(id): Path<String>) -> Respon
         Ok(i) => i,
         Err(r) => return r,
     };
-    let envelope = s.log().envelope(index);
+    let envelope = blocking(|| s.log().envelope(index));
     json_or_error(envelope)
 }
 
@@ -767,7 +789,7 @@ async fn get_report(
         Ok(i) => i,
         Err(r) => return r,
     };
-    let envelope = match s.log().envelope(index) {
+    let envelope = match blocking(|| s.log().envelope(index)) {
         Ok(e) => e,
         Err(e) => return evidence_error(e),
     };
@@ -801,7 +823,7 @@ async fn live_stream(
 // ---- log ----
 
 async fn log_head(State(s): State<AppState>) -> Response {
-    let head = s.log().tree_head();
+    let head = blocking(|| s.log().tree_head());
     json_or_error(head)
 }
 
@@ -812,18 +834,15 @@ struct ConsistencyQuery {
 }
 
 async fn log_consistency(State(s): State<AppState>, Query(q): Query<ConsistencyQuery>) -> Response {
-    let mut log = s.log();
-    let new = match q.new {
-        Some(n) => n,
-        None => match log.tree_head() {
-            Ok(h) => h.tree_size,
-            Err(e) => return evidence_error(e),
-        },
-    };
-    match log.consistency(q.old, new) {
-        Ok(p) => Json(p).into_response(),
-        Err(e) => evidence_error(e),
-    }
+    let proof = blocking(|| {
+        let mut log = s.log();
+        let new = match q.new {
+            Some(n) => n,
+            None => log.tree_head()?.tree_size,
+        };
+        log.consistency(q.old, new)
+    });
+    json_or_error(proof)
 }
 
 async fn public_key(State(s): State<AppState>) -> Response {
@@ -834,7 +853,7 @@ async fn public_key(State(s): State<AppState>) -> Response {
 // ---- cases ----
 
 async fn list_cases(State(s): State<AppState>) -> Response {
-    let cases = s.log().cases();
+    let cases = blocking(|| s.log().cases());
     json_or_error(cases)
 }
 
@@ -862,7 +881,7 @@ async fn create_case(
         Ok(n) => n,
         Err(r) => return r,
     };
-    let created = s.log().case_new(c.id.as_deref(), &title, note.as_deref());
+    let created = blocking(|| s.log().case_new(c.id.as_deref(), &title, note.as_deref()));
     match created {
         Ok(case) => (StatusCode::CREATED, Json(case)).into_response(),
         Err(e) => evidence_error(e),
@@ -870,7 +889,7 @@ async fn create_case(
 }
 
 async fn get_case(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let case = s.log().case(&id);
+    let case = blocking(|| s.log().case(&id));
     json_or_error(case)
 }
 
@@ -901,12 +920,12 @@ async fn add_to_case(
             }
             continue;
         }
-        match s.log().find(r) {
+        match blocking(|| s.log().find(r)) {
             Ok(e) => indices.push(e.index),
             Err(e) => return evidence_error(e),
         }
     }
-    let case = s.log().case_add(&id, &indices);
+    let case = blocking(|| s.log().case_add(&id, &indices));
     json_or_error(case)
 }
 
@@ -919,24 +938,20 @@ async fn case_report(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let envelopes = {
+    let envelopes = blocking(|| -> Result<_, EvidenceError> {
         let mut log = s.log();
-        let case = match log.case(&id) {
-            Ok(c) => c,
-            Err(e) => return evidence_error(e),
-        };
-        let head = match log.tree_head() {
-            Ok(h) => h,
-            Err(e) => return evidence_error(e),
-        };
-        let mut envelopes = Vec::new();
-        for e in &case.records {
-            match log.envelope_at(e.index, &head) {
-                Ok(env) => envelopes.push(env),
-                Err(e) => return evidence_error(e),
-            }
-        }
-        (case, envelopes)
+        let case = log.case(&id)?;
+        let head = log.tree_head()?;
+        let envelopes = case
+            .records
+            .iter()
+            .map(|e| log.envelope_at(e.index, &head))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((case, envelopes))
+    });
+    let envelopes = match envelopes {
+        Ok(e) => e,
+        Err(e) => return evidence_error(e),
     };
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         let (case, envelopes) = envelopes;

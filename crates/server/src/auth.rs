@@ -1,17 +1,16 @@
 //! API keys and per-key rate limits.
 //!
 //! Keys are stored hashed (SHA-256; a key is 256 random bits, so no salt or slow hash is
-//! needed) in `server.sqlite`, made and revoked with `aqiqat api-key`. Once any key exists, or
+//! needed) in the server's database (`server.sqlite`, or PostgreSQL), made and revoked with `aqiqat api-key`. Once any key exists, or
 //! whenever the server listens beyond loopback, every request but `/healthz` must carry one
 //! (`Authorization: Bearer KEY` or `X-API-Key: KEY`); a first local try needs none. Each key
 //! has a rate in requests per minute, enforced by a token bucket; over it the answer is `429`
 //! with `Retry-After`.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use aqiqat_store::{Db, Location, Sql, args};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -27,7 +26,7 @@ pub struct ApiKey {
 }
 
 pub struct Keys {
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -49,17 +48,25 @@ fn digest(key: &str) -> Vec<u8> {
 }
 
 impl Keys {
-    pub fn open(db: &Path) -> Result<Self, String> {
+    pub fn open(db: &Location) -> Result<Self, String> {
         let conn = crate::open_server_db(
             db,
             "CREATE TABLE IF NOT EXISTS api_keys (
-                        id TEXT PRIMARY KEY,
-                        name TEXT NOT NULL,
-                        key_sha256 BLOB NOT NULL UNIQUE,
-                        created_at TEXT NOT NULL,
-                        rate_per_minute INTEGER NOT NULL,
-                        revoked INTEGER NOT NULL DEFAULT 0
-                    )",
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                key_sha256 BLOB NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                rate_per_minute INTEGER NOT NULL,
+                revoked INTEGER NOT NULL DEFAULT 0
+            )",
+            "CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                key_sha256 BYTEA NOT NULL UNIQUE,
+                created_at TEXT NOT NULL,
+                rate_per_minute BIGINT NOT NULL,
+                revoked BIGINT NOT NULL DEFAULT 0
+            )",
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -67,7 +74,7 @@ impl Keys {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Db> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -81,7 +88,7 @@ impl Keys {
         self.lock()
             .execute(
                 "INSERT INTO api_keys(id, name, key_sha256, created_at, rate_per_minute) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, name, digest(&key), created_at, rate_per_minute],
+                args![&id, name, &digest(&key), &created_at, rate_per_minute],
             )
             .map_err(|e| e.to_string())?;
         Ok((
@@ -97,39 +104,43 @@ impl Keys {
     }
 
     pub fn list(&self) -> Result<Vec<ApiKey>, String> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT id, name, created_at, rate_per_minute, revoked FROM api_keys ORDER BY created_at")
+        let rows = self
+            .lock()
+            .query(
+                "SELECT id, name, created_at, rate_per_minute, revoked FROM api_keys ORDER BY created_at",
+                &[],
+            )
             .map_err(|e| e.to_string())?;
-        let rows = stmt
-            .query_map([], |r| {
+        rows.iter()
+            .map(|r| {
                 Ok(ApiKey {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                    rate_per_minute: r.get(3)?,
-                    revoked: r.get::<_, i64>(4)? != 0,
+                    id: r.text(0)?,
+                    name: r.text(1)?,
+                    created_at: r.text(2)?,
+                    rate_per_minute: u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
+                    revoked: r.bool(4)?,
                 })
             })
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+            .collect::<Result<_, aqiqat_store::DbError>>()
+            .map_err(|e| e.to_string())
     }
 
     pub fn revoke(&self, id: &str) -> Result<bool, String> {
         self.lock()
-            .execute("UPDATE api_keys SET revoked = 1 WHERE id = ?1", [id])
+            .execute("UPDATE api_keys SET revoked = 1 WHERE id = ?1", args![id])
             .map(|n| n > 0)
             .map_err(|e| e.to_string())
     }
 
-    /// Whether any usable key exists (then every request needs one).
+    /// Whether any usable key exists (then every request needs one). A database that cannot
+    /// answer counts as "yes": failing closed.
     pub fn any(&self) -> bool {
         self.lock()
-            .query_row(
+            .query_one(
                 "SELECT EXISTS(SELECT 1 FROM api_keys WHERE revoked = 0)",
-                [],
-                |r| r.get(0),
+                &[],
             )
+            .and_then(|r| r.bool(0))
             .unwrap_or(true)
     }
 
@@ -144,13 +155,18 @@ impl Keys {
         };
         let found: Option<(String, u32)> = self
             .lock()
-            .query_row(
+            .query_opt(
                 "SELECT id, rate_per_minute FROM api_keys WHERE key_sha256 = ?1 AND revoked = 0",
-                [digest(key)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                args![&digest(key)],
             )
-            .optional()
-            .unwrap_or(None);
+            .ok()
+            .flatten()
+            .and_then(|r| {
+                Some((
+                    r.text(0).ok()?,
+                    u32::try_from(r.int(1).ok()?).unwrap_or(u32::MAX),
+                ))
+            });
         let Some((id, rate)) = found else {
             return Decision::Unauthorised("unknown or revoked API key");
         };

@@ -1,10 +1,11 @@
-//! Jobs: one row per upload in SQLite (`server.sqlite` in the data directory) and the upload's
-//! bytes in the spool folder under a name the server made (never one derived from the
-//! request). A job is durable before its `202` is sent; a job the process was killed in the
-//! middle of is queued again when the server starts.
+//! Jobs: one row per upload in the server's database (`server.sqlite` in the data directory,
+//! or the PostgreSQL database of `--database-url`) and the upload's bytes in the local spool
+//! folder under a name the server made (never one derived from the request). A job is
+//! durable before its `202` is sent; a job the process was killed in the middle of is queued
+//! again when the server starts.
 
 use aqiqat_evidence::Context;
-use rusqlite::{Connection, OptionalExtension, params};
+use aqiqat_store::{Arg, Db, DbError, Dialect, Location, Row, Sql, args};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -70,8 +71,32 @@ pub struct Job {
 }
 
 pub struct JobStore {
-    conn: Mutex<Connection>,
+    conn: Mutex<Db>,
     spool: PathBuf,
+}
+
+/// One schema for both dialects: SQLite reads `BIGINT` as its INTEGER.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        name TEXT,
+        size_bytes BIGINT NOT NULL,
+        case_id TEXT,
+        operator TEXT,
+        note TEXT,
+        result TEXT,
+        error_kind TEXT,
+        error_message TEXT,
+        leaf_index BIGINT,
+        leaf_hash TEXT
+    );
+    CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);";
+
+fn jobs_error(e: DbError) -> String {
+    format!("jobs: {e}")
 }
 
 /// Job ids are 32 lowercase hex digits made here; anything else names no job.
@@ -89,28 +114,9 @@ pub fn new_id() -> String {
 }
 
 impl JobStore {
-    pub fn open(db: &Path, spool: &Path) -> Result<Self, String> {
+    pub fn open(db: &Location, spool: &Path) -> Result<Self, String> {
         std::fs::create_dir_all(spool).map_err(|e| format!("{}: {e}", spool.display()))?;
-        let conn = crate::open_server_db(
-            db,
-            "CREATE TABLE IF NOT EXISTS jobs (
-                        id TEXT PRIMARY KEY,
-                        state TEXT NOT NULL,
-                        created_at TEXT NOT NULL,
-                        updated_at TEXT NOT NULL,
-                        name TEXT,
-                        size_bytes INTEGER NOT NULL,
-                        case_id TEXT,
-                        operator TEXT,
-                        note TEXT,
-                        result TEXT,
-                        error_kind TEXT,
-                        error_message TEXT,
-                        leaf_index INTEGER,
-                        leaf_hash TEXT
-                    );
-                    CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);",
-        )?;
+        let conn = crate::open_server_db(db, SCHEMA, SCHEMA)?;
         let store = Self {
             conn: Mutex::new(conn),
             spool: spool.to_owned(),
@@ -138,7 +144,7 @@ impl JobStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Db> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -166,31 +172,31 @@ impl JobStore {
             .execute(
                 "INSERT INTO jobs(id, state, created_at, updated_at, name, size_bytes, case_id, operator, note)
                  VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
+                args![
                     id,
-                    now,
+                    &now,
                     name,
-                    bytes.len() as i64,
-                    context.case_id,
-                    context.operator,
-                    context.note
+                    bytes.len() as u64,
+                    &context.case_id,
+                    &context.operator,
+                    &context.note
                 ],
             )
             .map_err(|e| {
                 let _ = std::fs::remove_file(&path);
-                format!("jobs: {e}")
+                jobs_error(e)
             })?;
         Ok(())
     }
 
-    fn set(&self, id: &str, sql: &str, extra: &[&dyn rusqlite::ToSql]) -> Result<(), String> {
+    fn set(&self, id: &str, sql: &str, extra: &[Arg<'_>]) -> Result<(), String> {
         let now = aqiqat_evidence::utc_now();
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&id, &now];
-        args.extend_from_slice(extra);
+        let mut all = vec![Arg::from(id), Arg::from(&now)];
+        all.extend_from_slice(extra);
         self.lock()
-            .execute(sql, args.as_slice())
+            .execute(sql, &all)
             .map(|_| ())
-            .map_err(|e| format!("jobs: {e}"))
+            .map_err(jobs_error)
     }
 
     pub fn mark_running(&self, id: &str) -> Result<(), String> {
@@ -203,11 +209,10 @@ impl JobStore {
 
     pub fn finish(&self, id: &str, result: &Value, index: u64, leaf: &str) -> Result<(), String> {
         let text = result.to_string();
-        let index = index as i64;
         self.set(
             id,
             "UPDATE jobs SET state = 'done', updated_at = ?2, result = ?3, leaf_index = ?4, leaf_hash = ?5 WHERE id = ?1",
-            &[&text, &index, &leaf],
+            args![&text, index, leaf],
         )?;
         let _ = std::fs::remove_file(self.spool_path(id));
         Ok(())
@@ -217,7 +222,7 @@ impl JobStore {
         self.set(
             id,
             "UPDATE jobs SET state = 'failed', updated_at = ?2, error_kind = ?3, error_message = ?4 WHERE id = ?1",
-            &[&kind, &message],
+            args![kind, message],
         )?;
         let _ = std::fs::remove_file(self.spool_path(id));
         Ok(())
@@ -227,77 +232,84 @@ impl JobStore {
         if !valid_id(id) {
             return Ok(None);
         }
-        self.lock()
-            .query_row(
+        let row = self
+            .lock()
+            .query_opt(
                 "SELECT id, state, created_at, updated_at, name, size_bytes, case_id, operator, note,
                         result, error_kind, error_message, leaf_index, leaf_hash
                  FROM jobs WHERE id = ?1",
-                [id],
-                |r| {
-                    let result: Option<String> = r.get(9)?;
-                    let kind: Option<String> = r.get(10)?;
-                    let index: Option<i64> = r.get(12)?;
-                    Ok(Job {
-                        id: r.get(0)?,
-                        state: JobState::parse(&r.get::<_, String>(1)?),
-                        created_at: r.get(2)?,
-                        updated_at: r.get(3)?,
-                        name: r.get(4)?,
-                        size_bytes: r.get::<_, i64>(5)? as u64,
-                        context: Context {
-                            case_id: r.get(6)?,
-                            operator: r.get(7)?,
-                            note: r.get(8)?,
-                        },
-                        result: result.and_then(|t| serde_json::from_str(&t).ok()),
-                        error: match kind {
-                            Some(kind) => Some(JobError {
-                                kind,
-                                message: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
-                            }),
-                            None => None,
-                        },
-                        record: match (index, r.get::<_, Option<String>>(13)?) {
-                            (Some(i), Some(h)) => Some(RecordRef {
-                                index: i as u64,
-                                leaf_hash: h,
-                            }),
-                            _ => None,
-                        },
-                    })
-                },
+                args![id],
             )
-            .optional()
-            .map_err(|e| format!("jobs: {e}"))
+            .map_err(jobs_error)?;
+        row.map(|r| job_from_row(&r).map_err(jobs_error))
+            .transpose()
     }
 
-    /// Jobs accepted but not finished, oldest first: the work a restart must resume.
+    /// Jobs accepted but not finished, oldest first: the work a restart must resume. On a
+    /// shared PostgreSQL database only those whose upload is in this machine's spool: the
+    /// others belong to another server.
     pub fn unfinished(&self) -> Result<Vec<String>, String> {
-        let conn = self.lock();
-        let mut stmt = conn
-            .prepare("SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at")
-            .map_err(|e| format!("jobs: {e}"))?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| format!("jobs: {e}"))?;
-        rows.collect::<Result<Vec<String>, _>>()
-            .map_err(|e| format!("jobs: {e}"))
+        let mut conn = self.lock();
+        let shared = conn.dialect() == Dialect::Postgres;
+        let rows = conn
+            .query(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY created_at",
+                &[],
+            )
+            .map_err(jobs_error)?;
+        let ids = rows
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(jobs_error)?;
+        Ok(ids
+            .into_iter()
+            .filter(|id| !shared || (valid_id(id) && self.spool_path(id).exists()))
+            .collect())
     }
 
     pub fn counts(&self) -> Vec<(JobState, u64)> {
-        let conn = self.lock();
-        let Ok(mut stmt) = conn.prepare("SELECT state, count(*) FROM jobs GROUP BY state") else {
-            return Vec::new();
-        };
-        stmt.query_map([], |r| {
-            Ok((
-                JobState::parse(&r.get::<_, String>(0)?),
-                r.get::<_, i64>(1)? as u64,
-            ))
-        })
-        .map(|rows| rows.flatten().collect())
-        .unwrap_or_default()
+        let rows = self
+            .lock()
+            .query("SELECT state, count(*) FROM jobs GROUP BY state", &[])
+            .unwrap_or_default();
+        rows.iter()
+            .filter_map(|r| Some((JobState::parse(&r.text(0).ok()?), r.int(1).ok()? as u64)))
+            .collect()
     }
+}
+
+fn job_from_row(r: &Row) -> Result<Job, DbError> {
+    let result = r.opt_text(9)?;
+    let kind = r.opt_text(10)?;
+    Ok(Job {
+        id: r.text(0)?,
+        state: JobState::parse(&r.text(1)?),
+        created_at: r.text(2)?,
+        updated_at: r.text(3)?,
+        name: r.opt_text(4)?,
+        size_bytes: r.int(5)? as u64,
+        context: Context {
+            case_id: r.opt_text(6)?,
+            operator: r.opt_text(7)?,
+            note: r.opt_text(8)?,
+        },
+        result: result.and_then(|t| serde_json::from_str(&t).ok()),
+        error: match kind {
+            Some(kind) => Some(JobError {
+                kind,
+                message: r.opt_text(11)?.unwrap_or_default(),
+            }),
+            None => None,
+        },
+        record: match (r.opt_int(12)?, r.opt_text(13)?) {
+            (Some(i), Some(h)) => Some(RecordRef {
+                index: i as u64,
+                leaf_hash: h,
+            }),
+            _ => None,
+        },
+    })
 }
 
 impl JobState {

@@ -21,21 +21,51 @@ mod worker;
 pub use api::{Config, router, serve};
 
 /// Opens the server's own database the one way both of its users (jobs, API keys) need it:
-/// WAL, every commit fsynced, waiting on a busy writer, with `schema` applied.
+/// every commit durable, waiting on a busy writer, with the dialect's `schema` applied.
 pub(crate) fn open_server_db(
-    db: &std::path::Path,
-    schema: &str,
-) -> Result<rusqlite::Connection, String> {
-    let conn = rusqlite::Connection::open(db).map_err(|e| format!("{}: {e}", db.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
-        .and_then(|_| conn.pragma_update(None, "synchronous", "FULL"))
-        .and_then(|_| conn.execute_batch(schema))
-        .map_err(|e| format!("{}: {e}", db.display()))?;
+    db: &aqiqat_store::Location,
+    sqlite_schema: &str,
+    postgres_schema: &str,
+) -> Result<aqiqat_store::Db, String> {
+    use aqiqat_store::{Db, Dialect, Durability, Sql};
+    let fail = |e: aqiqat_store::DbError| format!("{}: {e}", db.describe());
+    let mut conn = Db::open(db, Durability::Full).map_err(fail)?;
+    let schema = match conn.dialect() {
+        Dialect::Sqlite => sqlite_schema,
+        Dialect::Postgres => postgres_schema,
+    };
+    // Two servers starting at once on one PostgreSQL database must not race to create the
+    // same tables.
+    conn.write_transaction(|tx| tx.batch(schema))
+        .map_err(fail)?;
     Ok(conn)
 }
 
-/// The server's own database (jobs, API keys) inside a data directory.
+/// Where the server keeps its data: the evidence log and its own tables (jobs, API keys).
+/// Both are SQLite files in the data directory unless a `--database-url` names a PostgreSQL
+/// database, which then holds both.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub log: aqiqat_store::Location,
+    pub server: aqiqat_store::Location,
+}
+
+impl Storage {
+    pub fn new(data_dir: &std::path::Path, database: Option<&aqiqat_store::Location>) -> Self {
+        match database {
+            Some(db) => Self {
+                log: db.clone(),
+                server: db.clone(),
+            },
+            None => Self {
+                log: aqiqat_store::Location::Sqlite(data_dir.join("evidence.sqlite")),
+                server: aqiqat_store::Location::Sqlite(server_db(data_dir)),
+            },
+        }
+    }
+}
+
+/// The server's own SQLite database (jobs, API keys) inside a data directory.
 pub fn server_db(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("server.sqlite")
 }

@@ -6,6 +6,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Where a test's server keeps its log, jobs and keys: SQLite files in the data directory,
+/// or a fresh schema on the PostgreSQL test server (`AQIQAT_TEST_DATABASE_URL`).
+pub enum Backend {
+    Sqlite,
+    Postgres(aqiqat_store::testing::TestSchema),
+}
+
+impl Backend {
+    pub fn postgres() -> Self {
+        Backend::Postgres(aqiqat_store::testing::TestSchema::create())
+    }
+
+    /// Points a command of the real binary at this backend.
+    pub fn apply<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        match self {
+            Backend::Sqlite => cmd.env_remove("AQIQAT_DATABASE_URL"),
+            Backend::Postgres(schema) => cmd.env("AQIQAT_DATABASE_URL", &schema.url),
+        }
+    }
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
@@ -14,7 +35,13 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        Self::start_on(&Backend::Sqlite, data, extra)
+    }
+
+    pub fn start_on(backend: &Backend, data: &Path, extra: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_aqiqat"));
+        let mut child = backend
+            .apply(&mut command)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(extra)
             .env("AQIQAT_DATA_DIR", data)
