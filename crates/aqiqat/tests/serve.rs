@@ -289,6 +289,15 @@ fn bad_requests_get_the_right_4xx_and_change_nothing(backend: &Backend) {
         post(&server, "/v1/scans", "audio/wav", &vec![7u8; 300_000]).status,
         413
     );
+    // Without a Content-Length the limit is enforced while the bytes arrive.
+    let mut endless = std::io::Read::take(std::io::repeat(7), 300_000);
+    let chunked = reply(
+        agent()
+            .post(&server.url("/v1/scans"))
+            .header("Content-Type", "audio/wav")
+            .send(ureq::SendBody::from_reader(&mut endless)),
+    );
+    assert_eq!(chunked.status, 413);
     let boundary = "b0undary";
     let no_file = multipart(boundary, &[("note", None, b"hello")]);
     assert_eq!(
@@ -378,8 +387,13 @@ fn bad_requests_get_the_right_4xx_and_change_nothing(backend: &Backend) {
         400
     );
 
-    // Nothing was logged by any of that.
+    // Nothing was logged by any of that, and no upload was left behind in the spool.
     assert_eq!(get(&server, "/v1/log/head").json()["tree_size"], 0);
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill(backend: &Backend) {

@@ -9,7 +9,6 @@ use aqiqat_evidence::{Context, EvidenceError, Log, Signer25519};
 use aqiqat_intake::Limits;
 use aqiqat_report::{CaseView, Format, Lang, RecordView};
 use aqiqat_scan::Scanner;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -222,10 +221,10 @@ pub fn router(
         queue_capacity: capacity,
         body_timeout: config.body_timeout,
     }));
-    // Multipart framing on top of the largest accepted file.
+    // Multipart framing on top of the largest accepted file, and the drain allowance.
     let body_limit = usize::try_from(config.limits.max_input_bytes)
         .unwrap_or(usize::MAX)
-        .saturating_add(64 * 1024);
+        .saturating_add(64 * 1024 + DRAIN_BYTES as usize);
     let app = Router::new()
         .route("/", get(page))
         .route("/ui/app.js", get(page_script))
@@ -517,28 +516,54 @@ async fn create_scan(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_ascii_lowercase();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Far too large: said at once (a client sending `Expect: 100-continue` never sends the
+    // body). A little too large is read and dropped first; see `Incoming::write`.
+    if declared.is_some_and(|n| n > s.0.limits.max_input_bytes.saturating_add(DRAIN_BYTES)) {
+        return too_large(s.0.limits.max_input_bytes);
+    }
+    // A full queue is said before a byte of the body is read.
+    if s.0.queue.capacity() == 0 {
+        return queue_full();
+    }
+    let mut upload = match Incoming::create(&s.0.jobs, s.0.limits.max_input_bytes).await {
+        Ok(u) => u,
+        Err(e) => return internal(format!("spool: {e}")),
+    };
     let read = async {
-        let bytes: Bytes = if content_type.starts_with("multipart/form-data") {
+        if content_type.starts_with("multipart/form-data") {
             let mut form = match Multipart::from_request(request, &()).await {
                 Ok(f) => f,
                 Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
             };
-            let mut file = None;
+            let mut has_file = false;
             loop {
-                let field = match form.next_field().await {
+                let mut field = match form.next_field().await {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
                     Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
                 };
                 let name = field.name().unwrap_or_default().to_owned();
                 match name.as_str() {
+                    "file" if has_file => {
+                        return Err(bad_request("send one `file` part per upload"));
+                    }
                     "file" => {
+                        has_file = true;
                         if meta.name.is_none() {
                             meta.name = field.file_name().map(str::to_owned);
                         }
-                        match field.bytes().await {
-                            Ok(b) => file = Some(b),
-                            Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
+                        loop {
+                            match field.chunk().await {
+                                Ok(Some(chunk)) => upload.write(&chunk).await?,
+                                Ok(None) => break,
+                                Err(e) => {
+                                    return Err(error(e.status(), "bad_input", e.body_text()));
+                                }
+                            }
                         }
                     }
                     "case" | "operator" | "note" | "name" => {
@@ -561,17 +586,20 @@ async fn create_scan(
                     }
                 }
             }
-            match file {
-                Some(f) => f,
-                None => return Err(bad_request("the form has no `file` part")),
+            if !has_file {
+                return Err(bad_request("the form has no `file` part"));
             }
         } else if content_type.starts_with("audio/")
             || content_type.starts_with("video/")
             || content_type.starts_with("application/octet-stream")
         {
-            match Bytes::from_request(request, &()).await {
-                Ok(b) => b,
-                Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
+            use http_body_util::BodyExt;
+            let mut body = request.into_body();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| bad_request(format!("the upload broke off: {e}")))?;
+                if let Ok(data) = frame.into_data() {
+                    upload.write(&data).await?;
+                }
             }
         } else {
             return Err(error(
@@ -581,20 +609,14 @@ async fn create_scan(
                     "content type {content_type:?}: send the file as the raw body (audio/*, video/*, application/octet-stream) or as multipart/form-data"
                 ),
             ));
-        };
-        Ok::<_, Response>((bytes, meta))
+        }
+        upload.finish().await?;
+        Ok::<_, Response>(meta)
     };
-    let deadline = s.0.body_timeout
-        + std::time::Duration::from_secs(
-            headers
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-                / 65_536,
-        );
-    let (bytes, meta) = match tokio::time::timeout(deadline, read).await {
-        Ok(Ok(read)) => read,
+    let deadline =
+        s.0.body_timeout + std::time::Duration::from_secs(declared.unwrap_or(0) / 65_536);
+    let meta = match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(meta)) => meta,
         Ok(Err(response)) => return response,
         Err(_) => {
             return error(
@@ -604,18 +626,8 @@ async fn create_scan(
             );
         }
     };
-    if bytes.is_empty() {
+    if upload.size == 0 {
         return bad_request("the upload is empty");
-    }
-    if bytes.len() as u64 > s.0.limits.max_input_bytes {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "bad_input",
-            format!(
-                "the upload is larger than {} bytes",
-                s.0.limits.max_input_bytes
-            ),
-        );
     }
     // The name is kept as text for people; it never becomes a path.
     let name = match clean_text("name", meta.name) {
@@ -639,27 +651,22 @@ async fn create_scan(
     {
         return evidence_error(e);
     }
-    // Reserve a queue slot before storing anything: a full queue stores nothing.
+    // Reserve a queue slot before making a job: a full queue stores nothing.
     let permit = match s.0.queue.clone().try_reserve_owned() {
         Ok(p) => p,
-        Err(_) => {
-            let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the scan queue is full; retry later",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return r;
-        }
+        Err(_) => return queue_full(),
     };
     let id = jobs::new_id();
     let jobs = Arc::clone(&s.0.jobs);
+    let size = upload.size;
+    let incoming = upload.keep();
     let stored = {
         let id = id.clone();
         let name = name.clone();
-        tokio::task::spawn_blocking(move || jobs.create(&id, name.as_deref(), &bytes, &context))
-            .await
+        tokio::task::spawn_blocking(move || {
+            jobs.create(&id, name.as_deref(), &incoming, size, &context)
+        })
+        .await
     };
     match stored {
         Ok(Ok(())) => {}
@@ -674,6 +681,100 @@ async fn create_scan(
         Json(json!({"id": id, "state": "queued", "name": name, "links": {"self": location}})),
     )
         .into_response()
+}
+
+fn queue_full() -> Response {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "the scan queue is full; retry later",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+fn too_large(limit: u64) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "bad_input",
+        format!("the upload is larger than {limit} bytes"),
+    )
+}
+
+/// How far past the size limit an upload is still read (and dropped) before the 413.
+const DRAIN_BYTES: u64 = 4 << 20;
+
+/// An upload being written to the spool as it arrives, so that memory holds one chunk at a
+/// time whatever the file's size. Removed on drop unless [`Incoming::keep`] hands it on.
+struct Incoming {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    size: u64,
+    limit: u64,
+}
+
+impl Incoming {
+    async fn create(jobs: &JobStore, limit: u64) -> std::io::Result<Self> {
+        let path = jobs.incoming_path();
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await?;
+        Ok(Self {
+            path,
+            file: Some(file),
+            size: 0,
+            limit,
+        })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), Response> {
+        use tokio::io::AsyncWriteExt;
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            // Read (and drop) a little past the limit before answering, so that a client
+            // still sending gets the 413 rather than a reset connection; beyond that, cut.
+            if self.size > self.limit.saturating_add(DRAIN_BYTES) {
+                return Err(too_large(self.limit));
+            }
+            self.file = None;
+            return Ok(());
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(internal("spool: the upload file is closed"));
+        };
+        file.write_all(chunk)
+            .await
+            .map_err(|e| internal(format!("spool: {e}")))
+    }
+
+    async fn finish(&mut self) -> Result<(), Response> {
+        use tokio::io::AsyncWriteExt;
+        if self.size > self.limit {
+            return Err(too_large(self.limit));
+        }
+        if let Some(mut file) = self.file.take() {
+            file.flush()
+                .await
+                .map_err(|e| internal(format!("spool: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The finished file's path; from here on the job store owns it.
+    fn keep(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 fn job_json(job: &jobs::Job) -> serde_json::Value {

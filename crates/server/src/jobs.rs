@@ -148,25 +148,34 @@ impl JobStore {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stores the upload and its row; after this returns the job survives a crash.
+    /// A fresh spool path for an upload while it arrives. Its name is not a job id, so a
+    /// crash mid-upload leaves a file the next start removes.
+    pub fn incoming_path(&self) -> PathBuf {
+        self.spool.join(format!(".incoming-{}", new_id()))
+    }
+
+    /// Makes a job of a complete upload written at `incoming`: the bytes are fsynced and
+    /// moved to the job's spool file, then the row is committed. After this returns the job
+    /// survives a crash; on failure nothing of it remains.
     pub fn create(
         &self,
         id: &str,
         name: Option<&str>,
-        bytes: &[u8],
+        incoming: &Path,
+        size: u64,
         context: &Context,
     ) -> Result<(), String> {
         let path = self.spool_path(id);
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            f.write_all(bytes)?;
-            f.sync_all()
+        let settle = || -> std::io::Result<()> {
+            std::fs::File::open(incoming)?.sync_all()?;
+            std::fs::rename(incoming, &path)?;
+            // The rename itself must reach the disk before the row says the file is there.
+            std::fs::File::open(&self.spool)?.sync_all()
         };
-        write().map_err(|e| format!("spool: {e}"))?;
+        settle().map_err(|e| {
+            let _ = std::fs::remove_file(incoming);
+            format!("spool: {e}")
+        })?;
         let now = aqiqat_evidence::utc_now();
         self.lock()
             .execute(
@@ -176,7 +185,7 @@ impl JobStore {
                     id,
                     &now,
                     name,
-                    bytes.len() as u64,
+                    size,
                     &context.case_id,
                     &context.operator,
                     &context.note
