@@ -2,22 +2,9 @@
 
 mod common;
 
-use common::{Server, smoke_first};
+use common::{Server, decode_with_aqiqat, mulaw_encode, smoke_first};
 use serde_json::Value;
 use tungstenite::Message;
-
-fn mulaw_encode(x: f32) -> u8 {
-    // G.711 µ-law, the encoder's side of the server's decoder.
-    let s = (x.clamp(-1.0, 1.0) * 32124.0) as i32;
-    let sign = if s < 0 { 0x80 } else { 0 };
-    let mut m = s.unsigned_abs() as i32 + 0x84;
-    let mut exponent = 7;
-    while exponent > 0 && m & (0x4000 >> (7 - exponent)) == 0 {
-        exponent -= 1;
-    }
-    m >>= exponent + 3;
-    !(sign | ((exponent as u8) << 4) | (m as u8 & 0x0f))
-}
 
 #[test]
 fn a_call_gets_a_verdict_at_two_seconds_then_every_second_and_a_final_one() {
@@ -25,24 +12,7 @@ fn a_call_gets_a_verdict_at_two_seconds_then_every_second_and_a_final_one() {
     let server = Server::start(dir.path(), &[]);
     // Two smoke clips back to back, decoded to 8 kHz by aqiqat itself.
     let clip = smoke_first("spoof");
-    let wav = dir.path().join("8k.wav");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aqiqat"))
-        .args([
-            "decode",
-            clip.to_str().unwrap(),
-            "--rate",
-            "8000",
-            "-o",
-            wav.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let samples: Vec<f32> = hound::WavReader::open(&wav)
-        .unwrap()
-        .samples::<f32>()
-        .map(Result::unwrap)
-        .collect();
+    let samples = decode_with_aqiqat(&clip, 8000, dir.path());
     let call: Vec<u8> = samples
         .iter()
         .chain(samples.iter())

@@ -22,6 +22,7 @@ fn record(n: u64, signer: &Signer25519) -> SignedRecord {
         })
         .collect();
     let draft = RecordDraft {
+        id: format!("bench-{n}"),
         subject: Subject {
             sha256: format!("{:064x}", n.wrapping_mul(0x9e3779b97f4a7c15)),
             size_bytes: 160_000 + n % 1000,

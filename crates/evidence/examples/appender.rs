@@ -43,6 +43,7 @@ fn main() {
 
 fn draft(seed: u64, n: u64) -> RecordDraft {
     RecordDraft {
+        id: format!("crash-{seed}-{n}"),
         subject: Subject {
             sha256: format!("{:064x}", (seed << 32) ^ n),
             size_bytes: 1000 + n,

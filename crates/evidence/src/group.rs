@@ -98,6 +98,7 @@ mod tests {
 
     fn record(n: u64) -> SignedRecord {
         let draft = RecordDraft {
+            id: format!("test-{n}"),
             subject: Subject {
                 sha256: format!("{n:064x}"),
                 size_bytes: n,

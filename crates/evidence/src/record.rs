@@ -61,6 +61,9 @@ pub struct ToolId {
 /// A record before it is signed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordDraft {
+    /// Names this one analysis: random for every scan, so that the same file analysed twice
+    /// in the same millisecond still makes two records (two leaves), never a collision.
+    pub id: String,
     pub subject: Subject,
     pub analysers: Vec<AnalyserId>,
     /// The top-level verdict of the result, repeated so that a reader need not know the
@@ -110,7 +113,10 @@ impl RecordDraft {
         if let Some(m) = result.get_mut("media").and_then(Value::as_object_mut) {
             m.remove("path");
         }
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| format!("no randomness for a record id: {e}"))?;
         Ok(Self {
+            id: hex::encode(id),
             subject: Subject {
                 sha256,
                 size_bytes,
@@ -130,6 +136,9 @@ impl RecordDraft {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordBody {
     pub schema: String,
+    /// Absent from records made before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     pub created_at: String,
     pub tool: ToolId,
     pub subject: Subject,
@@ -162,6 +171,7 @@ impl SignedRecord {
     pub fn sign(draft: RecordDraft, created_at: String, signer: &Signer25519) -> Self {
         let body = RecordBody {
             schema: RECORD_SCHEMA.into(),
+            id: draft.id,
             created_at,
             tool: draft.tool,
             subject: draft.subject,
@@ -371,8 +381,32 @@ pub fn parse_hash(text: &str) -> Option<Hash> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_same_scan_signed_twice_in_one_millisecond_makes_two_distinct_records() {
+        let scan = serde_json::json!({
+            "verdict": "human",
+            "media": {"sha256": "cd".repeat(32), "size_bytes": 10, "path": "/tmp/x/call.wav"},
+            "analysers": [{"name": "voice-synthetic", "version": "1"}],
+        });
+        let tool = ToolId {
+            name: "aqiqat".into(),
+            version: "0".into(),
+        };
+        let signer = Signer25519::from_seed([3; 32]);
+        let [a, b] = [0, 1].map(|_| {
+            let draft =
+                RecordDraft::from_scan(scan.clone(), Context::default(), tool.clone()).unwrap();
+            assert_eq!(draft.id.len(), 32);
+            assert_eq!(draft.subject.name.as_deref(), Some("call.wav"));
+            SignedRecord::sign(draft, "2026-01-01T00:00:00.000Z".into(), &signer)
+        });
+        assert_ne!(a.value["id"], b.value["id"]);
+        assert_ne!(a.leaf_hash(), b.leaf_hash());
+    }
+
     fn draft() -> RecordDraft {
         RecordDraft {
+            id: "test-draft".into(),
             subject: Subject {
                 sha256: "ab".repeat(32),
                 size_bytes: 1234,

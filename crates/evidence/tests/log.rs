@@ -66,6 +66,7 @@ fn signer() -> Signer25519 {
 
 fn record(n: u64) -> SignedRecord {
     let draft = RecordDraft {
+        id: format!("test-{n}"),
         subject: Subject {
             sha256: format!("{n:064x}"),
             size_bytes: n,

@@ -33,6 +33,7 @@ fn fixture() -> Fixture {
             format!("{n:064x}")
         };
         let draft = RecordDraft {
+            id: format!("test-{n}"),
             subject: Subject {
                 sha256: sha,
                 size_bytes: if n == 4 { bytes.len() as u64 } else { n },

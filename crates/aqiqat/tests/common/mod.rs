@@ -149,3 +149,42 @@ pub fn write_wav_16k(path: &Path, samples: impl IntoIterator<Item = i16>) {
     }
     w.finalize().unwrap();
 }
+
+/// G.711 µ-law, the encoder's side of the server's decoder.
+pub fn mulaw_encode(x: f32) -> u8 {
+    let s = (x.clamp(-1.0, 1.0) * 32124.0) as i32;
+    let sign = if s < 0 { 0x80 } else { 0 };
+    let mut m = s.unsigned_abs() as i32 + 0x84;
+    let mut exponent = 7;
+    while exponent > 0 && m & (0x4000 >> (7 - exponent)) == 0 {
+        exponent -= 1;
+    }
+    m >>= exponent + 3;
+    !(sign | ((exponent as u8) << 4) | (m as u8 & 0x0f))
+}
+
+/// A file decoded by `aqiqat decode` itself (mono, resampled to `rate`), as float samples.
+pub fn decode_with_aqiqat(file: &Path, rate: u32, scratch: &Path) -> Vec<f32> {
+    let wav = scratch.join(format!("decoded-{rate}.wav"));
+    let out = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args([
+            "decode",
+            file.to_str().unwrap(),
+            "--rate",
+            &rate.to_string(),
+            "-o",
+        ])
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hound::WavReader::open(&wav)
+        .unwrap()
+        .samples::<f32>()
+        .map(Result::unwrap)
+        .collect()
+}
