@@ -10,4 +10,5 @@
 //! **Must not touch:** decoding audio, detector scores, the verdict policy (the scan crate
 //! weighs findings), signing evidence.
 
+pub mod markers;
 pub mod watermark;
