@@ -2,8 +2,8 @@
 
 use crate::evidence::{data_dir, fail, open_log, pretty, resolve_record, signer, write_atomic};
 use crate::{ApiKeyCommand, CaseCommand, KeyCommand, LogCommand, Outcome};
-use aqiqat_evidence::record::{ConsistencyProof, TreeHead, parse_hash, verify_object};
-use aqiqat_evidence::{PublicKey, merkle};
+use aqiqat_evidence::PublicKey;
+use aqiqat_evidence::record::TreeHead;
 use std::path::Path;
 
 fn emit(out: Option<&Path>, text: &str) -> Outcome {
@@ -177,9 +177,13 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Outcome> 
 }
 
 fn verify_consistency(old: &Path, new: &Path, proof: &Path, pubkey: Option<&Path>) -> Outcome {
-    let old_v: serde_json::Value = tri!(read_json(old));
-    let new_v: serde_json::Value = tri!(read_json(new));
-    let proof: ConsistencyProof = tri!(read_json(proof));
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| {
+            eprintln!("error: {}: {e}", path.display());
+            Outcome::BadInput
+        })
+    };
+    let (old, new, proof) = (tri!(read(old)), tri!(read(new)), tri!(read(proof)));
     let pinned = match pubkey {
         None => None,
         Some(p) => match std::fs::read_to_string(p)
@@ -193,52 +197,13 @@ fn verify_consistency(old: &Path, new: &Path, proof: &Path, pubkey: Option<&Path
             }
         },
     };
-    let mut problems = Vec::new();
-    let mut keys = Vec::new();
-    for (name, v) in [("old tree head", &old_v), ("new tree head", &new_v)] {
-        match verify_object(v) {
-            Ok(k) => keys.push(k),
-            Err(e) => problems.push(format!("{name}: {e}")),
-        }
-    }
-    if keys.len() == 2 && keys[0] != keys[1] {
-        problems.push("the two tree heads are signed by different keys".into());
-    }
-    if let (Some(p), Some(k)) = (pinned, keys.first())
-        && p != *k
-    {
-        problems.push(format!("signed by key {}, not the pinned key", k.key_id()));
-    }
-    let heads: Result<(TreeHead, TreeHead), _> =
-        serde_json::from_value(old_v).and_then(|o| serde_json::from_value(new_v).map(|n| (o, n)));
-    match heads {
-        Err(e) => problems.push(format!("tree head: {e}")),
-        Ok((o, n)) => {
-            let path: Option<Vec<merkle::Hash>> =
-                proof.path.iter().map(|h| parse_hash(h)).collect();
-            let ok = proof.old_size == o.tree_size
-                && proof.new_size == n.tree_size
-                && match (o.root(), n.root(), path) {
-                    (Some(or), Some(nr), Some(path)) => {
-                        merkle::verify_consistency(o.tree_size, n.tree_size, &or, &nr, &path)
-                    }
-                    _ => false,
-                };
-            if !ok {
-                problems.push(format!(
-                    "the proof does not show that the log of {} records is a prefix of the log of {}",
-                    o.tree_size, n.tree_size
-                ));
-            }
-        }
-    }
-    if problems.is_empty() {
+    let result = aqiqat_evidence::verify::verify_consistency(&old, &new, &proof, pinned.as_ref());
+    crate::evidence::print_checks(&result);
+    if result.ok() {
         println!("CONSISTENT: the newer log extends the older one; nothing was changed or removed");
         Outcome::Ok
     } else {
-        for p in problems {
-            println!("FAIL {p}");
-        }
+        println!("NOT CONSISTENT: see the failed checks above.");
         Outcome::Verification
     }
 }

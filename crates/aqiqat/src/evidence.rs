@@ -170,14 +170,7 @@ pub fn verify(args: VerifyArgs) -> Outcome {
             serde_json::json!({"ok": result.ok(), "checks": result.checks})
         );
     } else {
-        for c in &result.checks {
-            let mark = match c.outcome {
-                Check::Pass => "ok  ",
-                Check::Fail => "FAIL",
-                Check::Skipped => "--  ",
-            };
-            println!("{mark} {:<20} {}", c.name, c.detail);
-        }
+        print_checks(&result);
         println!(
             "{}",
             if result.ok() {
@@ -191,6 +184,18 @@ pub fn verify(args: VerifyArgs) -> Outcome {
         Outcome::Ok
     } else {
         Outcome::Verification
+    }
+}
+
+/// One line per check: `ok`, `FAIL` or `--` (skipped), the check's name and its detail.
+pub fn print_checks(result: &aqiqat_evidence::verify::Verification) {
+    for c in &result.checks {
+        let mark = match c.outcome {
+            Check::Pass => "ok  ",
+            Check::Fail => "FAIL",
+            Check::Skipped => "--  ",
+        };
+        println!("{mark} {:<20} {}", c.name, c.detail);
     }
 }
 

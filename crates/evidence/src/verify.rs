@@ -339,6 +339,102 @@ fn check_inclusion(
     }
 }
 
+/// Verifies that the log of `new` extends the log of `old`: both tree heads' signatures, one
+/// key for both (and the pinned one, when given), and the RFC 9162 consistency proof between
+/// them. Inputs are the files' text, so malformed JSON is a failed check, not a panic.
+pub fn verify_consistency(
+    old_head: &str,
+    new_head: &str,
+    proof: &str,
+    pinned_key: Option<&PublicKey>,
+) -> Verification {
+    let mut v = Verification::default();
+    let mut keys = Vec::new();
+    let mut heads = Vec::new();
+    for (name, text) in [("old tree head", old_head), ("new tree head", new_head)] {
+        let value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                v.fail(name, format!("not valid JSON: {e}"));
+                continue;
+            }
+        };
+        match verify_object(&value) {
+            Ok(key) => {
+                v.pass(
+                    name,
+                    format!("valid Ed25519 signature by key {}", key.key_id()),
+                );
+                keys.push(key);
+            }
+            Err(e) => v.fail(name, e.to_string()),
+        }
+        match serde_json::from_value::<crate::record::TreeHead>(value) {
+            Ok(head) => heads.push(head),
+            Err(e) => v.fail(name, format!("not a tree head: {e}")),
+        }
+    }
+    if let [a, b] = keys.as_slice() {
+        if a == b {
+            v.pass("same key", "both heads are signed by one key");
+        } else {
+            v.fail(
+                "same key",
+                "the two tree heads are signed by different keys",
+            );
+        }
+    }
+    match (pinned_key, keys.first()) {
+        (Some(pinned), Some(key)) if pinned != key => v.fail(
+            "pinned key",
+            format!(
+                "signed by key {}, not the pinned key {}",
+                key.key_id(),
+                pinned.key_id()
+            ),
+        ),
+        (Some(pinned), Some(_)) => v.pass("pinned key", format!("key {}", pinned.key_id())),
+        (None, _) => v.push("pinned key", Outcome::Skipped, "no key pinned"),
+        (Some(_), None) => {}
+    }
+    let proof: crate::record::ConsistencyProof = match serde_json::from_str(proof) {
+        Ok(p) => p,
+        Err(e) => {
+            v.fail("consistency proof", format!("not a consistency proof: {e}"));
+            return v;
+        }
+    };
+    if let [old, new] = heads.as_slice() {
+        let path: Option<Vec<merkle::Hash>> = proof.path.iter().map(|h| parse_hash(h)).collect();
+        let holds = proof.old_size == old.tree_size
+            && proof.new_size == new.tree_size
+            && match (old.root(), new.root(), path) {
+                (Some(o), Some(n), Some(path)) => {
+                    merkle::verify_consistency(old.tree_size, new.tree_size, &o, &n, &path)
+                }
+                _ => false,
+            };
+        if holds {
+            v.pass(
+                "consistency proof",
+                format!(
+                    "the log of {} records is a prefix of the log of {}",
+                    old.tree_size, new.tree_size
+                ),
+            );
+        } else {
+            v.fail(
+                "consistency proof",
+                format!(
+                    "the proof does not show that the log of {} records is a prefix of the log of {}",
+                    old.tree_size, new.tree_size
+                ),
+            );
+        }
+    }
+    v
+}
+
 /// SHA-256 and length of a file, streamed.
 pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut f = std::fs::File::open(path)?;

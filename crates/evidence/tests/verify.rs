@@ -3,7 +3,7 @@
 //! message that names what failed.
 
 use aqiqat_evidence::record::{AnalyserId, Context, RecordDraft, SignedRecord, Subject, ToolId};
-use aqiqat_evidence::verify::{Inputs, Outcome, Verification, verify_envelope};
+use aqiqat_evidence::verify::{Inputs, Outcome, Verification, verify_consistency, verify_envelope};
 use aqiqat_evidence::{Log, PublicKey, Signer25519};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -14,6 +14,9 @@ struct Fixture {
     head: String,
     media: std::path::PathBuf,
     key: PublicKey,
+    /// The head at 3 records, and the consistency proof from it to the final head.
+    old_head: String,
+    consistency: String,
 }
 
 fn fixture() -> Fixture {
@@ -26,6 +29,7 @@ fn fixture() -> Fixture {
     let mut log = Log::open(&dir.path().join("log.sqlite"), signer).unwrap();
     let sig = Signer25519::from_seed([3; 32]);
     // Some records before and after, so the proof has a real path.
+    let mut old_head = String::new();
     for n in 0..6u64 {
         let sha = if n == 4 {
             hex::encode(Sha256::digest(&bytes))
@@ -66,7 +70,11 @@ fn fixture() -> Fixture {
             None,
         )
         .unwrap();
+        if n == 2 {
+            old_head = serde_json::to_string(&log.tree_head().unwrap()).unwrap();
+        }
     }
+    let consistency = serde_json::to_string(&log.consistency(3, 6).unwrap()).unwrap();
     let envelope = serde_json::to_string_pretty(&log.envelope(4).unwrap()).unwrap();
     let head = serde_json::to_string_pretty(&log.tree_head().unwrap()).unwrap();
     Fixture {
@@ -75,6 +83,8 @@ fn fixture() -> Fixture {
         head,
         media,
         key,
+        old_head,
+        consistency,
     }
 }
 
@@ -243,4 +253,40 @@ fn each_kind_of_change_is_named_precisely() {
         vec!["envelope"]
     );
     assert_eq!(failed(&run(&f, "[1,2]", None, None)), vec!["envelope"]);
+}
+
+#[test]
+fn consistency_between_two_heads_is_verified_and_each_failure_named() {
+    let f = fixture();
+    let failed = |v: &Verification| -> Vec<&'static str> { v.failures().map(|c| c.name).collect() };
+    let good = verify_consistency(&f.old_head, &f.head, &f.consistency, Some(&f.key));
+    assert!(good.ok(), "{good:?}");
+
+    // A head from a rewritten history.
+    let mut forged: serde_json::Value = serde_json::from_str(&f.old_head).unwrap();
+    forged["root_hash"] = "11".repeat(32).into();
+    let v = verify_consistency(&forged.to_string(), &f.head, &f.consistency, None);
+    assert_eq!(
+        failed(&v),
+        vec!["old tree head", "consistency proof"],
+        "{v:?}"
+    );
+
+    // The same history re-signed by someone else's key.
+    let other = Signer25519::from_seed([8; 32]);
+    let mut body: serde_json::Value = serde_json::from_str(&f.old_head).unwrap();
+    body.as_object_mut().unwrap().remove("signature");
+    let resigned = aqiqat_evidence::record::sign_object(body, &other);
+    let v = verify_consistency(&resigned.to_string(), &f.head, &f.consistency, Some(&f.key));
+    assert_eq!(failed(&v), vec!["same key", "pinned key"], "{v:?}");
+
+    // Heads given the wrong way round, and files that are not what they claim.
+    let v = verify_consistency(&f.head, &f.old_head, &f.consistency, None);
+    assert_eq!(failed(&v), vec!["consistency proof"], "{v:?}");
+    let v = verify_consistency("{", &f.head, "[]", None);
+    assert_eq!(
+        failed(&v),
+        vec!["old tree head", "consistency proof"],
+        "{v:?}"
+    );
 }
