@@ -110,7 +110,7 @@ impl RecordView {
             tool: format!("{} {}", body.tool.name, body.tool.version),
             context: body.context.clone(),
             analysers: body.analysers.clone(),
-            leaf_hash: hex_of(&record),
+            leaf_hash: hex::encode(record.leaf_hash()),
             log_index: envelope.inclusion.leaf_index,
             tree_size: envelope.tree_head.tree_size,
             tree_head_time: envelope.tree_head.timestamp.clone(),
@@ -125,12 +125,4 @@ impl RecordView {
             .iter()
             .all(|c| c.outcome != aqiqat_evidence::verify::Outcome::Fail)
     }
-}
-
-fn hex_of(record: &SignedRecord) -> String {
-    record
-        .leaf_hash()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
