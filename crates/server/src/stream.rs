@@ -221,6 +221,15 @@ fn rolling(scanner: &Scanner, call: &Call, kind: &str) -> serde_json::Value {
         "windows": call.logits.len(), "audio_s": call.seconds()})
 }
 
+/// The message a call gets when something it sent cannot be used.
+fn error_frame(message: &str) -> Message {
+    Message::Text(
+        json!({"type": "error", "message": message})
+            .to_string()
+            .into(),
+    )
+}
+
 /// Runs one call until the client ends it.
 pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSettings) {
     let ready = json!({"type": "ready", "encoding": settings.encoding_name(), "rate": settings.rate,
@@ -229,11 +238,7 @@ pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSet
     let mut call = match Call::new(settings) {
         Ok(c) => c,
         Err(e) => {
-            let _ = socket
-                .send(Message::Text(
-                    json!({"type": "error", "message": e}).to_string().into(),
-                ))
-                .await;
+            let _ = socket.send(error_frame(&e)).await;
             return;
         }
     };
@@ -250,11 +255,7 @@ pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSet
                 let due = match call.push(&bytes) {
                     Ok(d) => d,
                     Err(e) => {
-                        let _ = socket
-                            .send(Message::Text(
-                                json!({"type": "error", "message": e}).to_string().into(),
-                            ))
-                            .await;
+                        let _ = socket.send(error_frame(&e)).await;
                         break;
                     }
                 };
@@ -269,11 +270,11 @@ pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSet
                     .await
                     .expect("the analysis task does not panic");
                     call = back;
-                    let text = match result {
-                        Ok(v) => v.to_string(),
-                        Err(e) => json!({"type": "error", "message": e}).to_string(),
+                    let frame = match result {
+                        Ok(v) => Message::Text(v.to_string().into()),
+                        Err(e) => error_frame(&e),
                     };
-                    if socket.send(Message::Text(text.into())).await.is_err() {
+                    if socket.send(frame).await.is_err() {
                         return;
                     }
                 }
