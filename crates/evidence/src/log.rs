@@ -28,23 +28,25 @@ pub use aqiqat_store::Durability;
 
 const SCHEMA_VERSION: i64 = 1;
 
-const SQLITE_SCHEMA: &str = "
+/// The tables, for both dialects: `INT`, `BYTES` and `NODES_OPTIONS` are filled in by
+/// [`schema`]. On SQLite `leaves.idx` stays `INTEGER PRIMARY KEY` (the rowid itself).
+const TABLES: &str = "
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS leaves (
-        idx INTEGER PRIMARY KEY,
-        leaf_hash BLOB NOT NULL UNIQUE,
-        data BLOB NOT NULL,
+        idx INT PRIMARY KEY,
+        leaf_hash BYTES NOT NULL UNIQUE,
+        data BYTES NOT NULL,
         media_sha256 TEXT,
         created_at TEXT
     );
     CREATE TABLE IF NOT EXISTS nodes (
-        level INTEGER NOT NULL,
-        idx INTEGER NOT NULL,
-        hash BLOB NOT NULL,
+        level INT NOT NULL,
+        idx INT NOT NULL,
+        hash BYTES NOT NULL,
         PRIMARY KEY (level, idx)
-    ) WITHOUT ROWID;
+    )NODES_OPTIONS;
     CREATE TABLE IF NOT EXISTS tree_heads (
-        tree_size INTEGER PRIMARY KEY,
+        tree_size INT PRIMARY KEY,
         body TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS cases (
@@ -55,10 +57,13 @@ const SQLITE_SCHEMA: &str = "
     );
     CREATE TABLE IF NOT EXISTS case_records (
         case_id TEXT NOT NULL REFERENCES cases(id),
-        leaf_idx INTEGER NOT NULL REFERENCES leaves(idx),
+        leaf_idx INT NOT NULL REFERENCES leaves(idx),
         added_at TEXT NOT NULL,
         PRIMARY KEY (case_id, leaf_idx)
-    );
+    );";
+
+/// The append-only guards: the dialects share no trigger syntax.
+const SQLITE_GUARDS: &str = "
     CREATE TRIGGER IF NOT EXISTS leaves_append_only_u BEFORE UPDATE ON leaves
         BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS leaves_append_only_d BEFORE DELETE ON leaves
@@ -72,37 +77,7 @@ const SQLITE_SCHEMA: &str = "
     CREATE TRIGGER IF NOT EXISTS heads_append_only_d BEFORE DELETE ON tree_heads
         BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;";
 
-const POSTGRES_SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE IF NOT EXISTS leaves (
-        idx BIGINT PRIMARY KEY,
-        leaf_hash BYTEA NOT NULL UNIQUE,
-        data BYTEA NOT NULL,
-        media_sha256 TEXT,
-        created_at TEXT
-    );
-    CREATE TABLE IF NOT EXISTS nodes (
-        level BIGINT NOT NULL,
-        idx BIGINT NOT NULL,
-        hash BYTEA NOT NULL,
-        PRIMARY KEY (level, idx)
-    );
-    CREATE TABLE IF NOT EXISTS tree_heads (
-        tree_size BIGINT PRIMARY KEY,
-        body TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS cases (
-        id TEXT PRIMARY KEY,
-        title TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        note TEXT
-    );
-    CREATE TABLE IF NOT EXISTS case_records (
-        case_id TEXT NOT NULL REFERENCES cases(id),
-        leaf_idx BIGINT NOT NULL REFERENCES leaves(idx),
-        added_at TEXT NOT NULL,
-        PRIMARY KEY (case_id, leaf_idx)
-    );
+const POSTGRES_GUARDS: &str = "
     CREATE OR REPLACE FUNCTION aqiqat_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             RAISE EXCEPTION 'the evidence log is append-only'
@@ -114,6 +89,18 @@ const POSTGRES_SCHEMA: &str = "
         FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();
     CREATE OR REPLACE TRIGGER heads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON tree_heads
         FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();";
+
+fn schema(dialect: Dialect) -> String {
+    let (int, bytes, nodes_options, guards) = match dialect {
+        Dialect::Sqlite => ("INTEGER", "BLOB", " WITHOUT ROWID", SQLITE_GUARDS),
+        Dialect::Postgres => ("BIGINT", "BYTEA", "", POSTGRES_GUARDS),
+    };
+    let tables = TABLES
+        .replace("NODES_OPTIONS", nodes_options)
+        .replace(" INT ", &format!(" {int} "))
+        .replace("BYTES", bytes);
+    format!("{tables}{guards}")
+}
 
 /// One record's place in the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -235,10 +222,7 @@ impl Log {
     fn migrate(db: &mut Db, signer: &Signer25519) -> Result<(), EvidenceError> {
         let key_id = signer.public().key_id();
         db.write_transaction(|tx| {
-            tx.batch(match tx.dialect() {
-                Dialect::Sqlite => SQLITE_SCHEMA,
-                Dialect::Postgres => POSTGRES_SCHEMA,
-            })?;
+            tx.batch(&schema(tx.dialect()))?;
             let stored = tx.query_opt("SELECT value FROM meta WHERE key = 'log_id'", &[])?;
             match stored.map(|r| r.text(0)).transpose()? {
                 None => {
@@ -741,5 +725,26 @@ impl Log {
             .map(|r| r.text(0))
             .collect::<Result<_, _>>()?;
         ids.iter().map(|id| self.case(id)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_dialect_gets_its_own_types_and_no_placeholder_is_left() {
+        let sqlite = schema(Dialect::Sqlite);
+        assert!(sqlite.contains("idx INTEGER PRIMARY KEY,"), "the rowid key");
+        assert!(sqlite.contains(") WITHOUT ROWID;"));
+        assert!(sqlite.contains("leaf_hash BLOB NOT NULL"));
+        let postgres = schema(Dialect::Postgres);
+        assert!(postgres.contains("idx BIGINT PRIMARY KEY,"));
+        assert!(postgres.contains("hash BYTEA NOT NULL"));
+        for text in [sqlite, postgres] {
+            for token in [" INT ", "BYTES", "NODES_OPTIONS"] {
+                assert!(!text.contains(token), "{token} left in the schema");
+            }
+        }
     }
 }
