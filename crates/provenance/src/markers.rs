@@ -95,7 +95,7 @@ fn clip(text: &str) -> String {
 
 /// What an IPTC digital source type (its code, the last part of the URI) means, and whether
 /// it declares AI.
-fn digital_source_meaning(code: &str) -> (String, bool) {
+pub(crate) fn digital_source_meaning(code: &str) -> (String, bool) {
     let (words, ai) = match code {
         "trainedAlgorithmicMedia" => ("made by a trained AI model (generative AI)", true),
         "compositeWithTrainedAlgorithmicMedia" => {
