@@ -9,6 +9,9 @@
 //! ([`hash`]), the [`MediaFacts`] that describe a file, and the [`Limits`] that keep memory and
 //! time bounded whatever the input claims.
 //!
+//! Still images ([`image`]) are recognised, hashed, bounded and decoded to RGB here too, so
+//! that provenance checks and (later) visual detectors get pixels from one place.
+//!
 //! **Must not touch:** models, scores, storage, HTTP or anything about verdicts. It reports
 //! what the bytes are, never what they mean.
 //!
@@ -25,6 +28,7 @@ pub mod decode;
 mod error;
 mod facts;
 pub mod hash;
+pub mod image;
 mod limits;
 pub mod resample;
 pub mod sniff;

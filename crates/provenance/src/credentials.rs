@@ -166,6 +166,17 @@ pub fn read_credentials(
     sidecar: Option<&[u8]>,
     trust: &TrustAnchors,
 ) -> CredentialsOutcome {
+    read_credentials_from(Cursor::new(bytes), media_type, sidecar, trust)
+}
+
+/// [`read_credentials`] from a stream (a file too large to hold in memory: the SDK hashes
+/// it as it reads).
+pub fn read_credentials_from(
+    stream: impl std::io::Read + std::io::Seek + Send,
+    media_type: &str,
+    sidecar: Option<&[u8]>,
+    trust: &TrustAnchors,
+) -> CredentialsOutcome {
     if !Reader::supported_mime_types()
         .iter()
         .any(|t| t == media_type)
@@ -185,8 +196,8 @@ pub fn read_credentials(
     let reader = Reader::from_context(context);
     // The SDK must not be able to take the process down on a hostile file.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match sidecar {
-        Some(store) => reader.with_manifest_data_and_stream(store, media_type, Cursor::new(bytes)),
-        None => reader.with_stream(media_type, Cursor::new(bytes)),
+        Some(store) => reader.with_manifest_data_and_stream(store, media_type, stream),
+        None => reader.with_stream(media_type, stream),
     }));
     let source = if sidecar.is_some() {
         ManifestSource::Sidecar

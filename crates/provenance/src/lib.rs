@@ -12,6 +12,12 @@
 //! **Must not touch:** decoding audio, detector scores, the verdict policy (the scan crate
 //! weighs findings), signing evidence.
 
+mod audio_tags;
 pub mod credentials;
+mod examine;
 pub mod markers;
 pub mod watermark;
+
+pub use examine::{
+    AiDeclaration, CAVEAT, Input, LabelKind, ProvenanceFindings, WatermarkFinding, examine,
+};

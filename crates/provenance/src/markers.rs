@@ -56,7 +56,8 @@ pub struct Marker {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetadataFindings {
-    /// `png`, `jpeg`, `webp`, or `other` (a container this reader does not look into).
+    /// `png`, `jpeg`, `webp`, `id3` (MP3 and others with an ID3v2 tag), `mp4`, or `other`
+    /// (a container this reader does not look into).
     pub container: &'static str,
     pub markers: Vec<Marker>,
     /// Any marker declares AI generation or AI editing.
@@ -79,14 +80,23 @@ const GENERATORS: &[&str] = &[
     "imagen",
     "flux",
     "leonardo.ai",
+    "elevenlabs",
+    "suno",
+    "play.ht",
+    "resemble.ai",
+    "murf.ai",
+    "speechify",
+    "coqui",
+    "xtts",
+    "tortoise-tts",
 ];
 
-fn names_generator(text: &str) -> Option<&'static str> {
+pub(crate) fn names_generator(text: &str) -> Option<&'static str> {
     let lower = text.to_lowercase();
     GENERATORS.iter().copied().find(|g| lower.contains(g))
 }
 
-fn clip(text: &str) -> String {
+pub(crate) fn clip(text: &str) -> String {
     match text.char_indices().nth(MAX_VALUE_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
@@ -127,7 +137,7 @@ pub(crate) fn digital_source_meaning(code: &str) -> (String, bool) {
     (format!("the file declares it is {words}"), ai)
 }
 
-fn text_marker(location: String, keyword: &str, text: &str) -> Option<Marker> {
+pub(crate) fn text_marker(location: String, keyword: &str, text: &str) -> Option<Marker> {
     let keyword_lower = keyword.to_ascii_lowercase();
     let (kind, meaning, declares_ai) = match keyword_lower.as_str() {
         "parameters" if text.contains("Steps:") || text.contains("Sampler:") => (
@@ -190,6 +200,12 @@ pub fn read_markers(bytes: &[u8]) -> MetadataFindings {
     } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
         findings.container = "webp";
         webp(bytes, &mut findings);
+    } else if bytes.starts_with(b"ID3") {
+        findings.container = "id3";
+        crate::audio_tags::id3(bytes, &mut findings);
+    } else if bytes.get(4..8) == Some(b"ftyp") {
+        findings.container = "mp4";
+        crate::audio_tags::mp4(bytes, &mut findings);
     }
     findings.declares_ai = findings.markers.iter().any(|m| m.declares_ai);
     findings

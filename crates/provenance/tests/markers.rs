@@ -223,3 +223,128 @@ fn damaged_and_hostile_metadata_is_reported_and_never_fatal() {
     let broken = read_markers(&jpeg_with(&[b"Exif\0\0MM\0*garbage".to_vec()]));
     assert!(broken.problems[0].contains("EXIF"), "{:?}", broken.problems);
 }
+
+fn id3_frame(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut out = id.to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(body);
+    out
+}
+
+/// An ID3v2.3 tag with the given frames, then a few bytes standing in for MPEG audio.
+fn mp3_with(frames: &[Vec<u8>]) -> Vec<u8> {
+    let body: Vec<u8> = frames.concat();
+    let size = body.len() as u32;
+    let mut out = b"ID3\x03\x00\x00".to_vec();
+    out.extend((0..4).rev().map(|i| ((size >> (7 * i)) & 0x7F) as u8));
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&[0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0]);
+    out
+}
+
+fn latin1_text(text: &str) -> Vec<u8> {
+    let mut body = vec![0u8];
+    body.extend_from_slice(text.as_bytes());
+    body
+}
+
+#[test]
+fn id3_software_and_comments_are_read_and_ai_generators_named() {
+    let mut utf16 = vec![1u8, 0xFF, 0xFE];
+    for unit in "ElevenLabs Multilingual v2".encode_utf16() {
+        utf16.extend_from_slice(&unit.to_le_bytes());
+    }
+    let bytes = mp3_with(&[
+        id3_frame(b"TIT2", &latin1_text("voice message")),
+        id3_frame(b"TSSE", &utf16),
+        id3_frame(
+            b"COMM",
+            &[b"\x00eng\x00".as_slice(), b"recorded at home"].concat(),
+        ),
+    ]);
+    let f = read_markers(&bytes);
+    assert_eq!(f.container, "id3");
+    assert!(f.problems.is_empty(), "{:?}", f.problems);
+    let software = f.markers.iter().find(|m| m.location == "id3 TSSE").unwrap();
+    assert_eq!(software.value, "ElevenLabs Multilingual v2");
+    assert!(software.declares_ai);
+    let comment = f.markers.iter().find(|m| m.location == "id3 COMM").unwrap();
+    assert_eq!(comment.value, "recorded at home");
+    assert!(!comment.declares_ai);
+    assert!(f.declares_ai);
+
+    let plain = read_markers(&mp3_with(&[id3_frame(
+        b"TSSE",
+        &latin1_text("Lavf60.16.100"),
+    )]));
+    assert_eq!(plain.markers.len(), 1);
+    assert!(
+        !plain.declares_ai,
+        "an ordinary encoder is not an AI declaration"
+    );
+}
+
+#[test]
+fn a_cut_or_lying_id3_tag_is_reported_not_fatal() {
+    let bytes = mp3_with(&[id3_frame(b"TSSE", &latin1_text("Lavf60.16.100"))]);
+    for cut in 0..bytes.len() {
+        let _ = read_markers(&bytes[..cut]);
+    }
+    let cut = read_markers(&bytes[..20]);
+    assert!(!cut.problems.is_empty());
+    // A frame declaring more bytes than the tag holds.
+    let mut lying = bytes.clone();
+    lying[10 + 4..10 + 8].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+    let f = read_markers(&lying);
+    assert!(f.markers.is_empty());
+    assert!(!f.problems.is_empty());
+}
+
+fn mp4_box(kind: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(body);
+    out
+}
+
+fn mp4_item(kind: &[u8], value: &str) -> Vec<u8> {
+    let data = [&[0, 0, 0, 1, 0, 0, 0, 0][..], value.as_bytes()].concat();
+    mp4_box(kind, &mp4_box(b"data", &data))
+}
+
+#[test]
+fn mp4_encoder_and_comment_items_are_read() {
+    let ilst = mp4_box(
+        b"ilst",
+        &[
+            mp4_item(b"\xA9too", "Suno v4 export"),
+            mp4_item(b"\xA9cmt", "made for a test"),
+        ]
+        .concat(),
+    );
+    let meta = mp4_box(b"meta", &[&[0u8, 0, 0, 0][..], &ilst].concat());
+    let moov = mp4_box(b"moov", &mp4_box(b"udta", &meta));
+    let bytes = [
+        mp4_box(b"ftyp", b"M4A \0\0\0\0"),
+        mp4_box(b"mdat", &[0; 64]),
+        moov,
+    ]
+    .concat();
+    let f = read_markers(&bytes);
+    assert_eq!(f.container, "mp4");
+    assert!(f.problems.is_empty(), "{:?}", f.problems);
+    let tool = f.markers.iter().find(|m| m.location == "mp4 ©too").unwrap();
+    assert_eq!(tool.value, "Suno v4 export");
+    assert!(tool.declares_ai);
+    assert!(
+        f.markers
+            .iter()
+            .any(|m| m.location == "mp4 ©cmt" && !m.declares_ai)
+    );
+
+    // Without its moov box (cut short), the reader says it could not look.
+    let f = read_markers(&bytes[..bytes.len() - 10]);
+    assert!(f.markers.is_empty());
+    assert_eq!(f.problems.len(), 1);
+}

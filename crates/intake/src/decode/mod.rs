@@ -63,7 +63,7 @@ pub(crate) fn open(
 
 /// Runs third-party parsing code so that a panic on malformed input (an arithmetic overflow
 /// deep in a demuxer, say) becomes a refusal of that input instead of a crash of the process.
-fn contain_panics<T>(f: impl FnOnce() -> Result<T, Problem>) -> Result<T, Problem> {
+pub(crate) fn contain_panics<T>(f: impl FnOnce() -> Result<T, Problem>) -> Result<T, Problem> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
         let msg = payload
             .downcast_ref::<&str>()

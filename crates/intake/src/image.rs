@@ -1,0 +1,178 @@
+//! Still images: recognised from their first bytes, hashed, measured and decoded to 8-bit RGB
+//! by the `image` crate (PNG, JPEG, WebP, GIF), within bounds that hold whatever the file
+//! declares. HEIF and AVIF are recognised and hashed but not decoded: no maintained pure-Rust
+//! decoder exists, and their provenance (C2PA, metadata) is read from the bytes anyway.
+
+use crate::{IntakeError, Problem};
+use serde::Serialize;
+use std::io::Cursor;
+use std::path::Path;
+
+/// Image containers intake recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+    Webp,
+    Gif,
+    /// HEIF (HEIC) and AVIF: recognised, not decoded.
+    Heif,
+}
+
+impl ImageFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpeg",
+            ImageFormat::Webp => "webp",
+            ImageFormat::Gif => "gif",
+            ImageFormat::Heif => "heif",
+        }
+    }
+
+    /// The media type, as C2PA tools name it.
+    pub fn media_type(self, head: &[u8]) -> &'static str {
+        match self {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg => "image/jpeg",
+            ImageFormat::Webp => "image/webp",
+            ImageFormat::Gif => "image/gif",
+            ImageFormat::Heif if head.get(8..12) == Some(b"avif") => "image/avif",
+            ImageFormat::Heif => "image/heic",
+        }
+    }
+}
+
+/// The image format `head` (the first bytes of a file) begins with, if any.
+pub fn sniff_image(head: &[u8]) -> Option<ImageFormat> {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    if at(0, b"\x89PNG\r\n\x1a\n") {
+        Some(ImageFormat::Png)
+    } else if at(0, &[0xFF, 0xD8, 0xFF]) {
+        Some(ImageFormat::Jpeg)
+    } else if at(0, b"RIFF") && at(8, b"WEBP") {
+        Some(ImageFormat::Webp)
+    } else if at(0, b"GIF87a") || at(0, b"GIF89a") {
+        Some(ImageFormat::Gif)
+    } else if at(4, b"ftyp")
+        && [&b"avif"[..], b"avis", b"heic", b"heix", b"mif1"]
+            .iter()
+            .any(|brand| at(8, brand))
+    {
+        Some(ImageFormat::Heif)
+    } else {
+        None
+    }
+}
+
+/// What an image file is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageFacts {
+    /// Always `image`: tells a reader of a scan result this is not audio.
+    pub kind: &'static str,
+    pub path: String,
+    /// SHA-256 of the exact bytes, lowercase hex.
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// `png`, `jpeg`, `webp`, `gif` or `heif`.
+    pub container: &'static str,
+    pub media_type: &'static str,
+    /// Pixel size, when the image was decoded.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+/// Decoded pixels: 8-bit RGB, row-major, no padding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+/// Bounds for images; the decoder refuses before allocating beyond them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageLimits {
+    /// Largest file accepted. Default: 256 MiB.
+    pub max_bytes: u64,
+    /// Largest width or height. Default: 20 000 pixels.
+    pub max_side: u32,
+    /// Most memory the decoder may allocate. Default: 1 GiB.
+    pub max_alloc: u64,
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 << 20,
+            max_side: 20_000,
+            max_alloc: 1 << 30,
+        }
+    }
+}
+
+/// Hashes, measures and decodes an image already in memory; `label` names it in messages.
+/// HEIF/AVIF come back without pixels.
+pub fn load_image(
+    label: &str,
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<(ImageFacts, Option<RgbImage>), IntakeError> {
+    let fail = |problem| IntakeError::new(Path::new(label), problem);
+    if bytes.is_empty() {
+        return Err(fail(Problem::Empty));
+    }
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(fail(Problem::TooLarge {
+            size: bytes.len() as u64,
+            limit: limits.max_bytes,
+        }));
+    }
+    let format = sniff_image(bytes).ok_or_else(|| fail(Problem::UnrecognisedFormat))?;
+    let mut facts = ImageFacts {
+        kind: "image",
+        path: label.to_owned(),
+        sha256: crate::hash::sha256_bytes(bytes),
+        size_bytes: bytes.len() as u64,
+        container: format.name(),
+        media_type: format.media_type(bytes),
+        width: None,
+        height: None,
+    };
+    if format == ImageFormat::Heif {
+        return Ok((facts, None));
+    }
+    let rgb = crate::decode::contain_panics(|| decode(bytes, format, limits)).map_err(fail)?;
+    facts.width = Some(rgb.width);
+    facts.height = Some(rgb.height);
+    Ok((facts, Some(rgb)))
+}
+
+fn decode(bytes: &[u8], format: ImageFormat, limits: &ImageLimits) -> Result<RgbImage, Problem> {
+    let codec = match format {
+        ImageFormat::Png => image::ImageFormat::Png,
+        ImageFormat::Jpeg => image::ImageFormat::Jpeg,
+        ImageFormat::Webp => image::ImageFormat::WebP,
+        ImageFormat::Gif => image::ImageFormat::Gif,
+        ImageFormat::Heif => unreachable!("HEIF is not decoded"),
+    };
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), codec);
+    let mut bounds = image::Limits::default();
+    bounds.max_image_width = Some(limits.max_side);
+    bounds.max_image_height = Some(limits.max_side);
+    bounds.max_alloc = Some(limits.max_alloc);
+    reader.limits(bounds);
+    let decoded = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => Problem::Implausible(format!("image too large: {l}")),
+        image::ImageError::Unsupported(u) => Problem::UnsupportedCodec(u.to_string()),
+        other => Problem::CorruptStream {
+            detail: format!("the {} image cannot be decoded: {other}", format.name()),
+        },
+    })?;
+    let rgb = decoded.to_rgb8();
+    Ok(RgbImage {
+        width: rgb.width(),
+        height: rgb.height(),
+        pixels: rgb.into_raw(),
+    })
+}
