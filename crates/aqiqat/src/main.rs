@@ -9,6 +9,7 @@
 
 mod commands;
 mod evidence;
+mod label;
 mod reports;
 mod scan;
 
@@ -79,11 +80,17 @@ enum Command {
     /// vocoder output) or human: a verdict, a calibrated probability and a timeline of 4 s
     /// windows. Silence-only or too-short input is answered "inconclusive", with the reason.
     Scan {
-        /// An audio file, or a video whose audio track is judged.
+        /// An audio file, a video whose audio track is judged, or an image (PNG, JPEG, WebP,
+        /// GIF, HEIF/AVIF). Every input's provenance is read: Content Credentials (embedded,
+        /// or a `.c2pa` sidecar of the same name), metadata markers, the SD watermark.
         file: PathBuf,
         /// Print the whole result as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Root certificates (PEM) whose Content Credentials signers you trust, e.g. the
+        /// C2PA trust list. Without it a valid label is reported `valid`, never `trusted`.
+        #[arg(long, value_name = "PEM", env = "AQIQAT_C2PA_TRUST_ANCHORS")]
+        trust_anchors: Option<PathBuf>,
         /// Sign the result, append it to the evidence log, and write the record with its
         /// inclusion proof and the signed tree head to this file (`aqiqat verify` reads it).
         #[arg(long, value_name = "OUT.json")]
@@ -100,6 +107,11 @@ enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Sign AI-generated content with C2PA Content Credentials declaring it AI-generated
+    /// (`digitalSourceType: trainedAlgorithmicMedia`, a `c2pa.created` action naming the
+    /// generator). Without --key/--cert, this installation's own labelling certificate
+    /// (made on first use under <data-dir>/keys/label/) signs.
+    Label(label::LabelArgs),
     /// Check an evidence record offline: its signature, its inclusion in the log against a
     /// signed tree head, and (with --media) that the file is the one analysed. Exit 0 when
     /// every check holds, 3 when one fails.
@@ -373,6 +385,7 @@ fn main() -> ExitCode {
         Command::Scan {
             file,
             json,
+            trust_anchors,
             record,
             case,
             operator,
@@ -381,6 +394,7 @@ fn main() -> ExitCode {
         } => scan::scan(
             &file,
             json,
+            trust_anchors.as_deref(),
             limits.limits(),
             record.map(|out| evidence::RecordRequest {
                 out,
@@ -444,6 +458,7 @@ fn main() -> ExitCode {
                 body_timeout: std::time::Duration::from_secs_f64(body_timeout.clamp(0.1, 3600.0)),
             },
         ),
+        Command::Label(args) => label::run(data_dir.as_deref(), args),
         Command::ApiKey(cmd) => commands::api_key(data_dir.as_deref(), cmd),
         Command::Key(cmd) => commands::key(data_dir.as_deref(), cmd),
         Command::Log(cmd) => commands::log(data_dir.as_deref(), cmd),

@@ -2,7 +2,9 @@
 
 use crate::{Outcome, error_json};
 use aqiqat_intake::Limits;
-use aqiqat_scan::{ScanError, ScanResult, Scanner};
+use aqiqat_provenance::credentials::{CredentialState, CredentialsOutcome};
+use aqiqat_provenance::{ProvenanceFindings, WatermarkFinding};
+use aqiqat_scan::{ScanError, ScanResult, Scanner, VerdictBasis};
 use aqiqat_voice::analysis::Outcome as Analysis;
 use aqiqat_voice::detector::Verdict;
 use aqiqat_voice::eval::{EvalReport, Scored, evaluate};
@@ -20,11 +22,19 @@ fn scanner(limits: Limits) -> Result<Scanner, Outcome> {
 pub fn scan(
     path: &Path,
     json: bool,
+    trust_anchors: Option<&Path>,
     limits: Limits,
     record: Option<crate::evidence::RecordRequest>,
 ) -> Outcome {
+    let anchors = match trust_anchors.map(std::fs::read_to_string).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: the trust anchors cannot be read: {e}");
+            return Outcome::BadInput;
+        }
+    };
     let scanner = match scanner(limits) {
-        Ok(s) => s,
+        Ok(s) => s.with_trust_anchors(anchors),
         Err(o) => return o,
     };
     match scanner.scan_file(path) {
@@ -68,24 +78,27 @@ pub fn scan(
 }
 
 fn print_scan(r: &ScanResult) {
-    println!("{}", r.media.path);
-    let words = match (r.verdict, r.probability_synthetic) {
-        (Verdict::Synthetic, Some(p)) => {
+    println!("{}", r.media.path());
+    let words = match (r.verdict, r.verdict_basis, r.probability_synthetic) {
+        (Verdict::Synthetic, VerdictBasis::VoiceDetector, Some(p)) => {
             format!("SYNTHETIC: the voice is most likely machine-generated (probability {p:.2})")
         }
-        (Verdict::Human, Some(p)) => {
+        (Verdict::Human, _, Some(p)) => {
             format!("HUMAN: no sign of synthetic speech was found (probability synthetic {p:.2})")
         }
+        (Verdict::Synthetic, _, _) => format!(
+            "SYNTHETIC (by label): {}",
+            r.reason.as_deref().unwrap_or("a label declares it")
+        ),
         _ => format!(
             "INCONCLUSIVE: {}",
             r.reason.as_deref().unwrap_or("no decision")
         ),
     };
     println!("  verdict      {words}");
-    println!(
-        "  speech       {:.1} s of {:.1} s",
-        r.voice.speech_s, r.media.duration_s
-    );
+    if let (Some(voice), Some(duration)) = (&r.voice, r.media.duration_s()) {
+        println!("  speech       {:.1} s of {duration:.1} s", voice.speech_s);
+    }
     if !r.segments.is_empty() {
         println!("  timeline     window          p(synthetic)");
         for w in &r.segments {
@@ -101,17 +114,93 @@ fn print_scan(r: &ScanResult) {
             );
         }
     }
-    println!(
-        "  thresholds   human below {:.2}, synthetic from {:.2}",
-        r.voice.thresholds.human_below, r.voice.thresholds.synthetic_above
-    );
-    println!(
-        "  model        {} {} (weights sha256 {})",
-        r.voice.model.name,
-        r.voice.model.version,
-        &r.voice.model.weights_sha256[..16]
-    );
-    println!("  sha256       {}", r.media.sha256);
+    print_provenance(&r.provenance);
+    if let Some(voice) = &r.voice {
+        println!(
+            "  thresholds   human below {:.2}, synthetic from {:.2}",
+            voice.thresholds.human_below, voice.thresholds.synthetic_above
+        );
+        println!(
+            "  model        {} {} (weights sha256 {})",
+            voice.model.name,
+            voice.model.version,
+            &voice.model.weights_sha256[..16]
+        );
+    }
+    println!("  sha256       {}", r.media.sha256());
+}
+
+fn print_provenance(p: &ProvenanceFindings) {
+    match &p.content_credentials {
+        CredentialsOutcome::Absent => println!("  credentials  none (C2PA)"),
+        CredentialsOutcome::Unsupported { media_type } => {
+            println!("  credentials  not readable in {media_type}")
+        }
+        CredentialsOutcome::Unreadable { reason } => {
+            println!("  credentials  UNREADABLE: {reason}")
+        }
+        CredentialsOutcome::Found(c) => {
+            let state = match c.state {
+                CredentialState::Trusted => "TRUSTED",
+                CredentialState::Valid => "VALID",
+                CredentialState::Invalid => "INVALID",
+            };
+            println!("  credentials  {state}: {}", c.summary);
+            if let Some(dst) = &c.digital_source_type {
+                println!(
+                    "               declares {dst}{}",
+                    c.digital_source_meaning
+                        .as_deref()
+                        .map(|m| format!(" ({m})"))
+                        .unwrap_or_default()
+                );
+            }
+            if let Some(signer) = &c.signer {
+                println!(
+                    "               signed by {} (issuer {}){}",
+                    signer.common_name.as_deref().unwrap_or("?"),
+                    signer.issuer.as_deref().unwrap_or("?"),
+                    signer
+                        .signed_at
+                        .as_deref()
+                        .map(|t| format!(" at {t}"))
+                        .unwrap_or_default()
+                );
+            }
+            for a in &c.actions {
+                println!(
+                    "               action {}{}",
+                    a.action,
+                    a.software_agent
+                        .as_deref()
+                        .map(|s| format!(" by {s}"))
+                        .unwrap_or_default()
+                );
+            }
+            for f in &c.failures {
+                println!("               ✗ {}: {}", f.code, f.meaning);
+            }
+        }
+    }
+    for m in &p.metadata.markers {
+        let flag = if m.declares_ai { "AI " } else { "" };
+        println!("  metadata     {flag}{}: {}", m.location, m.meaning);
+    }
+    for problem in &p.metadata.problems {
+        println!("  metadata     (unreadable) {problem}");
+    }
+    if let WatermarkFinding::Checked { detection, .. } = &p.watermark {
+        println!(
+            "  watermark    Stable Diffusion mark {} ({:.0} % of {} bits)",
+            if detection.detected {
+                "FOUND"
+            } else {
+                "not found"
+            },
+            detection.bit_agreement * 100.0,
+            detection.bits
+        );
+    }
 }
 
 pub fn eval(

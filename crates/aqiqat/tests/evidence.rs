@@ -4,48 +4,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-struct Env {
-    dir: tempfile::TempDir,
+use common::CliEnv as Env;
+
+trait Clips {
+    fn clip(&self, n: usize, name: &str) -> PathBuf;
 }
 
-impl Env {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_aqiqat"))
-            .args(args)
-            .env("AQIQAT_DATA_DIR", self.data())
-            .current_dir(self.dir.path())
-            .output()
-            .expect("the aqiqat binary runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
+impl Clips for Env {
     fn clip(&self, n: usize, name: &str) -> PathBuf {
         let to = self.path(name);
         std::fs::copy(common::smoke(n), &to).unwrap();

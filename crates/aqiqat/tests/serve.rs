@@ -358,7 +358,8 @@ fn bad_requests_get_the_right_4xx_and_change_nothing(backend: &Backend) {
     );
     assert_eq!(bad_json.status / 100, 4);
 
-    // Not audio: accepted (the server cannot know before decoding), then failed as bad input.
+    // A picture cut short: accepted (the server cannot know before decoding), then failed as
+    // bad input naming what it is.
     let png = post(
         &server,
         "/v1/scans",
@@ -461,6 +462,58 @@ fn a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill(b
     drop(server);
     let check = cli(backend, &data, &["log", "check"]);
     assert!(String::from_utf8_lossy(&check.stdout).contains("intact"));
+}
+
+#[test]
+fn an_uploaded_image_gets_its_provenance_checked_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let picture = dir.path().join("picture.png");
+    std::fs::write(&picture, common::png_picture(9)).unwrap();
+    let labelled = dir.path().join("labelled.png");
+    let out = cli(
+        &Backend::Sqlite,
+        dir.path(),
+        &[
+            "label",
+            picture.to_str().unwrap(),
+            "--out",
+            labelled.to_str().unwrap(),
+            "--generator",
+            "Acme ImageGen 3",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(dir.path(), &[]);
+    let accepted = post(
+        &server,
+        "/v1/scans?name=photo.png",
+        "image/png",
+        &std::fs::read(&labelled).unwrap(),
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let id = accepted.json()["id"].as_str().unwrap().to_owned();
+    let job = wait_done(&server, &id);
+    assert_eq!(job["state"], "done", "{job}");
+    let result = &job["result"];
+    assert_eq!(result["verdict"], "synthetic");
+    assert_eq!(result["verdict_basis"], "content_credentials");
+    assert_eq!(
+        result["provenance"]["digital_source_type"],
+        "trainedAlgorithmicMedia"
+    );
+    assert_eq!(
+        result["provenance"]["content_credentials"]["state"],
+        "valid"
+    );
+    let report = get(&server, &format!("/v1/scans/{id}/report?lang=en"));
+    assert_eq!(report.status, 200);
+    assert!(report.text().contains("Provenance labels"));
+    assert!(report.text().contains("Acme ImageGen 3"));
 }
 
 #[test]

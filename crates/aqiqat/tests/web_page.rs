@@ -222,6 +222,56 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
         "a blank page would be tiny"
     );
 
+    // A labelled picture: the page shows the Content Credentials and the verdict they decide.
+    let picture = dir.path().join("picture.png");
+    std::fs::write(&picture, common::png_picture(3)).unwrap();
+    let labelled = dir.path().join("labelled.png");
+    let status = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args([
+            "label",
+            picture.to_str().unwrap(),
+            "--out",
+            labelled.to_str().unwrap(),
+        ])
+        .args(["--generator", "Acme ImageGen 3"])
+        .env("AQIQAT_DATA_DIR", dir.path().join("label-data"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("#again")),
+        None,
+    );
+    let input = d.find("input[type=file]");
+    d.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        Some(json!({"text": labelled.to_str().unwrap()})),
+    );
+    let verdict = d.wait_for("const v = document.getElementById('verdict'); return document.getElementById('result').hidden || v.dataset.verdict !== 'synthetic' ? '' : v.textContent;");
+    assert!(
+        verdict.as_str().unwrap().contains("AI-GENERATED"),
+        "{verdict}"
+    );
+    let provenance = d
+        .script("return document.getElementById('provenance').innerText")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        provenance.contains("Content Credentials (C2PA)"),
+        "{provenance}"
+    );
+    assert!(provenance.contains("present and intact"), "{provenance}");
+    assert!(
+        provenance.contains("trainedAlgorithmicMedia"),
+        "{provenance}"
+    );
+    assert!(provenance.contains("Acme ImageGen 3"), "{provenance}");
+    assert!(!d.displayed("#timeline"), "a picture has no timeline");
+    d.screenshot(&target_dir().join("web-page-image-en.png"));
+
     // Switch to Kazakh: the verdict is re-worded, the report link follows.
     d.call(
         "POST",

@@ -46,6 +46,11 @@ pub enum Problem {
     },
     #[error("corrupted audio stream: {detail}")]
     CorruptStream { detail: String },
+    #[error("corrupted {format} image: {detail}")]
+    CorruptImage {
+        format: &'static str,
+        detail: String,
+    },
     #[error(
         "truncated stream: it ends after {decoded_s:.2} s of audio{}",
         declared_s.map(|d| format!(" but its header declares {d:.2} s")).unwrap_or_default()
@@ -94,6 +99,7 @@ impl Problem {
             Problem::NoSamples => "no_samples",
             Problem::CorruptHeader { .. } => "corrupt_header",
             Problem::CorruptStream { .. } => "corrupt_stream",
+            Problem::CorruptImage { .. } => "corrupt_image",
             Problem::Truncated { .. } => "truncated",
             Problem::Implausible(_) => "implausible_parameters",
             Problem::TooLong { .. } => "too_long",

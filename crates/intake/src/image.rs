@@ -30,6 +30,17 @@ impl ImageFormat {
         }
     }
 
+    /// The name people know it by, for messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "PNG",
+            ImageFormat::Jpeg => "JPEG",
+            ImageFormat::Webp => "WebP",
+            ImageFormat::Gif => "GIF",
+            ImageFormat::Heif => "HEIF",
+        }
+    }
+
     /// The media type, as C2PA tools name it.
     pub fn media_type(self, head: &[u8]) -> &'static str {
         match self {
@@ -142,7 +153,16 @@ pub fn load_image(
     if format == ImageFormat::Heif {
         return Ok((facts, None));
     }
-    let rgb = crate::decode::contain_panics(|| decode(bytes, format, limits)).map_err(fail)?;
+    let rgb = crate::decode::contain_panics(|| decode(bytes, format, limits))
+        .map_err(|problem| match problem {
+            // A panic inside the decoder is reported as what it is: a corrupt picture.
+            Problem::CorruptStream { detail } => Problem::CorruptImage {
+                format: format.display_name(),
+                detail,
+            },
+            other => other,
+        })
+        .map_err(fail)?;
     facts.width = Some(rgb.width);
     facts.height = Some(rgb.height);
     Ok((facts, Some(rgb)))
@@ -165,8 +185,9 @@ fn decode(bytes: &[u8], format: ImageFormat, limits: &ImageLimits) -> Result<Rgb
     let decoded = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(l) => Problem::Implausible(format!("image too large: {l}")),
         image::ImageError::Unsupported(u) => Problem::UnsupportedCodec(u.to_string()),
-        other => Problem::CorruptStream {
-            detail: format!("the {} image cannot be decoded: {other}", format.name()),
+        other => Problem::CorruptImage {
+            format: format.display_name(),
+            detail: other.to_string(),
         },
     })?;
     let rgb = decoded.to_rgb8();
@@ -175,4 +196,64 @@ fn decode(bytes: &[u8], format: ImageFormat, limits: &ImageLimits) -> Result<Rgb
         height: rgb.height(),
         pixels: rgb.into_raw(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_told_apart_by_their_first_bytes() {
+        assert_eq!(
+            sniff_image(b"\x89PNG\r\n\x1a\n...."),
+            Some(ImageFormat::Png)
+        );
+        assert_eq!(
+            sniff_image(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff_image(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(ImageFormat::Webp)
+        );
+        assert_eq!(sniff_image(b"RIFF\0\0\0\0WAVEfmt "), None);
+        assert_eq!(sniff_image(b"GIF89a"), Some(ImageFormat::Gif));
+        let avif = b"\0\0\0\x1cftypavif\0\0\0\0";
+        assert_eq!(sniff_image(avif), Some(ImageFormat::Heif));
+        assert_eq!(ImageFormat::Heif.media_type(avif), "image/avif");
+        // An MP4 video is not an image.
+        assert_eq!(sniff_image(b"\0\0\0\x1cftypisom\0\0\0\0"), None);
+    }
+
+    #[test]
+    fn heif_is_hashed_without_pixels_and_bad_input_is_refused() {
+        let avif = b"\0\0\0\x1cftypavif\0\0\0\0mif1avif";
+        let (facts, pixels) = load_image("x.avif", avif, &ImageLimits::default()).unwrap();
+        assert!(pixels.is_none());
+        assert_eq!(facts.container, "heif");
+        assert_eq!(facts.sha256.len(), 64);
+
+        let limits = ImageLimits::default();
+        assert_eq!(
+            load_image("e.png", b"", &limits)
+                .unwrap_err()
+                .problem
+                .code(),
+            "empty"
+        );
+        let cut = load_image("c.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", &limits).unwrap_err();
+        assert_eq!(cut.problem.code(), "corrupt_image");
+        assert!(cut.to_string().contains("PNG"), "{cut}");
+        let small = ImageLimits {
+            max_bytes: 4,
+            ..limits
+        };
+        assert_eq!(
+            load_image("b.png", b"\x89PNG\r\n\x1a\n", &small)
+                .unwrap_err()
+                .problem
+                .code(),
+            "too_large"
+        );
+    }
 }

@@ -452,7 +452,8 @@ pub fn failure_meaning(code: &str) -> &'static str {
         }
         s::HARD_BINDINGS_MULTIPLE => "the manifest binds the content more than once",
         s::CLAIM_SIGNATURE_MISMATCH => {
-            "the signature does not match the claim: the manifest was altered after signing"
+            "the signature does not verify over the claim: the manifest was altered after \
+             signing, or the signer's certificate does not meet the C2PA certificate profile"
         }
         s::CLAIM_SIGNATURE_MISSING => "the manifest carries no signature",
         s::CLAIM_SIGNATURE_OUTSIDE_VALIDITY => {
@@ -537,23 +538,30 @@ impl LabelSigner {
         key_pem: &[u8],
         alg: Option<SigningAlg>,
     ) -> Result<Self, LabelError> {
-        let alg = match alg {
-            Some(a) => a,
-            None => infer_alg(chain_pem)?,
-        };
+        let inferred = check_certificate(chain_pem)?;
+        let alg = alg.unwrap_or(inferred);
         let signer = c2pa::create_signer::from_keys(chain_pem, key_pem, alg, None)
             .map_err(|e| LabelError::Credentials(e.to_string()))?;
         Ok(Self { signer })
     }
 }
 
-/// The C2PA algorithm that fits the end-entity certificate's public key.
-fn infer_alg(chain_pem: &[u8]) -> Result<SigningAlg, LabelError> {
+/// Checks what the SDK would otherwise only reject at validation time, with a misleading
+/// "claim signature not valid", and returns the C2PA algorithm that fits the end-entity
+/// certificate's public key.
+fn check_certificate(chain_pem: &[u8]) -> Result<SigningAlg, LabelError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(chain_pem)
         .map_err(|e| LabelError::Credentials(format!("the certificate is not PEM: {e}")))?;
     let cert = pem
         .parse_x509()
         .map_err(|e| LabelError::Credentials(format!("the certificate is not X.509: {e}")))?;
+    if cert.subject().iter_organization().next().is_none() {
+        return Err(LabelError::Credentials(
+            "the signing certificate's subject names no organization (O=…); C2PA validators \
+             refuse such signers"
+                .to_owned(),
+        ));
+    }
     let spki = cert.public_key();
     let alg_oid = spki.algorithm.algorithm.to_id_string();
     let curve = spki
@@ -700,3 +708,6 @@ impl LocalIdentity {
         })
     }
 }
+
+/// The version of the C2PA SDK this build validates and signs with.
+pub const C2PA_SDK_VERSION: &str = c2pa::VERSION;

@@ -10,7 +10,9 @@
 //! Content Credentials that do not hold declare nothing (their claims are reported, never
 //! relied on), and nothing here ever says "human": absent or stripped labels prove nothing.
 
-use crate::credentials::{CredentialsOutcome, TrustAnchors, read_credentials_from};
+use crate::credentials::{
+    CredentialState, CredentialsOutcome, TrustAnchors, read_credentials_from,
+};
 use crate::markers::{MetadataFindings, read_markers};
 use crate::watermark::{self, Detection, RgbImage, STABLE_DIFFUSION_MESSAGE};
 use serde::Serialize;
@@ -110,7 +112,11 @@ pub fn examine<S: Read + Seek + Send>(
         Some(AiDeclaration {
             by: LabelKind::ContentCredentials,
             says: format!(
-                "valid Content Credentials signed by {} declare {}",
+                "{} Content Credentials signed by {} declare the content {}",
+                match c.state {
+                    CredentialState::Trusted => "trusted",
+                    _ => "valid",
+                },
                 c.signer
                     .as_ref()
                     .and_then(|s| s.common_name.clone())

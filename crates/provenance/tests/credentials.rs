@@ -375,10 +375,11 @@ fn a_labelled_file_cut_short_or_garbled_never_panics_and_never_holds() {
 fn a_self_signed_certificate_is_refused_or_reported() {
     // C2PA forbids self-signed claim signers; the SDK refuses to sign or the reader says so.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["self.example".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["self.example".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Self");
+    let cert = params.self_signed(&key).unwrap();
     let signer =
         LabelSigner::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes(), None).unwrap();
     let request = LabelRequest {
@@ -400,4 +401,26 @@ fn a_self_signed_certificate_is_refused_or_reported() {
             );
         }
     }
+}
+
+#[test]
+fn a_signing_certificate_without_an_organization_is_refused_before_signing() {
+    // C2PA validators reject such signers; the SDK would only say "claim signature not
+    // valid" after the fact.
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let ee_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ee = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ee.distinguished_name
+        .push(rcgen::DnType::CommonName, "no organization");
+    let ee_cert = ee
+        .signed_by(&ee_key, &rcgen::Issuer::new(ca, ca_key))
+        .unwrap();
+    let chain = format!("{}{}", ee_cert.pem(), ca_cert.pem());
+    let err = LabelSigner::from_pem(chain.as_bytes(), ee_key.serialize_pem().as_bytes(), None)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("organization"), "{err}");
 }

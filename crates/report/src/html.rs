@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::chart::{self, Rgb};
 use crate::i18n::{Lang, Texts};
-use crate::view::{CaseView, RecordView};
+use crate::view::{CaseView, ProvenanceView, RecordView};
 use aqiqat_evidence::verify::Outcome;
 
 const CSS: &str = include_str!("report.css");
@@ -130,12 +130,7 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
         "synthetic" | "human" | "inconclusive" => v.verdict.as_str(),
         _ => "unknown",
     };
-    let words = match class {
-        "synthetic" => t.get("verdict-synthetic"),
-        "human" => t.get("verdict-human"),
-        "inconclusive" => t.get("verdict-inconclusive"),
-        _ => t.with("verdict-unknown", &[("verdict", v.verdict.clone())]),
-    };
+    let words = verdict_words(v, t);
     let _ = write!(
         b,
         "<div class=\"verdict v-{class}\" data-verdict=\"{}\"><h{h}>{}</h{h}><p class=\"words\">{}</p>",
@@ -180,6 +175,8 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
             esc(&t.get("timeline-caption"))
         );
     }
+
+    provenance_section(b, &v.provenance, t, h);
 
     let _ = write!(
         b,
@@ -299,6 +296,95 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
         b,
         "</ul><p class=\"small\">{}</p>",
         esc(&t.get("verify-how"))
+    );
+}
+
+/// The provenance rows of a report, `(field, value, class)`, for HTML and PDF alike; empty
+/// when the record has no provenance.
+pub(crate) fn provenance_rows(p: &ProvenanceView, t: &Texts) -> Vec<(String, String, String)> {
+    let Some(state) = &p.credentials else {
+        return Vec::new();
+    };
+    let state_words = match state.as_str() {
+        "trusted" => t.get("credentials-trusted"),
+        "valid" => t.get("credentials-valid"),
+        "invalid" => t.get("credentials-invalid"),
+        "none" => t.get("credentials-none"),
+        other => t.with("credentials-other", &[("status", other.to_owned())]),
+    };
+    let mut rows = vec![(
+        t.get("field-credentials"),
+        state_words,
+        format!("c-{state}"),
+    )];
+    let mut push = |field: &str, value: &str, class: &str| {
+        rows.push((t.get(field), value.to_owned(), class.to_owned()));
+    };
+    if let Some(d) = &p.digital_source_type {
+        push("field-source-type", d, "mono");
+    }
+    if let Some(g) = &p.generator {
+        push("field-generator", g, "");
+    }
+    if let Some(s) = &p.signer {
+        push("field-signer", s, "");
+    }
+    for f in &p.failures {
+        push("field-credential-failure", f, "");
+    }
+    for (m, ai) in &p.markers {
+        push("field-marker", m, if *ai { "ai" } else { "" });
+    }
+    if let Some((agreement, found)) = p.watermark {
+        let words = t.with(
+            if found {
+                "watermark-found"
+            } else {
+                "watermark-absent"
+            },
+            &[("p", num(t.lang, agreement * 100.0, 0))],
+        );
+        push("field-watermark", &words, "");
+    }
+    if let Some(d) = &p.declared {
+        push("field-declared", d, "");
+    }
+    rows
+}
+
+/// The verdict in words, for HTML and PDF alike.
+pub(crate) fn verdict_words(v: &RecordView, t: &Texts) -> String {
+    let by_label = matches!(
+        v.verdict_basis.as_deref(),
+        Some("content_credentials" | "watermark" | "metadata")
+    );
+    match v.verdict.as_str() {
+        "synthetic" if by_label => t.get("verdict-synthetic-label"),
+        "synthetic" => t.get("verdict-synthetic"),
+        "human" => t.get("verdict-human"),
+        "inconclusive" => t.get("verdict-inconclusive"),
+        _ => t.with("verdict-unknown", &[("verdict", v.verdict.clone())]),
+    }
+}
+
+fn provenance_section(b: &mut String, p: &ProvenanceView, t: &Texts, h: u8) {
+    let rows = provenance_rows(p, t);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = write!(
+        b,
+        "<h{h}>{}</h{h}><table class=\"facts provenance\">",
+        esc(&t.get("section-provenance"))
+    );
+    for (field, value, class) in rows {
+        row(b, &field, &esc(&value), &class);
+    }
+    b.push_str("</table>");
+    let _ = write!(
+        b,
+        "<p class=\"small\">{}</p>",
+        esc(&t.get("provenance-caveat"))
     );
 }
 

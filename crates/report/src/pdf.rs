@@ -484,15 +484,12 @@ fn fill(c: Rgb) -> Fill {
 
 fn record_body(l: &mut Layout, v: &RecordView, t: &Texts) {
     let lang = t.lang;
-    let (words, color, background) = match v.verdict.as_str() {
-        "synthetic" => (t.get("verdict-synthetic"), chart::RED, (251, 234, 234)),
-        "human" => (t.get("verdict-human"), chart::GREEN, (233, 245, 236)),
-        "inconclusive" => (t.get("verdict-inconclusive"), chart::AMBER, (253, 245, 226)),
-        _ => (
-            t.with("verdict-unknown", &[("verdict", v.verdict.clone())]),
-            chart::GREY,
-            (244, 244, 244),
-        ),
+    let words = crate::html::verdict_words(v, t);
+    let (color, background) = match v.verdict.as_str() {
+        "synthetic" => (chart::RED, (251, 234, 234)),
+        "human" => (chart::GREEN, (233, 245, 236)),
+        "inconclusive" => (chart::AMBER, (253, 245, 226)),
+        _ => (chart::GREY, (244, 244, 244)),
     };
     let mut lines = vec![
         (t.get("verdict-heading"), Face::Regular, 9.0),
@@ -526,6 +523,15 @@ fn record_body(l: &mut Layout, v: &RecordView, t: &Texts) {
     } else {
         l.timeline(v);
         l.para(&t.get("timeline-caption"), Face::Regular, 8.0, MUTED);
+    }
+
+    let provenance = crate::html::provenance_rows(&v.provenance, t);
+    if !provenance.is_empty() {
+        l.heading(&t.get("section-provenance"), 12.0);
+        for (field, value, class) in &provenance {
+            l.kv(field, value, class == "mono");
+        }
+        l.para(&t.get("provenance-caveat"), Face::Regular, 8.0, MUTED);
     }
 
     l.heading(&t.get("section-media"), 12.0);

@@ -39,6 +39,101 @@ pub struct RecordView {
     pub key_id: String,
     /// The checks `aqiqat verify` makes, run when the view was built.
     pub checks: Vec<Check>,
+    /// What the verdict rests on (`voice_detector`, `content_credentials`, `watermark`,
+    /// `metadata`, `nothing`); absent in records made before provenance existed.
+    pub verdict_basis: Option<String>,
+    pub provenance: ProvenanceView,
+}
+
+/// The provenance findings a report shows. Codes, names and the analysers' own sentences stay
+/// as recorded (they are evidence); the report translates only its own words around them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProvenanceView {
+    /// `none`, `trusted`, `valid`, `invalid`, `unreadable`, `unsupported`; `None` when the
+    /// record has no provenance at all.
+    pub credentials: Option<String>,
+    pub digital_source_type: Option<String>,
+    /// Signer's common name, and its issuer.
+    pub signer: Option<String>,
+    pub generator: Option<String>,
+    /// `code: meaning` for each validation failure.
+    pub failures: Vec<String>,
+    /// `location: meaning` for each metadata marker, with whether it declares AI.
+    pub markers: Vec<(String, bool)>,
+    /// Bit agreement of the SD watermark, when checked, and whether it was found.
+    pub watermark: Option<(f64, bool)>,
+    /// The strongest label declaring AI, in the analyser's words.
+    pub declared: Option<String>,
+}
+
+impl ProvenanceView {
+    fn read(p: &Value) -> Self {
+        if p.is_null() {
+            return Self::default();
+        }
+        let c = &p["content_credentials"];
+        let credentials = match c["status"].as_str() {
+            Some("found") => c["state"].as_str().map(str::to_owned),
+            Some("absent") => Some("none".to_owned()),
+            Some(other) => Some(other.to_owned()),
+            None => None,
+        };
+        let signer =
+            c["signer"]["common_name"]
+                .as_str()
+                .map(|cn| match c["signer"]["issuer"].as_str() {
+                    Some(issuer) => format!("{cn} ({issuer})"),
+                    None => cn.to_owned(),
+                });
+        let generator = c["actions"].as_array().and_then(|actions| {
+            actions
+                .iter()
+                .find(|a| a["action"] == "c2pa.created")
+                .and_then(|a| a["software_agent"].as_str())
+                .map(str::to_owned)
+        });
+        let failures = c["failures"]
+            .as_array()
+            .map(|fs| {
+                fs.iter()
+                    .filter_map(|f| {
+                        Some(format!(
+                            "{}: {}",
+                            f["code"].as_str()?,
+                            f["meaning"].as_str()?
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let markers = p["metadata"]["markers"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| {
+                        Some((
+                            format!("{}: {}", m["location"].as_str()?, m["meaning"].as_str()?),
+                            m["declares_ai"].as_bool().unwrap_or(false),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let w = &p["watermark"];
+        let watermark = (w["status"] == "checked")
+            .then(|| Some((w["bit_agreement"].as_f64()?, w["detected"].as_bool()?)))
+            .flatten();
+        Self {
+            credentials,
+            digital_source_type: c["digital_source_type"].as_str().map(str::to_owned),
+            signer,
+            generator,
+            failures,
+            markers,
+            watermark,
+            declared: p["declares_ai"]["says"].as_str().map(str::to_owned),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +212,8 @@ impl RecordView {
             root_hash: envelope.tree_head.root_hash.clone(),
             key_id,
             checks,
+            verdict_basis: r["verdict_basis"].as_str().map(str::to_owned),
+            provenance: ProvenanceView::read(&r["provenance"]),
         })
     }
 

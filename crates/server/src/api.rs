@@ -502,7 +502,7 @@ fn clean_text(field: &str, value: Option<String>) -> Result<Option<String>, Resp
     }
 }
 
-/// `POST /v1/scans`: the file as the raw body (any `audio/*`, `video/*` or
+/// `POST /v1/scans`: the file as the raw body (any `audio/*`, `video/*`, `image/*` or
 /// `application/octet-stream`; metadata in the query), or as the `file` part of a
 /// `multipart/form-data` form (metadata as further parts).
 async fn create_scan(
@@ -591,6 +591,7 @@ async fn create_scan(
             }
         } else if content_type.starts_with("audio/")
             || content_type.starts_with("video/")
+            || content_type.starts_with("image/")
             || content_type.starts_with("application/octet-stream")
         {
             use http_body_util::BodyExt;
@@ -606,7 +607,7 @@ async fn create_scan(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "bad_input",
                 format!(
-                    "content type {content_type:?}: send the file as the raw body (audio/*, video/*, application/octet-stream) or as multipart/form-data"
+                    "content type {content_type:?}: send the file as the raw body (audio/*, video/*, image/*, application/octet-stream) or as multipart/form-data"
                 ),
             ));
         }

@@ -97,7 +97,7 @@ fn process(w: &Workers, id: &str) {
             return;
         }
     };
-    let audio_ms = (result.media.duration_s * 1000.0) as u64;
+    let audio_ms = (result.media.duration_s().unwrap_or(0.0) * 1000.0) as u64;
     let value = serde_json::to_value(&result).expect("scan results serialise");
     let tool = ToolId {
         name: "aqiqat".into(),

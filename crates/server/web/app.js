@@ -85,14 +85,55 @@
     $("probability").textContent = r.probability_synthetic == null
       ? (r.reason || "")
       : `${texts.probability} ${fmt(r.probability_synthetic, 2)}`;
-    drawTimeline(r);
-    if (r.provenance) $("provenance").textContent = JSON.stringify(r.provenance);
+    if (r.verdict === "synthetic" && ["content_credentials", "watermark", "metadata"].includes(r.verdict_basis)) {
+      $("verdict").textContent = texts.verdict_synthetic_label;
+      $("probability").textContent = r.reason || "";
+    }
+    const audio = r.media.kind !== "image";
+    $("timeline-part").hidden = !audio;
+    if (audio) drawTimeline(r);
+    showProvenance(r.provenance);
     $("f-name").textContent = j.name || "";
-    $("f-duration").textContent = `${fmt(r.media.duration_s, 1)} ${texts.seconds}`;
+    $("f-duration-label").textContent = audio ? texts.duration : texts.dimensions;
+    $("f-duration").textContent = audio
+      ? `${fmt(r.media.duration_s, 1)} ${texts.seconds}`
+      : (r.media.width ? `${r.media.width} × ${r.media.height}` : r.media.container);
     $("f-sha").textContent = r.media.sha256;
     $("report").href = `/v1/scans/${j.id}/report?lang=${lang}`;
     $("report-pdf").href = `/v1/scans/${j.id}/report?lang=${lang}&format=pdf`;
     $("record").href = `/v1/scans/${j.id}/record`;
+  }
+
+  // One row per finding; the analysers' own words and codes are shown as recorded.
+  function showProvenance(p) {
+    const table = $("provenance");
+    table.replaceChildren();
+    const row = (key, value, cls) => {
+      const tr = document.createElement("tr");
+      const th = document.createElement("th");
+      const td = document.createElement("td");
+      th.textContent = texts[key] || key;
+      td.textContent = value;
+      if (cls) tr.className = cls;
+      tr.append(th, td);
+      table.appendChild(tr);
+    };
+    if (!p) return row("provenance", texts.no_provenance);
+    const c = p.content_credentials || {};
+    if (c.status === "found") {
+      row("p_credentials", texts[`credentials_${c.state}`] || c.state, `c-${c.state}`);
+      if (c.digital_source_type) row("p_source_type", c.digital_source_type);
+      const created = (c.actions || []).find((a) => a.action === "c2pa.created");
+      if (created && created.software_agent) row("p_generator", created.software_agent);
+      if (c.signer && c.signer.common_name) row("p_signer", c.signer.common_name);
+      for (const f of c.failures || []) row("p_failure", `${f.code}: ${f.meaning}`, "failure");
+    } else {
+      row("p_credentials", texts[`credentials_${c.status}`] || c.status || "");
+    }
+    for (const m of (p.metadata && p.metadata.markers) || []) row("p_marker", `${m.location}: ${m.meaning}`, m.declares_ai ? "ai" : "");
+    const w = p.watermark || {};
+    if (w.status === "checked") row("p_watermark", `${w.detected ? texts.watermark_found : texts.watermark_absent} (${fmt(100 * w.bit_agreement, 0)} %)`);
+    if (p.declares_ai) row("p_declared", p.declares_ai.says, "declared");
   }
 
   function drawTimeline(r) {

@@ -188,3 +188,64 @@ pub fn decode_with_aqiqat(file: &Path, rate: u32, scratch: &Path) -> Vec<f32> {
         .map(Result::unwrap)
         .collect()
 }
+
+/// A 96×64 RGB picture written by the `png` crate; `seed` varies its pixels.
+pub fn png_picture(seed: u8) -> Vec<u8> {
+    let (w, h) = (96u32, 64u32);
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        let pixels: Vec<u8> = (0..(w * h * 3) as usize)
+            .map(|i| ((i * 11 + seed as usize * 17) % 253) as u8)
+            .collect();
+        writer.write_image_data(&pixels).unwrap();
+    }
+    out
+}
+
+/// A temporary working folder with its own data directory, where the real binary runs as a
+/// user would run it.
+pub struct CliEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl CliEnv {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+            .args(args)
+            .env("AQIQAT_DATA_DIR", self.data())
+            .env_remove("AQIQAT_C2PA_TRUST_ANCHORS")
+            .current_dir(self.dir.path())
+            .output()
+            .expect("the aqiqat binary runs")
+    }
+
+    /// Runs and expects exit code 0; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
