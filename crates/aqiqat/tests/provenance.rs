@@ -7,6 +7,7 @@ mod common;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::Command;
 
 use common::CliEnv as Env;
 
@@ -369,4 +370,91 @@ fn provenance_is_kept_in_the_evidence_record_and_shown_in_the_report() {
         assert!(html.contains("trainedAlgorithmicMedia"), "{lang}");
         assert!(html.contains("Acme ImageGen 3"), "{lang}");
     }
+}
+
+#[test]
+fn every_labellable_format_round_trips_and_an_edited_video_is_caught() {
+    let env = Env::new();
+    std::fs::write(env.path("picture.png"), common::png_picture(7)).unwrap();
+    let ffmpeg = |args: &[&str], out: &str| {
+        let status = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y"])
+            .args(args)
+            .arg(env.path(out))
+            .status()
+            .expect("ffmpeg (Debian's) is installed");
+        assert!(status.success(), "ffmpeg making {out}");
+    };
+    let tone = [
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=16000",
+        "-t",
+        "2",
+    ];
+    ffmpeg(&tone, "voice.mp3");
+    ffmpeg(&tone, "voice.m4a");
+    ffmpeg(
+        &[
+            &["-f", "lavfi", "-i", "testsrc=size=160x120:rate=10"][..],
+            &tone,
+            &[
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ],
+        ]
+        .concat(),
+        "clip.mp4",
+    );
+    let picture = env.path("picture.png");
+    let picture = picture.to_str().unwrap();
+    ffmpeg(&["-i", picture], "picture.jpg");
+    ffmpeg(&["-i", picture], "picture.webp");
+    ffmpeg(&["-i", picture], "picture.gif");
+
+    for file in [
+        "voice.mp3",
+        "voice.m4a",
+        "clip.mp4",
+        "picture.jpg",
+        "picture.webp",
+        "picture.gif",
+    ] {
+        let out = format!("labelled-{file}");
+        env.label(file, &out, "Acme Studio");
+        let scan = env.scan(&out, &[]);
+        let c = credentials(&scan);
+        assert_eq!(c["state"], "valid", "{file}: {c}");
+        assert_eq!(
+            c["digital_source_type"], "trainedAlgorithmicMedia",
+            "{file}"
+        );
+        assert_eq!(scan["verdict_basis"], "content_credentials", "{file}");
+    }
+
+    // One byte of the video's media data changed after labelling.
+    let mut video = std::fs::read(env.path("labelled-clip.mp4")).unwrap();
+    let mdat = video
+        .windows(4)
+        .position(|w| w == b"mdat")
+        .expect("an mdat box");
+    video[mdat + 64] ^= 0x01;
+    std::fs::write(env.path("edited.mp4"), &video).unwrap();
+    let scan = env.scan("edited.mp4", &[]);
+    let c = credentials(&scan);
+    assert_eq!(c["state"], "invalid", "{c}");
+    assert!(
+        c["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"].as_str().unwrap().ends_with("Hash.mismatch")),
+        "{c}"
+    );
 }

@@ -106,9 +106,10 @@ pub struct RgbImage {
 pub struct ImageLimits {
     /// Largest file accepted. Default: 256 MiB.
     pub max_bytes: u64,
-    /// Largest width or height. Default: 20 000 pixels.
+    /// Largest width or height. Default: 16 384 pixels.
     pub max_side: u32,
-    /// Most memory the decoder may allocate. Default: 1 GiB.
+    /// Most memory the decoder may allocate. Default: 512 MiB: a 100-megapixel photograph
+    /// fits; several workers decoding hostile pictures at once cannot exhaust a server.
     pub max_alloc: u64,
 }
 
@@ -116,8 +117,8 @@ impl Default for ImageLimits {
     fn default() -> Self {
         Self {
             max_bytes: 256 << 20,
-            max_side: 20_000,
-            max_alloc: 1 << 30,
+            max_side: 16_384,
+            max_alloc: 512 << 20,
         }
     }
 }
