@@ -369,7 +369,28 @@ fn provenance_is_kept_in_the_evidence_record_and_shown_in_the_report() {
         assert!(html.contains(heading), "{lang}");
         assert!(html.contains("trainedAlgorithmicMedia"), "{lang}");
         assert!(html.contains("Acme ImageGen 3"), "{lang}");
+        assert!(
+            !html.contains("<svg"),
+            "{lang}: a picture's report draws no timeline"
+        );
     }
+    // The PDF carries the same section.
+    env.ok(&[
+        "report",
+        "record.json",
+        "--format",
+        "pdf",
+        "--out",
+        "report.pdf",
+    ]);
+    let text = Command::new("pdftotext")
+        .arg(env.path("report.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian: poppler-utils) is installed");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Provenance labels"), "{text}");
+    assert!(text.contains("trainedAlgorithmicMedia"), "{text}");
 }
 
 #[test]

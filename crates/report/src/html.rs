@@ -164,16 +164,19 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
     }
     b.push_str("</div>");
 
-    let _ = write!(b, "<h{h}>{}</h{h}>", esc(&t.get("section-timeline")));
-    if v.segments.is_empty() {
-        let _ = write!(b, "<p>{}</p>", esc(&t.get("timeline-empty")));
-    } else {
-        b.push_str(&timeline_svg(v));
-        let _ = write!(
-            b,
-            "<p class=\"small\">{}</p>",
-            esc(&t.get("timeline-caption"))
-        );
+    // A picture has no timeline: the section would only say there is no speech.
+    if !v.is_image {
+        let _ = write!(b, "<h{h}>{}</h{h}>", esc(&t.get("section-timeline")));
+        if v.segments.is_empty() {
+            let _ = write!(b, "<p>{}</p>", esc(&t.get("timeline-empty")));
+        } else {
+            b.push_str(&timeline_svg(v));
+            let _ = write!(
+                b,
+                "<p class=\"small\">{}</p>",
+                esc(&t.get("timeline-caption"))
+            );
+        }
     }
 
     provenance_section(b, &v.provenance, t, h);

@@ -517,12 +517,14 @@ fn record_body(l: &mut Layout, v: &RecordView, t: &Texts) {
     }
     l.verdict_box(&lines, color, background);
 
-    l.heading(&t.get("section-timeline"), 12.0);
-    if v.segments.is_empty() {
-        l.para(&t.get("timeline-empty"), Face::Regular, 9.5, INK);
-    } else {
-        l.timeline(v);
-        l.para(&t.get("timeline-caption"), Face::Regular, 8.0, MUTED);
+    if !v.is_image {
+        l.heading(&t.get("section-timeline"), 12.0);
+        if v.segments.is_empty() {
+            l.para(&t.get("timeline-empty"), Face::Regular, 9.5, INK);
+        } else {
+            l.timeline(v);
+            l.para(&t.get("timeline-caption"), Face::Regular, 8.0, MUTED);
+        }
     }
 
     let provenance = crate::html::provenance_rows(&v.provenance, t);

@@ -42,6 +42,8 @@ pub struct RecordView {
     /// What the verdict rests on (`voice_detector`, `content_credentials`, `watermark`,
     /// `metadata`, `nothing`); absent in records made before provenance existed.
     pub verdict_basis: Option<String>,
+    /// The subject is a still image (no timeline, no speech).
+    pub is_image: bool,
     pub provenance: ProvenanceView,
 }
 
@@ -213,6 +215,7 @@ impl RecordView {
             key_id,
             checks,
             verdict_basis: r["verdict_basis"].as_str().map(str::to_owned),
+            is_image: media["kind"] == "image",
             provenance: ProvenanceView::read(&r["provenance"]),
         })
     }
