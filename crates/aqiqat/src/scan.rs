@@ -177,6 +177,17 @@ fn print_provenance(p: &ProvenanceFindings) {
                         .unwrap_or_default()
                 );
             }
+            for i in &c.ingredients {
+                println!(
+                    "               ingredient {} ({}){}",
+                    i.title.as_deref().unwrap_or("untitled"),
+                    i.relationship,
+                    i.digital_source_type
+                        .as_deref()
+                        .map(|d| format!(", its credentials declare {d}"))
+                        .unwrap_or_default()
+                );
+            }
             for f in &c.failures {
                 println!("               ✗ {}: {}", f.code, f.meaning);
             }

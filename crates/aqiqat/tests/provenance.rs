@@ -438,6 +438,10 @@ fn every_labellable_format_round_trips_and_an_edited_video_is_caught() {
     ffmpeg(&["-i", picture], "picture.jpg");
     ffmpeg(&["-i", picture], "picture.webp");
     ffmpeg(&["-i", picture], "picture.gif");
+    ffmpeg(
+        &["-i", picture, "-c:v", "libaom-av1", "-still-picture", "1"],
+        "picture.avif",
+    );
 
     for file in [
         "voice.mp3",
@@ -446,6 +450,7 @@ fn every_labellable_format_round_trips_and_an_edited_video_is_caught() {
         "picture.jpg",
         "picture.webp",
         "picture.gif",
+        "picture.avif",
     ] {
         let out = format!("labelled-{file}");
         env.label(file, &out, "Acme Studio");

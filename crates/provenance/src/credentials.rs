@@ -108,8 +108,12 @@ pub struct ContentCredentials {
     pub digital_source_type_uri: Option<String>,
     /// What that digital source type means.
     pub digital_source_meaning: Option<String>,
-    /// The manifest declares the content made by, or composited with, generative AI.
+    /// The manifest declares the content made by, or composited with, generative AI, or
+    /// derived from an ingredient whose own credentials declare it.
     pub declares_ai: bool,
+    /// The title of the ingredient whose own credentials declare AI, when that is what makes
+    /// `declares_ai` true.
+    pub ai_ingredient: Option<String>,
     pub actions: Vec<ActionFinding>,
     pub ingredients: Vec<IngredientFinding>,
     /// Every failure the validation reported, with its meaning.
@@ -319,7 +323,7 @@ fn describe(reader: &Reader, source: ManifestSource) -> ContentCredentials {
         action.digital_source_type = action.digital_source_type.as_deref().map(short_source_type);
     }
 
-    let ingredients = manifest
+    let ingredients: Vec<IngredientFinding> = manifest
         .map(|m| {
             m.ingredients()
                 .iter()
@@ -345,6 +349,15 @@ fn describe(reader: &Reader, source: ManifestSource) -> ContentCredentials {
                 .collect()
         })
         .unwrap_or_default();
+
+    let ai_ingredient = if declares {
+        None
+    } else {
+        ingredients
+            .iter()
+            .find(|i| i.digital_source_type.as_deref().is_some_and(declares_ai))
+            .map(|i| i.title.clone().unwrap_or_else(|| "untitled".to_owned()))
+    };
 
     let mut failures = Vec::new();
     if let Some(results) = reader.validation_results() {
@@ -418,7 +431,8 @@ fn describe(reader: &Reader, source: ManifestSource) -> ContentCredentials {
             .map(|code| digital_source_meaning(code).0),
         digital_source_type,
         digital_source_type_uri: source_type_uri,
-        declares_ai: declares,
+        declares_ai: declares || ai_ingredient.is_some(),
+        ai_ingredient,
         actions,
         ingredients,
         failures,

@@ -121,10 +121,18 @@ pub fn examine<S: Read + Seek + Send>(
                     .as_ref()
                     .and_then(|s| s.common_name.clone())
                     .unwrap_or_else(|| "an unnamed signer".to_owned()),
-                c.digital_source_meaning
-                    .clone()
-                    .unwrap_or_else(|| "AI generation".to_owned())
-                    .trim_start_matches("the file declares it is ")
+                match &c.ai_ingredient {
+                    Some(title) => format!(
+                        "derived from an ingredient ({title}) whose own credentials declare it \
+                         AI-generated"
+                    ),
+                    None => c
+                        .digital_source_meaning
+                        .clone()
+                        .unwrap_or_else(|| "AI generation".to_owned())
+                        .trim_start_matches("the file declares it is ")
+                        .to_owned(),
+                }
             ),
         })
     } else if let WatermarkFinding::Checked { detection, .. } = &watermark

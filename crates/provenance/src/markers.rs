@@ -56,8 +56,8 @@ pub struct Marker {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetadataFindings {
-    /// `png`, `jpeg`, `webp`, `id3` (MP3 and others with an ID3v2 tag), `mp4`, or `other`
-    /// (a container this reader does not look into).
+    /// `png`, `jpeg`, `webp`, `id3` (MP3 and others with an ID3v2 tag), `mp4`, or a
+    /// container this reader does not look into: `heif` (HEIC/AVIF) or `other`.
     pub container: &'static str,
     pub markers: Vec<Marker>,
     /// Any marker declares AI generation or AI editing.
@@ -204,8 +204,15 @@ pub fn read_markers(bytes: &[u8]) -> MetadataFindings {
         findings.container = "id3";
         crate::audio_tags::id3(bytes, &mut findings);
     } else if bytes.get(4..8) == Some(b"ftyp") {
-        findings.container = "mp4";
-        crate::audio_tags::mp4(bytes, &mut findings);
+        let brand = bytes.get(8..12).unwrap_or_default();
+        if [&b"avif"[..], b"avis", b"heic", b"heix", b"mif1"].contains(&brand) {
+            // HEIF keeps EXIF and XMP as items of its `meta` box; this reader does not
+            // look inside yet, and says so by the container name alone.
+            findings.container = "heif";
+        } else {
+            findings.container = "mp4";
+            crate::audio_tags::mp4(bytes, &mut findings);
+        }
     }
     findings.declares_ai = findings.markers.iter().any(|m| m.declares_ai);
     findings

@@ -424,3 +424,48 @@ fn a_signing_certificate_without_an_organization_is_refused_before_signing() {
         .expect("refused");
     assert!(err.to_string().contains("organization"), "{err}");
 }
+
+#[test]
+fn an_edit_of_labelled_ai_content_carries_the_ai_ingredient_forward() {
+    let ai_png = labelled(&png_image(10), "image/png");
+    // An editor's manifest over the labelled picture: the SDK takes the labelled file as the
+    // parent ingredient, with its own manifest inside.
+    let id = identity();
+    let signer = c2pa::create_signer::from_keys(
+        id.chain_pem.as_bytes(),
+        id.key_pem.as_bytes(),
+        c2pa::SigningAlg::Es256,
+        None,
+    )
+    .unwrap();
+    let context = c2pa::Context::new()
+        .with_settings(serde_json::json!({"builder": {"thumbnail": {"enabled": false}}}))
+        .unwrap();
+    let mut builder = c2pa::Builder::from_context(context)
+        .with_definition(serde_json::json!({"title": "edited.png"}))
+        .unwrap();
+    builder.set_intent(c2pa::BuilderIntent::Edit);
+    let mut source = std::io::Cursor::new(&ai_png[..]);
+    let mut edited = std::io::Cursor::new(Vec::new());
+    builder
+        .sign(signer.as_ref(), "image/png", &mut source, &mut edited)
+        .unwrap();
+
+    let c = found(read(edited.get_ref(), "image/png"));
+    assert_eq!(c.state, CredentialState::Valid, "{c:#?}");
+    assert_eq!(c.manifests, 2);
+    assert!(
+        c.actions.iter().any(|a| a.action == "c2pa.opened"),
+        "{:?}",
+        c.actions
+    );
+    let parent = c.ingredients.first().expect("the parent ingredient");
+    assert_eq!(parent.relationship, "parentOf");
+    assert!(parent.has_credentials);
+    assert_eq!(
+        parent.digital_source_type.as_deref(),
+        Some("trainedAlgorithmicMedia")
+    );
+    assert!(c.declares_ai);
+    assert!(c.ai_ingredient.is_some());
+}
