@@ -140,57 +140,66 @@ pub fn run(data_dir: Option<&Path>, args: LabelArgs) -> Outcome {
 
 /// This installation's labelling certificate chain and key, made on first use.
 fn installation_identity(data_dir: Option<&Path>) -> Result<(Vec<u8>, Vec<u8>), Outcome> {
-    let dir = crate::evidence::data_dir(data_dir)?
-        .join("keys")
-        .join("label");
-    let (chain_path, key_path, ca_path) = (
-        dir.join("cert-chain.pem"),
-        dir.join("key.pem"),
-        dir.join("ca.pem"),
-    );
-    let io = |path: &Path, e: std::io::Error| {
-        eprintln!("error: {}: {e}", path.display());
+    let keys = aqiqat_evidence::keys::key_dir(&crate::evidence::data_dir(data_dir)?);
+    let dir = keys.join("label");
+    let (chain_path, key_path) = (dir.join("cert-chain.pem"), dir.join("key.pem"));
+    if !dir.exists() {
+        create_identity(&keys, &dir)?;
+    }
+    let fail = |e: aqiqat_evidence::EvidenceError| {
+        eprintln!("error: {e}");
         Outcome::Internal
     };
-    if !key_path.exists() {
-        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
-        let identity = LocalIdentity::generate("aqiqat installation").map_err(|e| {
-            eprintln!("internal error: {e}");
-            Outcome::Internal
-        })?;
-        // The key is written last and exclusively: two processes racing here make one key,
-        // and a key file always has its certificate beside it.
-        crate::evidence::write_atomic(&chain_path, identity.chain_pem.as_bytes())?;
-        crate::evidence::write_atomic(&ca_path, identity.ca_pem.as_bytes())?;
-        write_secret(&key_path, identity.key_pem.as_bytes()).map_err(|e| io(&key_path, e))?;
-        eprintln!(
+    aqiqat_evidence::keys::check_private_mode(&key_path).map_err(fail)?;
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| fail(aqiqat_evidence::EvidenceError::io(path, e)))
+    };
+    Ok((read(&chain_path)?, read(&key_path)?))
+}
+
+/// Writes a fresh identity into a private folder of its own, then renames that folder into
+/// place: the key and its certificates appear together or not at all, and of two processes
+/// racing here the second finds the first one's folder and uses it.
+fn create_identity(keys: &Path, dir: &Path) -> Result<(), Outcome> {
+    use aqiqat_evidence::keys::{create_private_dir, private_file};
+    use std::io::Write;
+    let fail = |e: aqiqat_evidence::EvidenceError| {
+        eprintln!("error: {e}");
+        Outcome::Internal
+    };
+    let identity = LocalIdentity::generate("aqiqat installation").map_err(|e| {
+        eprintln!("internal error: {e}");
+        Outcome::Internal
+    })?;
+    let tmp = keys.join(format!(".label-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    create_private_dir(&tmp).map_err(fail)?;
+    let write = |name: &str, contents: &str| {
+        let path = tmp.join(name);
+        let mut f = private_file(&path)?;
+        f.write_all(contents.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| aqiqat_evidence::EvidenceError::io(&path, e))
+    };
+    write("cert-chain.pem", &identity.chain_pem)
+        .and_then(|_| write("ca.pem", &identity.ca_pem))
+        .and_then(|_| write("key.pem", &identity.key_pem))
+        .map_err(fail)?;
+    match std::fs::rename(&tmp, dir) {
+        Ok(()) => eprintln!(
             "made this installation's labelling certificate in {}; give {} to verifiers who \
              should trust its labels",
             dir.display(),
-            ca_path.display()
-        );
-    }
-    let chain = std::fs::read(&chain_path).map_err(|e| io(&chain_path, e))?;
-    let key = std::fs::read(&key_path).map_err(|e| io(&key_path, e))?;
-    Ok((chain, key))
-}
-
-fn write_secret(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    match options.open(path) {
-        Ok(mut f) => {
-            f.write_all(contents)?;
-            f.sync_all()
+            dir.join("ca.pem").display()
+        ),
+        // Another process made it first.
+        Err(_) if dir.join("key.pem").exists() => {
+            let _ = std::fs::remove_dir_all(&tmp);
         }
-        // Another process made it first; its key and chain are the ones to use.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(fail(aqiqat_evidence::EvidenceError::io(dir, e)));
+        }
     }
+    Ok(())
 }

@@ -146,7 +146,8 @@ impl PublicKey {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), EvidenceError> {
+/// Creates `dir` (and its parents) owner-only (0700).
+pub fn create_private_dir(dir: &Path) -> Result<(), EvidenceError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -157,7 +158,8 @@ fn create_private_dir(dir: &Path) -> Result<(), EvidenceError> {
     builder.create(dir).map_err(|e| EvidenceError::io(dir, e))
 }
 
-fn private_file(path: &Path) -> Result<fs::File, EvidenceError> {
+/// Creates `path` exclusively, owner-only (0600): fails if it exists.
+pub fn private_file(path: &Path) -> Result<fs::File, EvidenceError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -169,7 +171,7 @@ fn private_file(path: &Path) -> Result<fs::File, EvidenceError> {
 }
 
 /// Refuses a private key that others can read: someone may already have copied it.
-fn check_private_mode(path: &Path) -> Result<(), EvidenceError> {
+pub fn check_private_mode(path: &Path) -> Result<(), EvidenceError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
