@@ -123,6 +123,19 @@ impl Default for ImageLimits {
     }
 }
 
+impl ImageLimits {
+    /// Refuses a file larger than `max_bytes`, before it is read.
+    pub fn check_size(&self, size: u64) -> Result<(), Problem> {
+        if size > self.max_bytes {
+            return Err(Problem::TooLarge {
+                size,
+                limit: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Hashes, measures and decodes an image already in memory; `label` names it in messages.
 /// HEIF/AVIF come back without pixels.
 pub fn load_image(
@@ -134,12 +147,7 @@ pub fn load_image(
     if bytes.is_empty() {
         return Err(fail(Problem::Empty));
     }
-    if bytes.len() as u64 > limits.max_bytes {
-        return Err(fail(Problem::TooLarge {
-            size: bytes.len() as u64,
-            limit: limits.max_bytes,
-        }));
-    }
+    limits.check_size(bytes.len() as u64).map_err(fail)?;
     let format = sniff_image(bytes).ok_or_else(|| fail(Problem::UnrecognisedFormat))?;
     let mut facts = ImageFacts {
         kind: "image",

@@ -3,7 +3,7 @@
 //! wrote the file (`TSSE`, `TENC`, `©too`), comments and user-defined text frames, where
 //! voice generators and their front ends leave their names.
 
-use crate::markers::{Marker, MarkerKind, MetadataFindings, names_generator, text_marker};
+use crate::markers::{Marker, MarkerKind, MetadataFindings, be32, names_generator, text_marker};
 
 pub(crate) fn id3(bytes: &[u8], findings: &mut MetadataFindings) {
     if bytes.len() < 10 {
@@ -153,10 +153,6 @@ fn syncsafe(b: &[u8]) -> usize {
     b[..4]
         .iter()
         .fold(0usize, |acc, &x| (acc << 7) | (x & 0x7F) as usize)
-}
-
-fn be32(b: &[u8]) -> usize {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
 }
 
 /// The boxes directly inside `data`: (type, body). Stops at the first box that does not fit.

@@ -218,7 +218,7 @@ pub fn read_markers(bytes: &[u8]) -> MetadataFindings {
     findings
 }
 
-fn be32(b: &[u8]) -> usize {
+pub(crate) fn be32(b: &[u8]) -> usize {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
 }
 

@@ -18,7 +18,7 @@ use aqiqat_voice::detector::{
 };
 use aqiqat_voice::features::SAMPLE_RATE;
 use serde::Serialize;
-use std::io::{Cursor, Read};
+use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -218,36 +218,34 @@ impl Scanner {
             .map_err(io)?;
         let sidecar = read_sidecar(path).map_err(io)?;
         if sniff_image(&head).is_some() {
-            if size > self.image_limits.max_bytes {
-                return Err(IntakeError::new(
-                    path,
-                    Problem::TooLarge {
-                        size,
-                        limit: self.image_limits.max_bytes,
-                    },
-                )
-                .into());
-            }
-            let bytes = std::fs::read(path).map_err(io)?;
+            self.image_limits
+                .check_size(size)
+                .map_err(|problem| IntakeError::new(path, problem))?;
+            // The rest of the picture after the bytes already read.
+            let mut bytes = head;
+            file.read_to_end(&mut bytes).map_err(io)?;
             return self.scan_image(&path.display().to_string(), &bytes, sidecar.as_deref());
         }
-        drop(file);
+        let media_type = audio_media_type(&head);
         let (media, samples) = aqiqat_intake::load(path, SAMPLE_RATE, &self.limits)?;
-        let mut markers = Vec::new();
         let keep = if size <= AUDIO_MARKER_BYTES {
             size
         } else {
             AUDIO_MARKER_HEAD
         };
-        std::fs::File::open(path)
-            .and_then(|f| f.take(keep).read_to_end(&mut markers))
+        // The markers' bytes, then the same handle rewound as the stream C2PA reads.
+        file.rewind().map_err(io)?;
+        let mut markers = Vec::new();
+        (&mut file)
+            .take(keep)
+            .read_to_end(&mut markers)
             .map_err(io)?;
-        let stream = std::fs::File::open(path).map_err(io)?;
+        file.rewind().map_err(io)?;
         let provenance = aqiqat_provenance::examine(
             aqiqat_provenance::Input {
-                stream: std::io::BufReader::new(stream),
+                stream: std::io::BufReader::new(file),
                 head: &markers,
-                media_type: audio_media_type(&head),
+                media_type,
                 sidecar: sidecar.as_deref(),
                 pixels: None,
             },
