@@ -12,6 +12,10 @@ Writes, under --out:
   smoke.tsv         a copy of the shared smoke manifest pointing at its files.
   <set>_<channel>.tsv  the same sets after a channel round trip, both labels alike:
                     mulaw8k (8 kHz G.711 µ-law), mp3-32k (MP3 32 kbit/s), opus-16k (Opus 16 kbit/s).
+  heldout_<family>.tsv  with --corpus (prepare.py's output): every clean spoof of one generator
+                    family, from all splits, against the test split's clean bonafide clips. A run
+                    trained with `aqiqat-train voice --exclude-family <family>` has heard none
+                    of those spoofs: the leave-one-generator-out figures.
 Columns: path label generator source [channel]. Needs git and Debian's ffmpeg.
 """
 
@@ -70,6 +74,21 @@ def smoke_rows(out, smoke):
     return rows
 
 
+def heldout_rows(corpus):
+    """Per spoof family: its clean clips (any split) plus the test split's clean bonafide."""
+    with open(corpus / "manifest.tsv") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    bonafide = [r for r in rows if r["label"] == "bonafide" and r["split"] == "test"]
+    families = sorted({r["family"] for r in rows if r["label"] == "spoof"})
+    sets = {}
+    for family in families:
+        spoofs = [r for r in rows if r["label"] == "spoof" and r["family"] == family]
+        sets[family] = [{"path": str((corpus / r["path"]).resolve()), "label": r["label"],
+                         "generator": r["generator"], "source": r["source"]}
+                        for r in bonafide + spoofs]
+    return sets
+
+
 def degrade(out, name, rows, channel):
     args, ext = CHANNELS[channel]
     folder = out / "channel" / name / channel
@@ -93,6 +112,7 @@ def main():
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
     p.add_argument("--smoke", type=Path, required=True, help="the shared smoke.tsv")
+    p.add_argument("--corpus", type=Path, help="prepare.py's output, for the held-out family sets")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     columns = ["path", "label", "generator", "source"]
@@ -102,6 +122,10 @@ def main():
         for channel in CHANNELS:
             write(a.out / f"{name}_{channel}.tsv", degrade(a.out, name, rows, channel), columns + ["channel"])
         print(f"{name}: {len(rows)} clips, {len(CHANNELS)} channel variants")
+    if a.corpus:
+        for family, rows in heldout_rows(a.corpus.resolve()).items():
+            write(a.out / f"heldout_{family}.tsv", rows, columns)
+            print(f"heldout_{family}: {len(rows)} clips")
 
 
 if __name__ == "__main__":

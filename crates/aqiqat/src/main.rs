@@ -204,6 +204,11 @@ enum Command {
         /// Parallel decoders/scorers (default: the number of cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Measure these weights instead of the built-in ones: a folder holding
+        /// `voice-tdnn-mfm.safetensors` and `voice-tdnn-mfm.json` as `aqiqat-train` writes
+        /// them (a candidate is measured before it ships; leave-one-out runs are measured so).
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -468,8 +473,16 @@ fn main() -> ExitCode {
             json,
             plot,
             jobs,
+            model,
             limits,
-        } => scan::eval(&manifest, json, plot.as_deref(), jobs, limits.limits()),
+        } => scan::eval(
+            &manifest,
+            json,
+            plot.as_deref(),
+            jobs,
+            model.as_deref(),
+            limits.limits(),
+        ),
     });
     let outcome = outcome.unwrap_or_else(|_| {
         eprintln!("internal error: aqiqat crashed; rerun with AQIQAT_LOG=debug for details");

@@ -6,7 +6,7 @@ use aqiqat_provenance::credentials::{CredentialState, CredentialsOutcome};
 use aqiqat_provenance::{ProvenanceFindings, WatermarkFinding};
 use aqiqat_scan::{ScanError, ScanResult, Scanner, VerdictBasis};
 use aqiqat_voice::analysis::Outcome as Analysis;
-use aqiqat_voice::detector::Verdict;
+use aqiqat_voice::detector::{Verdict, VoiceDetector};
 use aqiqat_voice::eval::{EvalReport, Scored, evaluate};
 use aqiqat_voice::features::SAMPLE_RATE;
 use aqiqat_voice::manifest;
@@ -219,6 +219,7 @@ pub fn eval(
     json: bool,
     plot: Option<&Path>,
     jobs: Option<usize>,
+    model: Option<&Path>,
     limits: Limits,
 ) -> Outcome {
     let entries = match manifest::read(manifest_path) {
@@ -235,7 +236,14 @@ pub fn eval(
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let detector = scanner.voice();
+    let candidate = match model.map(load_candidate).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let detector = candidate.as_ref().unwrap_or(scanner.voice());
     let per_job = entries.len().div_ceil(jobs).max(1);
     let scored: Result<Vec<Scored>, String> = std::thread::scope(|scope| {
         let handles: Vec<_> = entries
@@ -323,6 +331,18 @@ pub fn eval(
         print_report(manifest_path, &report);
     }
     Outcome::Ok
+}
+
+/// A detector from a training run's output folder; its weights must match its card's hash.
+fn load_candidate(dir: &Path) -> Result<VoiceDetector, String> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let weights = read("voice-tdnn-mfm.safetensors")?;
+    let card = String::from_utf8(read("voice-tdnn-mfm.json")?)
+        .map_err(|_| format!("{}: the model card is not UTF-8", dir.display()))?;
+    VoiceDetector::load(&weights, &card).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 fn print_report(path: &Path, r: &EvalReport) {

@@ -186,6 +186,49 @@ fn eval_on_the_smoke_set_reports_and_draws_the_curve() {
     assert!(bytes.len() > 10_000, "a chart, not an empty picture");
 }
 
+/// `--model DIR` measures a training run's output: the shipped pair copied out scores exactly
+/// as the built-in detector, and weights that no longer match their card are refused.
+#[test]
+fn eval_measures_candidate_weights_and_refuses_altered_ones() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../voice/weights");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["voice-tdnn-mfm.safetensors", "voice-tdnn-mfm.json"] {
+        std::fs::copy(shipped.join(name), dir.path().join(name)).unwrap();
+    }
+    let built_in = eval_smoke(&[]);
+    let candidate = eval_smoke(&["--model", dir.path().to_str().unwrap()]);
+    assert_eq!(candidate["eer"], built_in["eer"]);
+    assert_eq!(candidate["model"], built_in["model"]);
+
+    let weights = dir.path().join("voice-tdnn-mfm.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&weights, bytes).unwrap();
+    let manifest = smoke().join("smoke.tsv");
+    let out = aqiqat(&[
+        "eval",
+        manifest.to_str().unwrap(),
+        "--model",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("hash"), "{}", text(&out.stderr));
+
+    let out = aqiqat(&[
+        "eval",
+        manifest.to_str().unwrap(),
+        "--model",
+        "/nonexistent",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn eval_refuses_a_manifest_without_labels() {
     let dir = tempfile::tempdir().unwrap();

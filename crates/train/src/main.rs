@@ -11,6 +11,7 @@
 
 mod rng;
 
+use aqiqat_dsp::LfccConfig;
 use aqiqat_dsp::vad::Segment;
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_models::tdnn_mfm::{TdnnMfm, TdnnMfmConfig};
@@ -64,6 +65,18 @@ struct VoiceArgs {
     /// Channels of the pooled trunk layer.
     #[arg(long, default_value_t = 64)]
     embed: usize,
+    /// Linear filters of the LFCC filterbank over 0–3.8 kHz (20: 190 Hz apart, the spectral
+    /// envelope only; 80 and more resolve a voice's harmonics).
+    #[arg(long, default_value_t = features::lfcc_config().n_filters)]
+    filters: usize,
+    /// Cepstral coefficients kept (with Δ and ΔΔ, three times this many values per frame).
+    #[arg(long, default_value_t = features::lfcc_config().n_ceps)]
+    ceps: usize,
+    /// Analysis frame length in 8 kHz samples (200: 25 ms), at most `--n-fft`.
+    #[arg(long, default_value_t = features::lfcc_config().win)]
+    frame: usize,
+    #[arg(long, default_value_t = features::lfcc_config().n_fft)]
+    n_fft: usize,
     /// Trunk layers (0–5); 0 trains a linear-statistics baseline.
     #[arg(long, default_value_t = 5)]
     layers: usize,
@@ -94,8 +107,8 @@ struct Clip {
 }
 
 impl Clip {
-    fn frames(&self) -> usize {
-        let win = features::lfcc_config().win;
+    /// Analysis frames of `win` samples each.
+    fn frames(&self, win: usize) -> usize {
         if self.samples.len() < win {
             0
         } else {
@@ -158,11 +171,21 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed().as_secs_f64()
     );
 
+    let lfcc = LfccConfig {
+        n_filters: args.filters,
+        n_ceps: args.ceps,
+        win: args.frame,
+        n_fft: args.n_fft,
+        ..features::lfcc_config()
+    };
+    let feature_card = FeatureCard::from_lfcc(&lfcc);
+    // The detector will refuse a filterbank it cannot compute; refuse it here, before training.
+    feature_card.lfcc()?;
     let device = Device::Cpu;
     let mut rng = Rng::new(args.seed);
     let varmap = VarMap::new();
     let config = TdnnMfmConfig {
-        dims: features::lfcc_config().dims(),
+        dims: lfcc.dims(),
         channels: args.channels,
         embed: args.embed,
         layers: args.layers.min(5),
@@ -184,7 +207,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     let usable = |spoof: bool| -> Vec<usize> {
         (0..train.len())
-            .filter(|&i| train[i].spoof == spoof && train[i].frames() >= 100)
+            .filter(|&i| train[i].spoof == spoof && train[i].frames(lfcc.win) >= 100)
             .collect()
     };
     let bona = usable(false);
@@ -200,7 +223,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             .push(i);
     }
     let families: Vec<Vec<usize>> = by_family.into_values().collect();
-    let mut fx = FeatureExtractor::default();
+    let mut fx = FeatureExtractor::new(lfcc);
     let dims = fx.dims();
     let steps = args.examples.div_ceil(args.batch);
     // Every improvement is written at once, so an interrupted run keeps its best model.
@@ -228,7 +251,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             version: env!("CARGO_PKG_VERSION").into(),
             weights: "voice-tdnn-mfm.safetensors".into(),
             weights_sha256,
-            features: FeatureCard::current(),
+            features: feature_card.clone(),
             network: NetworkCard {
                 kind: "tdnn-mfm".into(),
                 dims: config.dims,
@@ -362,12 +385,12 @@ fn crop_features(
     rng: &mut Rng,
     fx: &mut FeatureExtractor,
 ) -> Vec<f32> {
-    let total = clip.frames();
+    let win = fx.frame_len();
+    let total = clip.frames(win);
     let n = len.min(total);
     let start = rng.below(total - n + 1);
     let ctx_start = start.saturating_sub(CMN_HALF_WIDTH);
     let ctx_end = (start + n + CMN_HALF_WIDTH).min(total);
-    let win = features::lfcc_config().win;
     let (s0, s1) = (ctx_start * HOP, (ctx_end - 1) * HOP + win);
     let gain = 10f32.powf(rng.uniform(-12.0, 12.0) / 20.0);
     let mut audio: Vec<f32> = clip.samples[s0..s1].iter().map(|s| s * gain).collect();

@@ -77,7 +77,11 @@ pub struct TrainingCard {
 impl FeatureCard {
     /// The configuration this build computes; a card that differs cannot be used with it.
     pub fn current() -> Self {
-        let c = crate::features::lfcc_config();
+        Self::from_lfcc(&crate::features::lfcc_config())
+    }
+
+    /// The card of a filterbank computed over this build's frames, windows and normalisation.
+    pub fn from_lfcc(c: &aqiqat_dsp::LfccConfig) -> Self {
         Self {
             kind: "lfcc".into(),
             sample_rate: c.sample_rate,
@@ -96,5 +100,110 @@ impl FeatureCard {
                 crate::features::CMN_HALF_WIDTH
             ),
         }
+    }
+
+    /// The filterbank this card asks for, when this build computes everything around it the
+    /// same way (8 kHz, 10 ms hop, 4 s windows with a 1 s hop, the same normalisation) and the
+    /// filterbank itself is sound; the reason otherwise.
+    pub fn lfcc(&self) -> Result<aqiqat_dsp::LfccConfig, String> {
+        let c = aqiqat_dsp::LfccConfig {
+            sample_rate: self.sample_rate,
+            n_fft: self.n_fft,
+            win: self.win,
+            hop: self.hop,
+            n_filters: self.n_filters,
+            f_min: self.f_min,
+            f_max: self.f_max,
+            n_ceps: self.n_ceps,
+            deltas: self.deltas,
+        };
+        let build = Self::current();
+        let around = |card: &Self| {
+            (
+                card.kind.clone(),
+                card.sample_rate,
+                card.hop,
+                card.window_frames,
+                card.window_hop_frames,
+                card.normalisation.clone(),
+            )
+        };
+        if around(self) != around(&build) {
+            return Err(format!(
+                "the card's framing {:?} is not this build's {:?}",
+                around(self),
+                around(&build)
+            ));
+        }
+        let nyquist = self.sample_rate as f32 / 2.0;
+        let sound = self.win >= self.hop
+            && self.win <= self.n_fft
+            && self.n_ceps >= 1
+            && self.n_ceps <= self.n_filters
+            && self.n_filters <= self.n_fft / 2
+            && 0.0 <= self.f_min
+            && self.f_min < self.f_max
+            && self.f_max <= nyquist;
+        if !sound {
+            return Err(format!("the card's filterbank is not usable: {self:?}"));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{FeatureExtractor, lfcc_config};
+
+    #[test]
+    fn this_builds_card_names_this_builds_filterbank() {
+        assert_eq!(FeatureCard::current().lfcc(), Ok(lfcc_config()));
+    }
+
+    #[test]
+    fn a_finer_filterbank_over_the_same_frames_is_computed_as_named() {
+        let finer = aqiqat_dsp::LfccConfig {
+            n_filters: 80,
+            n_ceps: 40,
+            ..lfcc_config()
+        };
+        let card = FeatureCard::from_lfcc(&finer);
+        assert_eq!(card.lfcc(), Ok(finer));
+        assert_eq!(FeatureExtractor::new(card.lfcc().unwrap()).dims(), 120);
+    }
+
+    #[test]
+    fn framing_or_a_filterbank_this_build_cannot_compute_is_refused() {
+        let broken = [
+            // Another rate or hop would change what a window and its timeline mean.
+            aqiqat_dsp::LfccConfig {
+                sample_rate: 16_000,
+                ..lfcc_config()
+            },
+            aqiqat_dsp::LfccConfig {
+                hop: 160,
+                ..lfcc_config()
+            },
+            aqiqat_dsp::LfccConfig {
+                n_ceps: 30,
+                n_filters: 20,
+                ..lfcc_config()
+            },
+            aqiqat_dsp::LfccConfig {
+                win: 300,
+                ..lfcc_config()
+            },
+            aqiqat_dsp::LfccConfig {
+                f_max: 4_500.0,
+                ..lfcc_config()
+            },
+        ];
+        for c in broken {
+            assert!(FeatureCard::from_lfcc(&c).lfcc().is_err(), "{c:?}");
+        }
+        let mut renamed = FeatureCard::current();
+        renamed.normalisation = "none".into();
+        assert!(renamed.lfcc().unwrap_err().contains("framing"));
     }
 }

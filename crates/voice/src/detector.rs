@@ -2,8 +2,9 @@
 //! fetched, and a scan turned into a timeline, a calibrated probability and a verdict.
 
 use crate::analysis::{self, ClipAnalysis, Outcome};
-use crate::card::{FeatureCard, ModelCard};
+use crate::card::ModelCard;
 use crate::features::FeatureExtractor;
+use aqiqat_dsp::LfccConfig;
 use aqiqat_models::tdnn_mfm::{TdnnMfm, TdnnMfmConfig};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -90,6 +91,8 @@ pub struct VoiceFinding {
 pub struct VoiceDetector {
     model: TdnnMfm,
     card: ModelCard,
+    /// The filterbank the card names: weights and features always travel together.
+    lfcc: LfccConfig,
 }
 
 impl VoiceDetector {
@@ -109,11 +112,12 @@ impl VoiceDetector {
                 actual,
             });
         }
-        let current = FeatureCard::current();
-        if card.features != current {
+        let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
+        if card.network.dims != lfcc.dims() {
             return Err(DetectorError::Features(format!(
-                "card {:?}, build {:?}",
-                card.features, current
+                "the network reads {} values per frame, the features give {}",
+                card.network.dims,
+                lfcc.dims()
             )));
         }
         let vb = VarBuilder::from_buffered_safetensors(weights.to_vec(), DType::F32, &Device::Cpu)?;
@@ -127,6 +131,7 @@ impl VoiceDetector {
         Ok(Self {
             model: TdnnMfm::new(config, vb)?,
             card,
+            lfcc,
         })
     }
 
@@ -148,7 +153,7 @@ impl VoiceDetector {
 
     /// Raw analysis of 8 kHz mono samples (for evaluation, which needs uncalibrated scores).
     pub fn analyse(&self, samples: &[f32]) -> Result<ClipAnalysis, DetectorError> {
-        let mut fx = FeatureExtractor::default();
+        let mut fx = FeatureExtractor::new(self.lfcc);
         Ok(analysis::analyse(&self.model, &mut fx, samples)?)
     }
 
@@ -221,4 +226,35 @@ impl VoiceDetector {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut card: serde_json::Value = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        edit(&mut card);
+        card.to_string()
+    }
+
+    #[test]
+    fn the_embedded_pair_loads() {
+        let d = VoiceDetector::embedded().unwrap();
+        assert_eq!(d.lfcc, crate::features::lfcc_config());
+    }
+
+    #[test]
+    fn a_card_whose_features_do_not_fit_its_network_is_refused() {
+        let card = card_with(|c| {
+            c["features"]["n_filters"] = 80.into();
+            c["features"]["n_ceps"] = 40.into();
+        });
+        let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
+        assert!(err.to_string().contains("values per frame"), "{err}");
+
+        let card = card_with(|c| c["features"]["sample_rate"] = 16_000.into());
+        let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
+        assert!(err.to_string().contains("framing"), "{err}");
+    }
 }

@@ -86,14 +86,25 @@ pub struct FeatureExtractor {
 
 impl Default for FeatureExtractor {
     fn default() -> Self {
-        Self {
-            lfcc: Lfcc::new(lfcc_config()),
-            vad: vad_config(),
-        }
+        Self::new(lfcc_config())
     }
 }
 
 impl FeatureExtractor {
+    /// An extractor for another filterbank over the same 8 kHz, 10 ms-hop frames: what a model
+    /// card names (see [`crate::card::FeatureCard::lfcc`]), or what a training run explores.
+    pub fn new(lfcc: LfccConfig) -> Self {
+        Self {
+            lfcc: Lfcc::new(lfcc),
+            vad: vad_config(),
+        }
+    }
+
+    /// Samples per analysis frame.
+    pub fn frame_len(&self) -> usize {
+        self.lfcc.config().win
+    }
+
     pub fn dims(&self) -> usize {
         self.lfcc.config().dims()
     }
