@@ -75,7 +75,8 @@ pub struct TrainingCard {
 }
 
 impl FeatureCard {
-    /// The configuration this build computes; a card that differs cannot be used with it.
+    /// The filterbank this build ships with; a card may name another one over the same framing
+    /// (see [`FeatureCard::lfcc`]).
     pub fn current() -> Self {
         Self::from_lfcc(&crate::features::lfcc_config())
     }
