@@ -13,7 +13,7 @@
 //! chunk and any window's pooled statistics equal those of running it on that window alone.
 
 use candle_core::{D, Result, Tensor};
-use candle_nn::{BatchNorm, Conv1d, Conv1dConfig, Linear, Module, ModuleT, VarBuilder};
+use candle_nn::{BatchNorm, Linear, Module, ModuleT, VarBuilder};
 
 /// Temporal kernel of each trunk layer.
 pub const KERNELS: [usize; 5] = [5, 5, 3, 3, 1];
@@ -59,21 +59,62 @@ fn mfm(x: &Tensor, dim: usize) -> Result<Tensor> {
     halves[0].maximum(&halves[1])
 }
 
+/// A valid (unpadded), stride-1 convolution along time, computed as a matrix product over the
+/// unfolded input: `y[o, t] = b[o] + Σ_{i,j} w[o, i, j] · x[i, t + j]`.
+///
+/// Not `candle_nn::Conv1d`: in candle 0.11.1 on CPU, `conv_transpose1d` (the gradient with
+/// respect to the input) and `conv1d` with a non-contiguous kernel (the gradient with respect to
+/// the weights) give wrong values, so every convolutional run trained on wrong gradients (the
+/// test `gradients_match_finite_differences` shows it). Narrow, stack and matmul have correct
+/// gradients, and their forward pass is the same im2col product candle runs. The weights keep
+/// `Conv1d`'s names and layout, `[c_out, c_in, kernel]`.
+struct TimeConv {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl TimeConv {
+    fn new(vb: VarBuilder, c_in: usize, c_out: usize, kernel: usize) -> Result<Self> {
+        let bound = 1.0 / ((c_in * kernel) as f64).sqrt();
+        Ok(Self {
+            weight: vb.get_with_hints(
+                (c_out, c_in, kernel),
+                "weight",
+                candle_nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )?,
+            bias: vb.get_with_hints(c_out, "bias", candle_nn::Init::Const(0.0))?,
+        })
+    }
+
+    /// `[batch, c_in, frames]` → `[batch, c_out, frames - kernel + 1]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (c_out, c_in, kernel) = self.weight.dims3()?;
+        let (batch, _, frames) = x.dims3()?;
+        let out_frames = frames + 1 - kernel;
+        let taps = (0..kernel)
+            .map(|j| x.narrow(2, j, out_frames))
+            .collect::<Result<Vec<_>>>()?;
+        // [batch, c_in, kernel, t] flattened so that row i·kernel + j holds x[i, t + j].
+        let unfolded = Tensor::stack(&taps, 2)?.reshape((batch, c_in * kernel, out_frames))?;
+        let w = self.weight.reshape((c_out, c_in * kernel))?;
+        w.broadcast_left(batch)?
+            .matmul(&unfolded)?
+            .broadcast_add(&self.bias.reshape((1, c_out, 1))?)
+    }
+}
+
 struct Layer {
-    conv: Conv1d,
+    conv: TimeConv,
     norm: BatchNorm,
 }
 
 impl Layer {
     fn new(vb: VarBuilder, c_in: usize, c_out: usize, kernel: usize) -> Result<Self> {
         Ok(Self {
-            conv: candle_nn::conv1d(
-                c_in,
-                2 * c_out,
-                kernel,
-                Conv1dConfig::default(),
-                vb.pp("conv"),
-            )?,
+            conv: TimeConv::new(vb.pp("conv"), c_in, 2 * c_out, kernel)?,
             norm: candle_nn::batch_norm(c_out, 1e-5, vb.pp("norm"))?,
         })
     }
@@ -198,5 +239,96 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!(diff < 1e-4, "{diff}");
+    }
+
+    #[test]
+    fn time_conv_is_the_cross_correlation_it_claims() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F64, &dev);
+        let conv = TimeConv::new(vb, 3, 4, 5).unwrap();
+        for v in varmap.all_vars() {
+            v.set(&Tensor::randn(0f64, 1.0, v.dims(), &dev).unwrap())
+                .unwrap();
+        }
+        let x = Tensor::randn(0f64, 1.0, (2, 3, 12), &dev).unwrap();
+        let y: Vec<Vec<Vec<f64>>> = conv.forward(&x).unwrap().to_vec3().unwrap();
+        let xv: Vec<Vec<Vec<f64>>> = x.to_vec3().unwrap();
+        let wv: Vec<Vec<Vec<f64>>> = conv.weight.to_vec3().unwrap();
+        let bv: Vec<f64> = conv.bias.to_vec1().unwrap();
+        assert_eq!((y.len(), y[0].len(), y[0][0].len()), (2, 4, 8));
+        for b in 0..2 {
+            for o in 0..4 {
+                for t in 0..8 {
+                    let mut want = bv[o];
+                    for i in 0..3 {
+                        for j in 0..5 {
+                            want += wv[o][i][j] * xv[b][i][t + j];
+                        }
+                    }
+                    assert!((y[b][o][t] - want).abs() < 1e-9, "{b} {o} {t}");
+                }
+            }
+        }
+    }
+
+    /// Back-propagated gradients of every trained variable, in training mode, against central
+    /// differences in f64. candle 0.11.1's own `Conv1d` fails this (see `TimeConv`).
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F64, &dev);
+        let config = TdnnMfmConfig {
+            dims: 6,
+            channels: 4,
+            embed: 4,
+            hidden: 4,
+            layers: 3,
+        };
+        let m = TdnnMfm::new(config, vb).unwrap();
+        for v in varmap.all_vars() {
+            v.set(&Tensor::randn(0f64, 0.5, v.dims(), &dev).unwrap())
+                .unwrap();
+        }
+        let x = Tensor::randn(0f64, 1.0, (3, 6, 24), &dev).unwrap();
+        let w = Tensor::new(&[1.0f64, -2.0, 0.7], &dev).unwrap();
+        let loss = || {
+            (m.forward_t(&x, true).unwrap() * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let grads = loss().backward().unwrap();
+        let data = varmap.data().lock().unwrap();
+        let mut checked = 0;
+        for (name, var) in data.iter() {
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                assert!(name.contains("running"), "{name} has no gradient");
+                continue;
+            };
+            let grad: Vec<f64> = grad.flatten_all().unwrap().to_vec1().unwrap();
+            let base: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let value_at = |i: usize, delta: f64| {
+                let mut p = base.clone();
+                p[i] += delta;
+                var.set(&Tensor::from_vec(p, var.dims(), &dev).unwrap())
+                    .unwrap();
+                loss().to_scalar::<f64>().unwrap()
+            };
+            for i in (0..base.len()).step_by(base.len().div_ceil(12)) {
+                let eps = 1e-5;
+                let numeric = (value_at(i, eps) - value_at(i, -eps)) / (2.0 * eps);
+                assert!(
+                    (numeric - grad[i]).abs() < 1e-5 * (1.0 + numeric.abs()),
+                    "{name}[{i}]: back-propagated {} but finite differences {numeric}",
+                    grad[i]
+                );
+                checked += 1;
+            }
+            var.set(&Tensor::from_vec(base, var.dims(), &dev).unwrap())
+                .unwrap();
+        }
+        assert!(checked > 100, "{checked}");
     }
 }
