@@ -155,10 +155,8 @@ fn eval_smoke(extra: &[&str]) -> serde_json::Value {
     json(&out)
 }
 
-/// The acceptance bar of issue 3. The shipped v0 model (a statistics baseline) reaches about
-/// 13 % on the smoke set; this stays ignored, not loosened, until a model meets the bar.
+/// The acceptance bar of issue 3: EER ≤ 2 % on the shared smoke set, with the built-in model.
 #[test]
-#[ignore = "v0 model: smoke EER ≈ 13 %, the bar is 2 % (issue 3 open)"]
 fn smoke_eer_meets_the_bar() {
     let eer = eval_smoke(&[])["eer"].as_f64().unwrap();
     assert!(eer <= 0.02, "smoke EER {eer}");

@@ -234,12 +234,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         let (b, s) = split_scores(scores);
         let platt = Platt::fit(&b, &s);
         let at_eer = metrics::eer(&b, &s);
-        let p_eer = platt.probability(at_eer.threshold);
-        // The inconclusive band spans the dev scores' equal-error point ± 0.15 in probability.
-        let thresholds = Thresholds {
-            human_below: (p_eer - 0.15).clamp(0.05, 0.5),
-            synthetic_above: (p_eer + 0.15).clamp(0.5, 0.95),
-        };
+        let thresholds = Thresholds::from_development(&platt, &b, at_eer.threshold);
 
         std::fs::create_dir_all(&args.out)?;
         let weights_path = args.out.join("voice-tdnn-mfm.safetensors");

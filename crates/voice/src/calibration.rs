@@ -60,9 +60,57 @@ pub struct Thresholds {
     pub synthetic_above: f64,
 }
 
+/// Highest share of development bonafide clips that may score `synthetic`.
+pub const MAX_FALSE_SYNTHETIC: f64 = 0.01;
+
+impl Thresholds {
+    /// The verdict bands from development scores and their fitted calibration.
+    ///
+    /// `human` stays below the equal-error point − 0.15 (at most ½). `synthetic` needs both the
+    /// equal-error point + 0.15 and a score above all but [`MAX_FALSE_SYNTHETIC`] of the
+    /// development bonafide: calling a real voice synthetic is the error that harms the person
+    /// it protects, and an equal-error point set by hard spoof families (copy-synthesis scores
+    /// low) can lie well inside the bonafide scores.
+    pub fn from_development(platt: &Platt, bonafide: &[f64], eer_threshold: f64) -> Self {
+        let p_eer = platt.probability(eer_threshold);
+        let mut sorted = bonafide.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let allowed = (MAX_FALSE_SYNTHETIC * sorted.len() as f64).floor() as usize;
+        // Midway between the last bonafide score that must stay below and the next one up.
+        let guard = match sorted.len().checked_sub(allowed + 1) {
+            Some(i) if i + 1 < sorted.len() => platt.probability((sorted[i] + sorted[i + 1]) / 2.0),
+            Some(i) => platt.probability(sorted[i]).next_up(),
+            None => 0.5,
+        };
+        Self {
+            human_below: (p_eer - 0.15).clamp(0.05, 0.5),
+            synthetic_above: (p_eer + 0.15).max(guard).clamp(0.5, 0.99),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn synthetic_threshold_bounds_false_alarms_on_development_bonafide() {
+        let platt = Platt { a: 1.0, b: 0.0 };
+        // 200 bonafide spread over −4..4: the equal-error point alone (score 0, p 0.5) would
+        // put the synthetic threshold at p 0.65, above which 38 % of these lie.
+        let bona: Vec<f64> = (0..200).map(|i| -4.0 + i as f64 * 0.04).collect();
+        let t = Thresholds::from_development(&platt, &bona, 0.0);
+        assert!((t.human_below - 0.35).abs() < 1e-12, "{t:?}");
+        let above = bona
+            .iter()
+            .filter(|&&s| platt.probability(s) >= t.synthetic_above)
+            .count();
+        assert_eq!(above, 2, "{t:?}");
+        // Development bonafide that all score low leave the equal-error rule in charge.
+        let low: Vec<f64> = (0..200).map(|i| -6.0 + i as f64 * 0.01).collect();
+        let t = Thresholds::from_development(&platt, &low, 0.0);
+        assert!((t.synthetic_above - 0.65).abs() < 1e-12, "{t:?}");
+    }
 
     #[test]
     fn fitted_probabilities_rise_with_the_score_and_straddle_the_boundary() {
