@@ -65,7 +65,8 @@ fn mfm(x: &Tensor, dim: usize) -> Result<Tensor> {
 /// Not `candle_nn::Conv1d`: in candle 0.11.1 on CPU, `conv_transpose1d` (the gradient with
 /// respect to the input) and `conv1d` with a non-contiguous kernel (the gradient with respect to
 /// the weights) give wrong values, so every convolutional run trained on wrong gradients (the
-/// test `gradients_match_finite_differences` shows it). Narrow, stack and matmul have correct
+/// test `gradients_match_finite_differences` fails with `Conv1d` in its place). Narrow, stack
+/// and matmul have correct
 /// gradients, and their forward pass is the same im2col product candle runs. The weights keep
 /// `Conv1d`'s names and layout, `[c_out, c_in, kernel]`.
 struct TimeConv {
