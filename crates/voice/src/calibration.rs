@@ -17,6 +17,11 @@ impl Platt {
 
     /// Maximum-likelihood fit by Newton's method, with Platt's smoothed targets so that a
     /// perfectly separated development set still yields finite slopes.
+    ///
+    /// Each Newton step is shortened until the likelihood improves (backtracking, as in Lin,
+    /// Lin and Weng's note on Platt scaling): raw scores spread over tens of logits saturate
+    /// the sigmoid, the Hessian nearly vanishes there, and a full step then flies off to slopes
+    /// of thousands, which is what an undamped fit did on one training run.
     pub fn fit(bonafide: &[f64], spoof: &[f64]) -> Self {
         let (nb, ns) = (bonafide.len() as f64, spoof.len() as f64);
         let (t_pos, t_neg) = ((ns + 1.0) / (ns + 2.0), 1.0 / (nb + 2.0));
@@ -25,11 +30,13 @@ impl Platt {
             .map(|&s| (s, t_neg))
             .chain(spoof.iter().map(|&s| (s, t_pos)))
             .collect();
-        let (mut a, mut b) = (1.0f64, 0.0f64);
+        // Start flat, at the prior odds: the one point where no score is yet trusted.
+        let (mut a, mut b) = (0.0f64, ((ns + 1.0) / (nb + 1.0)).ln());
+        let mut loss = negative_log_likelihood(&data, a, b);
         for _ in 0..100 {
-            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-9, 0.0, 1e-9);
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (0.0, 0.0, 1e-12, 0.0, 1e-12);
             for &(s, t) in &data {
-                let p = 1.0 / (1.0 + (-(a * s + b)).exp());
+                let p = sigmoid(a * s + b);
                 let (d, w) = (p - t, p * (1.0 - p));
                 ga += d * s;
                 gb += d;
@@ -37,19 +44,58 @@ impl Platt {
                 hab += w * s;
                 hbb += w;
             }
-            let det = haa * hbb - hab * hab;
-            if det.abs() < 1e-12 {
+            if ga.abs() < 1e-9 && gb.abs() < 1e-9 {
                 break;
             }
+            let det = haa * hbb - hab * hab;
             let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
-            a -= da;
-            b -= db;
-            if da.abs() + db.abs() < 1e-9 {
+            let descent = ga * da + gb * db;
+            let mut step = 1.0;
+            let improved = loop {
+                let (na, nb) = (a - step * da, b - step * db);
+                let next = negative_log_likelihood(&data, na, nb);
+                if next <= loss - 1e-4 * step * descent {
+                    break Some((na, nb, next));
+                }
+                step /= 2.0;
+                if step < 1e-10 {
+                    break None;
+                }
+            };
+            let Some((na, nb, next)) = improved else {
+                break;
+            };
+            let moved = (na - a).abs() + (nb - b).abs();
+            (a, b, loss) = (na, nb, next);
+            if moved < 1e-10 {
                 break;
             }
         }
         Self { a, b }
     }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `ln(1 + e^x)` without overflow.
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+fn negative_log_likelihood(data: &[(f64, f64)], a: f64, b: f64) -> f64 {
+    data.iter()
+        .map(|&(s, t)| {
+            let z = a * s + b;
+            t * softplus(-z) + (1.0 - t) * softplus(z)
+        })
+        .sum()
 }
 
 /// Probability bands: below `human_below` the verdict is human, at or above
@@ -124,5 +170,37 @@ mod tests {
         let mid = platt.probability(0.475);
         assert!((0.3..0.7).contains(&mid), "{mid}");
         assert!(platt.probability(0.0) < 0.3);
+    }
+
+    #[test]
+    fn fit_is_the_likelihood_maximum_when_scores_span_many_logits() {
+        // Overlapping classes spread over ±8 and ±30 logits: an undamped Newton fit went to
+        // slopes of −36,000 and 6,800,000 here.
+        for spread in [8.0, 30.0] {
+            let bona: Vec<f64> = (0..160)
+                .map(|i| -spread + i as f64 * 1.25 * spread / 159.0)
+                .collect();
+            let spoof: Vec<f64> = (0..770)
+                .map(|i| -spread / 2.0 + i as f64 * 2.5 * spread / 769.0)
+                .collect();
+            let platt = Platt::fit(&bona, &spoof);
+            assert!(platt.a > 0.0 && platt.a < 10.0, "{spread}: {platt:?}");
+            let (nb, ns) = (bona.len() as f64, spoof.len() as f64);
+            let data: Vec<(f64, f64)> = bona
+                .iter()
+                .map(|&s| (s, 1.0 / (nb + 2.0)))
+                .chain(spoof.iter().map(|&s| (s, (ns + 1.0) / (ns + 2.0))))
+                .collect();
+            let best = negative_log_likelihood(&data, platt.a, platt.b);
+            for a in [0.01, 0.05, 0.1, 0.3, 1.0, 3.0] {
+                for b in [-5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0] {
+                    let other = negative_log_likelihood(&data, a, b);
+                    assert!(
+                        best <= other + 1e-9,
+                        "{spread}: ({a}, {b}) gives {other} < {best}"
+                    );
+                }
+            }
+        }
     }
 }
