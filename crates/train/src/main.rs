@@ -222,18 +222,8 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     eprintln!("decoding…");
     let dev = load(&split_of(&entries, "dev"))?;
-    let mut bonafide = Vec::new();
-    let mut spoof = Vec::new();
-    for clip in &dev {
-        if let Outcome::Scored(score) = detector.analyse(&clip.samples)?.outcome {
-            if clip.spoof {
-                &mut spoof
-            } else {
-                &mut bonafide
-            }
-            .push(score);
-        }
-    }
+    let mut fx = FeatureExtractor::new(card.features.lfcc()?);
+    let (bonafide, spoof) = split_scores(&score_clips(detector.model(), &dev, &mut fx)?);
     let dev_eer = metrics::eer(&bonafide, &spoof).eer;
     if (bonafide.len(), spoof.len()) != (card.dev.n_bonafide, card.dev.n_spoof)
         || (dev_eer - card.dev.eer).abs() > 1e-9

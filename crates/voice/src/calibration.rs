@@ -24,12 +24,7 @@ impl Platt {
     /// of thousands, which is what an undamped fit did on one training run.
     pub fn fit(bonafide: &[f64], spoof: &[f64]) -> Self {
         let (nb, ns) = (bonafide.len() as f64, spoof.len() as f64);
-        let (t_pos, t_neg) = ((ns + 1.0) / (ns + 2.0), 1.0 / (nb + 2.0));
-        let data: Vec<(f64, f64)> = bonafide
-            .iter()
-            .map(|&s| (s, t_neg))
-            .chain(spoof.iter().map(|&s| (s, t_pos)))
-            .collect();
+        let data = smoothed_targets(bonafide, spoof);
         // Start flat, at the prior odds: the one point where no score is yet trusted.
         let (mut a, mut b) = (0.0f64, ((ns + 1.0) / (nb + 1.0)).ln());
         let mut loss = negative_log_likelihood(&data, a, b);
@@ -73,6 +68,17 @@ impl Platt {
         }
         Self { a, b }
     }
+}
+
+/// Each score with Platt's target: `1/(n+2)` for bonafide, `(n+1)/(n+2)` for spoof.
+fn smoothed_targets(bonafide: &[f64], spoof: &[f64]) -> Vec<(f64, f64)> {
+    let (nb, ns) = (bonafide.len() as f64, spoof.len() as f64);
+    let (t_pos, t_neg) = ((ns + 1.0) / (ns + 2.0), 1.0 / (nb + 2.0));
+    bonafide
+        .iter()
+        .map(|&s| (s, t_neg))
+        .chain(spoof.iter().map(|&s| (s, t_pos)))
+        .collect()
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -185,12 +191,7 @@ mod tests {
                 .collect();
             let platt = Platt::fit(&bona, &spoof);
             assert!(platt.a > 0.0 && platt.a < 10.0, "{spread}: {platt:?}");
-            let (nb, ns) = (bona.len() as f64, spoof.len() as f64);
-            let data: Vec<(f64, f64)> = bona
-                .iter()
-                .map(|&s| (s, 1.0 / (nb + 2.0)))
-                .chain(spoof.iter().map(|&s| (s, (ns + 1.0) / (ns + 2.0))))
-                .collect();
+            let data = smoothed_targets(&bona, &spoof);
             let best = negative_log_likelihood(&data, platt.a, platt.b);
             for a in [0.01, 0.05, 0.1, 0.3, 1.0, 3.0] {
                 for b in [-5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0] {
