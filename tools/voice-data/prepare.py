@@ -24,7 +24,9 @@ Output: OUT/audio/<generator>/<id>.<ext>, OUT/manifest.tsv with
 and, for every train/dev clip, channel variants of both labels alike in OUT/channel/<variant>/
 listed in OUT/manifest_channel.tsv: 8 kHz G.711 (µ-law or A-law, a seeded coin per clip),
 MP3 32 kbit/s, Opus 16 kbit/s.
-Speakers never cross splits: bonafide speakers and TTS voices are each assigned to exactly one.
+Speakers never cross splits: bonafide speakers and TTS voices are each assigned to exactly one,
+by a seeded hash; a spoof family of three or more voices that hashed none into dev gets one moved
+there (see give_every_family_a_dev_voice).
 """
 
 import argparse
@@ -61,13 +63,47 @@ def extract(git_dir, folder, dest):
 
 def stable_split(key, seed):
     """Assigns a speaker or voice to a split from a hash, so adding data never reshuffles."""
-    h = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest(), 16) / 2**256
+    h = split_position(key, seed)
     acc = 0.0
     for name, share in SPLITS:
         acc += share
         if h < acc:
             return name
     return SPLITS[-1][0]
+
+
+def split_position(key, seed):
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest(), 16) / 2**256
+
+
+def give_every_family_a_dev_voice(rows, seed):
+    """Moves one voice into dev for each spoof family whose voices all hashed elsewhere.
+
+    Checkpoint selection and calibration see only dev; a family missing there is one the shipped
+    model was never chosen on (seq2seq TTS at seed 20261125: its three voices all hash to train).
+    The voice moved is the one whose hash lies nearest below dev's range, so the change is the
+    smallest the rule allows; voices shared with bonafide speakers (LJ) never move, since that
+    would carry real recordings with them. Families of fewer than three voices are left alone:
+    moving their only voices would empty train of them.
+    """
+    human = {r["speaker"] for r in rows if r["label"] == "bonafide"}
+    dev_start = SPLITS[0][1]
+    by_family = {}
+    for r in rows:
+        if r["label"] == "spoof":
+            by_family.setdefault(r["family"], {}).setdefault(r["speaker"], r["split"])
+    moved = {}
+    for family, voices in sorted(by_family.items()):
+        if len(voices) < 3 or "dev" in voices.values():
+            continue
+        candidates = [v for v, split in voices.items() if split == "train" and v not in human]
+        below_dev = [v for v in candidates if split_position(v, seed) < dev_start]
+        if below_dev:
+            moved[max(below_dev, key=lambda v: split_position(v, seed))] = family
+    for r in rows:
+        if r["speaker"] in moved:
+            r["split"] = "dev"
+    return moved
 
 
 def smoke_exclusions(shared):
@@ -329,6 +365,8 @@ def main():
 
     for r in rows:
         r["split"] = stable_split(r["speaker"], args.seed)
+    for voice, family in give_every_family_a_dev_voice(rows, args.seed).items():
+        print(f"dev gets {family} voice {voice}")
 
     # Copy-synthesis from a few utterances of every bonafide speaker; each inherits its speaker's
     # split, so a resynthesised voice never meets its own original across splits.
