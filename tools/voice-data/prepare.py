@@ -7,12 +7,19 @@ committed except this script and sentences.txt; the audio stays in --out.
     python3 tools/voice-data/prepare.py --out ../voice-data \
         --resemblyzer /work/.mirror/resemble-ai+Resemblyzer/repo \
         --openseq2seq /work/.mirror/NVIDIA+OpenSeq2Seq/repo \
-        --coqui /work/.mirror/coqui-ai+TTS/repo
+        --coqui /work/.mirror/coqui-ai+TTS/repo \
+        --vits-demo /work/.mirror/jaywalnut310+vits-demo/repo \
+        --hifigan-demo /work/.mirror/jik876+hifi-gan-demo/repo \
+        --styletts2-demo /work/.mirror/styletts2+styletts2.github.io/repo
 
 Sources (see ../shared/data/voice/README.md):
   bonafide  LibriSpeech train-clean-100 utterances shipped with Resemblyzer
   bonafide  LJSpeech recordings in coqui-ai/TTS's test data (the real voice behind the LJ spoofs)
   spoof     OpenSeq2Seq Tacotron-2 / Centaur samples (LJ, US, UK voices)
+  both      the demo pages of the VITS, HiFi-GAN and StyleTTS 2 papers: their ground truth and
+            reference recordings (LJSpeech, VCTK, LibriTTS) against Tacotron 2 through HiFi-GAN
+            and WaveGlow, Glow-TTS, VITS, JETS, NaturalSpeech 1/2, YourTTS, StyleTTS 1/2, VALL-E,
+            and HiFi-GAN / MelGAN / WaveGlow / WaveNet copy-synthesis (see DEMO_PAGES)
   spoof     generated here: espeak-ng (formant), festival kal (diphone), festival slt (HTS),
             piper joe (VITS), Kokoro-82M (StyleTTS2-like, its five voices and their pairwise
             blends, reading espeak-ng's English IPA), and copy-synthesis of bonafide training
@@ -24,9 +31,7 @@ Output: OUT/audio/<generator>/<id>.<ext>, OUT/manifest.tsv with
 and, for every train/dev clip, channel variants of both labels alike in OUT/channel/<variant>/
 listed in OUT/manifest_channel.tsv: 8 kHz G.711 (µ-law or A-law, a seeded coin per clip),
 MP3 32 kbit/s, Opus 16 kbit/s.
-Speakers never cross splits: bonafide speakers and TTS voices are each assigned to exactly one,
-by a seeded hash; a spoof family of three or more voices that hashed none into dev gets one moved
-there (see give_every_family_a_dev_voice).
+Speakers never cross splits: bonafide speakers and TTS voices are each assigned to exactly one.
 """
 
 import argparse
@@ -35,6 +40,8 @@ import hashlib
 import io
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -63,47 +70,13 @@ def extract(git_dir, folder, dest):
 
 def stable_split(key, seed):
     """Assigns a speaker or voice to a split from a hash, so adding data never reshuffles."""
-    h = split_position(key, seed)
+    h = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest(), 16) / 2**256
     acc = 0.0
     for name, share in SPLITS:
         acc += share
         if h < acc:
             return name
     return SPLITS[-1][0]
-
-
-def split_position(key, seed):
-    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest(), 16) / 2**256
-
-
-def give_every_family_a_dev_voice(rows, seed):
-    """Moves one voice into dev for each spoof family whose voices all hashed elsewhere.
-
-    Checkpoint selection and calibration see only dev; a family missing there is one the shipped
-    model was never chosen on (seq2seq TTS at seed 20261125: its three voices all hash to train).
-    The voice moved is the one whose hash lies nearest below dev's range, so the change is the
-    smallest the rule allows; voices shared with bonafide speakers (LJ) never move, since that
-    would carry real recordings with them. Families of fewer than three voices are left alone:
-    moving their only voices would empty train of them.
-    """
-    human = {r["speaker"] for r in rows if r["label"] == "bonafide"}
-    dev_start = SPLITS[0][1]
-    by_family = {}
-    for r in rows:
-        if r["label"] == "spoof":
-            by_family.setdefault(r["family"], {}).setdefault(r["speaker"], r["split"])
-    moved = {}
-    for family, voices in sorted(by_family.items()):
-        if len(voices) < 3 or "dev" in voices.values():
-            continue
-        candidates = [v for v, split in voices.items() if split == "train" and v not in human]
-        below_dev = [v for v in candidates if split_position(v, seed) < dev_start]
-        if below_dev:
-            moved[max(below_dev, key=lambda v: split_position(v, seed))] = family
-    for r in rows:
-        if r["speaker"] in moved:
-            r["split"] = "dev"
-    return moved
 
 
 def smoke_exclusions(shared):
@@ -151,6 +124,102 @@ def openseq2seq(args, raw, smoke_files):
         generator = "centaur" if "centaur" in path.parts else "tacotron2"
         rows.append(dict(path=path, label="spoof", generator=generator, family="seq2seq-tts",
                          speaker=speaker, language="en", source="NVIDIA OpenSeq2Seq samples"))
+    return rows
+
+
+# Demo pages of published TTS and vocoder papers (../shared/data/voice/README.md). Each file's
+# label and generator follow its folder or file name; what is ambiguous there (ablations, emotion
+# prompts, voice conversion, clips named only by a number) is left out. Speakers: the LJ voice
+# keeps the key "lj", so its recordings and every system imitating it share one split with the
+# LJSpeech bonafide above; the VCTK sections do not name every speaker, so all of VCTK is one key;
+# LibriTTS files are named SPEAKER-CHAPTER-UTTERANCE and each system reads the same sentence as
+# its reference, so keying by speaker keeps sentences from crossing splits too.
+HUMAN = ("bonafide", "human", "human")
+
+
+def vits_demo_clip(rel):
+    """wavs/<section>_<nn>_<system>.wav; ss is LJSpeech, ms is VCTK."""
+    parts = Path(rel).stem.split("_")
+    speaker = {"ss": "lj", "ms": "vctk"}.get(parts[0])
+    kind = {"gt": HUMAN,
+            "th": ("spoof", "tacotron2-hifigan", "seq2seq-tts"),
+            "thf": ("spoof", "tacotron2-hifigan", "seq2seq-tts"),
+            "gh": ("spoof", "glow-tts-hifigan", "flow-tts"),
+            "ghf": ("spoof", "glow-tts-hifigan", "flow-tts"),
+            "vits": ("spoof", "vits", "vits"),
+            "dp": ("spoof", "vits", "vits")}.get(parts[-1])
+    return speaker and kind and (*kind, speaker)
+
+
+def hifigan_demo_clip(rel):
+    """samples/<section>/<SYSTEM>/...: ss LJSpeech and ms unseen VCTK speakers (copy-synthesis
+    by each vocoder), e2e Tacotron 2's mel spectrograms through each vocoder."""
+    parts = Path(rel).parts
+    if len(parts) != 4 or parts[1] not in ("ss", "ms", "e2e"):
+        return None
+    section, system = parts[1], parts[2].split("_")[0]
+    speaker = "vctk" if section == "ms" else "lj"
+    if system == "GT":
+        return (*HUMAN, speaker)
+    vocoder = {"HGAN": "hifigan", "MG": "melgan", "WG": "waveglow", "WN": "wavenet"}.get(system)
+    if vocoder is None:
+        return None
+    if section == "e2e":
+        return ("spoof", f"tacotron2-{vocoder}", "seq2seq-tts", speaker)
+    return ("spoof", vocoder, "neural-vocoder", speaker)
+
+
+def styletts2_demo_clip(rel):
+    """wavs/LJSpeech/{ID,OOD}/<SYSTEM>/n.wav, wavs/LibriTTS/<SYSTEM>/<utterance>.wav,
+    wavs/VCTK/<SYSTEM>/<utterance>.wav; GT and Ref (the cloning prompt) are recordings."""
+    parts = Path(rel).parts
+    systems = {"GT": HUMAN, "Ref": HUMAN,
+               "JETS": ("spoof", "jets", "e2e-tts"),
+               "NaturalSpeech": ("spoof", "naturalspeech", "e2e-tts"),
+               "YourTTS": ("spoof", "yourtts", "e2e-tts"),
+               "VITS": ("spoof", "vits", "vits"),
+               "StyleTTS": ("spoof", "styletts", "styletts"),
+               "StyleTTS2": ("spoof", "styletts2", "styletts"),
+               "NaturalSpeech2": ("spoof", "naturalspeech2", "diffusion-tts"),
+               "VallE": ("spoof", "vall-e", "codec-lm")}
+    if len(parts) == 5 and parts[1] == "LJSpeech":
+        speaker, system = "lj", parts[3]
+    elif len(parts) == 4 and parts[1] == "LibriTTS" and re.fullmatch(r"\d+-\d+-\d+", Path(rel).stem):
+        speaker, system = "lt-" + Path(rel).stem.split("-")[0], parts[2]
+    elif len(parts) == 4 and parts[1] == "VCTK":
+        speaker, system = "vctk", parts[2]
+    else:
+        return None
+    kind = systems.get(system)
+    return kind and (*kind, speaker)
+
+
+DEMO_PAGES = (
+    ("vits_demo", "wavs", vits_demo_clip, "VITS paper demo (jaywalnut310/vits-demo)"),
+    ("hifigan_demo", "samples", hifigan_demo_clip, "HiFi-GAN paper demo (jik876/hifi-gan-demo)"),
+    ("styletts2_demo", "wavs", styletts2_demo_clip, "StyleTTS 2 paper demo (styletts2/styletts2.github.io)"),
+)
+
+
+def demo_pages(args, raw, audio):
+    """Copies each kept clip to audio/demo/ under a name unique across pages, since the channel
+    variants are named by file stem and the pages reuse names like GT/00001.wav."""
+    rows = []
+    for arg, folder, classify, source in DEMO_PAGES:
+        root = raw / arg
+        extract(getattr(args, arg), folder, root)
+        for path in sorted(root.rglob("*.wav")):
+            rel = path.relative_to(root).as_posix()
+            kind = classify(rel)
+            if not kind:
+                continue
+            label, generator, family, speaker = kind
+            dest = audio / "demo" / f"{arg}-{rel.replace('/', '-')}"
+            if not dest.exists():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+            rows.append(dict(path=dest, label=label, generator=generator, family=family,
+                             speaker=speaker, language="en", source=source))
     return rows
 
 
@@ -340,6 +409,10 @@ def main():
     p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
     p.add_argument("--openseq2seq", type=Path, required=True, help="git dir of NVIDIA/OpenSeq2Seq")
     p.add_argument("--coqui", type=Path, required=True, help="git dir of coqui-ai/TTS")
+    p.add_argument("--vits-demo", type=Path, required=True, help="git dir of jaywalnut310/vits-demo")
+    p.add_argument("--hifigan-demo", type=Path, required=True, help="git dir of jik876/hifi-gan-demo")
+    p.add_argument("--styletts2-demo", type=Path, required=True,
+                   help="git dir of styletts2/styletts2.github.io")
     p.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared/data/voice")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
@@ -351,6 +424,7 @@ def main():
     smoke_speakers, smoke_files = smoke_exclusions(args.shared)
 
     rows = bonafide(args, raw, smoke_speakers) + ljspeech(args, raw) + openseq2seq(args, raw, smoke_files)
+    rows += demo_pages(args, raw, audio)
     sentences = [s.strip() for s in (HERE / "sentences.txt").read_text().splitlines() if s.strip()]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(synthesise, job, i, text, audio)
@@ -365,8 +439,6 @@ def main():
 
     for r in rows:
         r["split"] = stable_split(r["speaker"], args.seed)
-    for voice, family in give_every_family_a_dev_voice(rows, args.seed).items():
-        print(f"dev gets {family} voice {voice}")
 
     # Copy-synthesis from a few utterances of every bonafide speaker; each inherits its speaker's
     # split, so a resynthesised voice never meets its own original across splits.
