@@ -24,6 +24,9 @@ Sources (see ../shared/data/voice/README.md):
             piper joe (VITS), Kokoro-82M (StyleTTS2-like, its five voices and their pairwise
             blends, reading espeak-ng's English IPA), and copy-synthesis of bonafide training
             speech with WORLD and Griffin-Lim (same words and speaker, synthetic waveform)
+`--recipe v1` writes the corpus the shipped v1 detector was trained on: the first three sources
+and the generators before Kokoro, µ-law as the only G.711 law (the demo-page flags are then
+not needed).
 Held out entirely: the smoke set's speakers and files, and Resemblyzer's public test folders.
 
 Output: OUT/audio/<generator>/<id>.<ext>, OUT/manifest.tsv with
@@ -375,10 +378,12 @@ CHANNELS = {
 }
 
 
-def channel_variants_for(row, seed):
+def channel_variants_for(row, seed, recipe="full"):
     """Every clip gets one G.711 law (a coin seeded by its path), MP3 and Opus: both laws are
     met in training without a fourth copy of the corpus. Kazakhstan's network, like Europe's,
-    uses A-law; North America's uses µ-law."""
+    uses A-law; North America's uses µ-law. The v1 recipe knew µ-law only."""
+    if recipe == "v1":
+        return ["mulaw8k", "mp3-32k", "opus-16k"]
     coin = hashlib.sha256(f"{seed}:{Path(row['path']).name}".encode()).digest()[0] & 1
     law = "alaw8k" if coin else "mulaw8k"
     return [law, "mp3-32k", "opus-16k"]
@@ -409,33 +414,41 @@ def main():
     p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
     p.add_argument("--openseq2seq", type=Path, required=True, help="git dir of NVIDIA/OpenSeq2Seq")
     p.add_argument("--coqui", type=Path, required=True, help="git dir of coqui-ai/TTS")
-    p.add_argument("--vits-demo", type=Path, required=True, help="git dir of jaywalnut310/vits-demo")
-    p.add_argument("--hifigan-demo", type=Path, required=True, help="git dir of jik876/hifi-gan-demo")
-    p.add_argument("--styletts2-demo", type=Path, required=True,
-                   help="git dir of styletts2/styletts2.github.io")
+    p.add_argument("--vits-demo", type=Path, help="git dir of jaywalnut310/vits-demo")
+    p.add_argument("--hifigan-demo", type=Path, help="git dir of jik876/hifi-gan-demo")
+    p.add_argument("--styletts2-demo", type=Path, help="git dir of styletts2/styletts2.github.io")
     p.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared/data/voice")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     p.add_argument("--resynth-per-speaker", type=int, default=1)
+    p.add_argument("--recipe", choices=("full", "v1"), default="full",
+                   help="v1: the corpus the shipped v1 detector was trained on (manifest 3d06bd9d…):"
+                        " no Kokoro, no demo pages, µ-law as the only G.711 law")
     args = p.parse_args()
+    v1 = args.recipe == "v1"
+    missing = [f"--{arg.replace('_', '-')}" for arg, *_ in DEMO_PAGES if getattr(args, arg) is None]
+    if missing and not v1:
+        p.error(f"the full recipe reads the demo pages too: {', '.join(missing)} required")
 
     out = args.out.resolve()
     raw, audio = out / "raw", out / "audio"
     smoke_speakers, smoke_files = smoke_exclusions(args.shared)
 
     rows = bonafide(args, raw, smoke_speakers) + ljspeech(args, raw) + openseq2seq(args, raw, smoke_files)
-    rows += demo_pages(args, raw, audio)
+    if not v1:
+        rows += demo_pages(args, raw, audio)
     sentences = [s.strip() for s in (HERE / "sentences.txt").read_text().splitlines() if s.strip()]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(synthesise, job, i, text, audio)
                    for job in tts_jobs(sentences) for i, text in enumerate(sentences)]
         rows += [f.result() for f in futures]
-    kokoro = Kokoro()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(kokoro.synthesise, voice, i, text, audio)
-                   for voice in kokoro.styles
-                   for i, text in enumerate(kokoro.sentences_for(voice, sentences))]
-        rows += [f.result() for f in futures]
+    if not v1:
+        kokoro = Kokoro()
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(kokoro.synthesise, voice, i, text, audio)
+                       for voice in kokoro.styles
+                       for i, text in enumerate(kokoro.sentences_for(voice, sentences))]
+            rows += [f.result() for f in futures]
 
     for r in rows:
         r["split"] = stable_split(r["speaker"], args.seed)
@@ -458,7 +471,7 @@ def main():
 
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(channel_variant, r, v, out / "channel")
-                   for r in rows if r["split"] != "test" for v in channel_variants_for(r, args.seed)]
+                   for r in rows if r["split"] != "test" for v in channel_variants_for(r, args.seed, args.recipe)]
         variants = [f.result() for f in futures]
     write_manifest(out / "manifest_channel.tsv", variants, out, extra=("channel",))
 

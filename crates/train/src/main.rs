@@ -252,6 +252,10 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
+    // Hashed as read, not when the card is written: a corpus rewritten during the run must not
+    // lend the card a hash of data the run never saw.
+    let manifest_sha256 =
+        aqiqat_intake::hash::sha256_bytes(&std::fs::read(args.data.join("manifest.tsv"))?);
     let entries = corpus_entries(&args.data, args.no_channel, args.exclude_family.as_deref())?;
     let split = |name: &str| split_of(&entries, name);
     eprintln!("decoding…");
@@ -367,9 +371,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                 batch: args.batch,
                 lr: args.lr,
                 exclude_family: args.exclude_family.clone(),
-                manifest_sha256: aqiqat_intake::hash::sha256_bytes(&std::fs::read(
-                    args.data.join("manifest.tsv"),
-                )?),
+                manifest_sha256: manifest_sha256.clone(),
                 n_train_bonafide: count(&train, false),
                 n_train_spoof: count(&train, true),
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
