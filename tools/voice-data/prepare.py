@@ -10,7 +10,9 @@ committed except this script and sentences.txt; the audio stays in --out.
         --coqui /work/.mirror/coqui-ai+TTS/repo \
         --vits-demo /work/.mirror/jaywalnut310+vits-demo/repo \
         --hifigan-demo /work/.mirror/jik876+hifi-gan-demo/repo \
-        --styletts2-demo /work/.mirror/styletts2+styletts2.github.io/repo
+        --styletts2-demo /work/.mirror/styletts2+styletts2.github.io/repo \
+        --speechresearch-demo /work/.mirror/SpeechResearch+speechresearch.github.io/repo \
+        --tortoise-demo /work/.mirror/neonbjb+tortoise-tts/repo
 
 Sources (see ../shared/data/voice/README.md):
   bonafide  LibriSpeech train-clean-100 utterances shipped with Resemblyzer
@@ -19,7 +21,11 @@ Sources (see ../shared/data/voice/README.md):
   both      the demo pages of the VITS, HiFi-GAN and StyleTTS 2 papers: their ground truth and
             reference recordings (LJSpeech, VCTK, LibriTTS) against Tacotron 2 through HiFi-GAN
             and WaveGlow, Glow-TTS, VITS, JETS, NaturalSpeech 1/2, YourTTS, StyleTTS 1/2, VALL-E,
-            and HiFi-GAN / MelGAN / WaveGlow / WaveNet copy-synthesis (see DEMO_PAGES)
+            and HiFi-GAN / MelGAN / WaveGlow / WaveNet copy-synthesis; Microsoft's FastSpeech 1/2
+            and NaturalSpeech 3 pages (LJSpeech and RAVDESS recordings; Tacotron 2, Transformer
+            TTS, FastSpeech 1/2, Parallel WaveGAN, NaturalSpeech 2/3, VoiceBox, VALL-E,
+            MegaTTS 2, HierSpeech++, and five neural codecs' resynthesis); Tortoise's clones and
+            the recordings they were prompted with (see DEMO_PAGES)
   spoof     generated here: espeak-ng (formant), festival kal (diphone), festival slt (HTS),
             piper joe (VITS), Kokoro-82M (StyleTTS2-like, its five voices and their pairwise
             blends, reading espeak-ng's English IPA), and copy-synthesis of bonafide training
@@ -59,12 +65,13 @@ def run(cmd, **kw):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
 
 
-def extract(git_dir, folder, dest):
-    """Copies `folder` out of a bare git snapshot (fetch gives no work tree)."""
+def extract(git_dir, folders, dest):
+    """Copies a folder (or a tuple of them) out of a bare git snapshot (fetch gives no work tree)."""
     if dest.exists():
         return
+    folders = (folders,) if isinstance(folders, str) else folders
     archive = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "archive", "HEAD", folder],
+        ["git", "--git-dir", str(git_dir), "archive", "HEAD", *folders],
         check=True, capture_output=True).stdout
     dest.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
@@ -140,7 +147,7 @@ def openseq2seq(args, raw, smoke_files):
 HUMAN = ("bonafide", "human", "human")
 
 
-def vits_demo_clip(rel):
+def vits_demo_clip(rel, seed):
     """wavs/<section>_<nn>_<system>.wav; ss is LJSpeech, ms is VCTK."""
     parts = Path(rel).stem.split("_")
     speaker = {"ss": "lj", "ms": "vctk"}.get(parts[0])
@@ -154,7 +161,7 @@ def vits_demo_clip(rel):
     return speaker and kind and (*kind, speaker)
 
 
-def hifigan_demo_clip(rel):
+def hifigan_demo_clip(rel, seed):
     """samples/<section>/<SYSTEM>/...: ss LJSpeech and ms unseen VCTK speakers (copy-synthesis
     by each vocoder), e2e Tacotron 2's mel spectrograms through each vocoder."""
     parts = Path(rel).parts
@@ -172,7 +179,7 @@ def hifigan_demo_clip(rel):
     return ("spoof", vocoder, "neural-vocoder", speaker)
 
 
-def styletts2_demo_clip(rel):
+def styletts2_demo_clip(rel, seed):
     """wavs/LJSpeech/{ID,OOD}/<SYSTEM>/n.wav, wavs/LibriTTS/<SYSTEM>/<utterance>.wav,
     wavs/VCTK/<SYSTEM>/<utterance>.wav; GT and Ref (the cloning prompt) are recordings."""
     parts = Path(rel).parts
@@ -188,7 +195,7 @@ def styletts2_demo_clip(rel):
     if len(parts) == 5 and parts[1] == "LJSpeech":
         speaker, system = "lj", parts[3]
     elif len(parts) == 4 and parts[1] == "LibriTTS" and re.fullmatch(r"\d+-\d+-\d+", Path(rel).stem):
-        speaker, system = "lt-" + Path(rel).stem.split("-")[0], parts[2]
+        speaker, system = librispeech_speaker(rel), parts[2]
     elif len(parts) == 4 and parts[1] == "VCTK":
         speaker, system = "vctk", parts[2]
     else:
@@ -197,10 +204,92 @@ def styletts2_demo_clip(rel):
     return kind and (*kind, speaker)
 
 
+def librispeech_speaker(rel):
+    """LibriSpeech and LibriTTS name files SPEAKER-CHAPTER-UTTERANCE; both corpora share speakers,
+    so every page keys them as bonafide() does."""
+    return "ls-" + Path(rel).stem.split("-")[0]
+
+
+FASTSPEECH2_SYSTEMS = (
+    (r"gt_recording_\d+", HUMAN),
+    (r"gt_pwg_\d+", ("spoof", "parallel-wavegan", "neural-vocoder")),
+    (r"tacotron2", ("spoof", "tacotron2", "seq2seq-tts")),
+    (r"transtts_\d+", ("spoof", "transformer-tts", "seq2seq-tts")),
+    (r"fs2|fs2s|fs2_kd_attention", ("spoof", "fastspeech2", "fastspeech")),
+)
+FASTSPEECH_SYSTEMS = {"gt": HUMAN,
+                      "gt_waveglow": ("spoof", "waveglow", "neural-vocoder"),
+                      "at": ("spoof", "transformer-tts", "seq2seq-tts"),
+                      "tacotron2": ("spoof", "tacotron2", "seq2seq-tts"),
+                      "na": ("spoof", "fastspeech", "fastspeech")}
+NATURALSPEECH3_TTS = {"our": ("spoof", "naturalspeech3", "diffusion-tts"),
+                      "ns2": ("spoof", "naturalspeech2", "diffusion-tts"),
+                      "voicebox_reproduce": ("spoof", "voicebox", "flow-tts"),
+                      "valle": ("spoof", "vall-e", "codec-lm"),
+                      "megatts2": ("spoof", "megatts2", "codec-lm"),
+                      "styletts2": ("spoof", "styletts2", "styletts"),
+                      "hierspeechpp": ("spoof", "hierspeech++", "e2e-tts")}
+
+
+def speechresearch_clip(rel, seed):
+    """Three of Microsoft's pages: FastSpeech 2 and FastSpeech (LJSpeech: the recording, its
+    vocoder copy-synthesis, Tacotron 2, Transformer TTS, FastSpeech 1/2; ablations left out),
+    and NaturalSpeech 3 (zero-shot TTS prompted with RAVDESS actors, whose prompts and ground truth
+    are the bonafide; and LibriSpeech utterances resynthesised by five neural codecs)."""
+    parts = Path(rel).parts
+    if rel.startswith("audio/fastspeech2/audio/") and len(parts) == 5:
+        kind = next((k for pattern, k in FASTSPEECH2_SYSTEMS if re.fullmatch(pattern, parts[3])), None)
+        return kind and (*kind, "lj")
+    if rel.startswith("audio/fastspeech/audio/") and len(parts) == 5:
+        kind = FASTSPEECH_SYSTEMS.get(parts[3])
+        return kind and (*kind, "lj")
+    if rel.startswith("naturalspeech3/audio/zstts/Ravdess/"):
+        # The page does not say which actor each case is: all of RAVDESS is one key.
+        if parts[4] in ("prompt", "gt") and len(parts) == 6:
+            return (*HUMAN, "ravdess")
+        if parts[4] == "TTS" and len(parts) == 7 and parts[5] in NATURALSPEECH3_TTS:
+            return (*NATURALSPEECH3_TTS[parts[5]], "ravdess")
+        return None
+    if rel.startswith("naturalspeech3/audio/recon/") and len(parts) == 5:
+        if not re.fullmatch(r"\d+-\d+-\d+", Path(rel).stem):
+            return None
+        system = parts[3]
+        if system == "gt":
+            return (*HUMAN, librispeech_speaker(rel))
+        codec = "facodec" if system == "our" else system.split("_")[0]
+        return ("spoof", codec, "neural-codec", librispeech_speaker(rel))
+    return None
+
+
+def tortoise_voice(name):
+    name = f"train_{name.removesuffix('_train')}" if name.endswith("_train") else name
+    return "lj" if name == "lj" else f"tortoise-{name}"
+
+
+def tortoise_clip(rel, seed):
+    """examples/various/<text>/<voice>.mp3 are Tortoise's clones; tortoise/voices/<voice>/ holds
+    the recordings each clone was prompted with. Every voice reads the same twenty texts, so a
+    clone is kept only where its text's split (by hash, like a voice's) is its voice's split:
+    no sentence then crosses splits either."""
+    parts = Path(rel).parts
+    if len(parts) == 4 and parts[:2] == ("tortoise", "voices") and rel.endswith(".wav"):
+        return (*HUMAN, tortoise_voice(parts[2]))
+    if len(parts) == 4 and parts[:2] == ("examples", "various") and rel.endswith(".mp3"):
+        voice = tortoise_voice(Path(rel).stem)
+        if stable_split(f"text:{parts[2]}", seed) != stable_split(voice, seed):
+            return None
+        return ("spoof", "tortoise", "tortoise", voice)
+    return None
+
+
 DEMO_PAGES = (
     ("vits_demo", "wavs", vits_demo_clip, "VITS paper demo (jaywalnut310/vits-demo)"),
     ("hifigan_demo", "samples", hifigan_demo_clip, "HiFi-GAN paper demo (jik876/hifi-gan-demo)"),
     ("styletts2_demo", "wavs", styletts2_demo_clip, "StyleTTS 2 paper demo (styletts2/styletts2.github.io)"),
+    ("speechresearch_demo", ("audio/fastspeech2", "audio/fastspeech", "naturalspeech3/audio"),
+     speechresearch_clip, "Microsoft TTS demo pages (SpeechResearch/speechresearch.github.io)"),
+    ("tortoise_demo", ("examples/various", "tortoise/voices"), tortoise_clip,
+     "Tortoise TTS examples and voices (neonbjb/tortoise-tts)"),
 )
 
 
@@ -211,9 +300,9 @@ def demo_pages(args, raw, audio):
     for arg, folder, classify, source in DEMO_PAGES:
         root = raw / arg
         extract(getattr(args, arg), folder, root)
-        for path in sorted(root.rglob("*.wav")):
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".wav", ".mp3")):
             rel = path.relative_to(root).as_posix()
-            kind = classify(rel)
+            kind = classify(rel, args.seed)
             if not kind:
                 continue
             label, generator, family, speaker = kind
@@ -417,6 +506,9 @@ def main():
     p.add_argument("--vits-demo", type=Path, help="git dir of jaywalnut310/vits-demo")
     p.add_argument("--hifigan-demo", type=Path, help="git dir of jik876/hifi-gan-demo")
     p.add_argument("--styletts2-demo", type=Path, help="git dir of styletts2/styletts2.github.io")
+    p.add_argument("--speechresearch-demo", type=Path,
+                   help="git dir of SpeechResearch/speechresearch.github.io")
+    p.add_argument("--tortoise-demo", type=Path, help="git dir of neonbjb/tortoise-tts")
     p.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared/data/voice")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
