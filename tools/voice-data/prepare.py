@@ -145,6 +145,28 @@ def openseq2seq(args, raw, smoke_files):
 # LibriTTS files are named SPEAKER-CHAPTER-UTTERANCE and each system reads the same sentence as
 # its reference, so keying by speaker keeps sentences from crossing splits too.
 HUMAN = ("bonafide", "human", "human")
+# Each generator's family, one place for every page, so that a system met on several pages
+# (VITS, StyleTTS 2, VALL-E, Tacotron 2…) cannot land in two families.
+FAMILY = {
+    "tacotron2": "seq2seq-tts", "tacotron2-hifigan": "seq2seq-tts",
+    "tacotron2-waveglow": "seq2seq-tts", "transformer-tts": "seq2seq-tts",
+    "glow-tts-hifigan": "flow-tts", "voicebox": "flow-tts",
+    "vits": "vits",
+    "jets": "e2e-tts", "naturalspeech": "e2e-tts", "yourtts": "e2e-tts", "hierspeech++": "e2e-tts",
+    "styletts": "styletts", "styletts2": "styletts",
+    "naturalspeech2": "diffusion-tts", "naturalspeech3": "diffusion-tts",
+    "vall-e": "codec-lm", "megatts2": "codec-lm",
+    "fastspeech": "fastspeech", "fastspeech2": "fastspeech",
+    "hifigan": "neural-vocoder", "melgan": "neural-vocoder", "waveglow": "neural-vocoder",
+    "wavenet": "neural-vocoder", "parallel-wavegan": "neural-vocoder",
+    "soundstream": "neural-codec", "encodec": "neural-codec", "hificodec": "neural-codec",
+    "dac": "neural-codec", "facodec": "neural-codec",
+    "tortoise": "tortoise",
+}
+
+
+def spoof(generator):
+    return ("spoof", generator, FAMILY[generator])
 
 
 def vits_demo_clip(rel, seed):
@@ -152,12 +174,12 @@ def vits_demo_clip(rel, seed):
     parts = Path(rel).stem.split("_")
     speaker = {"ss": "lj", "ms": "vctk"}.get(parts[0])
     kind = {"gt": HUMAN,
-            "th": ("spoof", "tacotron2-hifigan", "seq2seq-tts"),
-            "thf": ("spoof", "tacotron2-hifigan", "seq2seq-tts"),
-            "gh": ("spoof", "glow-tts-hifigan", "flow-tts"),
-            "ghf": ("spoof", "glow-tts-hifigan", "flow-tts"),
-            "vits": ("spoof", "vits", "vits"),
-            "dp": ("spoof", "vits", "vits")}.get(parts[-1])
+            "th": spoof("tacotron2-hifigan"),
+            "thf": spoof("tacotron2-hifigan"),
+            "gh": spoof("glow-tts-hifigan"),
+            "ghf": spoof("glow-tts-hifigan"),
+            "vits": spoof("vits"),
+            "dp": spoof("vits")}.get(parts[-1])
     return speaker and kind and (*kind, speaker)
 
 
@@ -175,8 +197,8 @@ def hifigan_demo_clip(rel, seed):
     if vocoder is None:
         return None
     if section == "e2e":
-        return ("spoof", f"tacotron2-{vocoder}", "seq2seq-tts", speaker)
-    return ("spoof", vocoder, "neural-vocoder", speaker)
+        return (*spoof(f"tacotron2-{vocoder}"), speaker)
+    return (*spoof(vocoder), speaker)
 
 
 def styletts2_demo_clip(rel, seed):
@@ -184,17 +206,17 @@ def styletts2_demo_clip(rel, seed):
     wavs/VCTK/<SYSTEM>/<utterance>.wav; GT and Ref (the cloning prompt) are recordings."""
     parts = Path(rel).parts
     systems = {"GT": HUMAN, "Ref": HUMAN,
-               "JETS": ("spoof", "jets", "e2e-tts"),
-               "NaturalSpeech": ("spoof", "naturalspeech", "e2e-tts"),
-               "YourTTS": ("spoof", "yourtts", "e2e-tts"),
-               "VITS": ("spoof", "vits", "vits"),
-               "StyleTTS": ("spoof", "styletts", "styletts"),
-               "StyleTTS2": ("spoof", "styletts2", "styletts"),
-               "NaturalSpeech2": ("spoof", "naturalspeech2", "diffusion-tts"),
-               "VallE": ("spoof", "vall-e", "codec-lm")}
+               "JETS": spoof("jets"),
+               "NaturalSpeech": spoof("naturalspeech"),
+               "YourTTS": spoof("yourtts"),
+               "VITS": spoof("vits"),
+               "StyleTTS": spoof("styletts"),
+               "StyleTTS2": spoof("styletts2"),
+               "NaturalSpeech2": spoof("naturalspeech2"),
+               "VallE": spoof("vall-e")}
     if len(parts) == 5 and parts[1] == "LJSpeech":
         speaker, system = "lj", parts[3]
-    elif len(parts) == 4 and parts[1] == "LibriTTS" and re.fullmatch(r"\d+-\d+-\d+", Path(rel).stem):
+    elif len(parts) == 4 and parts[1] == "LibriTTS" and librispeech_speaker(rel):
         speaker, system = librispeech_speaker(rel), parts[2]
     elif len(parts) == 4 and parts[1] == "VCTK":
         speaker, system = "vctk", parts[2]
@@ -206,29 +228,30 @@ def styletts2_demo_clip(rel, seed):
 
 def librispeech_speaker(rel):
     """LibriSpeech and LibriTTS name files SPEAKER-CHAPTER-UTTERANCE; both corpora share speakers,
-    so every page keys them as bonafide() does."""
-    return "ls-" + Path(rel).stem.split("-")[0]
+    so every page keys them as bonafide() does. None for a file not named so."""
+    stem = Path(rel).stem
+    return "ls-" + stem.split("-")[0] if re.fullmatch(r"\d+-\d+-\d+", stem) else None
 
 
 FASTSPEECH2_SYSTEMS = (
     (r"gt_recording_\d+", HUMAN),
-    (r"gt_pwg_\d+", ("spoof", "parallel-wavegan", "neural-vocoder")),
-    (r"tacotron2", ("spoof", "tacotron2", "seq2seq-tts")),
-    (r"transtts_\d+", ("spoof", "transformer-tts", "seq2seq-tts")),
-    (r"fs2|fs2s|fs2_kd_attention", ("spoof", "fastspeech2", "fastspeech")),
+    (r"gt_pwg_\d+", spoof("parallel-wavegan")),
+    (r"tacotron2", spoof("tacotron2")),
+    (r"transtts_\d+", spoof("transformer-tts")),
+    (r"fs2|fs2s|fs2_kd_attention", spoof("fastspeech2")),
 )
 FASTSPEECH_SYSTEMS = {"gt": HUMAN,
-                      "gt_waveglow": ("spoof", "waveglow", "neural-vocoder"),
-                      "at": ("spoof", "transformer-tts", "seq2seq-tts"),
-                      "tacotron2": ("spoof", "tacotron2", "seq2seq-tts"),
-                      "na": ("spoof", "fastspeech", "fastspeech")}
-NATURALSPEECH3_TTS = {"our": ("spoof", "naturalspeech3", "diffusion-tts"),
-                      "ns2": ("spoof", "naturalspeech2", "diffusion-tts"),
-                      "voicebox_reproduce": ("spoof", "voicebox", "flow-tts"),
-                      "valle": ("spoof", "vall-e", "codec-lm"),
-                      "megatts2": ("spoof", "megatts2", "codec-lm"),
-                      "styletts2": ("spoof", "styletts2", "styletts"),
-                      "hierspeechpp": ("spoof", "hierspeech++", "e2e-tts")}
+                      "gt_waveglow": spoof("waveglow"),
+                      "at": spoof("transformer-tts"),
+                      "tacotron2": spoof("tacotron2"),
+                      "na": spoof("fastspeech")}
+NATURALSPEECH3_TTS = {"our": spoof("naturalspeech3"),
+                      "ns2": spoof("naturalspeech2"),
+                      "voicebox_reproduce": spoof("voicebox"),
+                      "valle": spoof("vall-e"),
+                      "megatts2": spoof("megatts2"),
+                      "styletts2": spoof("styletts2"),
+                      "hierspeechpp": spoof("hierspeech++")}
 
 
 def speechresearch_clip(rel, seed):
@@ -251,13 +274,13 @@ def speechresearch_clip(rel, seed):
             return (*NATURALSPEECH3_TTS[parts[5]], "ravdess")
         return None
     if rel.startswith("naturalspeech3/audio/recon/") and len(parts) == 5:
-        if not re.fullmatch(r"\d+-\d+-\d+", Path(rel).stem):
+        speaker, system = librispeech_speaker(rel), parts[3]
+        if speaker is None:
             return None
-        system = parts[3]
         if system == "gt":
-            return (*HUMAN, librispeech_speaker(rel))
+            return (*HUMAN, speaker)
         codec = "facodec" if system == "our" else system.split("_")[0]
-        return ("spoof", codec, "neural-codec", librispeech_speaker(rel))
+        return (*spoof(codec), speaker)
     return None
 
 
@@ -278,7 +301,7 @@ def tortoise_clip(rel, seed):
         voice = tortoise_voice(Path(rel).stem)
         if stable_split(f"text:{parts[2]}", seed) != stable_split(voice, seed):
             return None
-        return ("spoof", "tortoise", "tortoise", voice)
+        return (*spoof("tortoise"), voice)
     return None
 
 
