@@ -2,7 +2,7 @@
 """Builds aqiqat's labelled voice corpus (bonafide / spoof) outside the repository.
 
 Reproducible: the same sources, seed and tool versions give the same manifest. Nothing here is
-committed except this script and sentences.txt; the audio stays in --out.
+committed except this script and sentences/en.txt; the audio stays in --out.
 
     python3 tools/voice-data/prepare.py --out ../voice-data \
         --resemblyzer /work/.mirror/resemble-ai+Resemblyzer/repo \
@@ -552,7 +552,7 @@ def main():
     rows = bonafide(args, raw, smoke_speakers) + ljspeech(args, raw) + openseq2seq(args, raw, smoke_files)
     if not v1:
         rows += demo_pages(args, raw, audio)
-    sentences = [s.strip() for s in (HERE / "sentences.txt").read_text().splitlines() if s.strip()]
+    sentences = [s.strip() for s in (HERE / "sentences" / "en.txt").read_text().splitlines() if s.strip()]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(synthesise, job, i, text, audio)
                    for job in tts_jobs(sentences) for i, text in enumerate(sentences)]

@@ -1,0 +1,219 @@
+"""Checks of the voice source registry and the corpus builder's rules (no audio needed).
+
+    python3 -m unittest discover -s tools/voice-data -p 'test_*.py'
+"""
+
+import sys
+import tempfile
+import textwrap
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import balance  # noqa: E402
+import corpus  # noqa: E402
+import registry  # noqa: E402
+
+SHARED_README = Path(__file__).resolve().parents[2].parent / "shared/data/voice/README.md"
+
+SOURCE = """
+[[source]]
+id = "{id}"
+repo = "{repo}"
+commit = "0123456789abcdef0123456789abcdef01234567"
+licence = "none stated"
+page = "index.html"
+languages = ["en"]
+kind = "demo-page"
+
+[[source.rule]]
+path = '^gt/(?P<utt>\\d+)\\.wav$'
+label = "bonafide"
+system = "human"
+family = "human"
+speaker = "lj"
+language = "en"
+channel = "clean"
+evidence = "index.html: column 'Ground truth'"
+
+[[source.rule]]
+path = '^(?P<sys>taco|glow|other)/\\d+\\.wav$'
+label = "spoof"
+system = "{{sys}}"
+family = "acoustic-tts"
+speaker = "lj"
+language = "en"
+channel = "clean"
+evidence = "index.html: columns 'Tacotron 2', 'Glow-TTS'"
+[source.rule.system_map]
+taco = "tacotron2"
+glow = "glow-tts"
+"""
+
+
+def write_registry(folder, **sources):
+    for name, (sid, repo) in sources.items():
+        (Path(folder) / f"{name}.toml").write_text(SOURCE.format(id=sid, repo=repo))
+
+
+def row(label, system="human", speaker="s", language="en", channel="clean", page="p", path=None,
+        split="train"):
+    return dict(label=label, system=system, speaker=speaker, language=language, channel=channel,
+                page=page, path=path or f"{page}/{system}/{speaker}/{id(object())}", split=split,
+                orig_rate=16000, loudness=-24.0, duration=3.0)
+
+
+class RegistryInTheRepository(unittest.TestCase):
+    def test_every_source_is_well_formed_and_none_is_reserved(self):
+        reserved = registry.reserved_repositories(SHARED_README)
+        sources = registry.load(registry.REGISTRY, reserved)
+        ids = [s.id for s in sources]
+        self.assertEqual(len(ids), len(set(ids)))
+        for s in sources:
+            for r in s.rules:
+                self.assertTrue(r.evidence.strip(), f"{s.id}: a rule without evidence")
+
+    def test_the_shared_readme_reserves_what_it_lists(self):
+        if not SHARED_README.exists():
+            self.skipTest("no ../shared beside the checkout")
+        reserved = registry.reserved_repositories(SHARED_README)
+        for repo in ("OlaWod/FreeVC-demo", "IS2AI/TurkicTTS", "sberdevices/golos",
+                     "MiniMax-AI/MiniMax-AI.github.io"):
+            self.assertIn(repo, reserved)
+        self.assertNotIn("resemble-ai/Resemblyzer", reserved, "only two of its folders are")
+
+
+class Rules(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        write_registry(self.dir.name, a=("page-a", "owner/page-a"))
+        (self.source,) = registry.load(self.dir.name)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_labels_systems_and_speakers_come_from_the_path(self):
+        self.assertEqual(self.source.classify("gt/001.wav")["label"], "bonafide")
+        taco = self.source.classify("taco/001.wav")
+        self.assertEqual((taco["label"], taco["system"]), ("spoof", "tacotron2"))
+        self.assertIsNone(self.source.classify("other/001.wav"), "not in system_map: left out")
+        self.assertIsNone(self.source.classify("gt/001.mp3"))
+        self.assertIsNone(self.source.classify("x/gt/001.wav"), "the whole path must match")
+
+    def test_a_reserved_repository_is_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            write_registry(d, a=("page-a", "OlaWod/FreeVC-demo"))
+            with self.assertRaises(registry.RegistryError):
+                registry.load(d, {"OlaWod/FreeVC-demo"})
+
+    def test_resemblyzer_public_test_folders_never_match(self):
+        self.source.repo = "resemble-ai/Resemblyzer"
+        self.source.rules[0].path = __import__("re").compile(r"^audio_data/.*\.wav$")
+        self.assertIsNotNone(self.source.classify("audio_data/librispeech_train-clean-100/a.wav"))
+        self.assertIsNone(self.source.classify("audio_data/librispeech_test-other/a.wav"))
+        self.assertIsNone(self.source.classify("audio_data/donald_trump/fake/a.wav"))
+
+    def test_malformed_entries_are_refused(self):
+        bad = {
+            "a bonafide rule naming a system": ('system = "human"', 'system = "vits"', 1),
+            "an unknown channel": ('channel = "clean"', 'channel = "studio"', 1),
+            "a short commit": ("0123456789abcdef0123456789abcdef01234567", "0123", 1),
+            "a broken regex": ("'^gt/", "'^gt/(", 1),
+            "no evidence": ("evidence = \"index.html: column 'Ground truth'\"", 'evidence = ""', 1),
+        }
+        for what, (old, new, count) in bad.items():
+            with self.subTest(what), tempfile.TemporaryDirectory() as d:
+                text = SOURCE.format(id="page-a", repo="owner/page-a").replace(old, new, count)
+                (Path(d) / "a.toml").write_text(text)
+                with self.assertRaises(registry.RegistryError):
+                    registry.load(d)
+
+    def test_duplicate_ids_are_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            write_registry(d, a=("page-a", "owner/a"), b=("page-a", "owner/b"))
+            with self.assertRaises(registry.RegistryError):
+                registry.load(d)
+
+
+class SplitsCapsFolds(unittest.TestCase):
+    def rows(self):
+        rows = []
+        for page in range(30):
+            for system in (f"sys{page % 12}", f"own{page}"):
+                rows += [row("spoof", system=system, speaker=f"v{page}", page=f"page{page}")
+                         for _ in range(4)]
+            rows += [row("bonafide", speaker=f"spk{page % 17}", page=f"page{page}")
+                     for _ in range(6)]
+        return rows
+
+    def test_a_system_and_a_speaker_never_cross_splits(self):
+        rows = self.rows()
+        corpus.assign_splits(rows, [], seed=1)
+        for key, label in (("system", "spoof"), ("speaker", "bonafide")):
+            where = {}
+            for r in rows:
+                if r["label"] == label:
+                    where.setdefault(r[key], set()).add(r["split"])
+            self.assertTrue(all(len(s) == 1 for s in where.values()), key)
+        self.assertEqual({r["split"] for r in rows}, {"train", "dev", "test"})
+
+    def test_a_pinned_source_stays_in_its_split(self):
+        rows = self.rows()
+        pinned = type("S", (), {"id": "page3", "split": "train"})()
+        corpus.assign_splits(rows, [pinned], seed=1)
+        self.assertEqual({r["split"] for r in rows if r["page"] == "page3"}, {"train"})
+
+    def test_no_system_holds_more_than_five_percent(self):
+        rows = [row("spoof", system="big") for _ in range(500)]
+        rows += [row("spoof", system=f"s{i}") for i in range(40) for _ in range(10)]
+        capped = corpus.cap_systems(rows, seed=1)
+        spoof = [r for r in capped if r["label"] == "spoof"]
+        big = sum(r["system"] == "big" for r in spoof)
+        self.assertLessEqual(big, 0.05 * len(spoof))
+        self.assertEqual(sum(r["system"] == "s0" for r in spoof), 10, "small systems untouched")
+
+    def test_a_scarce_language_gets_no_more_spoof_than_genuine_in_training(self):
+        rows = [row("bonafide", language="kk", speaker=f"k{i}") for i in range(30)]
+        rows += [row("spoof", language="kk", system=f"s{i % 5}") for i in range(300)]
+        rows += [row("bonafide", language="en") for _ in range(300)]
+        rows += [row("spoof", language="en") for _ in range(900)]
+        kept = corpus.cap_scarce_languages(rows, seed=1)
+        count = lambda lang, label: sum(r["language"] == lang and r["label"] == label for r in kept)
+        self.assertEqual(count("kk", "spoof"), 30)
+        self.assertEqual(count("en", "spoof"), 900, "a language with enough genuine speech keeps all")
+
+    def test_every_training_page_is_in_exactly_one_fold(self):
+        rows = self.rows()
+        corpus.assign_splits(rows, [], seed=1)
+        folds = corpus.make_folds(rows, 10, seed=1)
+        train_pages = {r["page"] for r in rows if r["split"] == "train"}
+        dealt = [p for f in folds for p in f["pages"]]
+        self.assertEqual(sorted(dealt), sorted(train_pages))
+        self.assertEqual(len(folds), 10)
+        self.assertTrue(all(f["pages"] for f in folds))
+        for f in folds:
+            held = [r for r in rows if r["fold"] == f["fold"]]
+            self.assertEqual(set(f["systems"]), {r["system"] for r in held if r["label"] == "spoof"})
+        self.assertTrue(all(r["fold"] == -1 for r in rows if r["split"] != "train"))
+
+
+class Balance(unittest.TestCase):
+    def test_a_language_or_channel_under_one_label_fails(self):
+        rows = [row("bonafide", language="kk"), row("spoof", language="en"),
+                row("bonafide", language="en", channel="phone"), row("spoof", channel="clean")]
+        problems = balance.one_label_only(rows)
+        self.assertIn("language kk: bonafide only", problems)
+        self.assertIn("channel phone: bonafide only", problems)
+
+    def test_both_labels_everywhere_passes_and_the_table_counts(self):
+        rows = [row(label, language=lang, channel=ch) for label in ("bonafide", "spoof")
+                for lang in ("kk", "ru") for ch in ("clean", "phone")]
+        self.assertEqual(balance.one_label_only(rows), [])
+        t = balance.table(rows)
+        self.assertEqual(t["language"]["kk"], {"bonafide": 2, "spoof": 2})
+        self.assertIn("kk", balance.render(t))
+
+
+if __name__ == "__main__":
+    unittest.main()
