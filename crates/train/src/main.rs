@@ -165,6 +165,13 @@ fn keep_freed_memory() {
     }
 }
 
+/// The corpus's identity as a card records it: the SHA-256 of its `manifest.tsv`.
+fn manifest_sha256(data: &Path) -> std::io::Result<String> {
+    Ok(aqiqat_intake::hash::sha256_bytes(&std::fs::read(
+        data.join("manifest.tsv"),
+    )?))
+}
+
 /// The corpus's entries that a run with these options trains and develops on.
 fn corpus_entries(
     data: &Path,
@@ -205,8 +212,7 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
     let weights = std::fs::read(args.model.join("voice-tdnn-mfm.safetensors"))?;
     let detector = VoiceDetector::load(&weights, &card_json)?;
     let mut card = detector.card().clone();
-    let manifest_sha256 =
-        aqiqat_intake::hash::sha256_bytes(&std::fs::read(args.data.join("manifest.tsv"))?);
+    let manifest_sha256 = manifest_sha256(&args.data)?;
     if manifest_sha256 != card.training.manifest_sha256 {
         return Err(format!(
             "{} is not the corpus this run was trained on (manifest {manifest_sha256}, the card names {})",
@@ -254,8 +260,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     // Hashed as read, not when the card is written: a corpus rewritten during the run must not
     // lend the card a hash of data the run never saw.
-    let manifest_sha256 =
-        aqiqat_intake::hash::sha256_bytes(&std::fs::read(args.data.join("manifest.tsv"))?);
+    let manifest_sha256 = manifest_sha256(&args.data)?;
     let entries = corpus_entries(&args.data, args.no_channel, args.exclude_family.as_deref())?;
     let split = |name: &str| split_of(&entries, name);
     eprintln!("decoding…");
