@@ -344,7 +344,8 @@ def cap_systems(rows, seed, share=SYSTEM_SHARE_CAP):
 
 def cap_scarce_languages(rows, seed, scarce=SCARCE_GENUINE):
     """A language with under `scarce` genuine clips gets no more spoof clips in training than it
-    has genuine ones there: otherwise the model would learn the language, not the voice."""
+    has genuine ones there: otherwise the model would learn the language, not the voice. A
+    language left with one label only is left out altogether."""
     genuine, drop = {}, set()
     for r in rows:
         if r["label"] == "bonafide":
@@ -358,7 +359,15 @@ def cap_scarce_languages(rows, seed, scarce=SCARCE_GENUINE):
                  and r["split"] == "train"]
         spoof.sort(key=lambda r: unit(f"lang:{r['path']}", seed))
         drop.update(id(r) for r in spoof[train_genuine:])
-    return [r for r in rows if id(r) not in drop]
+    kept = [r for r in rows if id(r) not in drop]
+    # A language heard under one label only teaches nothing but the language: it goes.
+    labels = {}
+    for r in kept:
+        labels.setdefault(r["language"], set()).add(r["label"])
+    one_sided = {lang for lang, have in labels.items() if len(have) == 1}
+    if one_sided:
+        print(f"left out, heard under one label only: {', '.join(sorted(one_sided))}", file=sys.stderr)
+    return [r for r in kept if r["language"] not in one_sided]
 
 
 def make_folds(rows, k, seed):

@@ -183,6 +183,14 @@ class SplitsCapsFolds(unittest.TestCase):
         self.assertEqual(count("kk", "spoof"), 30)
         self.assertEqual(count("en", "spoof"), 900, "a language with enough genuine speech keeps all")
 
+    def test_a_language_under_one_label_only_is_left_out(self):
+        rows = [row("spoof", language="sw", system="mimic3") for _ in range(20)]
+        rows += [row("bonafide", language="ca") for _ in range(3)]
+        rows += [row(label, language="en") for label in ("bonafide", "spoof") for _ in range(5)]
+        kept = corpus.cap_scarce_languages(rows, seed=1)
+        self.assertEqual({r["language"] for r in kept}, {"en"})
+        self.assertEqual(balance.one_label_only(kept), [])
+
     def test_every_training_page_is_in_exactly_one_fold(self):
         rows = self.rows()
         corpus.assign_splits(rows, [], seed=1)
