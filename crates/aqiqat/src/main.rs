@@ -177,6 +177,27 @@ enum Command {
         /// Seconds of slack an upload gets on top of arriving at 64 kB/s; slower ones are cut off.
         #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
         body_timeout: f64,
+        /// Another name this server is reached by (a reverse proxy's, the local network's);
+        /// repeatable. Requests addressed to any name but localhost, the loopback and listening
+        /// addresses and these are refused, so that no website can rebind its own name to this
+        /// server and read it (docs/security.md).
+        #[arg(
+            long = "allowed-host",
+            value_name = "NAME",
+            env = "AQIQAT_ALLOWED_HOSTS",
+            value_delimiter = ','
+        )]
+        allowed_hosts: Vec<String>,
+        /// A web app's origin (e.g. https://fraud-desk.example) whose pages may call the API
+        /// from a browser; repeatable. It gets CORS answers. Without it, uploads and changes
+        /// from other sites' pages are refused and no CORS header is sent.
+        #[arg(
+            long = "allowed-origin",
+            value_name = "ORIGIN",
+            env = "AQIQAT_ALLOWED_ORIGINS",
+            value_delimiter = ','
+        )]
+        allowed_origins: Vec<String>,
     },
     /// API keys for `aqiqat serve` (needed once one exists, or when serving beyond loopback).
     #[command(subcommand, name = "api-key")]
@@ -363,7 +384,7 @@ fn main() -> ExitCode {
     // Decoder panics on hostile input are caught and reported as bad input by intake; the
     // default hook would still print a backtrace for them, so panics go to the log instead.
     std::panic::set_hook(Box::new(|info| tracing::debug!("panic: {info}")));
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let data_dir = cli.data_dir;
     if let Some(url) = cli.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
         match aqiqat_store::Location::parse(url) {
@@ -446,6 +467,8 @@ fn main() -> ExitCode {
             max_duration,
             header_timeout,
             body_timeout,
+            allowed_hosts,
+            allowed_origins,
         } => serve(
             data_dir.as_deref(),
             ServeArgs {
@@ -461,6 +484,8 @@ fn main() -> ExitCode {
                     header_timeout.clamp(0.1, 3600.0),
                 ),
                 body_timeout: std::time::Duration::from_secs_f64(body_timeout.clamp(0.1, 3600.0)),
+                allowed_hosts,
+                allowed_origins,
             },
         ),
         Command::Label(args) => label::run(data_dir.as_deref(), args),
@@ -491,6 +516,34 @@ fn main() -> ExitCode {
     ExitCode::from(outcome as u8)
 }
 
+/// Parses the command line; `--version` also names the commit and every embedded model with
+/// the SHA-256 of its weights, so a report can be tied to the exact binary that wrote it.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    if std::env::args_os().any(|a| a == "--version" || a == "-V") {
+        // Printed once, then the process exits: leaking it is how clap takes a computed text.
+        let text: &'static str = Box::leak(long_version().into_boxed_str());
+        command = command.long_version(text).version(text);
+    }
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+fn long_version() -> String {
+    let mut text = format!(
+        "{} (commit {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("AQIQAT_GIT_COMMIT")
+    );
+    for model in aqiqat_voice::detector::embedded_models() {
+        text.push_str(&format!(
+            "\nmodel {} {} sha256 {}",
+            model.name, model.version, model.weights_sha256
+        ));
+    }
+    text
+}
+
 struct ServeArgs {
     addr: std::net::SocketAddr,
     workers: Option<usize>,
@@ -498,6 +551,8 @@ struct ServeArgs {
     limits: Limits,
     header_timeout: std::time::Duration,
     body_timeout: std::time::Duration,
+    allowed_hosts: Vec<String>,
+    allowed_origins: Vec<String>,
 }
 
 fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
@@ -508,7 +563,16 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         limits,
         header_timeout,
         body_timeout,
+        allowed_hosts,
+        allowed_origins,
     } = args;
+    // A mistyped --allowed-host or --allowed-origin is the user's to fix, not a crash.
+    if let Err(e) = aqiqat_server::guard::HostPolicy::new(addr.ip(), &allowed_hosts)
+        .and(aqiqat_server::guard::OriginPolicy::new(&allowed_origins))
+    {
+        eprintln!("error: {e}");
+        return Outcome::BadInput;
+    }
     let data_dir = match evidence::data_dir(data_dir) {
         Ok(d) => d,
         Err(o) => return o,
@@ -534,6 +598,8 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         limits,
         header_timeout,
         body_timeout,
+        allowed_hosts,
+        allowed_origins,
     };
     match runtime.block_on(aqiqat_server::serve(config)) {
         Ok(()) => Outcome::Ok,

@@ -145,3 +145,63 @@ fn decode_writes_what_the_analysers_hear() {
     assert_eq!(written.spec().channels, 1);
     assert_eq!(written.len(), 12_000);
 }
+
+/// A copied binary runs on another machine of the same architecture: it links only the C
+/// runtime, no codec, font or TLS library that machine may lack. (Debug and release builds
+/// link the same libraries; the tests have the debug one.)
+#[test]
+fn the_binary_links_only_the_c_runtime() {
+    let out = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_aqiqat"))
+        .output()
+        .expect("ldd (Debian's libc-bin) runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    let c_runtime = [
+        "linux-vdso.so",
+        "libc.so",
+        "libm.so",
+        "libgcc_s.so",
+        "ld-linux",
+        "libpthread.so",
+        "libdl.so",
+        "librt.so",
+    ];
+    let others: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|lib| !c_runtime.iter().any(|c| lib.contains(c)))
+        .collect();
+    assert!(others.is_empty(), "links {others:?}:\n{listing}");
+    assert!(listing.contains("libc.so"), "{listing}");
+}
+
+/// `--version` ties a binary to its code and its models: the commit and each embedded model
+/// with the SHA-256 of the weights actually compiled in.
+#[test]
+fn version_names_the_commit_and_every_embedded_model() {
+    for flag in ["--version", "-V"] {
+        let out = aqiqat(&[flag]);
+        assert!(out.status.success());
+        let shown = text(&out.stdout);
+        assert!(
+            shown.starts_with(&format!("aqiqat {}", env!("CARGO_PKG_VERSION"))),
+            "{shown}"
+        );
+        assert!(shown.contains("(commit "), "{shown}");
+        let card: serde_json::Value =
+            serde_json::from_str(aqiqat_voice::detector::EMBEDDED_CARD).unwrap();
+        let digest = sha256_hex(aqiqat_voice::detector::EMBEDDED_WEIGHTS);
+        let line = format!(
+            "model {} {} sha256 {digest}",
+            card["model"].as_str().unwrap(),
+            card["version"].as_str().unwrap()
+        );
+        assert!(shown.lines().any(|l| l == line), "{line} in\n{shown}");
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

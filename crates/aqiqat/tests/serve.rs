@@ -684,9 +684,346 @@ fn slow_clients_are_cut_off() {
 
     // A body that stalls: 408 once it falls behind 64 kB/s plus the slack, and nothing is stored.
     let mut s = TcpStream::connect(&addr).unwrap();
-    s.write_all(b"POST /v1/scans HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\nRIFF").unwrap();
+    s.write_all(b"POST /v1/scans HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\nRIFF").unwrap();
     let (waited, answer) = read_all(s);
     assert!(waited < Duration::from_secs(10), "held for {waited:?}");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(!get(&server, "/metrics").text().contains("aqiqat_jobs{"));
+}
+
+/// One HTTP/1.1 exchange written by hand, so that a test can send exactly the `Host`, `Origin`
+/// and Fetch Metadata headers another website would make a browser send.
+struct RawReply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl RawReply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+    fn kind(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .map(|v| v["error"]["kind"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn raw(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawReply {
+    use std::io::Write;
+    let addr = server.base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("connection"))
+    {
+        request.push_str("Connection: close\r\n");
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    // The head, then as much body as it announces (a 101 keeps the connection open).
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed without a response: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut reply = RawReply {
+        status,
+        head,
+        body: String::new(),
+    };
+    let length: usize = reply
+        .header("content-length")
+        .map_or(0, |v| v.parse().unwrap());
+    let mut body = got[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        body.extend_from_slice(&buf[..n]);
+    }
+    reply.body = String::from_utf8_lossy(&body).into_owned();
+    reply
+}
+
+/// An upload of `clip` as FLAC with these headers besides.
+fn upload(server: &Server, headers: &[(&str, &str)], clip: &[u8]) -> RawReply {
+    let mut all = headers.to_vec();
+    all.push(("Content-Type", "audio/flac"));
+    raw(server, "POST", "/v1/scans", &all, clip)
+}
+
+const WEBSOCKET: [(&str, &str); 4] = [
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+];
+
+/// What any website the person visits can make their browser send to `aqiqat serve` on its
+/// defaults: reads through a rebound name, and uploads, changes and live streams from its own
+/// page. Each is refused and leaves nothing behind; the page's own origin, clients without a
+/// browser's `Origin`, and API keys still get through.
+#[test]
+fn other_websites_cannot_read_or_fill_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let own = server.base.trim_start_matches("http://").to_owned();
+    let port = own.rsplit(':').next().unwrap().to_owned();
+    let clip = std::fs::read(smoke(3)).unwrap();
+
+    // DNS rebinding: the attacker's name now points here, and the browser says so in Host.
+    let evil_host = format!("evil.example:{port}");
+    for path in ["/v1/cases", "/v1/log/head", "/healthz", "/"] {
+        let r = raw(&server, "GET", path, &[("Host", &evil_host)], b"");
+        assert_eq!(r.status, 421, "{path}: {}", r.body);
+        assert_eq!(r.kind(), "host_not_allowed");
+        assert!(r.body.contains("--allowed-host evil.example"), "{}", r.body);
+    }
+    let mut stream_headers = WEBSOCKET.to_vec();
+    stream_headers.push(("Host", &evil_host));
+    let r = raw(
+        &server,
+        "GET",
+        "/v1/stream?encoding=mulaw&rate=8000",
+        &stream_headers,
+        b"",
+    );
+    assert_eq!(r.status, 421, "{}", r.body);
+    // The names it does answer to.
+    for host in [
+        own.clone(),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let r = raw(&server, "GET", "/v1/cases", &[("Host", &host)], b"");
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+        assert_eq!(
+            r.header("cross-origin-resource-policy"),
+            Some("same-origin")
+        );
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            None,
+            "no CORS by default"
+        );
+    }
+
+    // Cross-site writes: a form or fetch from another page, marked by Origin or Fetch Metadata.
+    let host = ("Host", own.as_str());
+    let neighbour = format!("http://localhost:{}", port.parse::<u16>().unwrap() + 1);
+    let uploads = [
+        ("Origin", "http://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Origin", "null"),
+    ];
+    let mut refused: Vec<RawReply> = uploads
+        .iter()
+        .map(|marker| upload(&server, &[host, *marker], &clip))
+        .collect();
+    refused.push(raw(
+        &server,
+        "POST",
+        "/v1/cases",
+        &[host, ("Origin", &neighbour), ("Content-Type", "text/plain")],
+        br#"{"title":"planted"}"#,
+    ));
+    for r in &refused {
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(r.kind(), "cross_site");
+    }
+    let r = raw(
+        &server,
+        "GET",
+        "/v1/stream?encoding=mulaw&rate=8000",
+        &[
+            WEBSOCKET.as_slice(),
+            &[host, ("Origin", "http://evil.example")],
+        ]
+        .concat(),
+        b"",
+    );
+    assert_eq!(r.status, 403, "the upgrade itself is refused: {}", r.body);
+    // Nothing was stored: no job, no case, no record.
+    assert_eq!(get(&server, "/v1/cases").json(), serde_json::json!([]));
+    assert_eq!(get(&server, "/v1/log/head").json()["tree_size"], 0);
+    assert!(!get(&server, "/metrics").text().contains("aqiqat_jobs{"));
+    let options = raw(
+        &server,
+        "OPTIONS",
+        "/v1/scans",
+        &[
+            host,
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        b"",
+    );
+    assert_eq!(options.header("access-control-allow-origin"), None);
+
+    // The page's own origin, a client that is not a browser, and the page's own live stream.
+    let own_origin = server.base.clone();
+    let from_page = upload(
+        &server,
+        &[
+            host,
+            ("Origin", &own_origin),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        &clip,
+    );
+    assert_eq!(from_page.status, 202, "{}", from_page.body);
+    let from_curl = upload(&server, &[host], &clip);
+    assert_eq!(from_curl.status, 202, "{}", from_curl.body);
+    let r = raw(
+        &server,
+        "GET",
+        "/v1/stream?encoding=mulaw&rate=8000",
+        &[WEBSOCKET.as_slice(), &[host, ("Origin", &own_origin)]].concat(),
+        b"",
+    );
+    assert_eq!(r.status, 101, "{}", r.head);
+    for reply in [from_page, from_curl] {
+        let id = serde_json::from_str::<Value>(&reply.body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(wait_done(&server, &id)["state"], "done");
+    }
+
+    // With an API key, a client may send any Origin (browsers never attach one cross-site).
+    let made = cli(&Backend::Sqlite, dir.path(), &["api-key", "create", "desk"]);
+    let key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    let bearer = format!("Bearer {key}");
+    let keyed = upload(
+        &server,
+        &[
+            host,
+            ("Origin", "http://evil.example"),
+            ("Authorization", &bearer),
+        ],
+        &clip,
+    );
+    assert_eq!(keyed.status, 202, "{}", keyed.body);
+    let forged = upload(
+        &server,
+        &[
+            host,
+            ("Origin", "http://evil.example"),
+            ("Authorization", "Bearer aqk_forged"),
+        ],
+        &clip,
+    );
+    assert_eq!(
+        forged.status, 401,
+        "a key that does not exist opens nothing: {}",
+        forged.body
+    );
+}
+
+/// A reverse proxy's name and a named web app: `--allowed-host` and `--allowed-origin` open
+/// exactly those, with the CORS answers a browser needs, and nothing else.
+#[test]
+fn allowed_hosts_and_origins_open_only_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--allowed-host",
+            "scanner.lan",
+            "--allowed-origin",
+            "https://desk.example",
+        ],
+    );
+    let clip = std::fs::read(smoke(3)).unwrap();
+    let host = ("Host", "scanner.lan");
+    assert_eq!(raw(&server, "GET", "/v1/cases", &[host], b"").status, 200);
+    assert_eq!(
+        raw(&server, "GET", "/v1/cases", &[("Host", "other.lan")], b"").status,
+        421
+    );
+
+    let preflight = raw(
+        &server,
+        "OPTIONS",
+        "/v1/scans",
+        &[
+            host,
+            ("Origin", "https://desk.example"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "content-type,x-api-key"),
+        ],
+        b"",
+    );
+    assert!(preflight.status < 300, "{}", preflight.head);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://desk.example")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("x-api-key")
+    );
+
+    let from_app = upload(&server, &[host, ("Origin", "https://desk.example")], &clip);
+    assert_eq!(from_app.status, 202, "{}", from_app.body);
+    assert_eq!(
+        from_app.header("access-control-allow-origin"),
+        Some("https://desk.example")
+    );
+    let from_other = upload(&server, &[host, ("Origin", "https://evil.example")], &clip);
+    assert_eq!(from_other.status, 403, "{}", from_other.body);
+    assert_eq!(from_other.header("access-control-allow-origin"), None);
+
+    // A wildcard or a malformed origin is a usage error, before anything starts.
+    for bad in [
+        &["--allowed-origin", "*"][..],
+        &["--allowed-host", "*"],
+        &["--allowed-origin", "desk.example"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(bad)
+            .env("AQIQAT_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--allowed-"),
+            "{bad:?}"
+        );
+    }
 }

@@ -1,8 +1,8 @@
 //! # aqiqat-charts
 //!
 //! Charts as plain SVG text (so reports can embed them and a reader can inspect them), and PNG
-//! rasterisation through resvg for places that want a picture file. Text is set in whatever
-//! sans-serif font the system has (DejaVu on Debian); without one the lines still draw.
+//! rasterisation through resvg for places that want a picture file. Text is set in DejaVu Sans,
+//! compiled in, so a PNG is the same on every machine, fonts installed or not.
 //!
 //! **Owns:** drawing. **Must not touch:** scores' computation or meaning, files other than the
 //! one it is asked to write.
@@ -122,7 +122,11 @@ pub enum RenderError {
 /// Rasterises SVG text to PNG bytes at its own size.
 pub fn png(svg: &str) -> Result<Vec<u8>, RenderError> {
     let mut options = resvg::usvg::Options::default();
-    options.fontdb_mut().load_system_fonts();
+    // The face the SVG names is compiled in: a chart looks the same on every machine, and one
+    // without fonts still gets its labels.
+    let fonts = options.fontdb_mut();
+    fonts.load_font_data(dejavu::sans::regular().to_vec());
+    fonts.set_sans_serif_family("DejaVu Sans");
     let tree =
         resvg::usvg::Tree::from_str(svg, &options).map_err(|e| RenderError::Svg(e.to_string()))?;
     let size = tree.size().to_int_size();

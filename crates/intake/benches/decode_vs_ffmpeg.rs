@@ -190,7 +190,7 @@ fn encode(source: &Path, dir: &Path, format: &Format) -> PathBuf {
     path
 }
 
-/// No Debian encoder writes AMR-NB, so the fixture goes through opencore's encoder.
+/// No Debian encoder writes AMR-NB, so the fixture goes through intake's own AMR-NB encoder.
 fn amr_fixture(source: &Path, dir: &Path) -> PathBuf {
     let path = dir.join("call.amr");
     if !path.exists() {

@@ -1,5 +1,5 @@
-//! Reports as PDF, laid out here (A4, one column) and written by krilla with the system's
-//! DejaVu fonts embedded (subset), which cover Kazakh, Russian and English. Layout first
+//! Reports as PDF, laid out here (A4, one column) and written by krilla with DejaVu fonts
+//! (compiled into aqiqat) embedded (subset), which cover Kazakh, Russian and English. Layout first
 //! produces pages of drawing operations, so that page breaks and "page n of N" are decided
 //! before anything is drawn.
 
@@ -12,7 +12,7 @@ use krilla::paint::{Fill, Stroke, StrokeDash};
 use krilla::text::{Font, TextDirection};
 use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::chart::{self, Rgb};
 use crate::html::num;
@@ -23,9 +23,9 @@ use aqiqat_evidence::verify::Outcome;
 #[derive(Debug, thiserror::Error)]
 pub enum PdfError {
     #[error(
-        "no font for PDF reports: install DejaVu (Debian: fonts-dejavu-core) or point AQIQAT_FONT_DIR at a folder with DejaVuSans.ttf, DejaVuSans-Bold.ttf and DejaVuSansMono.ttf (looked in {0})"
+        "AQIQAT_FONT_DIR is {0}, which lacks {1}: it must hold DejaVuSans.ttf, DejaVuSans-Bold.ttf and DejaVuSansMono.ttf (or another face under those names); unset it to use the DejaVu fonts built into aqiqat"
     )]
-    NoFont(String),
+    FontDir(String, &'static str),
     #[error("PDF writer: {0}")]
     Writer(String),
 }
@@ -78,36 +78,26 @@ struct FontFiles {
     mono: Vec<u8>,
 }
 
-fn font_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("AQIQAT_FONT_DIR") {
-        dirs.push(PathBuf::from(d));
-    }
-    dirs.push("/usr/share/fonts/truetype/dejavu".into());
-    dirs.push("/usr/share/fonts/TTF".into());
-    dirs.push("/usr/share/fonts/dejavu".into());
-    dirs.push("/usr/local/share/fonts".into());
-    dirs
-}
-
+/// DejaVu (Sans, Sans Bold, Sans Mono) is compiled in, so a copied binary writes Kazakh,
+/// Russian and English reports on a machine without fonts; `AQIQAT_FONT_DIR` puts other faces
+/// under the same three names in their place.
 fn load_fonts() -> Result<FontFiles, PdfError> {
-    let dirs = font_dirs();
-    let read = |name: &str| -> Option<Vec<u8>> {
-        dirs.iter()
-            .map(|d| d.join(name))
-            .find(|p| Path::new(p).is_file())
-            .and_then(|p| std::fs::read(p).ok())
+    let Some(dir) = std::env::var_os("AQIQAT_FONT_DIR") else {
+        return Ok(FontFiles {
+            regular: dejavu::sans::regular().to_vec(),
+            bold: dejavu::sans::bold().to_vec(),
+            mono: dejavu::sans_mono::regular().to_vec(),
+        });
     };
-    let looked = || {
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+    let dir = PathBuf::from(dir);
+    let read = |name: &'static str| {
+        std::fs::read(dir.join(name))
+            .map_err(|_| PdfError::FontDir(dir.display().to_string(), name))
     };
     Ok(FontFiles {
-        regular: read("DejaVuSans.ttf").ok_or_else(|| PdfError::NoFont(looked()))?,
-        bold: read("DejaVuSans-Bold.ttf").ok_or_else(|| PdfError::NoFont(looked()))?,
-        mono: read("DejaVuSansMono.ttf").ok_or_else(|| PdfError::NoFont(looked()))?,
+        regular: read("DejaVuSans.ttf")?,
+        bold: read("DejaVuSans-Bold.ttf")?,
+        mono: read("DejaVuSansMono.ttf")?,
     })
 }
 

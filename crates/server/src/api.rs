@@ -44,6 +44,12 @@ pub struct Config {
     /// The slack an upload gets on top of arriving at 64 kB/s; slower uploads are cut off
     /// (408), so that a client trickling bytes cannot hold a connection and memory forever.
     pub body_timeout: std::time::Duration,
+    /// Host names, beyond loopback and the listening address, that requests may be sent to
+    /// (`--allowed-host`): the name a reverse proxy or the local network uses.
+    pub allowed_hosts: Vec<String>,
+    /// Web origins whose pages may call the API from a browser (`--allowed-origin`); they get
+    /// CORS answers. None by default: only the server's own page.
+    pub allowed_origins: Vec<String>,
 }
 
 struct Inner {
@@ -59,6 +65,8 @@ struct Inner {
     workers: usize,
     queue_capacity: usize,
     body_timeout: std::time::Duration,
+    hosts: crate::guard::HostPolicy,
+    origins: crate::guard::OriginPolicy,
 }
 
 #[derive(Clone)]
@@ -165,6 +173,9 @@ pub fn router(
             config.addr
         ));
     }
+    let hosts = crate::guard::HostPolicy::new(config.addr.ip(), &config.allowed_hosts)?;
+    let origins = crate::guard::OriginPolicy::new(&config.allowed_origins)?;
+    let cors = (!origins.is_empty()).then(|| cors_layer(&origins));
     let key_dir = aqiqat_evidence::keys::key_dir(&config.data_dir);
     let signer = Signer25519::load_or_create(&key_dir).map_err(|e| e.to_string())?;
     let open_log = || {
@@ -220,6 +231,8 @@ pub fn router(
         workers,
         queue_capacity: capacity,
         body_timeout: config.body_timeout,
+        hosts,
+        origins,
     }));
     // Multipart framing on top of the largest accepted file, and the drain allowance.
     let body_limit = usize::try_from(config.limits.max_input_bytes)
@@ -251,8 +264,42 @@ pub fn router(
             state.clone(),
             authorise,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_cross_site,
+        ));
+    // CORS only for the origins named: without them a browser lets no other site read a thing.
+    let app = match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_foreign_host,
+        ))
         .with_state(state);
     Ok((app, resume))
+}
+
+/// The answers a browser needs before it lets an `--allowed-origin` page call the API.
+fn cors_layer(origins: &crate::guard::OriginPolicy) -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let list = origins
+        .browser_origins()
+        .into_iter()
+        .filter_map(|o| HeaderValue::from_str(&o).ok());
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([header::RETRY_AFTER, header::LOCATION])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 // ---- errors ----
@@ -296,7 +343,51 @@ fn json_or_error<T: serde::Serialize>(result: Result<T, EvidenceError>) -> Respo
     }
 }
 
-/// API keys and rate limits, before anything else runs.
+/// DNS rebinding: a request addressed to a name this server does not answer to is refused
+/// before anything else runs (see [`crate::guard`]).
+async fn refuse_foreign_host(
+    State(s): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    match s.0.hosts.check(host) {
+        Ok(()) => with_resource_policy(next.run(request).await),
+        Err(refusal) => error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            refusal.0,
+        ),
+    }
+}
+
+/// No other site may embed this server's answers (reports, records) in its own page.
+fn with_resource_policy(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    r
+}
+
+/// Cross-site requests: uploads and changes from other sites' pages, and WebSockets opened
+/// by them, are refused (see [`crate::guard`]).
+async fn refuse_cross_site(
+    State(s): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match s.0.origins.check(request.method(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => error(StatusCode::FORBIDDEN, "cross_site", refusal.0),
+    }
+}
+
+/// API keys and rate limits, before any handler runs.
 async fn authorise(
     State(s): State<AppState>,
     request: Request,

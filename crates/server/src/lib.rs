@@ -14,6 +14,7 @@
 
 mod api;
 pub mod auth;
+pub mod guard;
 mod jobs;
 pub mod stream;
 mod worker;

@@ -95,6 +95,26 @@ pub struct VoiceDetector {
     lfcc: LfccConfig,
 }
 
+/// The models compiled into this binary, as `aqiqat --version` names them: the card's name and
+/// version, and the SHA-256 of the weights actually embedded (not the card's claim).
+pub fn embedded_models() -> Vec<ModelId> {
+    let card: Result<ModelCard, _> = serde_json::from_str(EMBEDDED_CARD);
+    let (name, version) = card.map_or_else(
+        |_| {
+            (
+                "voice-tdnn-mfm (unreadable card)".to_owned(),
+                "?".to_owned(),
+            )
+        },
+        |c| (c.model, c.version),
+    );
+    vec![ModelId {
+        name,
+        version,
+        weights_sha256: hex(&Sha256::digest(EMBEDDED_WEIGHTS)),
+    }]
+}
+
 impl VoiceDetector {
     /// The detector compiled into this binary.
     pub fn embedded() -> Result<Self, DetectorError> {

@@ -1,11 +1,13 @@
 //! AMR-NB storage format (RFC 4867 §5, the `.amr` files of phone call recorders), decoded by
-//! opencore-amrnb, the 3GPP reference decoder packaged by Debian.
+//! `rvoip-codec-core`'s pure-Rust port of the 3GPP TS 26.073 fixed-point decoder, so the binary
+//! links no C library for it. Lost frames, comfort noise (SID) and damaged frames (Q bit clear)
+//! take the reference's receiver paths.
 
 use super::{ErrorBudget, OpenedTrack, SampleSource, TrackFacts};
 use crate::Problem;
-use std::ffi::c_void;
+use codec_core::codecs::amr::AmrCodec;
+use codec_core::types::{CodecConfig, CodedFrame, FrameKind, VariableRateCodec};
 use std::io::{BufReader, Read};
-use std::os::raw::{c_int, c_short, c_uchar};
 use symphonia::core::io::MediaSource;
 
 const MAGIC: &[u8] = b"#!AMR\n";
@@ -30,41 +32,14 @@ const PAYLOAD_LEN: [Option<usize>; 16] = [
     None,
     Some(0),
 ];
-/// The decoder reads as many bytes as the TOC's mode needs, never more than this.
-const MAX_FRAME: usize = 32;
+/// The largest payload any frame type carries.
+const MAX_PAYLOAD: usize = 31;
+/// Frame type 8: an AMR-NB SID (comfort noise description).
+const SID: usize = 8;
 
-#[link(name = "opencore-amrnb")]
-unsafe extern "C" {
-    fn Decoder_Interface_init() -> *mut c_void;
-    fn Decoder_Interface_exit(state: *mut c_void);
-    fn Decoder_Interface_Decode(
-        state: *mut c_void,
-        input: *const c_uchar,
-        out: *mut c_short,
-        bfi: c_int,
-    );
-    fn Encoder_Interface_init(dtx: c_int) -> *mut c_void;
-    fn Encoder_Interface_exit(state: *mut c_void);
-    fn Encoder_Interface_Encode(
-        state: *mut c_void,
-        mode: c_int,
-        speech: *const c_short,
-        out: *mut c_uchar,
-        force_speech: c_int,
-    ) -> c_int;
-}
-
-/// Owns one opencore decoder state.
-struct DecoderState(*mut c_void);
-
-// SAFETY: the state is plain heap memory owned by this value and used from one thread at a time.
-unsafe impl Send for DecoderState {}
-
-impl Drop for DecoderState {
-    fn drop(&mut self) {
-        // SAFETY: created by Decoder_Interface_init and released exactly once.
-        unsafe { Decoder_Interface_exit(self.0) }
-    }
+fn codec() -> Result<AmrCodec, Problem> {
+    AmrCodec::new(&CodecConfig::amr_nb())
+        .map_err(|e| Problem::Internal(format!("AMR-NB decoder: {e}")))
 }
 
 pub(super) fn open(input: Box<dyn MediaSource>) -> Result<OpenedTrack, Problem> {
@@ -82,13 +57,7 @@ pub(super) fn open(input: Box<dyn MediaSource>) -> Result<OpenedTrack, Problem> 
             detail: "missing #!AMR magic".into(),
         });
     }
-    // SAFETY: plain constructor; a null result is handled.
-    let state = unsafe { Decoder_Interface_init() };
-    if state.is_null() {
-        return Err(Problem::Internal(
-            "opencore-amrnb failed to initialise".into(),
-        ));
-    }
+    let codec = codec()?;
     Ok(OpenedTrack {
         facts: TrackFacts {
             codec: "amr_nb".into(),
@@ -100,8 +69,7 @@ pub(super) fn open(input: Box<dyn MediaSource>) -> Result<OpenedTrack, Problem> 
         },
         source: Box::new(AmrSource {
             reader,
-            state: DecoderState(state),
-            pcm: [0; FRAME_SAMPLES],
+            codec,
             errors: ErrorBudget::default(),
         }),
     })
@@ -109,25 +77,26 @@ pub(super) fn open(input: Box<dyn MediaSource>) -> Result<OpenedTrack, Problem> 
 
 struct AmrSource {
     reader: BufReader<Box<dyn MediaSource>>,
-    state: DecoderState,
-    pcm: [c_short; FRAME_SAMPLES],
+    codec: AmrCodec,
     errors: ErrorBudget,
 }
 
 impl SampleSource for AmrSource {
     fn next_mono(&mut self, out: &mut Vec<f32>) -> Result<bool, Problem> {
-        let mut frame = [0u8; MAX_FRAME];
-        match self.reader.read(&mut frame[..1]) {
+        let mut toc = [0u8; 1];
+        match self.reader.read(&mut toc) {
             Ok(0) => return Ok(false),
             Ok(_) => {}
             Err(e) => return Err(Problem::Io(e)),
         }
-        let frame_type = usize::from((frame[0] >> 3) & 0x0F);
+        let frame_type = usize::from((toc[0] >> 3) & 0x0F);
+        let quality_ok = toc[0] & 0x04 != 0;
         let Some(len) = PAYLOAD_LEN[frame_type] else {
             self.errors.failed("reserved AMR frame type")?;
             return Ok(true);
         };
-        if let Err(e) = self.reader.read_exact(&mut frame[1..1 + len]) {
+        let mut payload = [0u8; MAX_PAYLOAD];
+        if let Err(e) = self.reader.read_exact(&mut payload[..len]) {
             return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 Problem::Truncated {
                     decoded_s: 0.0,
@@ -137,13 +106,29 @@ impl SampleSource for AmrSource {
                 Problem::Io(e)
             });
         }
-        // SAFETY: `frame` holds MAX_FRAME bytes, more than any mode reads; `pcm` holds the 160
-        // samples one frame decodes to.
-        unsafe {
-            Decoder_Interface_Decode(self.state.0, frame.as_ptr(), self.pcm.as_mut_ptr(), 0);
+        let kind = match frame_type {
+            0..=7 => FrameKind::Speech,
+            SID => FrameKind::ComfortNoise,
+            // 9-11 are other systems' SIDs, 15 is "nothing sent": the silence goes on.
+            _ => FrameKind::NoData,
+        };
+        let frame = CodedFrame {
+            kind,
+            mode: u8::try_from(frame_type).unwrap_or(0),
+            quality_ok,
+            data: payload[..len].to_vec(),
+        };
+        match self.codec.decode_frame(&frame) {
+            Ok(pcm) => {
+                out.extend(pcm.iter().map(|&s| f32::from(s) / 32768.0));
+                self.errors.ok();
+            }
+            Err(e) => {
+                // A frame the decoder cannot read still lasts 20 ms: keep the timeline honest.
+                out.extend(std::iter::repeat_n(0.0, FRAME_SAMPLES));
+                self.errors.failed(&format!("AMR-NB frame: {e}"))?;
+            }
         }
-        out.extend(self.pcm.iter().map(|&s| f32::from(s) / 32768.0));
-        self.errors.ok();
         Ok(true)
     }
 
@@ -161,26 +146,21 @@ impl SampleSource for AmrSource {
 /// Intake itself only decodes; this exists so tests and benchmarks can make AMR fixtures,
 /// which no Debian command-line encoder writes.
 pub fn encode_amr_nb(pcm_8k: &[i16]) -> Vec<u8> {
-    const MR122: c_int = 7;
+    let mut encoder = codec().expect("the AMR-NB encoder starts");
     let mut file = MAGIC.to_vec();
-    // SAFETY: plain constructor, released below.
-    let state = unsafe { Encoder_Interface_init(0) };
-    assert!(
-        !state.is_null(),
-        "opencore-amrnb encoder failed to initialise"
-    );
-    let mut out = [0u8; MAX_FRAME * 2];
-    let mut block = [0 as c_short; FRAME_SAMPLES];
+    let mut block = [0i16; FRAME_SAMPLES];
     for chunk in pcm_8k.chunks(FRAME_SAMPLES) {
         block.fill(0);
         block[..chunk.len()].copy_from_slice(chunk);
-        // SAFETY: `block` is one 160-sample frame; `out` is larger than any encoded frame.
-        let n =
-            unsafe { Encoder_Interface_Encode(state, MR122, block.as_ptr(), out.as_mut_ptr(), 0) };
-        file.extend_from_slice(&out[..n.max(0) as usize]);
+        let frame = encoder.encode_frame(&block).expect("a whole frame encodes");
+        let frame_type = match frame.kind {
+            FrameKind::Speech => frame.mode,
+            FrameKind::ComfortNoise => SID as u8,
+            FrameKind::NoData | FrameKind::Lost => 15,
+        };
+        file.push(frame_type << 3 | u8::from(frame.quality_ok) << 2);
+        file.extend_from_slice(&frame.data);
     }
-    // SAFETY: created above, released once.
-    unsafe { Encoder_Interface_exit(state) };
     file
 }
 

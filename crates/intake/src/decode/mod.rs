@@ -1,8 +1,9 @@
 //! Demuxing and decoding to mono `f32` at the source's own rate, one packet at a time.
 //!
 //! Symphonia demuxes every container and decodes every codec it has a pure-Rust decoder for;
-//! Opus packets (Ogg, WebM/MKV) go to libopus, the reference decoder, and the AMR-NB storage
-//! format goes to opencore-amrnb. Each backend implements [`SampleSource`], so the stream above
+//! Opus packets (Ogg, WebM/MKV) go to libopus (the reference decoder, translated to Rust), and
+//! the AMR-NB storage format to a pure-Rust port of the 3GPP decoder: no C library is linked.
+//! Each backend implements [`SampleSource`], so the stream above
 //! never knows which one it is reading.
 
 pub mod amr;

@@ -74,7 +74,11 @@ pub(super) fn open(
                 "Opus with {channels} channels (multistream Opus is not supported)"
             )));
         }
-        TrackDecoder::Opus(OpusTrack::new(channels, preferred_rate)?)
+        TrackDecoder::Opus(OpusTrack::new(
+            channels,
+            preferred_rate,
+            track.delay.unwrap_or(0),
+        )?)
     } else {
         let made = symphonia::default::get_codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default());
