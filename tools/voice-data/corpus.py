@@ -371,17 +371,31 @@ def cap_scarce_languages(rows, seed, scarce=SCARCE_GENUINE):
 
 
 def make_folds(rows, k, seed):
-    """Deals the training split's pages into k folds of about equal size (largest first)."""
+    """Deals the training split's pages into k folds (largest first), each page to the fold
+    where it adds least to the sum of squared shares of the genuine and the synthetic clips:
+    folds come out about equal, and one that holds a large page of one label takes pages of
+    the other."""
     sizes = {}
     for r in rows:
         if r["split"] == "train":
-            sizes[r["page"]] = sizes.get(r["page"], 0) + 1
-    order = sorted(sizes, key=lambda p: (-sizes[p], unit(f"fold:{p}", seed)))
-    load, fold_of = [0] * k, {}
+            size = sizes.setdefault(r["page"], {"bonafide": 0, "spoof": 0})
+            size[r["label"]] += 1
+    totals = {label: max(1, sum(s[label] for s in sizes.values())) for label in ("bonafide", "spoof")}
+    order = sorted(sizes, key=lambda p: (-sum(sizes[p].values()), unit(f"fold:{p}", seed)))
+    load = [{"bonafide": 0, "spoof": 0} for _ in range(k)]
+    fold_of = {}
+
+    def after(f, page):
+        # Squared shares: a page joins the fold it unbalances least, and a fold holding much of
+        # one label is the cheapest home for a page of the other.
+        return sum(((load[f][label] + sizes[page][label]) / totals[label]) ** 2
+                   - (load[f][label] / totals[label]) ** 2 for label in totals)
+
     for page in order:
-        f = min(range(k), key=lambda i: (load[i], i))
+        f = min(range(k), key=lambda i: (after(i, page), i))
         fold_of[page] = f
-        load[f] += sizes[page]
+        for label in totals:
+            load[f][label] += sizes[page][label]
     folds = []
     for f in range(k):
         held = [r for r in rows if r["split"] == "train" and fold_of.get(r["page"]) == f]

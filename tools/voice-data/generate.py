@@ -204,6 +204,12 @@ def build_resynth(source, args, scratch, genuine_rows):
         return corpus.process(source, f"{name}.wav", data, row, args.out, scratch, args.seed,
                               stem=name, origin=r)
 
+    def with_origin_facts(job):
+        # A copy keeps its original's band: an 8 kHz call resynthesised is still an 8 kHz call.
+        origin = job[3]
+        return [dict(row, orig_rate=origin["orig_rate"], orig_codec=origin["orig_codec"])
+                for row in one(job)]
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = [r for got in pool.map(one, jobs) for r in got]
+        rows = [r for got in pool.map(with_origin_facts, jobs) for r in got]
     return rows, len(jobs), 0

@@ -206,6 +206,16 @@ class SplitsCapsFolds(unittest.TestCase):
         self.assertTrue(all(r["fold"] == -1 for r in rows if r["split"] != "train"))
 
 
+    def test_a_fold_holding_a_big_page_of_one_label_takes_pages_of_the_other(self):
+        rows = [row("bonafide", speaker=f"kid{i}", page="children") for i in range(400)]
+        rows += [row("spoof", system="macst", page="accents") for _ in range(300)]
+        for page in range(20):
+            rows += [row("bonafide", speaker=f"s{page}", page=f"p{page}") for _ in range(10)]
+            rows += [row("spoof", system=f"sys{page}", page=f"p{page}") for _ in range(10)]
+        folds = corpus.make_folds(rows, 10, seed=1)
+        self.assertTrue(all(f["bonafide"] and f["spoof"] for f in folds), folds)
+
+
 class Balance(unittest.TestCase):
     def test_a_language_or_channel_under_one_label_fails(self):
         rows = [row("bonafide", language="kk"), row("spoof", language="en"),
