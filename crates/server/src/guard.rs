@@ -185,8 +185,14 @@ impl OriginPolicy {
     }
 }
 
+/// The key check reads exactly these two forms; anything else (`Authorization: Basic …`) is
+/// no key, and must not let a request skip the Origin check.
 fn carries_api_key(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key")
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "));
+    bearer || headers.contains_key("x-api-key")
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
@@ -415,6 +421,14 @@ mod tests {
                 host,
                 ("origin", "http://evil.example"),
                 ("x-api-key", "aqk_x")
+            ]
+        ));
+        assert!(refused(
+            Method::POST,
+            &[
+                host,
+                ("origin", "http://evil.example"),
+                ("authorization", "Basic eDp5")
             ]
         ));
         // Behind a TLS proxy that forwards its own Host without a port.
