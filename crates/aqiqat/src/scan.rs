@@ -81,11 +81,14 @@ fn print_scan(r: &ScanResult) {
     println!("{}", r.media.path());
     let words = match (r.verdict, r.verdict_basis, r.probability_synthetic) {
         (Verdict::Synthetic, VerdictBasis::VoiceDetector, Some(p)) => {
-            format!("SYNTHETIC: the voice is most likely machine-generated (probability {p:.2})")
+            format!("SYNTHETIC: signs of machine-generated or cloned speech (probability {p:.2})")
         }
-        (Verdict::Human, _, Some(p)) => {
-            format!("HUMAN: no sign of synthetic speech was found (probability synthetic {p:.2})")
-        }
+        (Verdict::Human, _, Some(p)) => format!(
+            "HUMAN, NOT PROVEN (probability synthetic {p:.2}): {}",
+            r.reason
+                .as_deref()
+                .unwrap_or("no sign of synthetic speech was found")
+        ),
         (Verdict::Synthetic, _, _) => format!(
             "SYNTHETIC (by label): {}",
             r.reason.as_deref().unwrap_or("a label declares it")
@@ -98,6 +101,14 @@ fn print_scan(r: &ScanResult) {
     println!("  verdict      {words}");
     if let (Some(voice), Some(duration)) = (&r.voice, r.media.duration_s()) {
         println!("  speech       {:.1} s of {duration:.1} s", voice.speech_s);
+        if let Some(c) = &voice.conditions {
+            println!(
+                "  conditions   speech {:.0} dB above the noise, music {:.0} %, two voices at once {:.0} %",
+                c.snr_db,
+                c.music_share * 100.0,
+                c.overlap_share * 100.0
+            );
+        }
     }
     if !r.segments.is_empty() {
         println!("  timeline     window          p(synthetic)");

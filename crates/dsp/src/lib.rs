@@ -2,8 +2,9 @@
 //!
 //! Signal features on plain `&[f32]` at a known sample rate: short-time Fourier transform
 //! ([`stft`]), triangular filterbanks on linear or mel frequency scales ([`filterbank`]),
-//! linear-frequency cepstral coefficients with deltas ([`lfcc`]), and an energy-based speech
-//! detector ([`vad`]).
+//! linear-frequency cepstral coefficients with deltas ([`lfcc`]), an energy-based speech
+//! detector ([`vad`]), and the measurements that say whether a recording is fit to judge at
+//! all: speech-to-noise ratio, music, two voices at once ([`quality`]).
 //!
 //! **Owns:** the exact arithmetic that turns samples into the matrices models read. A model's
 //! weights are only valid with the feature configuration they were trained on, so every
@@ -14,6 +15,7 @@
 
 pub mod filterbank;
 pub mod lfcc;
+pub mod quality;
 pub mod stft;
 pub mod vad;
 

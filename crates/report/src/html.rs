@@ -88,18 +88,45 @@ pub fn case_html(case: &CaseView, lang: Lang, generated_at: &str) -> String {
     page(lang, &title, &b)
 }
 
-/// Why a record is inconclusive, in the report's language. The detector states its reason in
-/// English; the report re-derives it from the figures the record holds, and falls back to the
-/// detector's words for a reason it does not know.
+/// Why a record is inconclusive, or what its `human` verdict cannot rule out, in the report's
+/// language. The detector states its reason in English with a stable code; the report words
+/// each code itself from the figures the record holds. Records made before the codes existed
+/// get their reason re-derived from those figures, and the detector's words for anything else.
 pub(crate) fn reason_text(v: &RecordView, t: &Texts) -> Option<String> {
+    let lang = t.lang;
+    let pct = |share: f64| num(lang, share * 100.0, 0);
+    let conditions = v.conditions.unwrap_or((0.0, 0.0, 0.0));
+    match v.reason_code.as_deref() {
+        Some("no_sign_found") => {
+            return Some(match &v.reach {
+                Some((n, not_heard)) if !not_heard.is_empty() => t.with(
+                    "reason-no-sign",
+                    &[("n", n.to_string()), ("families", not_heard.join(", "))],
+                ),
+                _ => t.get("reason-no-sign-plain"),
+            });
+        }
+        Some("too_noisy") => {
+            return Some(t.with("reason-noisy", &[("snr", num(lang, conditions.0, 0))]));
+        }
+        Some("music") => return Some(t.with("reason-music", &[("share", pct(conditions.1))])),
+        Some("several_voices") => {
+            return Some(t.with("reason-voices", &[("share", pct(conditions.2))]));
+        }
+        Some("too_little_speech") => {
+            let s = v.speech_s.unwrap_or(0.0);
+            return Some(t.with("reason-short", &[("s", num(lang, s, 1))]));
+        }
+        Some("no_speech") => return Some(t.get("reason-no-speech")),
+        _ => {}
+    }
     if v.verdict != "inconclusive" {
         return v.reason.clone();
     }
-    let lang = t.lang;
     match (v.probability, v.speech_s) {
         (Some(p), _) => Some(t.with("reason-between", &[("p", num(lang, p, 2))])),
         (None, Some(s)) if s <= 0.0 => Some(t.get("reason-no-speech")),
-        (None, Some(s)) if s < 1.0 => Some(t.with("reason-short", &[("s", num(lang, s, 1))])),
+        (None, Some(s)) if s < 1.5 => Some(t.with("reason-short", &[("s", num(lang, s, 1))])),
         _ => v.reason.clone(),
     }
 }

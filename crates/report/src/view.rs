@@ -18,6 +18,14 @@ pub struct RecordView {
     pub verdict: String,
     pub probability: Option<f64>,
     pub reason: Option<String>,
+    /// The detector's stable reason code (`no_sign_found`, `too_noisy`, …); absent in records
+    /// made before codes existed.
+    pub reason_code: Option<String>,
+    /// Noise, music and overlapping voices as measured: `(snr_db, music_share, overlap_share)`.
+    pub conditions: Option<(f64, f64, f64)>,
+    /// How many families of synthesis the detector learnt, and those it was measured on but
+    /// never learnt.
+    pub reach: Option<(usize, Vec<String>)>,
     /// `(human_below, synthetic_from)`.
     pub thresholds: Option<(f64, f64)>,
     pub segments: Vec<Segment>,
@@ -195,6 +203,31 @@ impl RecordView {
             verdict: body.verdict.clone(),
             probability: f64_at(&r["probability_synthetic"]),
             reason: r["reason"].as_str().map(str::to_owned),
+            reason_code: r["reason_code"].as_str().map(str::to_owned),
+            conditions: {
+                let c = &r["voice"]["conditions"];
+                match (
+                    f64_at(&c["snr_db"]),
+                    f64_at(&c["music_share"]),
+                    f64_at(&c["overlap_share"]),
+                ) {
+                    (Some(s), Some(m), Some(o)) => Some((s, m, o)),
+                    _ => None,
+                }
+            },
+            reach: {
+                let reach = &r["voice"]["reach"];
+                let names = |key: &str| -> Option<Vec<String>> {
+                    reach[key].as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                };
+                names("families_heard")
+                    .zip(names("families_not_heard"))
+                    .map(|(heard, not)| (heard.len(), not))
+            },
             thresholds,
             segments,
             file_name: body.subject.name.clone(),

@@ -14,7 +14,8 @@ use aqiqat_intake::{IntakeError, Limits, MediaFacts, Problem};
 use aqiqat_provenance::credentials::TrustAnchors;
 use aqiqat_provenance::{LabelKind, ProvenanceFindings, watermark};
 use aqiqat_voice::detector::{
-    DetectorError, ModelId, SpeechSpan, TimelineWindow, Verdict, VoiceDetector, VoiceFinding,
+    Conditions, DetectorError, ModelId, Reach, ReasonCode, SpeechSpan, TimelineWindow, Verdict,
+    VoiceDetector, VoiceFinding,
 };
 use aqiqat_voice::features::SAMPLE_RATE;
 use serde::Serialize;
@@ -44,13 +45,16 @@ pub struct VoiceSummary {
     pub probability_synthetic: Option<f64>,
     pub score: Option<f64>,
     pub reason: Option<String>,
+    pub reason_code: Option<ReasonCode>,
     pub speech_s: f64,
     pub thresholds: aqiqat_voice::calibration::Thresholds,
     pub model: ModelId,
+    pub conditions: Option<Conditions>,
+    pub reach: Option<Reach>,
 }
 
 /// The version of the result's shape; bumped on any change a reader could notice.
-pub const SCAN_SCHEMA: &str = "aqiqat.scan/2";
+pub const SCAN_SCHEMA: &str = "aqiqat.scan/3";
 
 /// One analyser that ran: what the evidence record names it by.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,9 +125,11 @@ pub struct ScanResult {
     /// Calibrated probability that the speech is synthetic, from the detector; `null` when it
     /// did not judge. A provenance label never sets it: a label is a statement, not a score.
     pub probability_synthetic: Option<f64>,
-    /// Why the verdict is what it is when it does not come from the detector's score, or why
-    /// it is inconclusive, in plain words.
+    /// Why the verdict is what it is when it does not come from the detector's score, why it
+    /// is inconclusive, or what a `human` verdict cannot rule out, in plain words.
     pub reason: Option<String>,
+    /// The same as a stable code, when the reason is the voice detector's.
+    pub reason_code: Option<ReasonCode>,
     /// The timeline: 4 s windows with a 1 s hop over the speech (empty for images).
     pub segments: Vec<TimelineWindow>,
     /// Where speech was found.
@@ -416,6 +422,12 @@ fn capitalise(text: &str) -> String {
 /// Joins the analysers' findings into one result under [`decide`]'s policy.
 fn merge(media: Media, voice: Option<VoiceFinding>, provenance: ProvenanceFindings) -> ScanResult {
     let (verdict, verdict_basis, reason) = decide(voice.as_ref(), &provenance);
+    let reason_code = match verdict_basis {
+        VerdictBasis::VoiceDetector | VerdictBasis::Nothing => {
+            voice.as_ref().and_then(|v| v.reason_code)
+        }
+        _ => None,
+    };
     let mut analysers = Vec::new();
     if let Some(v) = &voice {
         analysers.push(AnalyserRef {
@@ -435,9 +447,12 @@ fn merge(media: Media, voice: Option<VoiceFinding>, provenance: ProvenanceFindin
                 probability_synthetic: v.probability_synthetic,
                 score: v.score,
                 reason: v.reason,
+                reason_code: v.reason_code,
                 speech_s: v.speech_s,
                 thresholds: v.thresholds,
                 model: v.model,
+                conditions: v.conditions,
+                reach: v.reach,
             }),
         ),
         None => (Vec::new(), Vec::new(), None),
@@ -448,6 +463,7 @@ fn merge(media: Media, voice: Option<VoiceFinding>, provenance: ProvenanceFindin
         verdict_basis,
         probability_synthetic,
         reason,
+        reason_code,
         segments,
         speech,
         media,

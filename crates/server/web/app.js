@@ -74,6 +74,37 @@
     return lang === "en" ? s : s.replace(".", ",");
   }
 
+  // The detector's reason in this page's language, from its stable code and the figures the
+  // result carries; the English sentence in `reason` is the fallback for a code not known here.
+  function reasonText(r) {
+    const v = r.voice || {};
+    const c = v.conditions || {};
+    const fill = (t, vars) => (t || "").replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : ""));
+    switch (r.reason_code) {
+      case undefined:
+      case null:
+        return "";
+      case "no_sign_found":
+        return v.reach
+          ? fill(texts.reason_no_sign_found, { n: v.reach.families_heard.length, families: v.reach.families_not_heard.join(", ") })
+          : texts.reason_no_sign_found_plain;
+      case "too_noisy":
+        return fill(texts.reason_too_noisy, { snr: fmt(c.snr_db || 0, 0) });
+      case "music":
+        return fill(texts.reason_music, { share: fmt(100 * (c.music_share || 0), 0) });
+      case "several_voices":
+        return fill(texts.reason_several_voices, { share: fmt(100 * (c.overlap_share || 0), 0) });
+      case "too_little_speech":
+        return fill(texts.reason_too_little_speech, { s: fmt(v.speech_s || 0, 1) });
+      case "no_speech":
+        return texts.reason_no_speech;
+      case "between_thresholds":
+        return texts.reason_between_thresholds;
+      default:
+        return r.reason || "";
+    }
+  }
+
   function showResult(j) {
     const r = j.result;
     $("progress").hidden = true;
@@ -83,11 +114,13 @@
     $("verdict").textContent = texts[`verdict_${v}`];
     $("verdict").dataset.verdict = r.verdict;
     $("probability").textContent = r.probability_synthetic == null
-      ? (r.reason || "")
+      ? (r.reason_code ? "" : (r.reason || ""))
       : `${texts.probability} ${fmt(r.probability_synthetic, 2)}`;
+    $("reason").textContent = reasonText(r);
     if (r.verdict === "synthetic" && ["content_credentials", "watermark", "metadata"].includes(r.verdict_basis)) {
       $("verdict").textContent = texts.verdict_synthetic_label;
       $("probability").textContent = r.reason || "";
+      $("reason").textContent = "";
     }
     const audio = r.media.kind !== "image";
     $("timeline-part").hidden = !audio;

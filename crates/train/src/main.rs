@@ -10,9 +10,13 @@
 //! on the development split, keeping its weights: what `voice` would have written at the end,
 //! for when the fitting rule changes and the weights need not.
 //!
+//! `aqiqat-train open-set --corpus DIR --model RUN ...` sets a run's verdict thresholds on
+//! demo pages and systems it never trained on (see `open_set.rs`).
+//!
 //! Everything random (initial weights, crops, augmentation, example order) comes from one seeded
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
+mod open_set;
 mod rng;
 
 use aqiqat_dsp::LfccConfig;
@@ -48,6 +52,10 @@ enum What {
     /// Refit a trained run's calibration and thresholds on the development split of its corpus,
     /// exactly as `voice` fits them, and rewrite its card; the weights stay as they are.
     Calibrate(CalibrateArgs),
+    /// Set a trained run's verdict thresholds on demo pages and systems it never trained on
+    /// (the folds of a corpus built by tools/voice-data/corpus.py), and record per fold how
+    /// held-out clips are judged; rewrites its card, the weights stay as they are.
+    OpenSet(open_set::OpenSetArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -144,6 +152,7 @@ fn main() {
     let done = match cli.what {
         What::Voice(args) => train_voice(&args),
         What::Calibrate(args) => calibrate(&args),
+        What::OpenSet(args) => open_set::run(&args),
     };
     if let Err(e) = done {
         eprintln!("error: {e}");
@@ -251,6 +260,9 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     card.calibration = platt;
     card.thresholds = thresholds;
+    if card.open_set.take().is_some() {
+        eprintln!("the open-set bands no longer match the calibration: run `open-set` again");
+    }
     std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")?;
     eprintln!("wrote {}", card_path.display());
     Ok(())
@@ -382,6 +394,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 seconds: started.elapsed().as_secs_f64(),
             },
+            open_set: None,
         };
         std::fs::write(
             args.out.join("voice-tdnn-mfm.json"),

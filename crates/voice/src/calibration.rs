@@ -141,9 +141,113 @@ impl Thresholds {
     }
 }
 
+/// Highest share of held-out synthetic clips that may be called `human`.
+pub const MAX_SPOOF_CALLED_HUMAN: f64 = 0.05;
+/// Highest share of held-out genuine clips that may be called `synthetic`.
+pub const MAX_BONAFIDE_CALLED_SYNTHETIC: f64 = 0.01;
+
+/// Raw-score cut points for the open world: `human` below `human`, `synthetic` at or above
+/// `synthetic`, `inconclusive` between.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreBands {
+    pub human: f64,
+    pub synthetic: f64,
+}
+
+impl ScoreBands {
+    /// The bands from scores of pages and systems the model never trained on.
+    ///
+    /// `human` is the highest cut that leaves at most [`MAX_SPOOF_CALLED_HUMAN`] of the held-out
+    /// synthetic clips below it; `synthetic` the lowest that leaves at most
+    /// [`MAX_BONAFIDE_CALLED_SYNTHETIC`] of the held-out genuine clips at or above it. Each cut
+    /// sits midway between the last clip allowed past it and the first that is not, so that a
+    /// score on either side of the gap is judged alike. When the two cuts cross, the model
+    /// separates these clips well enough that both bounds hold at any cut between them: both
+    /// take the middle one, and nothing is inconclusive.
+    pub fn from_held_out(bonafide: &[f64], spoof: &[f64]) -> Self {
+        assert!(
+            !bonafide.is_empty() && !spoof.is_empty(),
+            "held-out bands need both labels"
+        );
+        let mut spoof = spoof.to_vec();
+        spoof.sort_by(f64::total_cmp);
+        let below = (MAX_SPOOF_CALLED_HUMAN * spoof.len() as f64).floor() as usize;
+        let human = match below {
+            0 => spoof[0],
+            k => (spoof[k - 1] + spoof[k]) / 2.0,
+        };
+        let mut bonafide = bonafide.to_vec();
+        bonafide.sort_by(|a, b| b.total_cmp(a));
+        let above = (MAX_BONAFIDE_CALLED_SYNTHETIC * bonafide.len() as f64).floor() as usize;
+        let synthetic = match above {
+            0 => bonafide[0].next_up(),
+            k => (bonafide[k - 1] + bonafide[k]) / 2.0,
+        };
+        if human > synthetic {
+            let middle = (human + synthetic) / 2.0;
+            return Self {
+                human: middle,
+                synthetic: middle,
+            };
+        }
+        Self { human, synthetic }
+    }
+
+    /// The same bands as probabilities under `platt` (which must rise with the score).
+    pub fn thresholds(&self, platt: &Platt) -> Thresholds {
+        assert!(
+            platt.a > 0.0,
+            "a calibration that falls with the score: {platt:?}"
+        );
+        Thresholds {
+            human_below: platt.probability(self.human),
+            synthetic_above: platt.probability(self.synthetic),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_out_bands_bound_both_errors_and_leave_the_middle_open() {
+        // 100 spoofs from -2 to 7.9, 200 genuine from -8 to 1.95: heavily overlapping.
+        let spoof: Vec<f64> = (0..100).map(|i| -2.0 + i as f64 * 0.1).collect();
+        let bona: Vec<f64> = (0..200).map(|i| -8.0 + i as f64 * 0.05).collect();
+        let bands = ScoreBands::from_held_out(&bona, &spoof);
+        let human_spoofs = spoof.iter().filter(|&&s| s < bands.human).count();
+        let synthetic_bona = bona.iter().filter(|&&s| s >= bands.synthetic).count();
+        assert_eq!(human_spoofs, 5, "{bands:?}");
+        assert_eq!(synthetic_bona, 2, "{bands:?}");
+        // One more spoof below or one more genuine clip above would break a bound.
+        assert!(
+            spoof[5] > bands.human && bona[197] < bands.synthetic,
+            "{bands:?}"
+        );
+        assert!(bands.human < bands.synthetic);
+        let inconclusive = spoof
+            .iter()
+            .chain(&bona)
+            .filter(|&&s| s >= bands.human && s < bands.synthetic)
+            .count();
+        assert!(inconclusive > 100, "{inconclusive}");
+        // The probabilities keep the order and the bounds.
+        let t = bands.thresholds(&Platt { a: 0.5, b: -1.0 });
+        assert!(t.human_below < t.synthetic_above);
+    }
+
+    #[test]
+    fn held_out_bands_of_separated_scores_meet_in_the_middle() {
+        let bona: Vec<f64> = (0..50).map(|i| -5.0 + i as f64 * 0.01).collect();
+        let spoof: Vec<f64> = (0..50).map(|i| 3.0 + i as f64 * 0.01).collect();
+        let bands = ScoreBands::from_held_out(&bona, &spoof);
+        assert_eq!(bands.human, bands.synthetic);
+        assert!(bands.human > -4.51 && bands.human < 3.0, "{bands:?}");
+        // With few clips no error is allowed at all: the extremes decide.
+        let bands = ScoreBands::from_held_out(&[0.0, 1.0], &[-1.0, 2.0]);
+        assert_eq!((bands.human, bands.synthetic), (-1.0, 1.0_f64.next_up()));
+    }
 
     #[test]
     fn synthetic_threshold_bounds_false_alarms_on_development_bonafide() {

@@ -19,6 +19,58 @@ pub struct ModelCard {
     /// Development-set figures at the chosen checkpoint.
     pub dev: DevFigures,
     pub training: TrainingCard,
+    /// What the model has heard, and the verdict bands set on pages it never heard
+    /// (`aqiqat-train open-set`); when present, `thresholds` are these bands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<OpenSetCard>,
+}
+
+/// The open world, measured: the thresholds are set on demo pages and systems the model never
+/// trained on, so that a `human` verdict means what it says on voices nobody here has heard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSetCard {
+    /// The command that wrote this section.
+    pub command: String,
+    /// SHA-256 of the held-out corpus's `manifest.tsv`.
+    pub corpus_manifest_sha256: String,
+    /// Families of speech synthesis in the model's training data, in plain words.
+    pub families_heard: Vec<String>,
+    /// Families of the held-out synthetic clips: none of them was in training.
+    pub families_not_heard: Vec<String>,
+    pub pages: usize,
+    pub systems: usize,
+    pub n_bonafide: usize,
+    pub n_spoof: usize,
+    /// Clips with too little speech to score.
+    pub unscored: usize,
+    /// Equal error rate over all held-out clips.
+    pub eer: f64,
+    pub max_spoof_called_human: f64,
+    pub max_bonafide_called_synthetic: f64,
+    /// What the development split alone gave, for comparison.
+    pub development_thresholds: Thresholds,
+    /// Each fold of held-out pages judged with bands set on the other folds.
+    pub folds: Vec<FoldShares>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldShares {
+    pub fold: usize,
+    pub pages: Vec<String>,
+    pub n_bonafide: usize,
+    pub n_spoof: usize,
+    /// `null` when the fold holds only one label.
+    pub eer: Option<f64>,
+    pub spoof: Shares,
+    pub bonafide: Shares,
+}
+
+/// How the clips of one label were judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shares {
+    pub synthetic: f64,
+    pub human: f64,
+    pub inconclusive: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,8 +3,10 @@
 
 use crate::analysis::{self, ClipAnalysis, Outcome};
 use crate::card::ModelCard;
-use crate::features::FeatureExtractor;
+use crate::features::{FeatureExtractor, SAMPLE_RATE};
 use aqiqat_dsp::LfccConfig;
+use aqiqat_dsp::quality::{self, QualityConfig, Unfit};
+use aqiqat_dsp::vad::Segment;
 use aqiqat_models::tdnn_mfm::{TdnnMfm, TdnnMfmConfig};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -53,6 +55,46 @@ pub struct ModelId {
     pub weights_sha256: String,
 }
 
+/// Less speech than this gets no verdict, though it may get a score: a second of speech is
+/// too little for a detector to weigh, and the error it risks is a false `human`.
+pub const MIN_VERDICT_SPEECH_SECONDS: f64 = 1.5;
+
+/// A stable name for why a verdict is what it is, for reports to put into their own words
+/// (`reason` carries the same in English, with the figures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// `human`: no sign of synthesis, from a detector that has not heard every family.
+    NoSignFound,
+    NoSpeech,
+    TooLittleSpeech,
+    TooNoisy,
+    Music,
+    SeveralVoices,
+    /// The probability lies between the `human` and `synthetic` thresholds.
+    BetweenThresholds,
+}
+
+/// What the detector has learnt and what it has not: the limit of a `human` verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reach {
+    /// Families of speech synthesis in its training data, in plain words.
+    pub families_heard: Vec<String>,
+    /// Families it was measured on but never trained on.
+    pub families_not_heard: Vec<String>,
+}
+
+/// How the recording sounds, measured before any verdict (`aqiqat_dsp::quality`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Conditions {
+    /// Estimated speech-to-noise ratio, dB.
+    pub snr_db: f64,
+    /// Share of the recording that sounds like music.
+    pub music_share: f64,
+    /// Share of the voiced speech where a second voice sounds at the same time.
+    pub overlap_share: f64,
+}
+
 /// One window of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineWindow {
@@ -76,8 +118,10 @@ pub struct VoiceFinding {
     pub verdict: Verdict,
     /// Calibrated probability that the speech is synthetic; absent when it was not judged.
     pub probability_synthetic: Option<f64>,
-    /// Why the verdict is inconclusive, in plain words.
+    /// Why the verdict is inconclusive, or what a `human` verdict cannot rule out, in plain
+    /// words.
     pub reason: Option<String>,
+    pub reason_code: Option<ReasonCode>,
     /// Uncalibrated mean window logit (what the thresholds are applied to, after calibration).
     pub score: Option<f64>,
     pub duration_s: f64,
@@ -86,6 +130,10 @@ pub struct VoiceFinding {
     pub timeline: Vec<TimelineWindow>,
     pub thresholds: crate::calibration::Thresholds,
     pub model: ModelId,
+    /// Noise, music and overlapping voices; `null` when no speech was found.
+    pub conditions: Option<Conditions>,
+    /// What the detector has and has not heard; `null` for a model without an open-set card.
+    pub reach: Option<Reach>,
 }
 
 pub struct VoiceDetector {
@@ -180,7 +228,8 @@ impl VoiceDetector {
     /// Judges 8 kHz mono samples.
     pub fn scan(&self, samples: &[f32]) -> Result<VoiceFinding, DetectorError> {
         let a = self.analyse(samples)?;
-        Ok(self.finding(&a))
+        let measured = measure_conditions(samples, &a);
+        Ok(self.finding(&a, measured))
     }
 
     pub fn probability(&self, score: f64) -> f64 {
@@ -198,26 +247,96 @@ impl VoiceDetector {
         }
     }
 
-    fn finding(&self, a: &ClipAnalysis) -> VoiceFinding {
-        let (verdict, probability, reason, score) = match &a.outcome {
+    /// What this detector has and has not heard, from its card.
+    pub fn reach(&self) -> Option<Reach> {
+        self.card.open_set.as_ref().map(|o| Reach {
+            families_heard: o.families_heard.clone(),
+            families_not_heard: o.families_not_heard.clone(),
+        })
+    }
+
+    /// The limit of a `human` verdict, in plain words.
+    fn no_sign_found(&self) -> String {
+        match self.reach() {
+            Some(r) if !r.families_not_heard.is_empty() => format!(
+                "no sign of synthetic speech was found by a detector trained on {} families of \
+                 speech synthesis; voices made by families it has not learnt ({}) can pass \
+                 unnoticed, so this does not prove the voice is human",
+                r.families_heard.len(),
+                r.families_not_heard.join(", ")
+            ),
+            _ => "no sign of synthetic speech was found; voices made by systems the detector \
+                  has not learnt can pass unnoticed, so this does not prove the voice is human"
+                .to_owned(),
+        }
+    }
+
+    fn finding(
+        &self,
+        a: &ClipAnalysis,
+        measured: Option<(Conditions, Option<Unfit>)>,
+    ) -> VoiceFinding {
+        let conditions = measured.map(|(c, _)| c);
+        let unfit = measured.and_then(|(_, u)| u);
+        let (verdict, probability, reason, code, score) = match &a.outcome {
+            Outcome::Unscored(why) => {
+                let code = if a.speech.is_empty() {
+                    ReasonCode::NoSpeech
+                } else {
+                    ReasonCode::TooLittleSpeech
+                };
+                (
+                    Verdict::Inconclusive,
+                    None,
+                    Some(why.clone()),
+                    Some(code),
+                    None,
+                )
+            }
+            Outcome::Scored(score) if a.speech_s < MIN_VERDICT_SPEECH_SECONDS => (
+                Verdict::Inconclusive,
+                None,
+                Some(format!(
+                    "only {:.2} s of speech; at least {MIN_VERDICT_SPEECH_SECONDS:.1} s is needed \
+                     for a verdict",
+                    a.speech_s
+                )),
+                Some(ReasonCode::TooLittleSpeech),
+                Some(*score),
+            ),
+            Outcome::Scored(score) if unfit.is_some() => {
+                let (code, why) = unfit_reason(unfit.expect("checked"));
+                (
+                    Verdict::Inconclusive,
+                    None,
+                    Some(why),
+                    Some(code),
+                    Some(*score),
+                )
+            }
             Outcome::Scored(score) => {
                 let p = self.probability(*score);
                 let verdict = self.verdict(p);
-                let reason = (verdict == Verdict::Inconclusive).then(|| {
-                    format!(
-                        "the probability {p:.2} lies between the human ({:.2}) and synthetic \
-                         ({:.2}) thresholds",
-                        self.card.thresholds.human_below, self.card.thresholds.synthetic_above
-                    )
-                });
-                (verdict, Some(p), reason, Some(*score))
+                let (reason, code) = match verdict {
+                    Verdict::Inconclusive => (
+                        Some(format!(
+                            "the probability {p:.2} lies between the human ({:.2}) and synthetic \
+                             ({:.2}) thresholds",
+                            self.card.thresholds.human_below, self.card.thresholds.synthetic_above
+                        )),
+                        Some(ReasonCode::BetweenThresholds),
+                    ),
+                    Verdict::Human => (Some(self.no_sign_found()), Some(ReasonCode::NoSignFound)),
+                    Verdict::Synthetic => (None, None),
+                };
+                (verdict, Some(p), reason, code, Some(*score))
             }
-            Outcome::Unscored(why) => (Verdict::Inconclusive, None, Some(why.clone()), None),
         };
         VoiceFinding {
             verdict,
             probability_synthetic: probability,
             reason,
+            reason_code: code,
             score,
             duration_s: a.duration_s,
             speech_s: a.speech_s,
@@ -240,7 +359,62 @@ impl VoiceDetector {
                 .collect(),
             thresholds: self.card.thresholds,
             model: self.id(),
+            conditions,
+            reach: self.reach(),
         }
+    }
+}
+
+/// Noise, music and overlapping voices over the speech the analysis found; `None` when it
+/// found none.
+fn measure_conditions(samples: &[f32], a: &ClipAnalysis) -> Option<(Conditions, Option<Unfit>)> {
+    if a.speech.is_empty() {
+        return None;
+    }
+    let rate = SAMPLE_RATE as f64;
+    let speech: Vec<Segment> = a
+        .speech
+        .iter()
+        .map(|&(start, end)| Segment {
+            start: ((start * rate).round() as usize).min(samples.len()),
+            end: ((end * rate).round() as usize).min(samples.len()),
+        })
+        .collect();
+    let config = QualityConfig::default();
+    let q = quality::assess(samples, &speech, &config);
+    let conditions = Conditions {
+        snr_db: f64::from(q.snr_db),
+        music_share: f64::from(q.music_share),
+        overlap_share: f64::from(q.overlap_share),
+    };
+    Some((conditions, q.unfit(&config)))
+}
+
+/// The code and plain words for a recording the detector should not judge.
+fn unfit_reason(unfit: Unfit) -> (ReasonCode, String) {
+    match unfit {
+        Unfit::Music { share } => (
+            ReasonCode::Music,
+            format!(
+                "{:.0} % of the recording sounds like music; the detector judges speech, and \
+                 music over or instead of a voice makes its score meaningless",
+                share * 100.0
+            ),
+        ),
+        Unfit::SeveralVoices { share } => (
+            ReasonCode::SeveralVoices,
+            format!(
+                "two voices sound at the same time in {:.0} % of the speech; the detector judges \
+                 one voice at a time",
+                share * 100.0
+            ),
+        ),
+        Unfit::TooNoisy { snr_db } => (
+            ReasonCode::TooNoisy,
+            format!(
+                "the speech is only {snr_db:.0} dB above the background noise; too noisy to judge"
+            ),
+        ),
     }
 }
 
@@ -256,6 +430,104 @@ mod tests {
         let mut card: serde_json::Value = serde_json::from_str(EMBEDDED_CARD).unwrap();
         edit(&mut card);
         card.to_string()
+    }
+
+    fn analysis(score: f64, speech_s: f64) -> ClipAnalysis {
+        ClipAnalysis {
+            duration_s: speech_s + 1.0,
+            speech: vec![(0.5, 0.5 + speech_s)],
+            speech_s,
+            windows: Vec::new(),
+            outcome: Outcome::Scored(score),
+        }
+    }
+
+    #[test]
+    fn the_embedded_card_sets_its_thresholds_on_pages_it_never_heard() {
+        let d = VoiceDetector::embedded().unwrap();
+        let open = d
+            .card()
+            .open_set
+            .as_ref()
+            .expect("the shipped card has an open-set section");
+        assert!(open.folds.len() >= 10, "{} folds", open.folds.len());
+        assert!(!open.families_heard.is_empty() && !open.families_not_heard.is_empty());
+        for heard in &open.families_heard {
+            assert!(!open.families_not_heard.contains(heard), "{heard}");
+        }
+        let t = d.card().thresholds;
+        assert!(t.human_below <= t.synthetic_above, "{t:?}");
+        assert!(
+            t != open.development_thresholds,
+            "still the development thresholds"
+        );
+    }
+
+    #[test]
+    fn a_human_verdict_names_what_the_detector_has_not_heard() {
+        let d = VoiceDetector::embedded().unwrap();
+        let f = d.finding(&analysis(-30.0, 3.0), None);
+        assert_eq!(f.verdict, Verdict::Human);
+        assert_eq!(f.reason_code, Some(ReasonCode::NoSignFound));
+        let reason = f.reason.unwrap();
+        let reach = f.reach.unwrap();
+        assert!(
+            reason.contains("does not prove the voice is human"),
+            "{reason}"
+        );
+        assert!(reason.contains(&format!(
+            "trained on {} families",
+            reach.families_heard.len()
+        )));
+        for family in &reach.families_not_heard {
+            assert!(
+                reason.contains(family.as_str()),
+                "{family} missing from: {reason}"
+            );
+        }
+        let f = d.finding(&analysis(30.0, 3.0), None);
+        assert_eq!((f.verdict, f.reason_code), (Verdict::Synthetic, None));
+    }
+
+    #[test]
+    fn less_than_a_second_and_a_half_of_speech_gets_no_verdict() {
+        let d = VoiceDetector::embedded().unwrap();
+        for score in [-30.0, 30.0] {
+            let f = d.finding(&analysis(score, 1.4), None);
+            assert_eq!(f.verdict, Verdict::Inconclusive);
+            assert_eq!(f.reason_code, Some(ReasonCode::TooLittleSpeech));
+            assert_eq!(f.probability_synthetic, None);
+            assert!(f.reason.unwrap().contains("1.5 s"));
+            let f = d.finding(&analysis(score, 1.6), None);
+            assert_ne!(f.verdict, Verdict::Inconclusive);
+        }
+    }
+
+    #[test]
+    fn an_unfit_recording_gets_its_reason_and_no_probability() {
+        let d = VoiceDetector::embedded().unwrap();
+        let conditions = Conditions {
+            snr_db: 2.0,
+            music_share: 0.0,
+            overlap_share: 0.0,
+        };
+        for (unfit, code) in [
+            (Unfit::TooNoisy { snr_db: 2.0 }, ReasonCode::TooNoisy),
+            (Unfit::Music { share: 0.9 }, ReasonCode::Music),
+            (
+                Unfit::SeveralVoices { share: 0.6 },
+                ReasonCode::SeveralVoices,
+            ),
+        ] {
+            // However sure the score, a recording unfit to judge is not judged.
+            for score in [-30.0, 30.0] {
+                let f = d.finding(&analysis(score, 3.0), Some((conditions, Some(unfit))));
+                assert_eq!(f.verdict, Verdict::Inconclusive, "{unfit:?}");
+                assert_eq!(f.reason_code, Some(code));
+                assert_eq!(f.probability_synthetic, None);
+                assert_eq!(f.score, Some(score));
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 const TOLERANCE: f64 = 0.05;
 
-fn smoke_dir() -> PathBuf {
+pub(crate) fn smoke_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/voice");
     assert!(
         dir.join("smoke.tsv").exists(),
@@ -48,14 +48,14 @@ fn clips() -> Vec<PathBuf> {
     picked
 }
 
-fn decode(path: &Path, rate: u32) -> Vec<f32> {
+pub(crate) fn decode(path: &Path, rate: u32) -> Vec<f32> {
     AudioStream::open(path, rate, &Limits::default())
         .unwrap()
         .read_to_end()
         .unwrap()
 }
 
-fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+pub(crate) fn write_wav(path: &Path, samples: &[f32], rate: u32) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: rate,
