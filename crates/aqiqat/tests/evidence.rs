@@ -430,6 +430,27 @@ fn reports_in_three_languages_as_html_and_pdf() {
     );
     let ru = env.ok(&["report", "silence.json", "--lang", "ru"]);
     assert!(ru.contains("в записи не найдено речи"));
+    // So does a recording too noisy to judge, from its reason code and measured SNR.
+    let speech = common::decode_with_aqiqat(&clip, 16_000, &env.path(""));
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let noisy = speech.iter().map(|&x| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let n = (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+        ((x + 0.3 * n) * 0.5 * 32767.0) as i16
+    });
+    let noisy_wav = env.path("noisy.wav");
+    common::write_wav_16k(&noisy_wav, noisy);
+    env.ok(&["scan", s(&noisy_wav), "--record", "noisy.json"]);
+    for (lang, words) in [
+        ("kk", "бағалау үшін тым шулы"),
+        ("ru", "слишком шумно для оценки"),
+        ("en", "too noisy to judge"),
+    ] {
+        let html = env.ok(&["report", "noisy.json", "--lang", lang]);
+        assert!(html.contains(words), "{lang}: {html}");
+    }
     assert_eq!(
         env.run(&["report", "a.json", "--lang", "de"]).status.code(),
         Some(2)

@@ -15,7 +15,7 @@
 
 use aqiqat_intake::resample::MonoResampler;
 use aqiqat_scan::Scanner;
-use aqiqat_voice::analysis::Outcome;
+use aqiqat_voice::detector::{MIN_VERDICT_SPEECH_SECONDS, ReasonCode, Verdict};
 use aqiqat_voice::features::SAMPLE_RATE;
 use axum::extract::ws::{Message, WebSocket};
 use serde::Deserialize;
@@ -97,6 +97,13 @@ pub struct Call {
     total: u64,
     next_emit: u64,
     logits: Vec<f64>,
+    /// The most speech any counted window held: a verdict needs
+    /// `MIN_VERDICT_SPEECH_SECONDS` of it in one window.
+    most_speech_s: f64,
+    /// Windows left out because they were unfit to judge (music, two voices, noise).
+    refused: usize,
+    /// The last reason a window was left out for.
+    last_refusal: Option<(ReasonCode, String)>,
     scratch: Vec<f32>,
 }
 
@@ -115,6 +122,9 @@ impl Call {
             total: 0,
             next_emit: (FIRST_S * f64::from(SAMPLE_RATE)) as u64,
             logits: Vec::new(),
+            most_speech_s: 0.0,
+            refused: 0,
+            last_refusal: None,
             scratch: Vec::new(),
         })
     }
@@ -184,7 +194,9 @@ impl Call {
     }
 }
 
-/// The JSON for one analysed window, and the rolling verdict after it.
+/// The JSON for one analysed window, and the rolling verdict after it. A window is judged as a
+/// file would be: one that is music, two voices at once or too noisy is left out of the
+/// rolling score, with its reason.
 fn verdict_message(
     scanner: &Scanner,
     call: &mut Call,
@@ -192,15 +204,24 @@ fn verdict_message(
     samples: &[f32],
 ) -> Result<serde_json::Value, String> {
     let detector = scanner.voice();
-    let analysis = detector.analyse(samples).map_err(|e| e.to_string())?;
+    let finding = detector.scan(samples).map_err(|e| e.to_string())?;
     let start_s = end_s - samples.len() as f64 / f64::from(SAMPLE_RATE);
-    let window = match &analysis.outcome {
-        Outcome::Scored(logit) => {
-            call.logits.push(*logit);
-            json!({"start_s": start_s, "end_s": end_s, "probability_synthetic": detector.probability(*logit), "speech_s": analysis.speech_s})
+    let unfit = matches!(
+        finding.reason_code,
+        Some(ReasonCode::Music | ReasonCode::SeveralVoices | ReasonCode::TooNoisy)
+    );
+    let window = match finding.score {
+        Some(logit) if !unfit => {
+            call.logits.push(logit);
+            call.most_speech_s = call.most_speech_s.max(finding.speech_s);
+            json!({"start_s": start_s, "end_s": end_s, "probability_synthetic": detector.probability(logit), "speech_s": finding.speech_s})
         }
-        Outcome::Unscored(why) => {
-            json!({"start_s": start_s, "end_s": end_s, "probability_synthetic": null, "speech_s": analysis.speech_s, "reason": why})
+        _ => {
+            if let (true, Some(code), Some(why)) = (unfit, finding.reason_code, &finding.reason) {
+                call.refused += 1;
+                call.last_refusal = Some((code, why.clone()));
+            }
+            json!({"start_s": start_s, "end_s": end_s, "probability_synthetic": null, "speech_s": finding.speech_s, "reason": finding.reason, "reason_code": finding.reason_code})
         }
     };
     let mut message = rolling(scanner, call, "verdict");
@@ -211,14 +232,43 @@ fn verdict_message(
 
 fn rolling(scanner: &Scanner, call: &Call, kind: &str) -> serde_json::Value {
     let detector = scanner.voice();
+    let undecided = |code: ReasonCode, reason: &str| {
+        json!({"type": kind, "verdict": "inconclusive", "probability_synthetic": null,
+            "reason": reason, "reason_code": code, "windows": call.logits.len(),
+            "refused_windows": call.refused, "audio_s": call.seconds()})
+    };
     if call.logits.is_empty() {
-        return json!({"type": kind, "verdict": "inconclusive", "probability_synthetic": null,
-            "reason": "no window with enough speech yet", "windows": 0, "audio_s": call.seconds()});
+        return match &call.last_refusal {
+            Some((code, why)) => undecided(*code, why),
+            None => undecided(
+                ReasonCode::TooLittleSpeech,
+                "no window with enough speech yet",
+            ),
+        };
+    }
+    if call.most_speech_s < MIN_VERDICT_SPEECH_SECONDS {
+        return undecided(
+            ReasonCode::TooLittleSpeech,
+            &format!(
+                "at most {:.2} s of speech in a window so far; {MIN_VERDICT_SPEECH_SECONDS:.1} s is needed",
+                call.most_speech_s
+            ),
+        );
     }
     let mean = call.logits.iter().sum::<f64>() / call.logits.len() as f64;
     let p = detector.probability(mean);
-    json!({"type": kind, "verdict": detector.verdict(p), "probability_synthetic": p,
-        "windows": call.logits.len(), "audio_s": call.seconds()})
+    let verdict = detector.verdict(p);
+    let (reason, code) = match verdict {
+        Verdict::Human => (
+            Some(detector.no_sign_found()),
+            Some(ReasonCode::NoSignFound),
+        ),
+        Verdict::Inconclusive => (None, Some(ReasonCode::BetweenThresholds)),
+        Verdict::Synthetic => (None, None),
+    };
+    json!({"type": kind, "verdict": verdict, "probability_synthetic": p, "reason": reason,
+        "reason_code": code, "windows": call.logits.len(), "refused_windows": call.refused,
+        "audio_s": call.seconds()})
 }
 
 /// The message a call gets when something it sent cannot be used.

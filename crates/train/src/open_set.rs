@@ -12,12 +12,11 @@
 //! families the model heard and those it did not: the words a `human` verdict carries.
 
 use aqiqat_intake::{AudioStream, Limits};
-use aqiqat_voice::analysis::Outcome;
 use aqiqat_voice::calibration::{
     MAX_BONAFIDE_CALLED_SYNTHETIC, MAX_SPOOF_CALLED_HUMAN, ScoreBands,
 };
-use aqiqat_voice::card::{FoldShares, OpenSetCard, Shares};
-use aqiqat_voice::detector::VoiceDetector;
+use aqiqat_voice::card::{FoldShares, OpenSetCard, RefusalCount, Shares};
+use aqiqat_voice::detector::{ReasonCode, VoiceDetector};
 use aqiqat_voice::features::SAMPLE_RATE;
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
@@ -40,18 +39,30 @@ pub struct OpenSetArgs {
     /// A synthesis system the model trained on (repeatable): left out wherever it occurs.
     #[arg(long = "exclude-system")]
     exclude_systems: Vec<String>,
-    /// A family of synthesis the model trained on, in plain words (repeatable; at least one).
-    #[arg(long = "heard", required = true)]
-    heard: Vec<String>,
+    /// A family of synthesis the model trained on, as `KEY=WORDS`: the corpus's `family`
+    /// name, then plain words for users (repeatable; at least one). Held-out families with a
+    /// heard key are not listed as unheard.
+    #[arg(long = "heard", required = true, value_parser = parse_heard)]
+    heard: Vec<(String, String)>,
     /// Also use the corpus's channel variants (manifest_aug.tsv) of the same clips.
     #[arg(long)]
     augmented: bool,
 }
 
-/// One held-out clip's score: `None` when it had too little speech to be scored.
+/// One held-out clip as `aqiqat scan` sees it: its score (`None` with too little speech to
+/// score), and the reason code when scan refuses to judge it whatever the score (too little
+/// speech for a verdict, music, several voices, too noisy).
 struct Scored {
     entry: Entry,
     score: Option<f64>,
+    refused: Option<String>,
+}
+
+impl Scored {
+    /// The score when scan would judge the clip by it.
+    fn judged(&self) -> Option<f64> {
+        self.score.filter(|_| self.refused.is_none())
+    }
 }
 
 pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -66,13 +77,22 @@ pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
         return Err("no held-out clips: every fold's page or system was excluded".into());
     }
     let scores = score_all(&detector, &args.model, entries)?;
-    let scored: Vec<&Scored> = scores.iter().filter(|s| s.score.is_some()).collect();
+    // The bands come from the clips scan would judge by their score; the shares count every
+    // clip, a refused or unscored one as `inconclusive`, which is what scan answers for it.
+    let scored: Vec<&Scored> = scores.iter().filter(|s| s.judged().is_some()).collect();
     let values = |rows: &[&Scored], spoof: bool| -> Vec<f64> {
         rows.iter()
             .filter(|s| s.entry.label.is_spoof() == spoof)
-            .filter_map(|s| s.score)
+            .filter_map(|s| s.judged())
             .collect()
     };
+    let outcomes = |rows: &[&Scored], spoof: bool| -> Vec<Option<f64>> {
+        rows.iter()
+            .filter(|s| s.entry.label.is_spoof() == spoof)
+            .map(|s| s.judged())
+            .collect()
+    };
+    let everything: Vec<&Scored> = scores.iter().collect();
     let (bonafide, spoof) = (values(&scored, false), values(&scored, true));
     if bonafide.is_empty() || spoof.is_empty() {
         return Err("the held-out clips hold only one label".into());
@@ -86,17 +106,18 @@ pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|f| f.parse().ok())
             .expect("held-out rows have a fold")
     };
-    let folds: BTreeSet<usize> = scored.iter().map(|s| fold_of(s)).collect();
+    let folds: BTreeSet<usize> = everything.iter().map(|s| fold_of(s)).collect();
     let mut fold_shares = Vec::new();
     for &fold in &folds {
         let (inside, outside): (Vec<&Scored>, Vec<&Scored>) =
-            scored.iter().partition(|s| fold_of(s) == fold);
+            everything.iter().partition(|s| fold_of(s) == fold);
         let (ob, os) = (values(&outside, false), values(&outside, true));
         if ob.is_empty() || os.is_empty() {
             return Err(format!("without fold {fold} one label is missing").into());
         }
         let others = ScoreBands::from_held_out(&ob, &os);
         let (ib, is) = (values(&inside, false), values(&inside, true));
+        let (all_b, all_s) = (outcomes(&inside, false), outcomes(&inside, true));
         let pages: BTreeSet<String> = inside
             .iter()
             .filter_map(|s| s.entry.get("page").map(str::to_owned))
@@ -104,41 +125,49 @@ pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
         fold_shares.push(FoldShares {
             fold,
             pages: pages.into_iter().collect(),
-            n_bonafide: ib.len(),
-            n_spoof: is.len(),
+            n_bonafide: all_b.len(),
+            n_spoof: all_s.len(),
             eer: (!ib.is_empty() && !is.is_empty()).then(|| metrics::eer(&ib, &is).eer),
-            spoof: shares(&is, &others),
-            bonafide: shares(&ib, &others),
+            spoof: shares(&all_s, &others),
+            bonafide: shares(&all_b, &others),
         });
     }
 
-    let spoof_rows = scored.iter().filter(|s| s.entry.label.is_spoof());
+    let spoof_rows = everything.iter().filter(|s| s.entry.label.is_spoof());
     let column = |s: &Scored, c: &str| s.entry.get(c).unwrap_or("?").to_owned();
-    let families_not_heard: BTreeSet<String> =
-        spoof_rows.clone().map(|s| column(s, "family")).collect();
+    let families_not_heard: BTreeSet<String> = spoof_rows
+        .clone()
+        .map(|s| column(s, "family"))
+        .filter(|f| !args.heard.iter().any(|(key, _)| key == f))
+        .collect();
     let systems: BTreeSet<String> = spoof_rows.map(|s| column(s, "system")).collect();
-    let pages: BTreeSet<String> = scored.iter().map(|s| column(s, "page")).collect();
-    let development_thresholds = card.thresholds;
+    let pages: BTreeSet<String> = everything.iter().map(|s| column(s, "page")).collect();
+    // A card that went through here before keeps what its development split gave.
+    let development_thresholds = card
+        .open_set
+        .as_ref()
+        .map_or(card.thresholds, |o| o.development_thresholds);
     card.thresholds = bands.thresholds(&platt);
     card.open_set = Some(OpenSetCard {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         corpus_manifest_sha256: aqiqat_intake::hash::sha256_bytes(&std::fs::read(
             args.corpus.join("manifest.tsv"),
         )?),
-        families_heard: args.heard.clone(),
+        families_heard: args.heard.iter().map(|(_, words)| words.clone()).collect(),
         families_not_heard: families_not_heard.into_iter().collect(),
         pages: pages.len(),
         systems: systems.len(),
         n_bonafide: bonafide.len(),
         n_spoof: spoof.len(),
-        unscored: scores.len() - scored.len(),
+        unscored: scores.iter().filter(|s| s.score.is_none()).count(),
+        refused: refusals(&scores),
         eer: metrics::eer(&bonafide, &spoof).eer,
         max_spoof_called_human: MAX_SPOOF_CALLED_HUMAN,
         max_bonafide_called_synthetic: MAX_BONAFIDE_CALLED_SYNTHETIC,
         development_thresholds,
         folds: fold_shares,
     });
-    print_report(&card, &scored, &bands);
+    print_report(&card, &everything, &bands);
     std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")?;
     eprintln!(
         "thresholds {development_thresholds:?} -> {:?}\nwrote {}",
@@ -146,6 +175,17 @@ pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
         card_path.display()
     );
     Ok(())
+}
+
+fn parse_heard(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, words)) if !key.trim().is_empty() && !words.trim().is_empty() => {
+            Ok((key.trim().to_owned(), words.trim().to_owned()))
+        }
+        _ => Err(format!(
+            "{text:?}: give KEY=WORDS, e.g. formant=formant synthesis (eSpeak NG)"
+        )),
+    }
 }
 
 /// The rows of the corpus's folds that the model never trained on.
@@ -167,7 +207,7 @@ fn held_out_entries(args: &OpenSetArgs) -> Result<Vec<Entry>, Box<dyn std::error
         .collect())
 }
 
-/// Scores every entry with the detector, on all cores. Scores are kept beside the run in
+/// Scans every entry with the detector, on all cores. Results are kept beside the run in
 /// `open-set-scores.tsv`, keyed by the weights' hash and each clip's path, so that a rerun
 /// (another exclusion, another report) does not decode the corpus again.
 fn score_all(
@@ -175,15 +215,17 @@ fn score_all(
     run: &Path,
     entries: Vec<Entry>,
 ) -> Result<Vec<Scored>, Box<dyn std::error::Error>> {
+    type Outcome = (Option<f64>, Option<String>);
     let cache_path = run.join("open-set-scores.tsv");
-    let key = &detector.card().weights_sha256;
-    let mut cache: BTreeMap<String, Option<f64>> = BTreeMap::new();
+    let header = format!("# weights {} with refusals", detector.card().weights_sha256);
+    let mut cache: BTreeMap<String, Outcome> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(&cache_path)
-        && text.lines().next() == Some(&format!("# weights {key}"))
+        && text.lines().next() == Some(header.as_str())
     {
         for line in text.lines().skip(1) {
-            if let Some((path, score)) = line.split_once('\t') {
-                cache.insert(path.to_owned(), score.parse().ok());
+            if let [path, score, refused] = line.split('\t').collect::<Vec<_>>()[..] {
+                let refused = (!refused.is_empty()).then(|| refused.to_owned());
+                cache.insert(path.to_owned(), (score.parse().ok(), refused));
             }
         }
     }
@@ -192,72 +234,119 @@ fn score_all(
         .filter(|e| !cache.contains_key(&e.path.display().to_string()))
         .collect();
     eprintln!(
-        "{} held-out clips, {} scored before, {} to score",
+        "{} held-out clips, {} scanned before, {} to scan",
         entries.len(),
         entries.len() - todo.len(),
         todo.len()
     );
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let fresh: Vec<(String, Option<f64>)> = std::thread::scope(|scope| {
+    let fresh: Vec<(String, Outcome)> = std::thread::scope(|scope| {
         let handles: Vec<_> = todo
             .chunks(todo.len().div_ceil(threads).max(1))
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|e| (e.path.display().to_string(), score_one(detector, &e.path)))
+                        .map(|e| (e.path.display().to_string(), scan_one(detector, &e.path)))
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("scoring thread"))
+            .flat_map(|h| h.join().expect("scanning thread"))
             .collect()
     });
     cache.extend(fresh);
-    let mut text = format!("# weights {key}\n");
-    for (path, score) in &cache {
+    let mut text = format!("{header}\n");
+    for (path, (score, refused)) in &cache {
         let score = score.map_or("unscored".to_owned(), |s| s.to_string());
-        text.push_str(&format!("{path}\t{score}\n"));
+        text.push_str(&format!(
+            "{path}\t{score}\t{}\n",
+            refused.as_deref().unwrap_or("")
+        ));
     }
     std::fs::write(&cache_path, text)?;
     Ok(entries
         .into_iter()
         .map(|entry| {
-            let score = cache[&entry.path.display().to_string()];
-            Scored { entry, score }
+            let (score, refused) = cache[&entry.path.display().to_string()].clone();
+            Scored {
+                entry,
+                score,
+                refused,
+            }
         })
         .collect())
 }
 
-/// The clip's raw score as `aqiqat scan` computes it; `None` when it is not scored (too little
-/// speech, or a file that does not decode, which is reported).
-fn score_one(detector: &VoiceDetector, path: &Path) -> Option<f64> {
+/// The clip's raw score and scan's refusal as `aqiqat scan` computes them; no score when the
+/// clip has too little speech to score, or does not decode (which is reported).
+fn scan_one(detector: &VoiceDetector, path: &Path) -> (Option<f64>, Option<String>) {
     let samples = match AudioStream::open(path, SAMPLE_RATE, &Limits::default())
         .and_then(|s| s.read_to_end())
     {
         Ok(s) => s,
         Err(e) => {
             eprintln!("skipping: {e}");
-            return None;
+            return (None, None);
         }
     };
-    match detector.analyse(&samples) {
-        Ok(a) => match a.outcome {
-            Outcome::Scored(score) => Some(score),
-            Outcome::Unscored(_) => None,
-        },
+    match detector.scan(&samples) {
+        Ok(f) => {
+            let refused = f
+                .reason_code
+                .filter(|c| !matches!(c, ReasonCode::NoSignFound | ReasonCode::BetweenThresholds));
+            let name = refused.map(|c| {
+                serde_json::to_value(c)
+                    .expect("a code serialises")
+                    .as_str()
+                    .expect("codes are strings")
+                    .to_owned()
+            });
+            (f.score, name)
+        }
         Err(e) => {
             eprintln!("{}: {e}", path.display());
-            None
+            (None, None)
         }
     }
 }
 
-fn shares(scores: &[f64], bands: &ScoreBands) -> Shares {
-    let n = scores.len().max(1) as f64;
-    let human = scores.iter().filter(|&&s| s < bands.human).count() as f64;
-    let synthetic = scores.iter().filter(|&&s| s >= bands.synthetic).count() as f64;
+/// How many clips of each label scan refuses to judge, by reason.
+fn refusals(scores: &[Scored]) -> Vec<RefusalCount> {
+    let mut by: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for s in scores {
+        if let Some(reason) = &s.refused {
+            let counts = by.entry(reason.clone()).or_default();
+            if s.entry.label.is_spoof() {
+                counts.1 += 1;
+            } else {
+                counts.0 += 1;
+            }
+        }
+    }
+    by.into_iter()
+        .map(|(reason, (bonafide, spoof))| RefusalCount {
+            reason,
+            bonafide,
+            spoof,
+        })
+        .collect()
+}
+
+/// How clips of one label are judged: `None` (not judged) counts as inconclusive.
+fn shares(outcomes: &[Option<f64>], bands: &ScoreBands) -> Shares {
+    let n = outcomes.len().max(1) as f64;
+    let human = outcomes
+        .iter()
+        .flatten()
+        .filter(|&&s| s < bands.human)
+        .count() as f64;
+    let synthetic = outcomes
+        .iter()
+        .flatten()
+        .filter(|&&s| s >= bands.synthetic)
+        .count() as f64;
     Shares {
         synthetic: synthetic / n,
         human: human / n,
@@ -267,11 +356,11 @@ fn shares(scores: &[f64], bands: &ScoreBands) -> Shares {
 
 /// Markdown tables for the model card: each fold (bands from the other folds), then, with the
 /// final bands, spoofs by family and genuine clips by language and channel.
-fn print_report(card: &aqiqat_voice::card::ModelCard, scored: &[&Scored], bands: &ScoreBands) {
+fn print_report(card: &aqiqat_voice::card::ModelCard, all: &[&Scored], bands: &ScoreBands) {
     let open = card.open_set.as_ref().expect("just written");
     let pct = |x: f64| format!("{:.1} %", x * 100.0);
     println!(
-        "held out: {} pages, {} systems, {} genuine and {} synthetic clips ({} unscored); EER {}",
+        "held out: {} pages, {} systems; {} genuine and {} synthetic clips judged by their score ({} unscored, the rest refused: table at the end); EER {}",
         open.pages,
         open.systems,
         open.n_bonafide,
@@ -334,20 +423,22 @@ fn print_report(card: &aqiqat_voice::card::ModelCard, scored: &[&Scored], bands:
         ("synthetic clips by channel", true, "channel"),
         ("genuine clips by channel", false, "channel"),
     ] {
-        let mut groups: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        for s in scored.iter().filter(|s| s.entry.label.is_spoof() == spoof) {
+        let mut groups: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
+        for s in all.iter().filter(|s| s.entry.label.is_spoof() == spoof) {
             groups
                 .entry(s.entry.get(by).unwrap_or("?"))
                 .or_default()
-                .extend(s.score);
+                .push(s.judged());
         }
-        println!("{label} (final thresholds, in sample):\n");
+        println!(
+            "{label} (final thresholds, in sample; refused and unscored count as inconclusive):\n"
+        );
         println!("| {by} | clips | synthetic | human | inconclusive |\n|---|---:|---:|---:|---:|");
-        for (name, scores) in groups {
-            let s = shares(&scores, bands);
+        for (name, outcomes) in groups {
+            let s = shares(&outcomes, bands);
             println!(
                 "| {name} | {} | {} | {} | {} |",
-                scores.len(),
+                outcomes.len(),
                 pct(s.synthetic),
                 pct(s.human),
                 pct(s.inconclusive)
@@ -355,4 +446,23 @@ fn print_report(card: &aqiqat_voice::card::ModelCard, scored: &[&Scored], bands:
         }
         println!();
     }
+    let count = |spoof: bool| {
+        all.iter()
+            .filter(|s| s.entry.label.is_spoof() == spoof)
+            .count()
+    };
+    let (nb, ns) = (count(false).max(1) as f64, count(true).max(1) as f64);
+    println!("refused by scan, whatever the score (share of all held-out clips of the label):\n");
+    println!("| reason | genuine | synthetic |\n|---|---:|---:|");
+    for r in &open.refused {
+        println!(
+            "| {} | {} ({}) | {} ({}) |",
+            r.reason,
+            r.bonafide,
+            pct(r.bonafide as f64 / nb),
+            r.spoof,
+            pct(r.spoof as f64 / ns)
+        );
+    }
+    println!();
 }

@@ -43,6 +43,10 @@ pub struct OpenSetCard {
     pub n_spoof: usize,
     /// Clips with too little speech to score.
     pub unscored: usize,
+    /// Clips scan refuses to judge whatever their score, by reason (they count as
+    /// `inconclusive` in the folds' shares and are left out of the bands).
+    #[serde(default)]
+    pub refused: Vec<RefusalCount>,
     /// Equal error rate over all held-out clips.
     pub eer: f64,
     pub max_spoof_called_human: f64,
@@ -51,6 +55,14 @@ pub struct OpenSetCard {
     pub development_thresholds: Thresholds,
     /// Each fold of held-out pages judged with bands set on the other folds.
     pub folds: Vec<FoldShares>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusalCount {
+    /// The scan's reason code (`too_little_speech`, `music`, `several_voices`, `too_noisy`).
+    pub reason: String,
+    pub bonafide: usize,
+    pub spoof: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

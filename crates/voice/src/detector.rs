@@ -256,12 +256,13 @@ impl VoiceDetector {
     }
 
     /// The limit of a `human` verdict, in plain words.
-    fn no_sign_found(&self) -> String {
+    pub fn no_sign_found(&self) -> String {
         match self.reach() {
             Some(r) if !r.families_not_heard.is_empty() => format!(
                 "no sign of synthetic speech was found by a detector trained on {} families of \
-                 speech synthesis; voices made by families it has not learnt ({}) can pass \
-                 unnoticed, so this does not prove the voice is human",
+                 speech synthesis, from a few systems each; voices made by other systems can \
+                 pass unnoticed, above all those of families it has never learnt ({}), so this \
+                 does not prove the voice is human",
                 r.families_heard.len(),
                 r.families_not_heard.join(", ")
             ),
