@@ -5,13 +5,15 @@
 //! Input: the shared smoke set's 48 clips (bonafide and spoof) decoded and laid end to end,
 //! repeated to MINUTES minutes (default 3), written as a 16 kHz 16-bit WAV, and as an 8 kHz
 //! G.711 µ-law WAV by ffmpeg when it is installed. Stages: decode + resample to 8 kHz, features
-//! (VAD + LFCC + normalisation), the network over the timeline's windows, and the whole scan
+//! (VAD + LFCC + normalisation), the network over the timeline's windows, the recording checks
+//! (`aqiqat_dsp::quality`: noise, music, two voices), and the whole scan
 //! (which also hashes the file and runs provenance). The provenance column is provenance
 //! alone on the same file (C2PA look-up, metadata markers), for its share of the whole.
 //!
 //! Then still images: a 1024×768 PNG, unlabelled and labelled (C2PA), scanned from memory —
 //! decode, credentials, markers, the watermark — in milliseconds per picture.
 
+use aqiqat_dsp::quality::QualityConfig;
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_provenance::credentials::{
     LabelRequest, LabelSigner, LocalIdentity, TrustAnchors, label,
@@ -87,8 +89,8 @@ fn main() {
     let scanner = Scanner::embedded(Limits::default()).unwrap();
     println!("scan speed, one thread, {seconds:.0} s of speech; × real time (higher is faster)");
     println!(
-        "{:18} {:>10} {:>10} {:>10} {:>11} {:>12}",
-        "input", "decode", "features", "network", "provenance", "end to end"
+        "{:18} {:>10} {:>10} {:>10} {:>10} {:>11} {:>12}",
+        "input", "decode", "features", "network", "quality", "provenance", "end to end"
     );
     for (name, path) in &inputs {
         let runs = 3;
@@ -113,6 +115,9 @@ fn main() {
         let network = best_of(runs, || {
             analysis::window_logits(scanner.voice().model(), &frames, &starts, len).unwrap()
         });
+        let quality = best_of(runs, || {
+            aqiqat_dsp::quality::assess(&samples, &segs, &QualityConfig::default())
+        });
         let provenance = best_of(runs, || {
             let bytes = std::fs::read(path).unwrap();
             examine(
@@ -128,10 +133,11 @@ fn main() {
         });
         let total = best_of(runs, || scanner.scan_file(path).unwrap());
         println!(
-            "{name:18} {:>9.0}× {:>9.0}× {:>9.0}× {:>10.0}× {:>11.0}×",
+            "{name:18} {:>9.0}× {:>9.0}× {:>9.0}× {:>9.0}× {:>10.0}× {:>11.0}×",
             seconds / decode,
             seconds / features,
             seconds / network,
+            seconds / quality,
             seconds / provenance,
             seconds / total
         );
