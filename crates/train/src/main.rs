@@ -1,8 +1,9 @@
 //! # aqiqat-train
 //!
 //! `aqiqat-train voice --data DIR --out DIR`: trains the synthetic-speech detector from the
-//! corpus `tools/voice-data/prepare.py` writes (DIR/manifest.tsv, and DIR/manifest_channel.tsv
-//! for codec/channel variants), and writes `voice-tdnn-mfm.safetensors` with
+//! corpus `tools/voice-data/prepare.py` or `corpus.py` writes (DIR/manifest.tsv, and
+//! DIR/manifest_channel.tsv or DIR/manifest_aug.tsv for codec/channel variants; with `--fold K`
+//! one leave-one-page-out fold of DIR/folds.json), and writes `voice-tdnn-mfm.safetensors` with
 //! `voice-tdnn-mfm.json`, the model card (feature and network configuration, calibration,
 //! thresholds, development figures, the exact command).
 //!
@@ -121,6 +122,11 @@ struct VoiceArgs {
     /// Train on clean clips only.
     #[arg(long)]
     no_channel: bool,
+    /// Leave one page out: train on the train split without fold K's pages, systems and
+    /// speakers (`folds.json` of a corpus from tools/voice-data/corpus.py) and develop on fold
+    /// K's clips, instead of the train and dev splits.
+    #[arg(long)]
+    fold: Option<usize>,
     /// No gain, noise or clipping augmentation (for ablations).
     #[arg(long)]
     no_augment: bool,
@@ -188,14 +194,64 @@ fn corpus_entries(
     exclude_family: Option<&str>,
 ) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
     let mut entries = manifest::read(&data.join("manifest.tsv"))?;
-    let channel = data.join("manifest_channel.tsv");
-    if !no_channel && channel.exists() {
-        entries.extend(manifest::read(&channel)?);
+    // Channel variants: `manifest_channel.tsv` from prepare.py, `manifest_aug.tsv` from
+    // corpus.py; each variant carries its parent's split, fold, page, system and speaker.
+    for variants in ["manifest_channel.tsv", "manifest_aug.tsv"] {
+        let path = data.join(variants);
+        if !no_channel && path.exists() {
+            entries.extend(manifest::read(&path)?);
+        }
     }
     if let Some(family) = exclude_family {
         entries.retain(|e| !(e.label.is_spoof() && e.get("family") == Some(family)));
     }
     Ok(entries)
+}
+
+/// Fold `k` of a leave-one-page-out list: training is the train split without the fold's
+/// pages, systems and speakers; development is the fold's own clips.
+fn fold_split(
+    data: &Path,
+    entries: &[Entry],
+    k: usize,
+) -> Result<(Vec<Entry>, Vec<Entry>), Box<dyn std::error::Error>> {
+    #[derive(serde::Deserialize)]
+    struct Fold {
+        fold: usize,
+        pages: Vec<String>,
+        systems: Vec<String>,
+        speakers: Vec<String>,
+    }
+    let folds: Vec<Fold> =
+        serde_json::from_str(&std::fs::read_to_string(data.join("folds.json"))?)?;
+    let fold = folds
+        .iter()
+        .find(|f| f.fold == k)
+        .ok_or_else(|| format!("folds.json has no fold {k} (it has {})", folds.len()))?;
+    let in_fold = |e: &Entry| e.get("fold").and_then(|f| f.parse::<usize>().ok()) == Some(k);
+    let touches = |e: &Entry, column: &str, names: &[String]| {
+        e.get(column).is_some_and(|v| names.iter().any(|n| n == v))
+    };
+    let dev: Vec<Entry> = entries.iter().filter(|e| in_fold(e)).cloned().collect();
+    let train: Vec<Entry> = entries
+        .iter()
+        .filter(|e| e.get("split") == Some("train") && !in_fold(e))
+        .filter(|e| {
+            !touches(e, "page", &fold.pages)
+                && !touches(e, "system", &fold.systems)
+                && !touches(e, "speaker", &fold.speakers)
+        })
+        .cloned()
+        .collect();
+    if dev.is_empty() || train.is_empty() {
+        return Err(format!(
+            "fold {k} leaves {} training and {} development clips",
+            train.len(),
+            dev.len()
+        )
+        .into());
+    }
+    Ok((train, dev))
 }
 
 fn split_of(entries: &[Entry], name: &str) -> Vec<Entry> {
@@ -274,10 +330,13 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     // lend the card a hash of data the run never saw.
     let manifest_sha256 = manifest_sha256(&args.data)?;
     let entries = corpus_entries(&args.data, args.no_channel, args.exclude_family.as_deref())?;
-    let split = |name: &str| split_of(&entries, name);
+    let (train_entries, dev_entries) = match args.fold {
+        Some(k) => fold_split(&args.data, &entries, k)?,
+        None => (split_of(&entries, "train"), split_of(&entries, "dev")),
+    };
     eprintln!("decoding…");
-    let train = load(&split("train"))?;
-    let dev = load(&split("dev"))?;
+    let train = load(&train_entries)?;
+    let dev = load(&dev_entries)?;
     let count = |clips: &[Clip], spoof: bool| clips.iter().filter(|c| c.spoof == spoof).count();
     eprintln!(
         "train: {} bonafide, {} spoof; dev: {} bonafide, {} spoof ({:.0} s)",
@@ -388,6 +447,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                 batch: args.batch,
                 lr: args.lr,
                 exclude_family: args.exclude_family.clone(),
+                fold: args.fold,
                 manifest_sha256: manifest_sha256.clone(),
                 n_train_bonafide: count(&train, false),
                 n_train_spoof: count(&train, true),
@@ -682,4 +742,68 @@ fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> candle_core::Result
         data[k].set(t)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aqiqat_voice::manifest::Label;
+
+    fn entry(
+        label: Label,
+        split: &str,
+        fold: &str,
+        page: &str,
+        system: &str,
+        speaker: &str,
+    ) -> Entry {
+        let columns = [
+            ("split", split),
+            ("fold", fold),
+            ("page", page),
+            ("system", system),
+            ("speaker", speaker),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Entry {
+            path: PathBuf::from(format!("{page}-{system}-{speaker}.flac")),
+            label,
+            columns,
+        }
+    }
+
+    #[test]
+    fn a_fold_trains_without_its_pages_systems_and_speakers() {
+        let dir = std::env::temp_dir().join(format!("aqiqat-fold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("folds.json"),
+            r#"[{"fold": 0, "pages": ["p0"], "systems": ["s0"], "speakers": ["a"], "bonafide": 1, "spoof": 1},
+                {"fold": 1, "pages": ["p1"], "systems": ["s1"], "speakers": ["b"], "bonafide": 1, "spoof": 1}]"#,
+        )
+        .unwrap();
+        use Label::{Bonafide, Spoof};
+        let entries = vec![
+            entry(Bonafide, "train", "0", "p0", "human", "a"),
+            entry(Spoof, "train", "0", "p0", "s0", "v"),
+            entry(Bonafide, "train", "1", "p1", "human", "b"),
+            entry(Spoof, "train", "1", "p1", "s1", "w"),
+            // Fold 0's system and speaker met on another page must not train fold 0.
+            entry(Spoof, "train", "1", "p1", "s0", "w"),
+            entry(Bonafide, "train", "1", "p1", "human", "a"),
+            // Development and test clips train no fold.
+            entry(Bonafide, "dev", "-1", "p2", "human", "c"),
+            entry(Spoof, "test", "-1", "p3", "s3", "x"),
+        ];
+        let (train, dev) = fold_split(&dir, &entries, 0).unwrap();
+        let names = |v: &[Entry]| -> Vec<String> {
+            v.iter().map(|e| e.path.display().to_string()).collect()
+        };
+        assert_eq!(names(&dev), ["p0-human-a.flac", "p0-s0-v.flac"]);
+        assert_eq!(names(&train), ["p1-human-b.flac", "p1-s1-w.flac"]);
+        assert!(fold_split(&dir, &entries, 7).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -131,6 +131,9 @@ pub struct TrainingCard {
     pub batch: usize,
     pub lr: f64,
     pub exclude_family: Option<String>,
+    /// The leave-one-page-out fold held out (its clips are the development set), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<usize>,
     pub manifest_sha256: String,
     pub n_train_bonafide: usize,
     pub n_train_spoof: usize,
