@@ -296,14 +296,7 @@ fn scan_one(detector: &VoiceDetector, path: &Path) -> (Option<f64>, Option<Strin
             let refused = f
                 .reason_code
                 .filter(|c| !matches!(c, ReasonCode::NoSignFound | ReasonCode::BetweenThresholds));
-            let name = refused.map(|c| {
-                serde_json::to_value(c)
-                    .expect("a code serialises")
-                    .as_str()
-                    .expect("codes are strings")
-                    .to_owned()
-            });
-            (f.score, name)
+            (f.score, refused.map(|c| c.as_str().to_owned()))
         }
         Err(e) => {
             eprintln!("{}: {e}", path.display());

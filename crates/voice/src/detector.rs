@@ -75,6 +75,21 @@ pub enum ReasonCode {
     BetweenThresholds,
 }
 
+impl ReasonCode {
+    /// The code as the scan JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::NoSignFound => "no_sign_found",
+            ReasonCode::NoSpeech => "no_speech",
+            ReasonCode::TooLittleSpeech => "too_little_speech",
+            ReasonCode::TooNoisy => "too_noisy",
+            ReasonCode::Music => "music",
+            ReasonCode::SeveralVoices => "several_voices",
+            ReasonCode::BetweenThresholds => "between_thresholds",
+        }
+    }
+}
+
 /// What the detector has learnt and what it has not: the limit of a `human` verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reach {
@@ -488,6 +503,18 @@ mod tests {
         }
         let f = d.finding(&analysis(30.0, 3.0), None);
         assert_eq!((f.verdict, f.reason_code), (Verdict::Synthetic, None));
+        // `as_str` spells each code as the JSON does.
+        for code in [
+            ReasonCode::NoSignFound,
+            ReasonCode::NoSpeech,
+            ReasonCode::TooLittleSpeech,
+            ReasonCode::TooNoisy,
+            ReasonCode::Music,
+            ReasonCode::SeveralVoices,
+            ReasonCode::BetweenThresholds,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 
     #[test]
