@@ -3,7 +3,7 @@
 //! Signal features on plain `&[f32]` at a known sample rate: short-time Fourier transform
 //! ([`stft`]), triangular filterbanks on linear or mel frequency scales ([`filterbank`]),
 //! linear-frequency cepstral coefficients with deltas ([`lfcc`]), an energy-based speech
-//! detector ([`vad`]), and the measurements that say whether a recording is fit to judge at
+//! detector ([`vad`]), Whisper's log-mel input ([`whisper_mel`]), and the measurements that say whether a recording is fit to judge at
 //! all: speech-to-noise ratio, music, two voices at once ([`quality`]).
 //!
 //! **Owns:** the exact arithmetic that turns samples into the matrices models read. A model's
@@ -18,6 +18,7 @@ pub mod lfcc;
 pub mod quality;
 pub mod stft;
 pub mod vad;
+pub mod whisper_mel;
 
 pub use lfcc::{Lfcc, LfccConfig};
 pub use stft::Stft;

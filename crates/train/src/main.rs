@@ -18,6 +18,7 @@
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
 mod open_set;
+mod rawboost;
 mod rng;
 
 use aqiqat_dsp::LfccConfig;
@@ -28,7 +29,7 @@ use aqiqat_voice::analysis::{self, Outcome};
 use aqiqat_voice::calibration::{Platt, Thresholds};
 use aqiqat_voice::card::{DevFigures, FeatureCard, ModelCard, NetworkCard, TrainingCard};
 use aqiqat_voice::detector::VoiceDetector;
-use aqiqat_voice::features::{self, CMN_HALF_WIDTH, FeatureExtractor, HOP, SAMPLE_RATE};
+use aqiqat_voice::features::{self, CMN_HALF_WIDTH, FRAME_RATE, FeatureExtractor};
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
 use candle_core::{DType, Device, Tensor};
@@ -102,11 +103,23 @@ struct VoiceArgs {
     /// Cepstral coefficients kept (with Δ and ΔΔ, three times this many values per frame).
     #[arg(long, default_value_t = features::lfcc_config().n_ceps)]
     ceps: usize,
-    /// Analysis frame length in 8 kHz samples (200: 25 ms), at most `--n-fft`.
+    /// Analysis frame length in samples (200 at 8 kHz: 25 ms), at most `--n-fft`.
     #[arg(long, default_value_t = features::lfcc_config().win)]
     frame: usize,
     #[arg(long, default_value_t = features::lfcc_config().n_fft)]
     n_fft: usize,
+    /// The rate clips are decoded at and features computed at: 8000 (the telephone band every
+    /// scan uses) or 16000 (a wideband candidate; give it `--frame`, `--n-fft` and `--f-max`
+    /// to match).
+    #[arg(long, default_value_t = features::lfcc_config().sample_rate)]
+    rate: u32,
+    /// Top of the filterbank in Hz.
+    #[arg(long, default_value_t = features::lfcc_config().f_max)]
+    f_max: f32,
+    /// RawBoost-style augmentation on half the crops of both labels: random band filtering
+    /// with a nonlinear term, impulsive signal-dependent noise, coloured stationary noise.
+    #[arg(long)]
+    rawboost: bool,
     /// Trunk layers (0–5); 0 trains a linear-statistics baseline.
     #[arg(long, default_value_t = 5)]
     layers: usize,
@@ -142,12 +155,12 @@ struct Clip {
 }
 
 impl Clip {
-    /// Analysis frames of `win` samples each.
-    fn frames(&self, win: usize) -> usize {
+    /// Analysis frames of `win` samples each, `hop` apart.
+    fn frames(&self, win: usize, hop: usize) -> usize {
         if self.samples.len() < win {
             0
         } else {
-            (self.samples.len() - win) / HOP + 1
+            (self.samples.len() - win) / hop + 1
         }
     }
 }
@@ -292,8 +305,9 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
         card.training.exclude_family.as_deref(),
     )?;
     eprintln!("decoding…");
-    let dev = load(&split_of(&entries, "dev"))?;
-    let mut fx = FeatureExtractor::new(card.features.lfcc()?);
+    let lfcc = card.features.lfcc()?;
+    let dev = load(&split_of(&entries, "dev"), lfcc.sample_rate)?;
+    let mut fx = FeatureExtractor::new(lfcc);
     let (bonafide, spoof) = split_scores(&score_clips(detector.model(), &dev, &mut fx)?);
     let dev_eer = metrics::eer(&bonafide, &spoof).eer;
     if (bonafide.len(), spoof.len()) != (card.dev.n_bonafide, card.dev.n_spoof)
@@ -335,8 +349,8 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         None => (split_of(&entries, "train"), split_of(&entries, "dev")),
     };
     eprintln!("decoding…");
-    let train = load(&train_entries)?;
-    let dev = load(&dev_entries)?;
+    let train = load(&train_entries, args.rate)?;
+    let dev = load(&dev_entries, args.rate)?;
     let count = |clips: &[Clip], spoof: bool| clips.iter().filter(|c| c.spoof == spoof).count();
     eprintln!(
         "train: {} bonafide, {} spoof; dev: {} bonafide, {} spoof ({:.0} s)",
@@ -348,10 +362,13 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let lfcc = LfccConfig {
+        sample_rate: args.rate,
+        hop: args.rate as usize / FRAME_RATE,
         n_filters: args.filters,
         n_ceps: args.ceps,
         win: args.frame,
         n_fft: args.n_fft,
+        f_max: args.f_max,
         ..features::lfcc_config()
     };
     let feature_card = FeatureCard::from_lfcc(&lfcc);
@@ -383,7 +400,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     let usable = |spoof: bool| -> Vec<usize> {
         (0..train.len())
-            .filter(|&i| train[i].spoof == spoof && train[i].frames(lfcc.win) >= 100)
+            .filter(|&i| train[i].spoof == spoof && train[i].frames(lfcc.win, lfcc.hop) >= 100)
             .collect()
     };
     let bona = usable(false);
@@ -467,6 +484,14 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
         Ok(())
     };
+    let augment = Augment {
+        noise: !args.no_augment,
+        rawboost: args.rawboost,
+        sample_rate: args.rate,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let mut epochs_log = String::from("epoch\tloss\tdev_eer\tseconds\n");
+    let mut last_scores = Vec::new();
     let mut best: Option<(f64, usize, Snapshot)> = None;
     for epoch in 0..args.epochs {
         // Cosine decay of the learning rate over the run.
@@ -485,14 +510,24 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             let mut feats: Vec<f32> = Vec::with_capacity(args.batch * len * dims);
             let mut targets = Vec::with_capacity(args.batch);
             for b in 0..args.batch {
-                let pool = if b % 2 == 0 {
-                    &bona
-                } else {
-                    &families[rng.below(families.len())]
-                };
-                let clip = &train[pool[rng.below(pool.len())]];
-                let crop = crop_features(clip, len, !args.no_augment, &mut rng, &mut fx);
-                // Short clips give shorter crops: tile them to the batch length.
+                // Only clips at least as long as the batch's crops: a short clip tiled to
+                // length repeats itself, and short clips are mostly genuine (demo pages cut
+                // their synthetic samples from whole sentences), so the network learnt
+                // "repeats = human" instead of the voice.
+                let mut clip = &train[bona[0]];
+                for _ in 0..100 {
+                    let pool = if b % 2 == 0 {
+                        &bona
+                    } else {
+                        &families[rng.below(families.len())]
+                    };
+                    clip = &train[pool[rng.below(pool.len())]];
+                    if clip.frames(lfcc.win, lfcc.hop) >= len {
+                        break;
+                    }
+                }
+                let crop = crop_features(clip, len, &augment, &mut rng, &mut fx);
+                // After 100 short draws (a family of short clips only) a crop is tiled.
                 feats.extend(crop.iter().cycle().take(len * dims));
                 targets.push(if clip.spoof { 1f32 } else { 0.0 });
             }
@@ -515,11 +550,21 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             t0.elapsed().as_secs_f64(),
             family_breakdown(&scores)
         );
+        // Every epoch's development EER, so that folds can be compared at a fixed epoch count
+        // rather than at each fold's best epoch (chosen on the fold itself).
+        epochs_log += &format!(
+            "{epoch}\t{:.5}\t{eer:.5}\t{:.1}\n",
+            loss_sum / steps as f64,
+            t0.elapsed().as_secs_f64()
+        );
+        std::fs::write(args.out.join("epochs.tsv"), &epochs_log)?;
         if best.as_ref().is_none_or(|(e, _, _)| eer <= *e) {
             best = Some((eer, epoch, snapshot(&varmap)?));
             write_model(epoch, eer, &scores)?;
         }
+        last_scores = scores;
     }
+    write_scores(&args.out.join("dev-scores-last.tsv"), &last_scores)?;
     let (dev_eer, best_epoch, weights) = best.ok_or("no epoch ran")?;
     restore(&varmap, &weights)?;
     let scores = score_clips(&model, &dev, &mut fx)?;
@@ -542,35 +587,47 @@ fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Ten
         .mean_all()
 }
 
+/// What a training crop goes through besides a random gain.
+struct Augment {
+    /// Sometimes white noise, sometimes clipping.
+    noise: bool,
+    rawboost: bool,
+    sample_rate: u32,
+}
+
 /// The features (row-major, `dims` per frame) of a random `len`-frame crop of `clip` (shorter
-/// when the clip is), augmented for both labels
-/// alike: gain ±12 dB, sometimes white noise (15–40 dB SNR), sometimes clipping. Features are
-/// computed over the crop plus the normalisation's context on either side, as a scan would see
-/// them inside a longer recording.
+/// when the clip is), augmented for both labels alike: gain ±12 dB, then (see [`Augment`])
+/// RawBoost on half the crops, white noise (15–40 dB SNR) on 30 %, clipping on 10 %. Features
+/// are computed over the crop plus the normalisation's context on either side, as a scan would
+/// see them inside a longer recording.
 fn crop_features(
     clip: &Clip,
     len: usize,
-    augment: bool,
+    augment: &Augment,
     rng: &mut Rng,
     fx: &mut FeatureExtractor,
 ) -> Vec<f32> {
-    let win = fx.frame_len();
-    let total = clip.frames(win);
+    let (win, hop) = (fx.frame_len(), fx.hop());
+    let total = clip.frames(win, hop);
     let n = len.min(total);
     let start = rng.below(total - n + 1);
     let ctx_start = start.saturating_sub(CMN_HALF_WIDTH);
     let ctx_end = (start + n + CMN_HALF_WIDTH).min(total);
-    let (s0, s1) = (ctx_start * HOP, (ctx_end - 1) * HOP + win);
+    let (s0, s1) = (ctx_start * hop, (ctx_end - 1) * hop + win);
     let gain = 10f32.powf(rng.uniform(-12.0, 12.0) / 20.0);
     let mut audio: Vec<f32> = clip.samples[s0..s1].iter().map(|s| s * gain).collect();
-    if augment && rng.uniform(0.0, 1.0) < 0.3 {
+    if augment.rawboost && rng.uniform(0.0, 1.0) < 0.5 {
+        rawboost::apply(&mut audio, augment.sample_rate, rng);
+    }
+    let noise = augment.noise;
+    if noise && rng.uniform(0.0, 1.0) < 0.3 {
         let power = audio.iter().map(|s| s * s).sum::<f32>() / audio.len() as f32;
         let sigma = (power / 10f32.powf(rng.uniform(15.0, 40.0) / 10.0)).sqrt();
         for s in &mut audio {
             *s += sigma * rng.gaussian();
         }
     }
-    if augment && rng.uniform(0.0, 1.0) < 0.1 {
+    if noise && rng.uniform(0.0, 1.0) < 0.1 {
         let peak = audio.iter().fold(0f32, |m, s| m.max(s.abs()));
         let limit = peak * rng.uniform(0.3, 0.8);
         for s in &mut audio {
@@ -590,8 +647,8 @@ fn crop_features(
     frames.slice(start - ctx_start, n).to_vec()
 }
 
-/// Decodes every entry to 8 kHz mono and trims it to its speech span.
-fn load(entries: &[Entry]) -> Result<Vec<Clip>, Box<dyn std::error::Error>> {
+/// Decodes every entry to mono at `rate` and trims it to its speech span.
+fn load(entries: &[Entry], rate: u32) -> Result<Vec<Clip>, Box<dyn std::error::Error>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunks: Vec<&[Entry]> = entries
         .chunks(entries.len().div_ceil(threads).max(1))
@@ -601,19 +658,22 @@ fn load(entries: &[Entry]) -> Result<Vec<Clip>, Box<dyn std::error::Error>> {
             .iter()
             .map(|part| {
                 scope.spawn(move || {
-                    let fx = FeatureExtractor::default();
+                    let fx = FeatureExtractor::new(LfccConfig {
+                        sample_rate: rate,
+                        hop: rate as usize / FRAME_RATE,
+                        ..features::lfcc_config()
+                    });
                     part.iter()
                         .filter_map(|e| {
-                            let samples =
-                                match AudioStream::open(&e.path, SAMPLE_RATE, &Limits::default())
-                                    .and_then(|s| s.read_to_end())
-                                {
-                                    Ok(s) => s,
-                                    Err(err) => {
-                                        eprintln!("skipping: {err}");
-                                        return None;
-                                    }
-                                };
+                            let samples = match AudioStream::open(&e.path, rate, &Limits::default())
+                                .and_then(|s| s.read_to_end())
+                            {
+                                Ok(s) => s,
+                                Err(err) => {
+                                    eprintln!("skipping: {err}");
+                                    return None;
+                                }
+                            };
                             let segs = fx.speech_segments(&samples);
                             let (first, last) = (segs.first()?, segs.last()?);
                             let offset = first.start;
@@ -675,6 +735,17 @@ fn report_hardest(scores: &[DevScore]) {
         let label = if s.clip.spoof { "spoof" } else { "bonafide" };
         eprintln!("  hardest {label:8} {:8.3} {}", s.score, s.clip.path);
     }
+}
+
+/// Development scores, one clip per line (path, label, score), for figures per channel,
+/// language or family from the manifest's columns.
+fn write_scores(path: &Path, scores: &[DevScore]) -> std::io::Result<()> {
+    let mut out = String::from("path\tlabel\tscore\n");
+    for s in scores {
+        let label = if s.clip.spoof { "spoof" } else { "bonafide" };
+        out += &format!("{}\t{label}\t{:.6}\n", s.clip.path, s.score);
+    }
+    std::fs::write(path, out)
 }
 
 fn split_scores(scores: &[DevScore]) -> (Vec<f64>, Vec<f64>) {

@@ -7,7 +7,7 @@
 //! chunk of consecutive windows (its convolutions are unpadded, so this equals running it per
 //! window) and the clip's raw score is the mean of its windows' logits.
 
-use crate::features::{FeatureExtractor, Frames, HOP, SAMPLE_RATE, WINDOW_FRAMES, window_starts};
+use crate::features::{FeatureExtractor, Frames, WINDOW_FRAMES, window_starts};
 use aqiqat_dsp::vad::Segment;
 use aqiqat_models::tdnn_mfm::TdnnMfm;
 use candle_core::{Device, Tensor};
@@ -48,13 +48,13 @@ pub struct ClipAnalysis {
     pub outcome: Outcome,
 }
 
-/// Scores 8 kHz mono `samples` with `model`.
+/// Scores mono `samples` (at `fx`'s rate) with `model`.
 pub fn analyse(
     model: &TdnnMfm,
     fx: &mut FeatureExtractor,
     samples: &[f32],
 ) -> candle_core::Result<ClipAnalysis> {
-    let rate = SAMPLE_RATE as f64;
+    let (rate, hop) = (fx.sample_rate() as f64, fx.hop());
     let segments = fx.speech_segments(samples);
     let speech_samples: usize = segments.iter().map(|s| s.end - s.start).sum();
     let mut analysis = ClipAnalysis {
@@ -102,8 +102,8 @@ pub fn analyse(
         .zip(&fractions)
         .enumerate()
         .map(|(i, ((&s, &logit), &fraction))| WindowScore {
-            start_s: offset_s + (s * HOP) as f64 / rate,
-            end_s: (offset_s + ((s + len) * HOP) as f64 / rate).min(analysis.duration_s),
+            start_s: offset_s + (s * hop) as f64 / rate,
+            end_s: (offset_s + ((s + len) * hop) as f64 / rate).min(analysis.duration_s),
             speech_fraction: fraction,
             logit,
             counted: counted[i],

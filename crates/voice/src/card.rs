@@ -171,8 +171,9 @@ impl FeatureCard {
     }
 
     /// The filterbank this card asks for, when this build computes everything around it the
-    /// same way (8 kHz, 10 ms hop, 4 s windows with a 1 s hop, the same normalisation) and the
-    /// filterbank itself is sound; the reason otherwise.
+    /// same way (10 ms hop, 4 s windows with a 1 s hop, the same normalisation), at 8 kHz or,
+    /// for a wideband filterbank, 16 kHz, and the filterbank itself is sound; the reason
+    /// otherwise.
     pub fn lfcc(&self) -> Result<aqiqat_dsp::LfccConfig, String> {
         let c = aqiqat_dsp::LfccConfig {
             sample_rate: self.sample_rate,
@@ -189,8 +190,6 @@ impl FeatureCard {
         let around = |card: &Self| {
             (
                 card.kind.clone(),
-                card.sample_rate,
-                card.hop,
                 card.window_frames,
                 card.window_hop_frames,
                 card.normalisation.clone(),
@@ -204,7 +203,9 @@ impl FeatureCard {
             ));
         }
         let nyquist = self.sample_rate as f32 / 2.0;
-        let sound = self.win >= self.hop
+        let sound = (self.sample_rate == 8_000 || self.sample_rate == 16_000)
+            && self.hop * crate::features::FRAME_RATE == self.sample_rate as usize
+            && self.win >= self.hop
             && self.win <= self.n_fft
             && self.n_ceps >= 1
             && self.n_ceps <= self.n_filters
@@ -244,9 +245,17 @@ mod tests {
     #[test]
     fn framing_or_a_filterbank_this_build_cannot_compute_is_refused() {
         let broken = [
-            // Another rate or hop would change what a window and its timeline mean.
+            // A hop other than 10 ms would change what a window and its timeline mean.
             aqiqat_dsp::LfccConfig {
                 sample_rate: 16_000,
+                ..lfcc_config()
+            },
+            // Only telephone-band and wideband rates are decoded for.
+            aqiqat_dsp::LfccConfig {
+                sample_rate: 44_100,
+                hop: 441,
+                win: 1_000,
+                n_fft: 1_024,
                 ..lfcc_config()
             },
             aqiqat_dsp::LfccConfig {
@@ -270,6 +279,16 @@ mod tests {
         for c in broken {
             assert!(FeatureCard::from_lfcc(&c).lfcc().is_err(), "{c:?}");
         }
+        let wideband = aqiqat_dsp::LfccConfig {
+            sample_rate: 16_000,
+            hop: 160,
+            win: 400,
+            n_fft: 512,
+            n_filters: 60,
+            f_max: 8_000.0,
+            ..lfcc_config()
+        };
+        assert_eq!(FeatureCard::from_lfcc(&wideband).lfcc(), Ok(wideband));
         let mut renamed = FeatureCard::current();
         renamed.normalisation = "none".into();
         assert!(renamed.lfcc().unwrap_err().contains("framing"));

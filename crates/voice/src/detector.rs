@@ -196,6 +196,13 @@ impl VoiceDetector {
             });
         }
         let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
+        if lfcc.sample_rate != SAMPLE_RATE {
+            // Scans, live calls and quality checks decode at the telephone rate.
+            return Err(DetectorError::Features(format!(
+                "the card's features run at {} Hz; this build scans at {SAMPLE_RATE} Hz",
+                lfcc.sample_rate
+            )));
+        }
         if card.network.dims != lfcc.dims() {
             return Err(DetectorError::Features(format!(
                 "the network reads {} values per frame, the features give {}",
@@ -573,8 +580,20 @@ mod tests {
         let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
         assert!(err.to_string().contains("values per frame"), "{err}");
 
+        // 16 kHz with an 8 ms hop is no 10 ms framing at all.
         let card = card_with(|c| c["features"]["sample_rate"] = 16_000.into());
         let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
-        assert!(err.to_string().contains("framing"), "{err}");
+        assert!(err.to_string().contains("not usable"), "{err}");
+        // A sound wideband filterbank, but scans decode at the telephone rate.
+        let card = card_with(|c| {
+            let f = &mut c["features"];
+            f["sample_rate"] = 16_000.into();
+            f["hop"] = 160.into();
+            f["win"] = 400.into();
+            f["n_fft"] = 512.into();
+            f["f_max"] = 8_000.0.into();
+        });
+        let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
+        assert!(err.to_string().contains("scans at 8000 Hz"), "{err}");
     }
 }

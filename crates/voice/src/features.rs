@@ -78,7 +78,8 @@ impl Frames {
     }
 }
 
-/// Computes [`Frames`] for 8 kHz mono audio, reusing its buffers.
+/// Computes [`Frames`] for mono audio at its filterbank's rate (8 kHz unless a training run
+/// explores a wideband one), reusing its buffers.
 pub struct FeatureExtractor {
     lfcc: Lfcc,
     vad: VadConfig,
@@ -91,13 +92,27 @@ impl Default for FeatureExtractor {
 }
 
 impl FeatureExtractor {
-    /// An extractor for another filterbank over the same 8 kHz, 10 ms-hop frames: what a model
-    /// card names (see [`crate::card::FeatureCard::lfcc`]), or what a training run explores.
+    /// An extractor for another filterbank over 10 ms-hop frames: what a model card names (see
+    /// [`crate::card::FeatureCard::lfcc`]), or what a training run explores. Speech is found
+    /// at the filterbank's own rate.
     pub fn new(lfcc: LfccConfig) -> Self {
         Self {
+            vad: VadConfig {
+                sample_rate: lfcc.sample_rate,
+                ..vad_config()
+            },
             lfcc: Lfcc::new(lfcc),
-            vad: vad_config(),
         }
+    }
+
+    /// The rate the samples must have.
+    pub fn sample_rate(&self) -> u32 {
+        self.lfcc.config().sample_rate
+    }
+
+    /// Samples between frames (10 ms).
+    pub fn hop(&self) -> usize {
+        self.lfcc.config().hop
     }
 
     /// Samples per analysis frame.
@@ -118,10 +133,10 @@ impl FeatureExtractor {
         let mut data = Vec::new();
         let frames = self.lfcc.compute(samples, &mut data);
         let dims = self.dims();
-        let win = self.lfcc.config().win;
+        let (win, hop) = (self.lfcc.config().win, self.hop());
         let speech: Vec<bool> = (0..frames)
             .map(|f| {
-                let centre = f * HOP + win / 2;
+                let centre = f * hop + win / 2;
                 segments.iter().any(|s| s.start <= centre && centre < s.end)
             })
             .collect();

@@ -1,0 +1,77 @@
+"""Tests for folds_summary.py: the EER, the open-world bands (the rule of the Rust
+`ScoreBands::from_held_out`) and the fold-wise fusion."""
+
+import math
+import os
+import random
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import folds_summary as fs  # noqa: E402
+
+
+class EerTest(unittest.TestCase):
+    def test_separated_scores_have_no_error_and_identical_ones_half(self):
+        self.assertEqual(fs.eer([0.0, 0.1, 0.2], [1.0, 1.1]), 0.0)
+        self.assertEqual(fs.eer([0.5] * 4, [0.5] * 3), 0.5)
+        self.assertIsNone(fs.eer([], [1.0]))
+
+    def test_one_clip_on_the_wrong_side(self):
+        # One of four spoofs scores below every genuine clip: EER between 0 and that spoof's share.
+        e = fs.eer([0.0, 0.1, 0.2, 0.3], [-1.0, 1.0, 1.1, 1.2])
+        self.assertGreater(e, 0.0)
+        self.assertLessEqual(e, 0.25)
+
+
+class BandsTest(unittest.TestCase):
+    def test_same_cuts_as_the_rust_rule(self):
+        # Mirrors calibration.rs: with few clips the extremes decide.
+        self.assertEqual(fs.bands([0.0, 1.0], [-1.0, 2.0]), (-1.0, math.nextafter(1.0, math.inf)))
+
+    def test_bounds_hold_on_the_clips_they_were_set_on(self):
+        rng = random.Random(7)
+        bona = [rng.gauss(-1, 1) for _ in range(400)]
+        spoof = [rng.gauss(1, 1) for _ in range(300)]
+        human, synthetic = fs.bands(bona, spoof)
+        self.assertLess(human, synthetic)
+        self.assertLessEqual(sum(s < human for s in spoof) / len(spoof), 0.05)
+        self.assertLessEqual(sum(b >= synthetic for b in bona) / len(bona), 0.01)
+
+    def test_crossing_cuts_meet_in_the_middle(self):
+        human, synthetic = fs.bands([0.0] * 200, [5.0] * 200)
+        self.assertEqual(human, synthetic)
+        self.assertEqual(fs.shares([5.0, 0.0], human, synthetic), (0.5, 0.5, 0.0))
+
+
+class FoldTest(unittest.TestCase):
+    def folds(self, separation, seed):
+        rng = random.Random(seed)
+        return {
+            k: [(f"{k}-b{i}", False, rng.gauss(0, 1)) for i in range(100)]
+            + [(f"{k}-s{i}", True, rng.gauss(separation, 1)) for i in range(100)]
+            for k in range(4)
+        }
+
+    def test_open_world_bands_come_from_the_other_folds(self):
+        folds = self.folds(3.0, 1)
+        # A fold scored far higher than the rest: bands from the others call its genuine clips
+        # synthetic, which bands from its own scores would not.
+        folds[0] = [(p, sp, s + 10.0) for p, sp, s in folds[0]]
+        world = fs.open_world(folds)
+        (_, _, _), (wrongly_synthetic, _, _) = world[0]
+        self.assertGreater(wrongly_synthetic, 0.9)
+        self.assertLess(world[1][1][0], 0.1)
+
+    def test_fusion_prefers_the_informative_candidate(self):
+        good = self.folds(3.0, 2)
+        noise = self.folds(0.0, 3)
+        fused, weights = fs.fused_folds(good, noise)
+        self.assertTrue(all(w >= 0.8 for w in weights.values()), weights)
+        for k, clips in fused.items():
+            e = fs.eer([s for _, sp, s in clips if not sp], [s for _, sp, s in clips if sp])
+            self.assertLess(e, 0.15, k)
+
+
+if __name__ == "__main__":
+    unittest.main()
