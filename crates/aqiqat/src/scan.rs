@@ -8,7 +8,6 @@ use aqiqat_scan::{ScanError, ScanResult, Scanner, VerdictBasis};
 use aqiqat_voice::analysis::Outcome as Analysis;
 use aqiqat_voice::detector::{Verdict, VoiceDetector};
 use aqiqat_voice::eval::{EvalReport, Scored, evaluate};
-use aqiqat_voice::features::SAMPLE_RATE;
 use aqiqat_voice::manifest;
 use std::path::Path;
 
@@ -264,9 +263,12 @@ pub fn eval(
                 scope.spawn(move || {
                     part.iter()
                         .map(|entry| {
-                            let decoded =
-                                aqiqat_intake::AudioStream::open(&entry.path, SAMPLE_RATE, limits)
-                                    .and_then(|s| s.read_to_end());
+                            let decoded = aqiqat_intake::AudioStream::open(
+                                &entry.path,
+                                detector.sample_rate(),
+                                limits,
+                            )
+                            .and_then(|s| s.read_to_end());
                             let outcome = match decoded {
                                 Err(e) => Err(e.to_string()),
                                 Ok(samples) => match detector.analyse(&samples) {

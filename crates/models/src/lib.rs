@@ -9,6 +9,7 @@
 //! **Must not touch:** decoding, features, files other than its weights, scores' meaning or
 //! verdicts.
 
+pub mod attentive_head;
 pub mod tdnn_mfm;
 pub mod whisper_encoder;
 

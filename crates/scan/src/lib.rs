@@ -17,7 +17,6 @@ use aqiqat_voice::detector::{
     Conditions, DetectorError, ModelId, Reach, ReasonCode, SpeechSpan, TimelineWindow, Verdict,
     VoiceDetector, VoiceFinding,
 };
-use aqiqat_voice::features::SAMPLE_RATE;
 use serde::Serialize;
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;
@@ -233,7 +232,7 @@ impl Scanner {
             return self.scan_image(&path.display().to_string(), &bytes, sidecar.as_deref());
         }
         let media_type = audio_media_type(&head);
-        let (media, samples) = aqiqat_intake::load(path, SAMPLE_RATE, &self.limits)?;
+        let (media, samples) = aqiqat_intake::load(path, self.voice.sample_rate(), &self.limits)?;
         let keep = if size <= AUDIO_MARKER_BYTES {
             size
         } else {
@@ -276,7 +275,8 @@ impl Scanner {
             },
             &self.trust,
         );
-        let (media, samples) = aqiqat_intake::load_bytes(label, bytes, SAMPLE_RATE, &self.limits)?;
+        let (media, samples) =
+            aqiqat_intake::load_bytes(label, bytes, self.voice.sample_rate(), &self.limits)?;
         self.scan_audio(media, &samples, provenance)
     }
 

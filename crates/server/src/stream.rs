@@ -16,7 +16,6 @@
 use aqiqat_intake::resample::MonoResampler;
 use aqiqat_scan::Scanner;
 use aqiqat_voice::detector::{MIN_VERDICT_SPEECH_SECONDS, ReasonCode, Verdict};
-use aqiqat_voice::features::SAMPLE_RATE;
 use axum::extract::ws::{Message, WebSocket};
 use serde::Deserialize;
 use serde_json::json;
@@ -105,14 +104,16 @@ pub struct Call {
     /// The last reason a window was left out for.
     last_refusal: Option<(ReasonCode, String)>,
     scratch: Vec<f32>,
+    analysis_rate: u32,
 }
 
 impl Call {
-    pub fn new(settings: CallSettings) -> Result<Self, String> {
-        let resampler = if settings.rate == SAMPLE_RATE {
+    /// A call whose audio is analysed at `analysis_rate` (the detector's).
+    pub fn new(settings: CallSettings, analysis_rate: u32) -> Result<Self, String> {
+        let resampler = if settings.rate == analysis_rate {
             None
         } else {
-            Some(MonoResampler::new(settings.rate, SAMPLE_RATE)?)
+            Some(MonoResampler::new(settings.rate, analysis_rate)?)
         };
         Ok(Self {
             settings,
@@ -120,7 +121,8 @@ impl Call {
             carry: None,
             recent: Vec::new(),
             total: 0,
-            next_emit: (FIRST_S * f64::from(SAMPLE_RATE)) as u64,
+            next_emit: (FIRST_S * f64::from(analysis_rate)) as u64,
+            analysis_rate,
             logits: Vec::new(),
             most_speech_s: 0.0,
             refused: 0,
@@ -130,7 +132,7 @@ impl Call {
     }
 
     pub fn seconds(&self) -> f64 {
-        self.total as f64 / f64::from(SAMPLE_RATE)
+        self.total as f64 / f64::from(self.analysis_rate)
     }
 
     /// Adds a frame of encoded audio; returns the windows (audio at the analysis rate, and
@@ -168,8 +170,8 @@ impl Call {
             None => at_rate.extend_from_slice(&self.scratch),
         }
         let mut due = Vec::new();
-        let window = (WINDOW_S * f64::from(SAMPLE_RATE)) as usize;
-        let hop = (HOP_S * f64::from(SAMPLE_RATE)) as u64;
+        let window = (WINDOW_S * f64::from(self.analysis_rate)) as usize;
+        let hop = (HOP_S * f64::from(self.analysis_rate)) as u64;
         let mut rest = at_rate.as_slice();
         while !rest.is_empty() {
             // Feed up to the next emission point, so each window ends exactly on it.
@@ -205,7 +207,7 @@ fn verdict_message(
 ) -> Result<serde_json::Value, String> {
     let detector = scanner.voice();
     let finding = detector.scan(samples).map_err(|e| e.to_string())?;
-    let start_s = end_s - samples.len() as f64 / f64::from(SAMPLE_RATE);
+    let start_s = end_s - samples.len() as f64 / f64::from(detector.sample_rate());
     let unfit = matches!(
         finding.reason_code,
         Some(ReasonCode::Music | ReasonCode::SeveralVoices | ReasonCode::TooNoisy)
@@ -283,9 +285,9 @@ fn error_frame(message: &str) -> Message {
 /// Runs one call until the client ends it.
 pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSettings) {
     let ready = json!({"type": "ready", "encoding": settings.encoding_name(), "rate": settings.rate,
-        "analysis_rate": SAMPLE_RATE, "window_s": WINDOW_S, "first_s": FIRST_S, "hop_s": HOP_S,
+        "analysis_rate": scanner.voice().sample_rate(), "window_s": WINDOW_S, "first_s": FIRST_S, "hop_s": HOP_S,
         "model": scanner.voice().id()});
-    let mut call = match Call::new(settings) {
+    let mut call = match Call::new(settings, scanner.voice().sample_rate()) {
         Ok(c) => c,
         Err(e) => {
             let _ = socket.send(error_frame(&e)).await;
@@ -376,7 +378,7 @@ mod tests {
             rate,
         };
         for frame in [1usize, 160, 333, 8000] {
-            let mut call = Call::new(settings(8000)).unwrap();
+            let mut call = Call::new(settings(8000), 8000).unwrap();
             let audio = vec![0u8; 8000 * 2 * 6];
             let mut times = Vec::new();
             for chunk in audio.chunks(frame) {
@@ -388,7 +390,7 @@ mod tests {
             assert_eq!(times, vec![2.0, 3.0, 4.0, 5.0, 6.0], "frame {frame}");
         }
         // At 16 kHz the resampler's output reaches the same points.
-        let mut call = Call::new(settings(16000)).unwrap();
+        let mut call = Call::new(settings(16000), 8000).unwrap();
         let due: Vec<f64> = call
             .push(&vec![0u8; 16000 * 2 * 3])
             .unwrap()

@@ -20,6 +20,7 @@
 mod open_set;
 mod rawboost;
 mod rng;
+mod whisper_head;
 
 use aqiqat_dsp::LfccConfig;
 use aqiqat_dsp::vad::Segment;
@@ -58,6 +59,11 @@ enum What {
     /// (the folds of a corpus built by tools/voice-data/corpus.py), and record per fold how
     /// held-out clips are judged; rewrites its card, the weights stay as they are.
     OpenSet(open_set::OpenSetArgs),
+    /// Encode every clip of a corpus with the frozen front of Whisper base (stem + two
+    /// blocks) and cache the frames, for `whisper-head`.
+    WhisperCache(whisper_head::CacheArgs),
+    /// Train the Whisper candidate's attentive-pooling head on cached frames.
+    WhisperHead(whisper_head::HeadArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -172,6 +178,8 @@ fn main() {
         What::Voice(args) => train_voice(&args),
         What::Calibrate(args) => calibrate(&args),
         What::OpenSet(args) => open_set::run(&args),
+        What::WhisperCache(args) => whisper_head::cache(&args),
+        What::WhisperHead(args) => whisper_head::train(&args),
     };
     if let Err(e) = done {
         eprintln!("error: {e}");
@@ -564,7 +572,12 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         last_scores = scores;
     }
-    write_scores(&args.out.join("dev-scores-last.tsv"), &last_scores)?;
+    write_scores(
+        &args.out.join("dev-scores-last.tsv"),
+        last_scores
+            .iter()
+            .map(|s| (s.clip.path.as_str(), s.clip.spoof, s.score)),
+    )?;
     let (dev_eer, best_epoch, weights) = best.ok_or("no epoch ran")?;
     restore(&varmap, &weights)?;
     let scores = score_clips(&model, &dev, &mut fx)?;
@@ -739,11 +752,14 @@ fn report_hardest(scores: &[DevScore]) {
 
 /// Development scores, one clip per line (path, label, score), for figures per channel,
 /// language or family from the manifest's columns.
-fn write_scores(path: &Path, scores: &[DevScore]) -> std::io::Result<()> {
+fn write_scores<'a>(
+    path: &Path,
+    scores: impl Iterator<Item = (&'a str, bool, f64)>,
+) -> std::io::Result<()> {
     let mut out = String::from("path\tlabel\tscore\n");
-    for s in scores {
-        let label = if s.clip.spoof { "spoof" } else { "bonafide" };
-        out += &format!("{}\t{label}\t{:.6}\n", s.clip.path, s.score);
+    for (clip, spoof, score) in scores {
+        let label = if spoof { "spoof" } else { "bonafide" };
+        out += &format!("{clip}\t{label}\t{score:.6}\n");
     }
     std::fs::write(path, out)
 }

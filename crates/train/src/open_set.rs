@@ -17,7 +17,6 @@ use aqiqat_voice::calibration::{
 };
 use aqiqat_voice::card::{FoldShares, OpenSetCard, RefusalCount, Shares};
 use aqiqat_voice::detector::{ReasonCode, VoiceDetector};
-use aqiqat_voice::features::SAMPLE_RATE;
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
 use std::collections::{BTreeMap, BTreeSet};
@@ -282,7 +281,7 @@ fn score_all(
 /// The clip's raw score and scan's refusal as `aqiqat scan` computes them; no score when the
 /// clip has too little speech to score, or does not decode (which is reported).
 fn scan_one(detector: &VoiceDetector, path: &Path) -> (Option<f64>, Option<String>) {
-    let samples = match AudioStream::open(path, SAMPLE_RATE, &Limits::default())
+    let samples = match AudioStream::open(path, detector.sample_rate(), &Limits::default())
         .and_then(|s| s.read_to_end())
     {
         Ok(s) => s,

@@ -3,7 +3,7 @@
 
 use crate::analysis::{self, ClipAnalysis, Outcome};
 use crate::card::ModelCard;
-use crate::features::{FeatureExtractor, SAMPLE_RATE};
+use crate::features::FeatureExtractor;
 use aqiqat_dsp::LfccConfig;
 use aqiqat_dsp::quality::{self, QualityConfig, Unfit};
 use aqiqat_dsp::vad::Segment;
@@ -196,13 +196,6 @@ impl VoiceDetector {
             });
         }
         let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
-        if lfcc.sample_rate != SAMPLE_RATE {
-            // Scans, live calls and quality checks decode at the telephone rate.
-            return Err(DetectorError::Features(format!(
-                "the card's features run at {} Hz; this build scans at {SAMPLE_RATE} Hz",
-                lfcc.sample_rate
-            )));
-        }
         if card.network.dims != lfcc.dims() {
             return Err(DetectorError::Features(format!(
                 "the network reads {} values per frame, the features give {}",
@@ -241,16 +234,24 @@ impl VoiceDetector {
         }
     }
 
-    /// Raw analysis of 8 kHz mono samples (for evaluation, which needs uncalibrated scores).
+    /// The rate samples must have for [`Self::analyse`] and [`Self::scan`]: the card's
+    /// (8 kHz for a telephone-band model, 16 kHz for a wideband one). Callers decode or
+    /// resample to it.
+    pub fn sample_rate(&self) -> u32 {
+        self.lfcc.sample_rate
+    }
+
+    /// Raw analysis of mono samples at [`Self::sample_rate`] (for evaluation, which needs
+    /// uncalibrated scores).
     pub fn analyse(&self, samples: &[f32]) -> Result<ClipAnalysis, DetectorError> {
         let mut fx = FeatureExtractor::new(self.lfcc);
         Ok(analysis::analyse(&self.model, &mut fx, samples)?)
     }
 
-    /// Judges 8 kHz mono samples.
+    /// Judges mono samples at [`Self::sample_rate`].
     pub fn scan(&self, samples: &[f32]) -> Result<VoiceFinding, DetectorError> {
         let a = self.analyse(samples)?;
-        let measured = measure_conditions(samples, &a);
+        let measured = measure_conditions(samples, self.sample_rate(), &a);
         Ok(self.finding(&a, measured))
     }
 
@@ -390,11 +391,15 @@ impl VoiceDetector {
 
 /// Noise, music and overlapping voices over the speech the analysis found; `None` when it
 /// found none.
-fn measure_conditions(samples: &[f32], a: &ClipAnalysis) -> Option<(Conditions, Option<Unfit>)> {
+fn measure_conditions(
+    samples: &[f32],
+    sample_rate: u32,
+    a: &ClipAnalysis,
+) -> Option<(Conditions, Option<Unfit>)> {
     if a.speech.is_empty() {
         return None;
     }
-    let rate = SAMPLE_RATE as f64;
+    let rate = f64::from(sample_rate);
     let speech: Vec<Segment> = a
         .speech
         .iter()
@@ -403,7 +408,10 @@ fn measure_conditions(samples: &[f32], a: &ClipAnalysis) -> Option<(Conditions, 
             end: ((end * rate).round() as usize).min(samples.len()),
         })
         .collect();
-    let config = QualityConfig::default();
+    let config = QualityConfig {
+        sample_rate,
+        ..QualityConfig::default()
+    };
     let q = quality::assess(samples, &speech, &config);
     let conditions = Conditions {
         snr_db: f64::from(q.snr_db),
@@ -584,7 +592,7 @@ mod tests {
         let card = card_with(|c| c["features"]["sample_rate"] = 16_000.into());
         let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
         assert!(err.to_string().contains("not usable"), "{err}");
-        // A sound wideband filterbank, but scans decode at the telephone rate.
+        // A sound wideband filterbank loads, and asks for 16 kHz input.
         let card = card_with(|c| {
             let f = &mut c["features"];
             f["sample_rate"] = 16_000.into();
@@ -593,7 +601,8 @@ mod tests {
             f["n_fft"] = 512.into();
             f["f_max"] = 8_000.0.into();
         });
-        let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
-        assert!(err.to_string().contains("scans at 8000 Hz"), "{err}");
+        let wideband = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).unwrap();
+        assert_eq!(wideband.sample_rate(), 16_000);
+        assert_eq!(VoiceDetector::embedded().unwrap().sample_rate(), 8_000);
     }
 }
