@@ -397,14 +397,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         VarBuilder::from_varmap(&varmap, DType::F32, &device),
     )?;
     initialise(&varmap, &mut rng)?;
-    let mut opt = AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr: args.lr,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = optimiser(&varmap, args.lr)?;
 
     let usable = |spoof: bool| -> Vec<usize> {
         (0..train.len())
@@ -497,14 +490,11 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         rawboost: args.rawboost,
         sample_rate: args.rate,
     };
-    std::fs::create_dir_all(&args.out)?;
-    let mut epochs_log = String::from("epoch\tloss\tdev_eer\tseconds\n");
+    let mut epochs_log = EpochLog::new(&args.out)?;
     let mut last_scores = Vec::new();
     let mut best: Option<(f64, usize, Snapshot)> = None;
     for epoch in 0..args.epochs {
-        // Cosine decay of the learning rate over the run.
-        let progress = epoch as f64 / args.epochs as f64;
-        opt.set_learning_rate(args.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+        opt.set_learning_rate(cosine_rate(args.lr, epoch, args.epochs));
         let t0 = Instant::now();
         let mut loss_sum = 0.0;
         for _ in 0..steps {
@@ -558,14 +548,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             t0.elapsed().as_secs_f64(),
             family_breakdown(&scores)
         );
-        // Every epoch's development EER, so that folds can be compared at a fixed epoch count
-        // rather than at each fold's best epoch (chosen on the fold itself).
-        epochs_log += &format!(
-            "{epoch}\t{:.5}\t{eer:.5}\t{:.1}\n",
-            loss_sum / steps as f64,
-            t0.elapsed().as_secs_f64()
-        );
-        std::fs::write(args.out.join("epochs.tsv"), &epochs_log)?;
+        epochs_log.record(epoch, loss_sum / steps as f64, eer, t0.elapsed())?;
         if best.as_ref().is_none_or(|(e, _, _)| eer <= *e) {
             best = Some((eer, epoch, snapshot(&varmap)?));
             write_model(epoch, eer, &scores)?;
@@ -588,6 +571,53 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     );
     Ok(())
+}
+
+/// AdamW with light weight decay: every trainer's optimiser.
+fn optimiser(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
+    AdamW::new(
+        varmap.all_vars(),
+        ParamsAdamW {
+            lr,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )
+}
+
+/// The learning rate of `epoch`: cosine decay from `base` over the run.
+fn cosine_rate(base: f64, epoch: usize, epochs: usize) -> f64 {
+    let progress = epoch as f64 / epochs as f64;
+    base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+/// `OUT/epochs.tsv`: every epoch's development EER, rewritten after each, so that folds can be
+/// compared at a fixed epoch count rather than at each fold's best epoch (chosen on the fold
+/// itself).
+struct EpochLog {
+    path: PathBuf,
+    text: String,
+}
+
+impl EpochLog {
+    fn new(out: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(out)?;
+        Ok(Self {
+            path: out.join("epochs.tsv"),
+            text: String::from("epoch\tloss\tdev_eer\tseconds\n"),
+        })
+    }
+
+    fn record(
+        &mut self,
+        epoch: usize,
+        loss: f64,
+        eer: f64,
+        took: std::time::Duration,
+    ) -> std::io::Result<()> {
+        self.text += &format!("{epoch}\t{loss:.5}\t{eer:.5}\t{:.1}\n", took.as_secs_f64());
+        std::fs::write(&self.path, &self.text)
+    }
 }
 
 /// Binary cross-entropy on logits in the stable form `max(x, 0) − x·y + ln(1 + e^−|x|)`:

@@ -10,7 +10,10 @@
 //! dev-scores-last.tsv), so `folds.sh`/`folds_summary.py` compare it with the others.
 
 use crate::rng::Rng;
-use crate::{bce_with_logits, corpus_entries, fold_split, initialise, manifest_sha256, split_of};
+use crate::{
+    EpochLog, bce_with_logits, corpus_entries, cosine_rate, fold_split, initialise,
+    manifest_sha256, optimiser, split_of,
+};
 use aqiqat_dsp::LfccConfig;
 use aqiqat_dsp::whisper_mel::{self, N_MELS, WhisperMel};
 use aqiqat_intake::{AudioStream, Limits};
@@ -20,7 +23,7 @@ use aqiqat_voice::features::{self, FRAME_RATE, FeatureExtractor};
 use aqiqat_voice::manifest::Entry;
 use aqiqat_voice::metrics;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Optimizer, VarBuilder, VarMap};
 use half::f16;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -281,14 +284,7 @@ pub fn train(args: &HeadArgs) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let mut rng = Rng::new(args.seed);
     initialise(&varmap, &mut rng)?;
-    let mut opt = AdamW::new(
-        varmap.all_vars(),
-        ParamsAdamW {
-            lr: args.lr,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = optimiser(&varmap, args.lr)?;
     let pool = |spoof: bool| -> Vec<usize> {
         (0..train.len())
             .filter(|&i| train[i].spoof == spoof)
@@ -296,12 +292,10 @@ pub fn train(args: &HeadArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let (bona, spoofs) = (pool(false), pool(true));
     let steps = args.examples.div_ceil(args.batch);
-    std::fs::create_dir_all(&args.out)?;
-    let mut epochs_log = String::from("epoch\tloss\tdev_eer\tseconds\n");
+    let mut epochs_log = EpochLog::new(&args.out)?;
     let mut last = Vec::new();
     for epoch in 0..args.epochs {
-        let progress = epoch as f64 / args.epochs as f64;
-        opt.set_learning_rate(args.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+        opt.set_learning_rate(cosine_rate(args.lr, epoch, args.epochs));
         let t0 = Instant::now();
         let mut loss_sum = 0.0;
         for _ in 0..steps {
@@ -352,12 +346,7 @@ pub fn train(args: &HeadArgs) -> Result<(), Box<dyn std::error::Error>> {
             eer * 100.0,
             t0.elapsed().as_secs_f64()
         );
-        epochs_log += &format!(
-            "{epoch}\t{:.5}\t{eer:.5}\t{:.1}\n",
-            loss_sum / steps as f64,
-            t0.elapsed().as_secs_f64()
-        );
-        std::fs::write(args.out.join("epochs.tsv"), &epochs_log)?;
+        epochs_log.record(epoch, loss_sum / steps as f64, eer, t0.elapsed())?;
         last = scores;
     }
     crate::write_scores(
