@@ -3,7 +3,7 @@
 //! Signal features on plain `&[f32]` at a known sample rate: short-time Fourier transform
 //! ([`stft`]), triangular filterbanks on linear or mel frequency scales ([`filterbank`]),
 //! linear-frequency cepstral coefficients with deltas ([`lfcc`]), an energy-based speech
-//! detector ([`vad`]), Whisper's log-mel input ([`whisper_mel`]), and the measurements that say whether a recording is fit to judge at
+//! detector ([`vad`]), the band a recording really carries ([`bandwidth`]), Whisper's log-mel input ([`whisper_mel`]), and the measurements that say whether a recording is fit to judge at
 //! all: speech-to-noise ratio, music, two voices at once ([`quality`]).
 //!
 //! **Owns:** the exact arithmetic that turns samples into the matrices models read. A model's
@@ -13,6 +13,7 @@
 //! **Must not touch:** files, decoding, models or verdicts. Hot loops allocate nothing per
 //! frame: every extractor owns its scratch buffers and reuses them.
 
+pub mod bandwidth;
 pub mod filterbank;
 pub mod lfcc;
 pub mod quality;

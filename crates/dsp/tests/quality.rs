@@ -107,6 +107,11 @@ pub fn decode_flac(path: &Path) -> (u32, Vec<f32>) {
 /// 2:1 decimation behind a Blackman-windowed sinc low-pass (cut-off 3.7 kHz at 16 kHz input,
 /// stop band from 4 kHz).
 pub fn halve_rate(x: &[f32]) -> Vec<f32> {
+    lowpass_3700(x, 2)
+}
+
+/// `x` (16 kHz) through the same 3.7 kHz low-pass, every `step`-th output sample.
+fn lowpass_3700(x: &[f32], step: usize) -> Vec<f32> {
     const HALF: usize = 64;
     let fc = 3_700.0 / 16_000.0;
     let n = 2 * HALF + 1;
@@ -124,9 +129,9 @@ pub fn halve_rate(x: &[f32]) -> Vec<f32> {
         .collect();
     let sum: f64 = h.iter().sum();
     h.iter_mut().for_each(|v| *v /= sum);
-    (0..x.len() / 2)
+    (0..x.len() / step)
         .map(|o| {
-            let centre = 2 * o;
+            let centre = step * o;
             let mut acc = 0.0f64;
             for (i, &c) in h.iter().enumerate() {
                 let j = centre as isize + i as isize - HALF as isize;
@@ -389,6 +394,31 @@ pub fn two_voices(a: &[f32], b: &[f32]) -> Vec<f32> {
         out.iter_mut().for_each(|v| *v *= 0.99 / peak);
     }
     out
+}
+
+#[test]
+fn speech_carries_its_real_band_whatever_the_rate() {
+    use aqiqat_dsp::bandwidth::{BandwidthConfig, effective_bandwidth};
+    let dir = voice_dir();
+    let config = BandwidthConfig::at(16_000);
+    let vad = VadConfig {
+        sample_rate: 16_000,
+        ..VadConfig::default()
+    };
+    for clip in bonafide() {
+        let (_, wide) = decode_flac(&dir.join(&clip.path));
+        let speech = speech_segments(&wide, &vad);
+        let full = effective_bandwidth(&wide, &speech, &config).unwrap();
+        // The same speech as a phone line carries it, still at 16 kHz.
+        let narrow = lowpass_3700(&wide, 1);
+        let phone = effective_bandwidth(&narrow, &speech, &config).unwrap();
+        assert!(full > 6_000.0, "{}: {full} Hz", clip.path);
+        assert!(
+            phone < 4_500.0,
+            "{}: {phone} Hz after a 3.7 kHz low-pass",
+            clip.path
+        );
+    }
 }
 
 fn reason(q: &SpeechQuality) -> &'static str {
