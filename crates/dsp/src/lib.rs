@@ -17,6 +17,8 @@ pub mod bandwidth;
 pub mod filterbank;
 pub mod lfcc;
 pub mod quality;
+pub mod slaney;
+pub mod speaker_mel;
 pub mod stft;
 pub mod vad;
 pub mod whisper_mel;

@@ -13,23 +13,6 @@ pub const N_FFT: usize = 400;
 pub const HOP: usize = 160;
 pub const N_MELS: usize = 80;
 
-/// Slaney's mel scale: linear below 1 kHz (3 per 200 Hz), logarithmic above.
-fn hz_to_mel(hz: f64) -> f64 {
-    if hz >= 1_000.0 {
-        15.0 + (hz / 1_000.0).ln() / (6.4f64.ln() / 27.0)
-    } else {
-        hz / (200.0 / 3.0)
-    }
-}
-
-fn mel_to_hz(mel: f64) -> f64 {
-    if mel >= 15.0 {
-        1_000.0 * ((6.4f64.ln() / 27.0) * (mel - 15.0)).exp()
-    } else {
-        mel * (200.0 / 3.0)
-    }
-}
-
 /// Computes Whisper log-mel frames, reusing its buffers.
 pub struct WhisperMel {
     stft: Stft,
@@ -47,21 +30,7 @@ impl Default for WhisperMel {
 
 impl WhisperMel {
     pub fn new() -> Self {
-        let bins = N_FFT / 2 + 1;
-        let top = hz_to_mel(f64::from(RATE) / 2.0);
-        let edges: Vec<f64> = (0..N_MELS + 2)
-            .map(|i| mel_to_hz(top * i as f64 / (N_MELS + 1) as f64))
-            .collect();
-        let mut filters = vec![0f32; N_MELS * bins];
-        for (m, row) in filters.chunks_mut(bins).enumerate() {
-            let (lo, centre, hi) = (edges[m], edges[m + 1], edges[m + 2]);
-            for (b, w) in row.iter_mut().enumerate() {
-                let f = b as f64 * f64::from(RATE) / N_FFT as f64;
-                let rising = (f - lo) / (centre - lo);
-                let falling = (hi - f) / (hi - centre);
-                *w = (rising.min(falling).max(0.0) * 2.0 / (hi - lo)) as f32;
-            }
-        }
+        let filters = crate::slaney::filters(N_MELS, N_FFT, RATE);
         Self {
             stft: Stft::new(N_FFT, N_FFT, HOP),
             filters,
@@ -112,21 +81,6 @@ impl WhisperMel {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filters_have_unit_area_in_hz_and_cover_the_band() {
-        let mel = WhisperMel::new();
-        let bins = N_FFT / 2 + 1;
-        let bin_hz = f64::from(RATE) / N_FFT as f64;
-        // Each triangle, area-normalised, integrates to 1 over frequency, up to the sampling
-        // of its slopes at 40 Hz bins (worst for the narrow low ones, skipped); without the
-        // normalisation the areas would be tens to hundreds.
-        for (m, row) in mel.filters.chunks(bins).enumerate().skip(10) {
-            let area: f64 = row.iter().map(|&w| f64::from(w) * bin_hz).sum();
-            assert!((area - 1.0).abs() < 0.1, "filter {m}: area {area}");
-        }
-        assert!(mel.filters.iter().all(|w| *w >= 0.0));
-    }
 
     #[test]
     fn a_tone_lights_the_band_it_falls_in() {

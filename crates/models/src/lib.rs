@@ -10,6 +10,7 @@
 //! verdicts.
 
 pub mod attentive_head;
+pub mod ge2e;
 pub mod tdnn_mfm;
 pub mod whisper_encoder;
 

@@ -1,0 +1,179 @@
+//! # aqiqat-speaker
+//!
+//! Who is speaking. A recording's voice becomes a voiceprint: a 256-value unit vector from
+//! Resemblyzer's GE2E speaker encoder (`aqiqat_models::ge2e`, frozen, weights converted from a
+//! pinned PyPI package and compiled in), computed exactly as Resemblyzer's `embed_utterance`
+//! computes it: the level raised to −30 dBFS if quieter, 1.6 s partial utterances at 1.3 per
+//! second, each embedded, averaged and renormalised. Two voiceprints compare by cosine.
+//!
+//! **Owns:** the voiceprint arithmetic and its configuration.
+//! **Must not touch:** decoding (it takes 16 kHz samples), storage, verdicts on synthetic
+//! speech, HTTP.
+
+use aqiqat_dsp::speaker_mel::{self, N_MELS, SpeakerMel};
+use aqiqat_models::ge2e::{EMBEDDING, Ge2e};
+use candle_core::{Device, Tensor};
+
+/// The rate samples must have.
+pub const SAMPLE_RATE: u32 = speaker_mel::RATE;
+/// Mel frames per partial utterance (1.6 s).
+pub const PARTIAL_FRAMES: usize = 160;
+/// Partial utterances per second.
+pub const PARTIALS_PER_SECOND: f64 = 1.3;
+/// A last partial is kept only if the audio covers at least this share of it.
+pub const MIN_COVERAGE: f64 = 0.75;
+/// Quieter recordings are raised to this level before the mel (the encoder reads power, not
+/// its logarithm, so level matters).
+pub const TARGET_DBFS: f64 = -30.0;
+
+pub static EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../weights/ge2e-resemblyzer.safetensors");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeakerError {
+    #[error("the speaker encoder failed: {0}")]
+    Model(#[from] candle_core::Error),
+    #[error("no audio to take a voiceprint from")]
+    Empty,
+}
+
+/// A voice as a unit vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Voiceprint(pub Vec<f32>);
+
+impl Voiceprint {
+    /// Cosine similarity: 1 for the same direction.
+    pub fn similarity(&self, other: &Voiceprint) -> f32 {
+        self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum()
+    }
+
+    /// The renormalised mean of several voiceprints (one person's recordings).
+    pub fn mean(prints: &[Voiceprint]) -> Option<Voiceprint> {
+        let first = prints.first()?;
+        let mut sum = vec![0f32; first.0.len()];
+        for p in prints {
+            for (s, v) in sum.iter_mut().zip(&p.0) {
+                *s += v;
+            }
+        }
+        Some(Voiceprint(normalised(sum)))
+    }
+}
+
+fn normalised(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// Where each partial utterance starts, in mel frames, for `len` samples (Resemblyzer's
+/// `compute_partial_slices`); and how many samples the audio must be zero-padded to.
+pub fn partial_starts(len: usize) -> (Vec<usize>, usize) {
+    let hop = speaker_mel::HOP;
+    let n_frames = (len + 1).div_ceil(hop);
+    let step = ((f64::from(SAMPLE_RATE) / PARTIALS_PER_SECOND) / hop as f64).round() as usize;
+    let steps = (n_frames + step + 1).saturating_sub(PARTIAL_FRAMES).max(1);
+    let mut starts: Vec<usize> = (0..steps).step_by(step).collect();
+    let last = *starts.last().expect("at least one");
+    let coverage = (len as f64 - (last * hop) as f64) / (PARTIAL_FRAMES * hop) as f64;
+    if coverage < MIN_COVERAGE && starts.len() > 1 {
+        starts.pop();
+    }
+    let needed = (starts.last().expect("at least one") + PARTIAL_FRAMES) * hop;
+    (starts, needed)
+}
+
+/// Raises `samples` to [`TARGET_DBFS`] if they are quieter (never lowers them).
+pub fn raise_level(samples: &mut [f32]) {
+    let int16 = 32_767.0f64;
+    let mean_square = samples
+        .iter()
+        .map(|&s| (f64::from(s) * int16).powi(2))
+        .sum::<f64>()
+        / samples.len().max(1) as f64;
+    let dbfs = 20.0 * (mean_square.sqrt() / int16).log10();
+    let change = TARGET_DBFS - dbfs;
+    if change.is_finite() && change > 0.0 {
+        let gain = 10f64.powf(change / 20.0) as f32;
+        samples.iter_mut().for_each(|s| *s *= gain);
+    }
+}
+
+pub struct SpeakerEncoder {
+    model: Ge2e,
+}
+
+impl SpeakerEncoder {
+    /// The encoder with the weights compiled into this build.
+    pub fn embedded() -> Result<Self, SpeakerError> {
+        Ok(Self {
+            model: Ge2e::from_safetensors(EMBEDDED_WEIGHTS.to_vec())?,
+        })
+    }
+
+    /// The voiceprint of one recording's speech (16 kHz mono), and each partial's.
+    pub fn embed(&self, samples: &[f32]) -> Result<(Voiceprint, Vec<Voiceprint>), SpeakerError> {
+        if samples.is_empty() {
+            return Err(SpeakerError::Empty);
+        }
+        let (starts, needed) = partial_starts(samples.len());
+        let mut audio = samples.to_vec();
+        raise_level(&mut audio);
+        if needed >= audio.len() {
+            audio.resize(needed, 0.0);
+        }
+        let mel = SpeakerMel::new().compute(&audio);
+        let frames = mel.len() / N_MELS;
+        let batch: Vec<f32> = starts
+            .iter()
+            .flat_map(|&s| {
+                assert!(s + PARTIAL_FRAMES <= frames, "padding covers every partial");
+                mel[s * N_MELS..(s + PARTIAL_FRAMES) * N_MELS]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let x = Tensor::from_vec(batch, (starts.len(), PARTIAL_FRAMES, N_MELS), &Device::Cpu)?;
+        let partials: Vec<Voiceprint> = self
+            .model
+            .forward(&x)?
+            .to_vec2::<f32>()?
+            .into_iter()
+            .map(Voiceprint)
+            .collect();
+        debug_assert!(partials.iter().all(|p| p.0.len() == EMBEDDING));
+        let whole = Voiceprint::mean(&partials).ok_or(SpeakerError::Empty)?;
+        Ok((whole, partials))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partials_cover_the_recording_like_resemblyzer() {
+        // 1 s: shorter than one partial, which is kept and padded.
+        assert_eq!(partial_starts(16_000), (vec![0], 25_600));
+        // 4 s: 401 frames; partials every 77 frames while they fit, the last kept if it
+        // covers three quarters.
+        let (starts, needed) = partial_starts(64_000);
+        assert_eq!(starts, vec![0, 77, 154, 231]);
+        assert_eq!(needed, (231 + 160) * 160);
+    }
+
+    #[test]
+    fn level_is_raised_to_minus_30_dbfs_never_lowered() {
+        let mut quiet = vec![0.001f32; 1000];
+        raise_level(&mut quiet);
+        let dbfs = 20.0 * (f64::from(quiet[0])).log10();
+        assert!((dbfs + 30.0).abs() < 0.01, "{dbfs}");
+        let mut loud = vec![0.5f32; 10];
+        raise_level(&mut loud);
+        assert_eq!(loud[0], 0.5);
+        let mut silent = vec![0f32; 10];
+        raise_level(&mut silent);
+        assert_eq!(silent[0], 0.0);
+    }
+}
