@@ -6,7 +6,8 @@
 #   tools/voice-data/folds.sh CORPUS OUT [FOLDS] -- TRAINER-ARGS...
 #
 # FOLDS defaults to every fold in CORPUS/folds.json. TRAINER-ARGS go to `aqiqat-train voice`
-# (the same for every fold, so the folds compare a recipe, not per-fold choices). Figures:
+# (or to the subcommand named by $AQIQAT_TRAINER, e.g. `whisper-head`), the same for every
+# fold, so the folds compare a recipe, not per-fold choices. Figures:
 # tools/voice-data/folds_summary.py.
 set -euo pipefail
 corpus=$1 out=$2
@@ -25,6 +26,6 @@ for k in $folds; do
         continue
     fi
     echo "fold $k: training ($(date -u +%H:%M:%S))"
-    "$train" voice --data "$corpus" --fold "$k" --out "$out/fold-$k" "$@" >"$out/fold-$k.log" 2>&1
+    "$train" "${AQIQAT_TRAINER:-voice}" --data "$corpus" --fold "$k" --out "$out/fold-$k" "$@" >"$out/fold-$k.log" 2>&1
     tail -n 1 "$out/fold-$k.log"
 done

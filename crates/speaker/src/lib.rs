@@ -42,8 +42,12 @@ pub struct Voiceprint(pub Vec<f32>);
 
 impl Voiceprint {
     /// Cosine similarity: 1 for the same direction.
-    pub fn similarity(&self, other: &Voiceprint) -> f32 {
-        self.0.iter().zip(&other.0).map(|(a, b)| a * b).sum()
+    pub fn similarity(&self, other: &Voiceprint) -> f64 {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum()
     }
 
     /// The renormalised mean of several voiceprints (one person's recordings).

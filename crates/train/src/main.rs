@@ -20,6 +20,7 @@
 mod open_set;
 mod rawboost;
 mod rng;
+mod speaker_eval;
 mod whisper_head;
 
 use aqiqat_dsp::LfccConfig;
@@ -64,6 +65,9 @@ enum What {
     WhisperCache(whisper_head::CacheArgs),
     /// Train the Whisper candidate's attentive-pooling head on cached frames.
     WhisperHead(whisper_head::HeadArgs),
+    /// Measure voiceprints on a corpus's genuine speakers and their clones, and set the
+    /// speaker check's thresholds on half of the speakers.
+    SpeakerEval(speaker_eval::SpeakerEvalArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -180,6 +184,7 @@ fn main() {
         What::OpenSet(args) => open_set::run(&args),
         What::WhisperCache(args) => whisper_head::cache(&args),
         What::WhisperHead(args) => whisper_head::train(&args),
+        What::SpeakerEval(args) => speaker_eval::run(&args),
     };
     if let Err(e) = done {
         eprintln!("error: {e}");
