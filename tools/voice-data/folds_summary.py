@@ -83,6 +83,8 @@ def bands(bonafide, spoof):
 
 def shares(scores, human, synthetic):
     n = len(scores)
+    if n == 0:
+        return None, None, None
     caught = sum(s >= synthetic for s in scores) / n
     called_human = sum(s < human for s in scores) / n
     return caught, called_human, 1 - caught - called_human
@@ -95,6 +97,7 @@ def read_manifest(corpus):
         if os.path.exists(path):
             with open(path, newline="") as f:
                 for row in csv.DictReader(f, delimiter="\t"):
+                    row["variant"] = name == "manifest_aug.tsv"
                     rows[row["path"]] = row
     return rows
 
@@ -212,7 +215,7 @@ def summarise(name, folds, epochs, manifest, lines, figures):
     lines.append("| fold | genuine | synthetic | EER | best epoch's EER (optimistic) | synthetic caught | synthetic called human | synthetic inconclusive | genuine called synthetic | genuine called human |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for k in ks:
-        (sc, sh, si), (bc, bh, _) = world[k]
+        (sc, sh, si), (bc, bh, _) = world[k]  # None where the fold lacks that label
         n_s = sum(sp for _, sp, _ in folds[k])
         best = f"{percent(epochs[k][1])} (epoch {epochs[k][2]})" if k in epochs else "–"
         lines.append(
@@ -220,8 +223,8 @@ def summarise(name, folds, epochs, manifest, lines, figures):
             f"{percent(sc)} | {percent(sh)} | {percent(si)} | {percent(bc)} | {percent(bh)} |"
         )
     mean, worst = mean_worst(fold_eers.values())
-    called_human = [world[k][0][1] for k in ks]
-    wrongly_synthetic = [world[k][1][0] for k in ks]
+    called_human = [world[k][0][1] for k in ks if world[k][0][1] is not None]
+    wrongly_synthetic = [world[k][1][0] for k in ks if world[k][1][0] is not None]
     lines.append(
         f"\nEER mean {mean} %, worst {worst} %; synthetic called human mean "
         f"{percent(statistics.mean(called_human))} %, worst {percent(max(called_human))} %; "
@@ -252,11 +255,22 @@ def main():
     ap.add_argument("candidates", nargs="+")
     ap.add_argument("--fuse", help="two candidate folder names, comma-separated")
     ap.add_argument("--json", help="write the figures here too")
+    ap.add_argument("--channel", help="only clips of this manifest channel (e.g. phone)")
+    ap.add_argument(
+        "--originals",
+        action="store_true",
+        help="only the clips of manifest.tsv, not their channel variants (to compare candidates scored with and without them)",
+    )
     args = ap.parse_args()
     manifest = read_manifest(args.corpus)
     loaded = {}
     for folder in args.candidates:
-        loaded[os.path.basename(folder.rstrip("/"))] = read_candidate(folder, args.corpus, manifest)
+        folds, epochs = read_candidate(folder, args.corpus, manifest)
+        if args.channel:
+            folds = {k: [c for c in cs if manifest[c[0]].get("channel") == args.channel] for k, cs in folds.items()}
+        if args.originals:
+            folds = {k: [c for c in cs if not manifest[c[0]]["variant"]] for k, cs in folds.items()}
+        loaded[os.path.basename(folder.rstrip("/"))] = (folds, epochs)
     lines, figures = [], {}
     for name, (folds, epochs) in loaded.items():
         summarise(name, folds, epochs, manifest, lines, figures)
