@@ -223,6 +223,20 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         eer * 100.0
     );
 
+    // The core figures first: the channel and clone passes decode thousands more clips, and a
+    // run stopped during them should still leave its thresholds behind.
+    let core = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "speakers": speakers.len(),
+        "enrol_seconds": ENROL_SECONDS,
+        "thresholds": {"different_below": different, "same_from": same},
+        "eer": eer,
+        "target": shares(&target, same, different),
+        "non_target": shares(&non_target, same, different),
+        "complete": false,
+    });
+    std::fs::write(&args.out, serde_json::to_string_pretty(&core)? + "\n")?;
+
     let mut per_language = BTreeMap::new();
     let languages: std::collections::BTreeSet<&String> =
         trials.iter().filter(|t| !t.0).map(|t| &t.1).collect();
@@ -304,6 +318,7 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         "per_channel": per_channel.iter().map(|(c, v)| (c.clone(), shares(v, same, different))).collect::<BTreeMap<_, _>>(),
         "clones_by_family": clones.iter().map(|(f, v)| (f.clone(), shares(v, same, different))).collect::<BTreeMap<_, _>>(),
         "clones_all": shares(&clones.values().flatten().copied().collect::<Vec<_>>(), same, different),
+        "complete": true,
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&figures)? + "\n")?;
     eprintln!("wrote {}", args.out.display());
