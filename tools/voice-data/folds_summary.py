@@ -145,7 +145,13 @@ def open_world(folds):
     out = {}
     for k, clips in folds.items():
         others = [c for j, cs in folds.items() if j != k for c in cs]
-        human, synthetic = bands([s for _, sp, s in others if not sp], [s for _, sp, s in others if sp])
+        other_bona = [s for _, sp, s in others if not sp]
+        other_spoof = [s for _, sp, s in others if sp]
+        if not other_bona or not other_spoof:
+            # A single fold (a candidate still running): no other folds to set bands on.
+            out[k] = ((None, None, None), (None, None, None))
+            continue
+        human, synthetic = bands(other_bona, other_spoof)
         spoof = [s for _, sp, s in clips if sp]
         bona = [s for _, sp, s in clips if not sp]
         out[k] = (shares(spoof, human, synthetic), shares(bona, human, synthetic))
@@ -225,11 +231,12 @@ def summarise(name, folds, epochs, manifest, lines, figures):
     mean, worst = mean_worst(fold_eers.values())
     called_human = [world[k][0][1] for k in ks if world[k][0][1] is not None]
     wrongly_synthetic = [world[k][1][0] for k in ks if world[k][1][0] is not None]
+    human_mean, human_worst = mean_worst(called_human)
+    synthetic_mean, synthetic_worst = mean_worst(wrongly_synthetic)
     lines.append(
-        f"\nEER mean {mean} %, worst {worst} %; synthetic called human mean "
-        f"{percent(statistics.mean(called_human))} %, worst {percent(max(called_human))} %; "
-        f"genuine called synthetic mean {percent(statistics.mean(wrongly_synthetic))} %, worst "
-        f"{percent(max(wrongly_synthetic))} %.\n"
+        f"\nEER mean {mean} %, worst {worst} %; synthetic called human mean {human_mean} %, "
+        f"worst {human_worst} %; genuine called synthetic mean {synthetic_mean} %, worst "
+        f"{synthetic_worst} %.\n"
     )
     figures[name] = {
         "folds": {str(k): fold_eers[k] for k in ks},

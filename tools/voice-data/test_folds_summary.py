@@ -63,6 +63,12 @@ class FoldTest(unittest.TestCase):
         self.assertGreater(wrongly_synthetic, 0.9)
         self.assertLess(world[1][1][0], 0.1)
 
+    def test_a_lone_fold_gets_no_bands(self):
+        # A candidate still running has one fold: nothing to set its bands on.
+        lone = {0: self.folds(3.0, 4)[0]}
+        self.assertEqual(fs.open_world(lone), {0: ((None, None, None), (None, None, None))})
+        self.assertEqual(fs.shares([], 0.0, 1.0), (None, None, None))
+
     def test_fusion_prefers_the_informative_candidate(self):
         good = self.folds(3.0, 2)
         noise = self.folds(0.0, 3)
