@@ -31,7 +31,7 @@ use aqiqat_voice::analysis::{self, Outcome};
 use aqiqat_voice::calibration::{Platt, Thresholds};
 use aqiqat_voice::card::{DevFigures, FeatureCard, ModelCard, NetworkCard, TrainingCard};
 use aqiqat_voice::detector::VoiceDetector;
-use aqiqat_voice::features::{self, CMN_HALF_WIDTH, FRAME_RATE, FeatureExtractor};
+use aqiqat_voice::features::{self, CMN_HALF_WIDTH, FeatureExtractor};
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
 use candle_core::{DType, Device, Tensor};
@@ -280,6 +280,37 @@ fn fold_split(
     Ok((train, dev))
 }
 
+/// Training and development entries: fold `fold` of a leave-one-page-out list when given,
+/// else the corpus's train and dev splits.
+fn train_and_dev(
+    data: &Path,
+    entries: &[Entry],
+    fold: Option<usize>,
+) -> Result<(Vec<Entry>, Vec<Entry>), Box<dyn std::error::Error>> {
+    Ok(match fold {
+        Some(k) => fold_split(data, entries, k)?,
+        None => (split_of(entries, "train"), split_of(entries, "dev")),
+    })
+}
+
+/// Logs how many clips of each label each side holds (`true`: spoof).
+fn report_sizes(
+    train: impl Iterator<Item = bool>,
+    dev: impl Iterator<Item = bool>,
+    started: Instant,
+) {
+    let (train, dev): (Vec<bool>, Vec<bool>) = (train.collect(), dev.collect());
+    let count = |labels: &[bool], spoof: bool| labels.iter().filter(|&&s| s == spoof).count();
+    eprintln!(
+        "train: {} bonafide, {} spoof; dev: {} bonafide, {} spoof ({:.0} s)",
+        count(&train, false),
+        count(&train, true),
+        count(&dev, false),
+        count(&dev, true),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 fn split_of(entries: &[Entry], name: &str) -> Vec<Entry> {
     entries
         .iter()
@@ -357,32 +388,24 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     // lend the card a hash of data the run never saw.
     let manifest_sha256 = manifest_sha256(&args.data)?;
     let entries = corpus_entries(&args.data, args.no_channel, args.exclude_family.as_deref())?;
-    let (train_entries, dev_entries) = match args.fold {
-        Some(k) => fold_split(&args.data, &entries, k)?,
-        None => (split_of(&entries, "train"), split_of(&entries, "dev")),
-    };
+    let (train_entries, dev_entries) = train_and_dev(&args.data, &entries, args.fold)?;
     eprintln!("decoding…");
     let train = load(&train_entries, args.rate)?;
     let dev = load(&dev_entries, args.rate)?;
-    let count = |clips: &[Clip], spoof: bool| clips.iter().filter(|c| c.spoof == spoof).count();
-    eprintln!(
-        "train: {} bonafide, {} spoof; dev: {} bonafide, {} spoof ({:.0} s)",
-        count(&train, false),
-        count(&train, true),
-        count(&dev, false),
-        count(&dev, true),
-        started.elapsed().as_secs_f64()
+    report_sizes(
+        train.iter().map(|c| c.spoof),
+        dev.iter().map(|c| c.spoof),
+        started,
     );
+    let count = |clips: &[Clip], spoof: bool| clips.iter().filter(|c| c.spoof == spoof).count();
 
     let lfcc = LfccConfig {
-        sample_rate: args.rate,
-        hop: args.rate as usize / FRAME_RATE,
         n_filters: args.filters,
         n_ceps: args.ceps,
         win: args.frame,
         n_fft: args.n_fft,
         f_max: args.f_max,
-        ..features::lfcc_config()
+        ..features::lfcc_config_at(args.rate)
     };
     let feature_card = FeatureCard::from_lfcc(&lfcc);
     // The detector will refuse a filterbank it cannot compute; refuse it here, before training.
@@ -706,11 +729,7 @@ fn load(entries: &[Entry], rate: u32) -> Result<Vec<Clip>, Box<dyn std::error::E
             .iter()
             .map(|part| {
                 scope.spawn(move || {
-                    let fx = FeatureExtractor::new(LfccConfig {
-                        sample_rate: rate,
-                        hop: rate as usize / FRAME_RATE,
-                        ..features::lfcc_config()
-                    });
+                    let fx = FeatureExtractor::new(features::lfcc_config_at(rate));
                     part.iter()
                         .filter_map(|e| {
                             let samples = match AudioStream::open(&e.path, rate, &Limits::default())

@@ -21,7 +21,7 @@
 use crate::rng::Rng;
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_speaker::{SAMPLE_RATE, SpeakerEncoder, Voiceprint};
-use aqiqat_voice::features::{self, FRAME_RATE, FeatureExtractor};
+use aqiqat_voice::features::{self, FeatureExtractor};
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
 use std::collections::BTreeMap;
@@ -113,11 +113,7 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     let clean = manifest::read(&args.data.join("manifest.tsv"))?;
     let variants = manifest::read(&args.data.join("manifest_aug.tsv")).unwrap_or_default();
     let encoder = SpeakerEncoder::embedded()?;
-    let vad = FeatureExtractor::new(aqiqat_dsp::LfccConfig {
-        sample_rate: SAMPLE_RATE,
-        hop: SAMPLE_RATE as usize / FRAME_RATE,
-        ..features::lfcc_config()
-    });
+    let vad = FeatureExtractor::new(features::lfcc_config_at(SAMPLE_RATE));
     let print_of = |e: &Entry| -> Option<(Voiceprint, f64)> {
         let (samples, seconds) = speech(&e.path, &vad)?;
         Some((encoder.embed(&samples).ok()?.0, seconds))
@@ -225,9 +221,10 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     // The core figures first: the channel and clone passes decode thousands more clips, and a
     // run stopped during them should still leave its thresholds behind.
-    let core = serde_json::json!({
+    let mut figures = serde_json::json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "speakers": speakers.len(),
+        "speakers_for_thresholds": speakers.values().filter(|s| s.half).count(),
         "enrol_seconds": ENROL_SECONDS,
         "thresholds": {"different_below": different, "same_from": same},
         "eer": eer,
@@ -235,7 +232,7 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         "non_target": shares(&non_target, same, different),
         "complete": false,
     });
-    std::fs::write(&args.out, serde_json::to_string_pretty(&core)? + "\n")?;
+    std::fs::write(&args.out, serde_json::to_string_pretty(&figures)? + "\n")?;
 
     let mut per_language = BTreeMap::new();
     let languages: std::collections::BTreeSet<&String> =
@@ -305,21 +302,16 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let figures = serde_json::json!({
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "speakers": speakers.len(),
-        "speakers_for_thresholds": speakers.values().filter(|s| s.half).count(),
-        "enrol_seconds": ENROL_SECONDS,
-        "thresholds": {"different_below": different, "same_from": same},
-        "eer": eer,
-        "target": shares(&target, same, different),
-        "non_target": shares(&non_target, same, different),
+    let more = serde_json::json!({
         "per_language": per_language,
         "per_channel": per_channel.iter().map(|(c, v)| (c.clone(), shares(v, same, different))).collect::<BTreeMap<_, _>>(),
         "clones_by_family": clones.iter().map(|(f, v)| (f.clone(), shares(v, same, different))).collect::<BTreeMap<_, _>>(),
         "clones_all": shares(&clones.values().flatten().copied().collect::<Vec<_>>(), same, different),
         "complete": true,
     });
+    if let (Some(all), serde_json::Value::Object(more)) = (figures.as_object_mut(), more) {
+        all.extend(more);
+    }
     std::fs::write(&args.out, serde_json::to_string_pretty(&figures)? + "\n")?;
     eprintln!("wrote {}", args.out.display());
     Ok(())

@@ -11,15 +11,14 @@
 
 use crate::rng::Rng;
 use crate::{
-    EpochLog, bce_with_logits, corpus_entries, cosine_rate, fold_split, initialise,
-    manifest_sha256, optimiser, split_of,
+    EpochLog, bce_with_logits, corpus_entries, cosine_rate, initialise, manifest_sha256, optimiser,
+    report_sizes, train_and_dev,
 };
-use aqiqat_dsp::LfccConfig;
 use aqiqat_dsp::whisper_mel::{self, N_MELS, WhisperMel};
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_models::attentive_head::{AttentiveHead, AttentiveHeadConfig};
 use aqiqat_models::whisper_encoder::{BASE_L2_WEIGHTS, WhisperEncoder, WhisperEncoderConfig};
-use aqiqat_voice::features::{self, FRAME_RATE, FeatureExtractor};
+use aqiqat_voice::features::{self, FeatureExtractor};
 use aqiqat_voice::manifest::Entry;
 use aqiqat_voice::metrics;
 use candle_core::{DType, Device, Tensor};
@@ -141,11 +140,7 @@ pub fn cache(args: &CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
                     )
                     .map_err(|e| e.to_string())?;
                     let mut mel = WhisperMel::new();
-                    let vad = FeatureExtractor::new(LfccConfig {
-                        sample_rate: whisper_mel::RATE,
-                        hop: whisper_mel::RATE as usize / FRAME_RATE,
-                        ..features::lfcc_config()
-                    });
+                    let vad = FeatureExtractor::new(features::lfcc_config_at(whisper_mel::RATE));
                     for entry in todo.iter().skip(t).step_by(threads) {
                         let frames = match encode_clip(&entry.path, &encoder, &mut mel, &vad) {
                             Ok(f) => f,
@@ -257,20 +252,13 @@ pub fn train(args: &HeadArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let manifest_sha256 = manifest_sha256(&args.data)?;
     let entries = corpus_entries(&args.data, args.no_channel, None)?;
-    let (train_entries, dev_entries) = match args.fold {
-        Some(k) => fold_split(&args.data, &entries, k)?,
-        None => (split_of(&entries, "train"), split_of(&entries, "dev")),
-    };
+    let (train_entries, dev_entries) = train_and_dev(&args.data, &entries, args.fold)?;
     let train = load_cached(&args.cache, &train_entries);
     let dev = load_cached(&args.cache, &dev_entries);
-    let count = |clips: &[Cached], spoof: bool| clips.iter().filter(|c| c.spoof == spoof).count();
-    eprintln!(
-        "train: {} bonafide, {} spoof; dev: {} bonafide, {} spoof ({:.0} s)",
-        count(&train, false),
-        count(&train, true),
-        count(&dev, false),
-        count(&dev, true),
-        started.elapsed().as_secs_f64()
+    report_sizes(
+        train.iter().map(|c| c.spoof),
+        dev.iter().map(|c| c.spoof),
+        started,
     );
     let device = Device::Cpu;
     let varmap = VarMap::new();

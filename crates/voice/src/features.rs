@@ -41,6 +41,16 @@ pub fn lfcc_config() -> LfccConfig {
     }
 }
 
+/// The same filterbank and 10 ms framing at another rate (hop scaled to it): the starting
+/// point of a wideband filterbank, and what a speech detector at that rate needs.
+pub fn lfcc_config_at(sample_rate: u32) -> LfccConfig {
+    LfccConfig {
+        sample_rate,
+        hop: sample_rate as usize / FRAME_RATE,
+        ..lfcc_config()
+    }
+}
+
 pub fn vad_config() -> VadConfig {
     VadConfig {
         sample_rate: SAMPLE_RATE,
@@ -236,6 +246,13 @@ mod tests {
             .collect();
         sliding_mean_normalise(&mut data, frames, 1, &speech, 150);
         assert!(data[200..400].iter().all(|v| v.abs() < 1e-5));
+    }
+
+    #[test]
+    fn another_rate_keeps_the_10_ms_framing() {
+        assert_eq!(lfcc_config_at(SAMPLE_RATE), lfcc_config());
+        let wide = lfcc_config_at(16_000);
+        assert_eq!((wide.sample_rate, wide.hop), (16_000, 160));
     }
 
     #[test]
