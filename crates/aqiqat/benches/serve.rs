@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p aqiqat --bench serve` (release build of the server and of this client).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/e2e/common.rs"]
+#[allow(dead_code)] // the tests use more of it than this benchmark
 mod common;
 
 use common::{Server, agent, decode_with_aqiqat, mulaw_encode, smoke_dir};

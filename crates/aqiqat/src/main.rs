@@ -12,6 +12,7 @@ mod evidence;
 mod label;
 mod reports;
 mod scan;
+mod voiceprint;
 
 use aqiqat_intake::{IntakeError, Limits, MediaFacts};
 use clap::{Parser, Subcommand};
@@ -104,9 +105,17 @@ enum Command {
         /// Free text kept in the signed record.
         #[arg(long, requires = "record")]
         note: Option<String>,
+        /// Also check whether the voice is this enrolled person's (`aqiqat voiceprint enrol`),
+        /// and join that with the synthetic-speech verdict: a clone of the person, consistent
+        /// with the person, or not the person.
+        #[arg(long, value_name = "NAME")]
+        claimed: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Enrol, list and delete voiceprints: the voices `scan --claimed` compares with.
+    #[command(subcommand)]
+    Voiceprint(voiceprint::VoiceprintCommand),
     /// Sign AI-generated content with C2PA Content Credentials declaring it AI-generated
     /// (`digitalSourceType: trainedAlgorithmicMedia`, a `c2pa.created` action naming the
     /// generator). Without --key/--cert, this installation's own labelling certificate
@@ -416,10 +425,13 @@ fn main() -> ExitCode {
             case,
             operator,
             note,
+            claimed,
             limits,
         } => scan::scan(
             &file,
             json,
+            claimed.as_deref(),
+            data_dir.as_deref(),
             trust_anchors.as_deref(),
             limits.limits(),
             record.map(|out| evidence::RecordRequest {
@@ -488,6 +500,7 @@ fn main() -> ExitCode {
                 allowed_origins,
             },
         ),
+        Command::Voiceprint(cmd) => voiceprint::run(data_dir.as_deref(), cmd, Limits::default()),
         Command::Label(args) => label::run(data_dir.as_deref(), args),
         Command::ApiKey(cmd) => commands::api_key(data_dir.as_deref(), cmd),
         Command::Key(cmd) => commands::key(data_dir.as_deref(), cmd),

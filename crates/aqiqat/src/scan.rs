@@ -4,7 +4,8 @@ use crate::{Outcome, error_json};
 use aqiqat_intake::Limits;
 use aqiqat_provenance::credentials::{CredentialState, CredentialsOutcome};
 use aqiqat_provenance::{ProvenanceFindings, WatermarkFinding};
-use aqiqat_scan::{ScanError, ScanResult, Scanner, VerdictBasis};
+use aqiqat_scan::aqiqat_speaker::Decision;
+use aqiqat_scan::{ClaimVerdict, ScanError, ScanResult, Scanner, VerdictBasis};
 use aqiqat_voice::analysis::Outcome as Analysis;
 use aqiqat_voice::detector::{Verdict, VoiceDetector};
 use aqiqat_voice::eval::{EvalReport, Scored, evaluate};
@@ -18,9 +19,12 @@ fn scanner(limits: Limits) -> Result<Scanner, Outcome> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn scan(
     path: &Path,
     json: bool,
+    claimed: Option<&str>,
+    data_dir: Option<&Path>,
     trust_anchors: Option<&Path>,
     limits: Limits,
     record: Option<crate::evidence::RecordRequest>,
@@ -32,11 +36,18 @@ pub fn scan(
             return Outcome::BadInput;
         }
     };
+    let claimed = match claimed
+        .map(|name| crate::voiceprint::claimed(data_dir, name))
+        .transpose()
+    {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
     let scanner = match scanner(limits) {
         Ok(s) => s.with_trust_anchors(anchors),
         Err(o) => return o,
     };
-    match scanner.scan_file(path) {
+    match scanner.scan_file_claiming(path, claimed.as_ref()) {
         Ok(result) => {
             // Record first: a result printed but not recorded would look recorded.
             let recorded = match record {
@@ -98,6 +109,7 @@ fn print_scan(r: &ScanResult) {
         ),
     };
     println!("  verdict      {words}");
+    print_claim(r);
     if let (Some(voice), Some(duration)) = (&r.voice, r.media.duration_s()) {
         println!("  speech       {:.1} s of {duration:.1} s", voice.speech_s);
         if let Some(c) = &voice.conditions {
@@ -138,6 +150,38 @@ fn print_scan(r: &ScanResult) {
         );
     }
     println!("  sha256       {}", r.media.sha256());
+}
+
+fn print_claim(r: &ScanResult) {
+    let (Some(claim), Some(s)) = (&r.claim, &r.speaker) else {
+        return;
+    };
+    let words = match claim.verdict {
+        ClaimVerdict::CloneOfClaimed => "A CLONE OF THE CLAIMED PERSON'S VOICE",
+        ClaimVerdict::ConsistentWithClaimed => "CONSISTENT WITH THE CLAIMED PERSON (not proof)",
+        ClaimVerdict::NotClaimedPerson => "NOT THE CLAIMED PERSON",
+        ClaimVerdict::Inconclusive => "CANNOT SAY WHETHER IT IS THE CLAIMED PERSON",
+    };
+    println!(
+        "  claimed      {} ({}): {words}",
+        s.claimed.name, s.claimed.id
+    );
+    println!("               {}", claim.reason);
+    let decision = match s.decision {
+        Decision::SameSpeaker => "same speaker",
+        Decision::DifferentSpeaker => "different speaker",
+        Decision::Inconclusive => "cannot say",
+    };
+    match s.similarity {
+        Some(sim) => println!(
+            "  speaker      {decision}: similarity {sim:.3} (different below {:.3}, same from {:.3}), {:.1} s of speech against {:.1} s enrolled",
+            s.thresholds.different_speaker,
+            s.thresholds.same_speaker,
+            s.speech_s,
+            s.claimed.enrolled_speech_s
+        ),
+        None => println!("  speaker      {decision}"),
+    }
 }
 
 fn print_provenance(p: &ProvenanceFindings) {

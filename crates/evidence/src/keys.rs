@@ -148,44 +148,25 @@ impl PublicKey {
 
 /// Creates `dir` (and its parents) owner-only (0700).
 pub fn create_private_dir(dir: &Path) -> Result<(), EvidenceError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(|e| EvidenceError::io(dir, e))
+    aqiqat_store::private::create_dir(dir).map_err(|e| EvidenceError::io(dir, e))
 }
 
 /// Creates `path` exclusively, owner-only (0600): fails if it exists.
 pub fn private_file(path: &Path) -> Result<fs::File, EvidenceError> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path).map_err(|e| EvidenceError::io(path, e))
+    aqiqat_store::private::create_file(path).map_err(|e| EvidenceError::io(path, e))
 }
 
 /// Refuses a private key that others can read: someone may already have copied it.
 pub fn check_private_mode(path: &Path) -> Result<(), EvidenceError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = fs::metadata(path).map_err(|e| EvidenceError::io(path, e))?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(EvidenceError::Internal(format!(
-                "{}: the signing key is readable by others (mode {:o}); restrict it with `chmod 600` \
-                 and consider the key compromised",
-                path.display(),
-                meta.permissions().mode() & 0o777
-            )));
-        }
+    match aqiqat_store::private::open_to_others(path) {
+        Ok(None) => Ok(()),
+        Ok(Some(mode)) => Err(EvidenceError::Internal(format!(
+            "{}: the signing key is readable by others (mode {mode:o}); restrict it with `chmod \
+             600` and consider the key compromised",
+            path.display()
+        ))),
+        Err(e) => Err(EvidenceError::io(path, e)),
     }
-    Ok(())
 }
 
 /// Where keys live inside a data directory.

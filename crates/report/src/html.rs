@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::chart::{self, Rgb};
 use crate::i18n::{Lang, Texts};
-use crate::view::{CaseView, ProvenanceView, RecordView};
+use crate::view::{CaseView, ClaimView, ProvenanceView, RecordView};
 use aqiqat_evidence::verify::Outcome;
 
 const CSS: &str = include_str!("report.css");
@@ -131,6 +131,57 @@ pub(crate) fn reason_text(v: &RecordView, t: &Texts) -> Option<String> {
     }
 }
 
+/// The claimed-person section as lines: `(text, emphasised)`. Shared by HTML and PDF.
+pub(crate) fn claim_lines(c: &ClaimView, t: &Texts) -> Vec<(String, bool)> {
+    let lang = t.lang;
+    let name = || vec![("name", c.name.clone())];
+    let headline = match c.verdict.as_str() {
+        "clone_of_claimed" => t.with("claim-clone", &name()),
+        "consistent_with_claimed" => t.with("claim-consistent", &name()),
+        "not_claimed_person" => t.with("claim-not", &name()),
+        _ => t.with("claim-inconclusive", &name()),
+    };
+    let mut lines = vec![(headline, true)];
+    if c.verdict == "inconclusive" {
+        let why = match (c.decision.as_str(), c.reason_code.as_deref()) {
+            ("same_speaker", _) => t.get("claim-why-unjudged"),
+            (_, Some("too_little_speech") | Some("no_speech")) => t.get("claim-why-short"),
+            (_, Some("too_noisy") | Some("music") | Some("several_voices")) => {
+                t.get("claim-why-unfit")
+            }
+            _ if c.similarity.is_some() => t.get("claim-why-between"),
+            _ => c.reason.clone().unwrap_or_default(),
+        };
+        lines.push((t.with("reason", &[("reason", why)]), false));
+    }
+    if let (Some(sim), Some((diff, same))) = (c.similarity, c.thresholds) {
+        lines.push((
+            t.with(
+                "claim-similarity",
+                &[
+                    ("sim", num(lang, sim, 3)),
+                    ("diff", num(lang, diff, 3)),
+                    ("same", num(lang, same, 3)),
+                    ("speech", num(lang, c.speech_s.unwrap_or(0.0), 1)),
+                ],
+            ),
+            false,
+        ));
+    }
+    lines.push((
+        t.with(
+            "claim-enrolment",
+            &[
+                ("n", c.enrolment.len().to_string()),
+                ("enrolled", num(lang, c.enrolled_speech_s.unwrap_or(0.0), 1)),
+                ("id", c.voiceprint_id.clone()),
+            ],
+        ),
+        false,
+    ));
+    lines
+}
+
 /// One word for a verdict, for tables.
 pub(crate) fn verdict_word(t: &Texts, verdict: &str) -> String {
     match verdict {
@@ -190,6 +241,34 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
         );
     }
     b.push_str("</div>");
+
+    if let Some(c) = &v.claim {
+        let _ = write!(
+            b,
+            "<section class=\"claim\" data-claim=\"{}\"><h{h}>{}</h{h}>",
+            esc(&c.verdict),
+            esc(&t.get("claim-heading"))
+        );
+        for (text, strong) in claim_lines(c, t) {
+            if strong {
+                let _ = write!(b, "<p class=\"words\"><strong>{}</strong></p>", esc(&text));
+            } else {
+                let _ = write!(b, "<p>{}</p>", esc(&text));
+            }
+        }
+        if !c.enrolment.is_empty() {
+            b.push_str("<ul class=\"mono small\">");
+            for h in &c.enrolment {
+                let _ = write!(b, "<li>{}</li>", esc(h));
+            }
+            b.push_str("</ul>");
+        }
+        let _ = write!(
+            b,
+            "<p class=\"small\">{}</p></section>",
+            esc(&t.get("claim-policy"))
+        );
+    }
 
     // A picture has no timeline: the section would only say there is no speech.
     if !v.is_image {

@@ -507,6 +507,18 @@ fn record_body(l: &mut Layout, v: &RecordView, t: &Texts) {
     }
     l.verdict_box(&lines, color, background);
 
+    if let Some(c) = &v.claim {
+        l.heading(&t.get("claim-heading"), 12.0);
+        for (text, strong) in crate::html::claim_lines(c, t) {
+            let face = if strong { Face::Bold } else { Face::Regular };
+            l.para(&text, face, if strong { 10.5 } else { 9.5 }, INK);
+        }
+        for h in &c.enrolment {
+            l.para(h, Face::Mono, 8.0, MUTED);
+        }
+        l.para(&t.get("claim-policy"), Face::Regular, 8.0, MUTED);
+    }
+
     if !v.is_image {
         l.heading(&t.get("section-timeline"), 12.0);
         if v.segments.is_empty() {

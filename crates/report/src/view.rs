@@ -53,6 +53,58 @@ pub struct RecordView {
     /// The subject is a still image (no timeline, no speech).
     pub is_image: bool,
     pub provenance: ProvenanceView,
+    /// The speaker check against a claimed voiceprint and the joint answer; `None` when no
+    /// voiceprint was claimed.
+    pub claim: Option<ClaimView>,
+}
+
+/// The speaker check and the joint answer about the claimed person, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimView {
+    /// `consistent_with_claimed`, `clone_of_claimed`, `not_claimed_person`, `inconclusive`.
+    pub verdict: String,
+    /// The analyser's own sentence (evidence: kept as recorded).
+    pub reason: Option<String>,
+    pub name: String,
+    pub voiceprint_id: String,
+    /// `same_speaker`, `different_speaker`, `inconclusive`.
+    pub decision: String,
+    pub reason_code: Option<String>,
+    pub similarity: Option<f64>,
+    /// `(different_below, same_from)`.
+    pub thresholds: Option<(f64, f64)>,
+    pub speech_s: Option<f64>,
+    pub enrolled_speech_s: Option<f64>,
+    /// SHA-256 of each enrolment recording.
+    pub enrolment: Vec<String>,
+}
+
+impl ClaimView {
+    fn read(r: &Value) -> Option<Self> {
+        let (claim, s) = (&r["claim"], &r["speaker"]);
+        Some(Self {
+            verdict: claim["verdict"].as_str()?.to_owned(),
+            reason: claim["reason"].as_str().map(str::to_owned),
+            name: s["claimed"]["name"].as_str().unwrap_or_default().to_owned(),
+            voiceprint_id: s["claimed"]["id"].as_str().unwrap_or_default().to_owned(),
+            decision: s["decision"].as_str().unwrap_or_default().to_owned(),
+            reason_code: s["reason_code"].as_str().map(str::to_owned),
+            similarity: s["similarity"].as_f64(),
+            thresholds: s["thresholds"]["different_speaker"]
+                .as_f64()
+                .zip(s["thresholds"]["same_speaker"].as_f64()),
+            speech_s: s["speech_s"].as_f64(),
+            enrolled_speech_s: s["claimed"]["enrolled_speech_s"].as_f64(),
+            enrolment: s["claimed"]["enrolment"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f["sha256"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
 }
 
 /// The provenance findings a report shows. Codes, names and the analysers' own sentences stay
@@ -250,6 +302,7 @@ impl RecordView {
             verdict_basis: r["verdict_basis"].as_str().map(str::to_owned),
             is_image: media["kind"] == "image",
             provenance: ProvenanceView::read(&r["provenance"]),
+            claim: ClaimView::read(r),
         })
     }
 

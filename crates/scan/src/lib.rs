@@ -1,8 +1,9 @@
 //! # aqiqat-scan
 //!
-//! One input in, one result out: decodes through intake, runs every analyser that applies
-//! (today the voice detector), and merges their findings into the result `aqiqat scan --json`
-//! prints and the server returns. The top-level verdict policy lives here and only here.
+//! One input in, one result out: decodes through intake, runs every analyser that applies (the
+//! synthetic-speech detector, provenance, and the speaker check when a voiceprint is claimed),
+//! and merges their findings ([`Finding`]) into the result `aqiqat scan --json` prints and the
+//! server returns. The verdict policy ([`decide`]) lives here and only here.
 //!
 //! **Owns:** the shape of a scan result and the policy that merges analysers' findings.
 //! **Must not touch:** decoding details (intake's), features and models (the analysers'),
@@ -21,6 +22,13 @@ use serde::Serialize;
 use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 
+pub mod speaker;
+
+pub use aqiqat_speaker::{self, Voiceprint};
+pub use speaker::{
+    Claim, ClaimVerdict, ClaimedVoice, EnrolError, EnrolmentFile, EnrolmentSample, SpeakerFinding,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     /// The input could not be read or decoded (bad input, limits, I/O).
@@ -29,6 +37,9 @@ pub enum ScanError {
     /// An analyser failed on input intake accepted: a defect of aqiqat, not of the input.
     #[error("analyser failed: {0}")]
     Analyser(#[from] DetectorError),
+    /// The speaker encoder failed on audio intake accepted: a defect of aqiqat.
+    #[error("speaker check failed: {0}")]
+    Speaker(#[from] aqiqat_speaker::SpeakerError),
 }
 
 impl ScanError {
@@ -53,7 +64,7 @@ pub struct VoiceSummary {
 }
 
 /// The version of the result's shape; bumped on any change a reader could notice.
-pub const SCAN_SCHEMA: &str = "aqiqat.scan/3";
+pub const SCAN_SCHEMA: &str = "aqiqat.scan/4";
 
 /// One analyser that ran: what the evidence record names it by.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,6 +150,11 @@ pub struct ScanResult {
     pub voice: Option<VoiceSummary>,
     /// Content Credentials, metadata markers, watermark.
     pub provenance: ProvenanceFindings,
+    /// The speaker check against a claimed voiceprint; `null` when none was claimed.
+    pub speaker: Option<SpeakerFinding>,
+    /// The joint answer about the claimed person (speaker check and synthetic check together);
+    /// `null` when no voiceprint was claimed.
+    pub claim: Option<Claim>,
     /// Every analyser that contributed, with its exact version and weights.
     pub analysers: Vec<AnalyserRef>,
     pub tool: Tool,
@@ -179,6 +195,7 @@ const MAX_SIDECAR_BYTES: u64 = 16 << 20;
 /// Holds the loaded analysers; build once, scan many (it is `Sync`).
 pub struct Scanner {
     voice: VoiceDetector,
+    speaker: speaker::SpeakerCheck,
     limits: Limits,
     image_limits: ImageLimits,
     trust: TrustAnchors,
@@ -189,6 +206,7 @@ impl Scanner {
     pub fn embedded(limits: Limits) -> Result<Self, ScanError> {
         Ok(Self {
             voice: VoiceDetector::embedded()?,
+            speaker: speaker::SpeakerCheck::embedded()?,
             limits,
             image_limits: ImageLimits::default(),
             trust: TrustAnchors::default(),
@@ -213,6 +231,15 @@ impl Scanner {
     /// intake, and provenance reads the file again as a stream. A `.c2pa` file beside it
     /// (same name, extension `.c2pa`) is used as a sidecar manifest store.
     pub fn scan_file(&self, path: &Path) -> Result<ScanResult, ScanError> {
+        self.scan_file_claiming(path, None)
+    }
+
+    /// [`Scanner::scan_file`], and with `claimed` the speaker check against that voiceprint.
+    pub fn scan_file_claiming(
+        &self,
+        path: &Path,
+        claimed: Option<&ClaimedVoice>,
+    ) -> Result<ScanResult, ScanError> {
         let io = |e| IntakeError::new(path, Problem::Io(e));
         let mut file = std::fs::File::open(path).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
@@ -229,10 +256,21 @@ impl Scanner {
             // The rest of the picture after the bytes already read.
             let mut bytes = head;
             file.read_to_end(&mut bytes).map_err(io)?;
-            return self.scan_image(&path.display().to_string(), &bytes, sidecar.as_deref());
+            return self.scan_image(
+                &path.display().to_string(),
+                &bytes,
+                sidecar.as_deref(),
+                claimed,
+            );
         }
         let media_type = audio_media_type(&head);
         let (media, samples) = aqiqat_intake::load(path, self.voice.sample_rate(), &self.limits)?;
+        let speaker_audio = match claimed {
+            Some(_) => Some(self.speaker_audio(&samples, || {
+                aqiqat_intake::load(path, aqiqat_speaker::SAMPLE_RATE, &self.limits)
+            })?),
+            None => None,
+        };
         let keep = if size <= AUDIO_MARKER_BYTES {
             size
         } else {
@@ -256,13 +294,23 @@ impl Scanner {
             },
             &self.trust,
         );
-        self.scan_audio(media, &samples, provenance)
+        self.scan_audio(media, &samples, provenance, claimed, speaker_audio)
     }
 
     /// Scans bytes already in memory (an upload); `label` names them in messages.
     pub fn scan_bytes(&self, label: &str, bytes: Vec<u8>) -> Result<ScanResult, ScanError> {
+        self.scan_bytes_claiming(label, bytes, None)
+    }
+
+    /// [`Scanner::scan_bytes`], and with `claimed` the speaker check against that voiceprint.
+    pub fn scan_bytes_claiming(
+        &self,
+        label: &str,
+        bytes: Vec<u8>,
+        claimed: Option<&ClaimedVoice>,
+    ) -> Result<ScanResult, ScanError> {
         if sniff_image(&bytes).is_some() {
-            return self.scan_image(label, &bytes, None);
+            return self.scan_image(label, &bytes, None, claimed);
         }
         // Provenance first, so that the bytes can then move into intake uncopied.
         let provenance = aqiqat_provenance::examine(
@@ -275,9 +323,113 @@ impl Scanner {
             },
             &self.trust,
         );
+        // The speaker check's copy is decoded first when it needs another rate, while the
+        // bytes are still here.
+        let wideband = match claimed {
+            Some(_) if self.voice.sample_rate() != aqiqat_speaker::SAMPLE_RATE => Some(
+                aqiqat_intake::load_bytes(
+                    label,
+                    bytes.clone(),
+                    aqiqat_speaker::SAMPLE_RATE,
+                    &self.limits,
+                )?
+                .1,
+            ),
+            _ => None,
+        };
         let (media, samples) =
             aqiqat_intake::load_bytes(label, bytes, self.voice.sample_rate(), &self.limits)?;
-        self.scan_audio(media, &samples, provenance)
+        let speaker_audio = match (claimed, wideband) {
+            (None, _) => None,
+            (Some(_), Some(w)) => Some(w),
+            (Some(_), None) => Some(samples.clone()),
+        };
+        self.scan_audio(media, &samples, provenance, claimed, speaker_audio)
+    }
+
+    /// The voiceprint of one known-genuine recording (a file), for an enrolment.
+    pub fn enrolment_sample_file(&self, path: &Path) -> Result<EnrolmentSample, EnrolError> {
+        let label = path.display().to_string();
+        let head =
+            read_head(path).map_err(|e| ScanError::from(IntakeError::new(path, Problem::Io(e))))?;
+        if sniff_image(&head).is_some() {
+            return Err(not_audio(&label));
+        }
+        let (media, samples) = aqiqat_intake::load(path, self.voice.sample_rate(), &self.limits)
+            .map_err(ScanError::from)?;
+        let wideband = self.speaker_audio(&samples, || {
+            aqiqat_intake::load(path, aqiqat_speaker::SAMPLE_RATE, &self.limits)
+        })?;
+        self.enrolment_sample(label, media.sha256, &samples, &wideband)
+    }
+
+    /// The voiceprint of one known-genuine recording (bytes in memory), for an enrolment.
+    pub fn enrolment_sample_bytes(
+        &self,
+        label: &str,
+        bytes: Vec<u8>,
+    ) -> Result<EnrolmentSample, EnrolError> {
+        if sniff_image(&bytes).is_some() {
+            return Err(not_audio(label));
+        }
+        let wideband = if self.voice.sample_rate() != aqiqat_speaker::SAMPLE_RATE {
+            Some(
+                aqiqat_intake::load_bytes(
+                    label,
+                    bytes.clone(),
+                    aqiqat_speaker::SAMPLE_RATE,
+                    &self.limits,
+                )
+                .map_err(ScanError::from)?
+                .1,
+            )
+        } else {
+            None
+        };
+        let (media, samples) =
+            aqiqat_intake::load_bytes(label, bytes, self.voice.sample_rate(), &self.limits)
+                .map_err(ScanError::from)?;
+        let wideband = wideband.unwrap_or_else(|| samples.clone());
+        self.enrolment_sample(label.to_owned(), media.sha256, &samples, &wideband)
+    }
+
+    fn enrolment_sample(
+        &self,
+        label: String,
+        sha256: String,
+        samples: &[f32],
+        wideband: &[f32],
+    ) -> Result<EnrolmentSample, EnrolError> {
+        let voice = self.voice.scan(samples).map_err(ScanError::from)?;
+        speaker::refuse_unfit(&label, &voice)?;
+        let Some((voiceprint, speech_s)) = self.speaker.voiceprint(wideband)? else {
+            return Err(EnrolError::Unfit {
+                label,
+                code: ReasonCode::NoSpeech,
+                reason: "cannot enrol from it: no speech was found".into(),
+            });
+        };
+        Ok(EnrolmentSample {
+            label,
+            file: EnrolmentFile { sha256, speech_s },
+            voiceprint,
+            synthetic_check: voice.verdict,
+        })
+    }
+
+    /// The recording at the speaker encoder's rate: `samples` themselves when the detector
+    /// already runs at it, else decoded again by `load` (decoding costs far less than either
+    /// network, and each analyser then sees exactly what a scan of its own would).
+    fn speaker_audio(
+        &self,
+        samples: &[f32],
+        load: impl FnOnce() -> Result<(MediaFacts, Vec<f32>), IntakeError>,
+    ) -> Result<Vec<f32>, ScanError> {
+        if self.voice.sample_rate() == aqiqat_speaker::SAMPLE_RATE {
+            Ok(samples.to_vec())
+        } else {
+            Ok(load()?.1)
+        }
     }
 
     fn scan_audio(
@@ -285,9 +437,21 @@ impl Scanner {
         media: MediaFacts,
         samples: &[f32],
         provenance: ProvenanceFindings,
+        claimed: Option<&ClaimedVoice>,
+        speaker_audio: Option<Vec<f32>>,
     ) -> Result<ScanResult, ScanError> {
         let voice = self.voice.scan(samples)?;
-        Ok(merge(Media::Audio(media), Some(voice), provenance))
+        let mut findings = Vec::with_capacity(3);
+        if let Some(claimed) = claimed {
+            findings.push(Finding::Speaker(self.speaker.check(
+                speaker_audio.as_deref(),
+                Some(&voice),
+                claimed,
+            )?));
+        }
+        findings.push(Finding::Voice(voice));
+        findings.push(Finding::Provenance(provenance));
+        Ok(merge(Media::Audio(media), findings))
     }
 
     fn scan_image(
@@ -295,6 +459,7 @@ impl Scanner {
         label: &str,
         bytes: &[u8],
         sidecar: Option<&[u8]>,
+        claimed: Option<&ClaimedVoice>,
     ) -> Result<ScanResult, ScanError> {
         let (facts, pixels) = load_image(label, bytes, &self.image_limits)?;
         let pixels = pixels.map(|p| watermark::RgbImage {
@@ -312,7 +477,27 @@ impl Scanner {
             },
             &self.trust,
         );
-        Ok(merge(Media::Image(facts), None, provenance))
+        let mut findings = vec![Finding::Provenance(provenance)];
+        if let Some(claimed) = claimed {
+            findings.push(Finding::Speaker(self.speaker.check(None, None, claimed)?));
+        }
+        Ok(merge(Media::Image(facts), findings))
+    }
+}
+
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    std::fs::File::open(path)?
+        .take(SNIFF_LEN as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
+fn not_audio(label: &str) -> EnrolError {
+    EnrolError::Unfit {
+        label: label.to_owned(),
+        code: ReasonCode::NoSpeech,
+        reason: "cannot enrol from it: it is an image, not a recording of a voice".into(),
     }
 }
 
@@ -355,6 +540,29 @@ fn audio_media_type(head: &[u8]) -> &'static str {
     }
 }
 
+/// One analyser's findings on one input: what [`decide`] weighs and the result carries. A new
+/// analyser (images, video) is a new variant here, a field in [`ScanResult`], and a step in
+/// [`decide`].
+#[derive(Debug, Clone)]
+pub enum Finding {
+    /// The synthetic-speech detector.
+    Voice(VoiceFinding),
+    /// Content Credentials, metadata markers, the watermark.
+    Provenance(ProvenanceFindings),
+    /// The speaker check against a claimed voiceprint.
+    Speaker(SpeakerFinding),
+}
+
+/// What [`decide`] concludes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub basis: VerdictBasis,
+    pub reason: Option<String>,
+    /// The joint answer about a claimed person; `None` when no voiceprint was claimed.
+    pub claim: Option<Claim>,
+}
+
 /// The verdict policy, in order:
 /// 1. Content Credentials that hold and declare generative AI decide `synthetic`: the
 ///    producer signed it about these exact bytes. No detector score outranks that.
@@ -363,14 +571,42 @@ fn audio_media_type(head: &[u8]) -> &'static str {
 /// 4. A metadata marker declaring AI decides `synthetic` only when no detector could judge:
 ///    it is a claim anyone can write, so it never overrules a detector.
 /// 5. Otherwise `inconclusive`, with the reason.
+/// 6. When a voiceprint is claimed, the speaker check joins the verdict of steps 1–5: a
+///    different speaker is not the claimed person, whatever made the voice; the same speaker
+///    with a `synthetic` verdict is a clone of that person; the same speaker with `human` is
+///    consistent with that person (never proof: a clone is made to match); anything the
+///    speaker check cannot judge, or a match whose synthetic check could not judge, is
+///    inconclusive with the reason. The speaker check never changes steps 1–5.
 ///
 /// A label that says nothing about AI, or credentials that do not hold, never decide;
 /// nothing in provenance can make a verdict `human`.
-pub fn decide(
+pub fn decide(findings: &[Finding]) -> Decision {
+    let mut voice = None;
+    let mut provenance = None;
+    let mut speaker = None;
+    for f in findings {
+        match f {
+            Finding::Voice(v) => voice = Some(v),
+            Finding::Provenance(p) => provenance = Some(p),
+            Finding::Speaker(s) => speaker = Some(s),
+        }
+    }
+    let (verdict, basis, reason) = synthetic_verdict(voice, provenance);
+    let claim = speaker.map(|s| speaker::claim(s, verdict, reason.as_deref()));
+    Decision {
+        verdict,
+        basis,
+        reason,
+        claim,
+    }
+}
+
+/// Steps 1–5 of [`decide`].
+fn synthetic_verdict(
     voice: Option<&VoiceFinding>,
-    provenance: &ProvenanceFindings,
+    provenance: Option<&ProvenanceFindings>,
 ) -> (Verdict, VerdictBasis, Option<String>) {
-    let declared = provenance.declares_ai.as_ref();
+    let declared = provenance.and_then(|p| p.declares_ai.as_ref());
     if let Some(d) = declared.filter(|d| d.by != LabelKind::Metadata) {
         let basis = match d.by {
             LabelKind::ContentCredentials => VerdictBasis::ContentCredentials,
@@ -420,8 +656,22 @@ fn capitalise(text: &str) -> String {
 }
 
 /// Joins the analysers' findings into one result under [`decide`]'s policy.
-fn merge(media: Media, voice: Option<VoiceFinding>, provenance: ProvenanceFindings) -> ScanResult {
-    let (verdict, verdict_basis, reason) = decide(voice.as_ref(), &provenance);
+fn merge(media: Media, findings: Vec<Finding>) -> ScanResult {
+    let Decision {
+        verdict,
+        basis: verdict_basis,
+        reason,
+        claim,
+    } = decide(&findings);
+    let (mut voice, mut provenance, mut speaker) = (None, None, None);
+    for f in findings {
+        match f {
+            Finding::Voice(v) => voice = Some(v),
+            Finding::Provenance(p) => provenance = Some(p),
+            Finding::Speaker(s) => speaker = Some(s),
+        }
+    }
+    let provenance = provenance.expect("every scan examines provenance");
     let reason_code = match verdict_basis {
         VerdictBasis::VoiceDetector | VerdictBasis::Nothing => {
             voice.as_ref().and_then(|v| v.reason_code)
@@ -437,6 +687,13 @@ fn merge(media: Media, voice: Option<VoiceFinding>, provenance: ProvenanceFindin
         });
     }
     analysers.push(provenance_ref());
+    if let Some(s) = &speaker {
+        analysers.push(AnalyserRef {
+            name: s.model.name.clone(),
+            version: s.model.version.clone(),
+            weights_sha256: Some(s.model.weights_sha256.clone()),
+        });
+    }
     let probability_synthetic = voice.as_ref().and_then(|v| v.probability_synthetic);
     let (segments, speech, voice) = match voice {
         Some(v) => (
@@ -469,6 +726,8 @@ fn merge(media: Media, voice: Option<VoiceFinding>, provenance: ProvenanceFindin
         media,
         voice,
         provenance,
+        speaker,
+        claim,
         analysers,
         tool: TOOL,
     }

@@ -71,3 +71,22 @@ pub fn server_db(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("server.sqlite")
 }
 pub use jobs::{JobState, JobStore};
+
+/// A stored voiceprint as the scanner compares recordings with it.
+pub fn claimed_voice(v: aqiqat_voiceprints::Voiceprint) -> aqiqat_scan::ClaimedVoice {
+    aqiqat_scan::ClaimedVoice {
+        enrolment: v
+            .summary
+            .files
+            .iter()
+            .map(|f| aqiqat_scan::EnrolmentFile {
+                sha256: f.sha256.clone(),
+                speech_s: f.speech_s,
+            })
+            .collect(),
+        id: v.summary.id,
+        name: v.summary.name,
+        voiceprint: aqiqat_scan::Voiceprint(v.vector),
+        encoder_sha256: v.summary.encoder_sha256,
+    }
+}

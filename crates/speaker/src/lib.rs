@@ -28,6 +28,67 @@ pub const TARGET_DBFS: f64 = -30.0;
 
 pub static EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../weights/ge2e-resemblyzer.safetensors");
 
+/// Speech an enrolment needs, over all its recordings, in seconds.
+pub const ENROL_SECONDS: f64 = 10.0;
+/// Speech a recording needs before its voice is compared with a voiceprint, in seconds: about
+/// one partial utterance and a half. Less is answered "cannot say", never guessed.
+pub const CHECK_MIN_SPEECH_S: f64 = 2.0;
+
+/// Where the cosine similarity between a recording and an enrolled voiceprint is read as one
+/// answer or the other; between them the check cannot say.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Thresholds {
+    /// From here up: the same speaker (set so that at most 1 % of different speakers reach it).
+    pub same_speaker: f64,
+    /// Below this: a different speaker (set so that at most 5 % of genuine same-speaker trials
+    /// fall below it).
+    pub different_speaker: f64,
+}
+
+/// The thresholds in force, measured by `aqiqat-train speaker-eval` on corpus v2's genuine
+/// speakers (set on one half of them, checked on the other; `docs/model-card-speaker.md`).
+pub const THRESHOLDS: Thresholds = Thresholds {
+    same_speaker: 0.776,
+    different_speaker: 0.716,
+};
+
+/// What a similarity says about who is speaking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    SameSpeaker,
+    DifferentSpeaker,
+    /// Between the thresholds, or the recording was not fit to compare.
+    Inconclusive,
+}
+
+impl Thresholds {
+    pub fn decide(&self, similarity: f64) -> Decision {
+        if similarity >= self.same_speaker {
+            Decision::SameSpeaker
+        } else if similarity < self.different_speaker {
+            Decision::DifferentSpeaker
+        } else {
+            Decision::Inconclusive
+        }
+    }
+}
+
+/// The stretch of `samples` (16 kHz) from the first to the last speech the energy detector
+/// finds, and the seconds of speech in it: what a voiceprint is taken from. Pauses inside are
+/// kept (the encoder was trained on running speech); silence before and after is not.
+pub fn speech_span(samples: &[f32]) -> Option<(std::ops::Range<usize>, f64)> {
+    let vad = aqiqat_dsp::vad::VadConfig {
+        sample_rate: SAMPLE_RATE,
+        ..Default::default()
+    };
+    let segments = aqiqat_dsp::vad::speech_segments(samples, &vad);
+    let (first, last) = (segments.first()?, segments.last()?);
+    let seconds =
+        segments.iter().map(|s| s.end - s.start).sum::<usize>() as f64 / f64::from(SAMPLE_RATE);
+    Some((first.start..last.end, seconds))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakerError {
     #[error("the speaker encoder failed: {0}")]
@@ -165,6 +226,30 @@ mod tests {
         let (starts, needed) = partial_starts(64_000);
         assert_eq!(starts, vec![0, 77, 154, 231]);
         assert_eq!(needed, (231 + 160) * 160);
+    }
+
+    #[test]
+    fn thresholds_split_three_ways() {
+        let t = THRESHOLDS;
+        assert_eq!(t.decide(0.9), Decision::SameSpeaker);
+        assert_eq!(t.decide(t.same_speaker), Decision::SameSpeaker);
+        assert_eq!(t.decide(0.75), Decision::Inconclusive);
+        assert_eq!(t.decide(t.different_speaker), Decision::Inconclusive);
+        assert_eq!(t.decide(0.2), Decision::DifferentSpeaker);
+    }
+
+    #[test]
+    fn speech_span_drops_the_silence_around_speech() {
+        let rate = SAMPLE_RATE as usize;
+        let mut samples = vec![0f32; 3 * rate];
+        for (i, s) in samples[rate..2 * rate].iter_mut().enumerate() {
+            *s = 0.3 * (i as f32 * 0.07).sin();
+        }
+        let (range, seconds) = speech_span(&samples).unwrap();
+        assert!(range.start.abs_diff(rate) < rate / 20, "{range:?}");
+        assert!(range.end.abs_diff(2 * rate) < rate / 20, "{range:?}");
+        assert!((seconds - 1.0).abs() < 0.05, "{seconds}");
+        assert_eq!(speech_span(&vec![0f32; rate]), None);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! runtime). Call it from plain threads, `spawn_blocking` or `block_in_place`, never directly
 //! on an async executor's thread; dropping a handle there is made safe here.
 
+pub mod private;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;

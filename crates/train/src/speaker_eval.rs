@@ -20,15 +20,12 @@
 
 use crate::rng::Rng;
 use aqiqat_intake::{AudioStream, Limits};
-use aqiqat_speaker::{SAMPLE_RATE, SpeakerEncoder, Voiceprint};
-use aqiqat_voice::features::{self, FeatureExtractor};
+use aqiqat_speaker::{ENROL_SECONDS, SAMPLE_RATE, SpeakerEncoder, Voiceprint};
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Speech an enrolment needs, in seconds.
-pub const ENROL_SECONDS: f64 = 10.0;
 /// Non-target trials per test clip.
 const IMPOSTORS: usize = 10;
 /// Test clips per speaker, at most (the corpus has speakers with hundreds).
@@ -49,15 +46,12 @@ pub struct SpeakerEvalArgs {
 }
 
 /// A clip's speech span at 16 kHz: what a scan would hand the speaker check.
-fn speech(path: &std::path::Path, vad: &FeatureExtractor) -> Option<(Vec<f32>, f64)> {
+fn speech(path: &std::path::Path) -> Option<(Vec<f32>, f64)> {
     let samples = AudioStream::open(path, SAMPLE_RATE, &Limits::default())
         .and_then(|s| s.read_to_end())
         .ok()?;
-    let segments = vad.speech_segments(&samples);
-    let (first, last) = (segments.first()?, segments.last()?);
-    let seconds =
-        segments.iter().map(|s| s.end - s.start).sum::<usize>() as f64 / f64::from(SAMPLE_RATE);
-    Some((samples[first.start..last.end].to_vec(), seconds))
+    let (span, seconds) = aqiqat_speaker::speech_span(&samples)?;
+    Some((samples[span].to_vec(), seconds))
 }
 
 fn half_of(speaker: &str) -> bool {
@@ -113,9 +107,8 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     let clean = manifest::read(&args.data.join("manifest.tsv"))?;
     let variants = manifest::read(&args.data.join("manifest_aug.tsv")).unwrap_or_default();
     let encoder = SpeakerEncoder::embedded()?;
-    let vad = FeatureExtractor::new(features::lfcc_config_at(SAMPLE_RATE));
     let print_of = |e: &Entry| -> Option<(Voiceprint, f64)> {
-        let (samples, seconds) = speech(&e.path, &vad)?;
+        let (samples, seconds) = speech(&e.path)?;
         Some((encoder.embed(&samples).ok()?.0, seconds))
     };
 

@@ -1,7 +1,7 @@
 //! `aqiqat scan` and `aqiqat eval` as a user meets them: the real binary, the shared smoke set,
 //! and files made here for the edge cases.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

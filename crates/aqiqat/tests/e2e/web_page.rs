@@ -3,7 +3,7 @@
 //! the timeline is drawn, the language switches, and a screenshot is kept for a person to look
 //! at (`target/web-page-*.png`).
 
-mod common;
+use crate::common;
 
 use common::{Server, agent, smoke_first};
 use serde_json::{Value, json};

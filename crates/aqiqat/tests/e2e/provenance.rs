@@ -2,7 +2,7 @@
 //! verifies the label, the verdict follows it, and the evidence record and report keep it.
 //! Pictures are written here by the `png` crate; certificates are made here by rcgen.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! The evidence commands as a user meets them: the real binary, a real key and SQLite log in a
 //! temporary data directory, clips from the shared smoke set.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

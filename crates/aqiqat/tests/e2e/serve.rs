@@ -2,7 +2,7 @@
 //! HTTP, and the same answers the CLI gives. Every test that stores something runs twice: on
 //! the embedded SQLite default and on a real PostgreSQL server (`--database-url`).
 
-mod common;
+use crate::common;
 
 use common::{Backend, Server, agent, smoke};
 use serde_json::Value;
@@ -525,7 +525,7 @@ fn the_openapi_document_describes_every_route() {
     assert_eq!(spec.status, 200);
     let spec = spec.json();
     assert_eq!(spec["openapi"], "3.1.0");
-    let routes = include_str!("../../server/src/api.rs");
+    let routes = include_str!("../../../server/src/api.rs");
     let mut n = 0;
     for line in routes.lines() {
         if let Some(rest) = line.trim().strip_prefix(".route(\"") {

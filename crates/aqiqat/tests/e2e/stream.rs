@@ -1,6 +1,6 @@
 //! A live call over `/v1/stream`, as a telephony gateway would send it: µ-law frames of 20 ms.
 
-mod common;
+use crate::common;
 
 use common::{Server, decode_with_aqiqat, mulaw_encode, smoke_first};
 use serde_json::Value;

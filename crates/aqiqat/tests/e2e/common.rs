@@ -1,5 +1,4 @@
 //! Helpers shared by the test binaries that talk to a running `aqiqat serve`.
-#![allow(dead_code)] // each test binary uses its own subset
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

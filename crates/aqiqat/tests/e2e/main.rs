@@ -1,0 +1,14 @@
+//! aqiqat as a user meets it: the real binary, real files, real servers on loopback, a real
+//! browser. One test binary (each links every dependency); one module per part of the product.
+
+mod common;
+
+mod cli;
+mod evidence;
+mod long_input;
+mod provenance;
+mod scan;
+mod serve;
+mod stream;
+mod voiceprint;
+mod web_page;
