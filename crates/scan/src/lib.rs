@@ -347,6 +347,16 @@ impl Scanner {
         self.scan_audio(media, &samples, provenance, claimed, speaker_audio)
     }
 
+    /// The speaker check alone, on audio already at the speaker encoder's rate
+    /// ([`aqiqat_speaker::SAMPLE_RATE`]): for live calls, which judge their own windows.
+    pub fn check_speaker(
+        &self,
+        samples: &[f32],
+        claimed: &ClaimedVoice,
+    ) -> Result<SpeakerFinding, ScanError> {
+        Ok(self.speaker.check(Some(samples), None, claimed)?)
+    }
+
     /// The voiceprint of one known-genuine recording (a file), for an enrolment.
     pub fn enrolment_sample_file(&self, path: &Path) -> Result<EnrolmentSample, EnrolError> {
         let label = path.display().to_string();

@@ -116,7 +116,9 @@ impl SpeakerCheck {
         Ok(Some((self.encoder.embed(&samples[span])?.0, seconds)))
     }
 
-    /// Compares `samples` (16 kHz; `None` for an input without audio) with `claimed`.
+    /// Compares `samples` (16 kHz; `None` for an input without audio) with `claimed`; `voice`,
+    /// the synthetic-speech detector's finding on the same audio, says whether the recording
+    /// is fit to compare (`None`: not measured).
     pub fn check(
         &self,
         samples: Option<&[f32]>,
@@ -153,14 +155,14 @@ impl SpeakerCheck {
                     .into(),
             );
         }
-        let (Some(samples), Some(voice)) = (samples, voice) else {
+        let Some(samples) = samples else {
             return cannot_say(
                 finding,
                 ReasonCode::NoSpeech,
                 "the input is not audio: there is no voice to compare".into(),
             );
         };
-        if let Some((code, why)) = unfit(voice) {
+        if let Some((code, why)) = voice.and_then(unfit) {
             return cannot_say(
                 finding,
                 code,
@@ -307,7 +309,7 @@ pub struct Claim {
 
 /// The claim policy (step 6 of [`crate::decide`]): the speaker check never clears a call on its
 /// own, because a clone is made to pass it.
-pub(crate) fn claim(speaker: &SpeakerFinding, synthetic: Verdict, why: Option<&str>) -> Claim {
+pub fn claim(speaker: &SpeakerFinding, synthetic: Verdict, why: Option<&str>) -> Claim {
     let name = &speaker.claimed.name;
     let similarity = speaker.similarity.unwrap_or(f64::NAN);
     let (verdict, reason) = match (speaker.decision, synthetic) {

@@ -9,7 +9,9 @@ use aqiqat_evidence::{Context, EvidenceError, Log, Signer25519};
 use aqiqat_intake::Limits;
 use aqiqat_report::{CaseView, Format, Lang, RecordView};
 use aqiqat_scan::Scanner;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, Extension, FromRequest, Multipart, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +25,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use crate::jobs::{self, JobState, JobStore};
+
+mod voiceprints;
+
+/// Who is calling: the id of the API key presented, if any (set by [`authorise`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Caller(pub Option<String>);
 use crate::worker::{self, Counters, Workers};
 
 /// What `aqiqat serve` is started with.
@@ -54,6 +62,7 @@ pub struct Config {
 
 struct Inner {
     scanner: Arc<Scanner>,
+    voiceprints: Arc<Mutex<aqiqat_voiceprints::VoiceprintStore>>,
     keys: crate::auth::Keys,
     /// Listening beyond loopback: keys are mandatory even before one exists.
     keys_required: bool,
@@ -199,6 +208,10 @@ pub fn router(
     let (queue, inbox) = mpsc::channel(capacity);
     let workers = config.workers.max(1);
     let scanner = Arc::new(scanner);
+    let voiceprints = Arc::new(Mutex::new(
+        aqiqat_voiceprints::VoiceprintStore::open(&config.data_dir, config.database.as_ref())
+            .map_err(|e| e.to_string())?,
+    ));
     worker::spawn(
         workers,
         Workers {
@@ -207,6 +220,7 @@ pub fn router(
             group: aqiqat_evidence::group::GroupCommit::start(writer),
             signer: Arc::new(signer),
             counters: Arc::clone(&counters),
+            voiceprints: Arc::clone(&voiceprints),
         },
         inbox,
     );
@@ -221,6 +235,7 @@ pub fn router(
     };
     let state = AppState(Arc::new(Inner {
         scanner,
+        voiceprints,
         keys,
         keys_required,
         jobs,
@@ -250,6 +265,14 @@ pub fn router(
         .route("/v1/scans/{id}", get(get_scan))
         .route("/v1/scans/{id}/record", get(get_record))
         .route("/v1/scans/{id}/report", get(get_report))
+        .route(
+            "/v1/voiceprints",
+            get(voiceprints::list).post(voiceprints::enrol),
+        )
+        .route(
+            "/v1/voiceprints/{id}",
+            get(voiceprints::get).delete(voiceprints::delete),
+        )
         .route("/v1/stream", get(live_stream))
         .route("/v1/log/head", get(log_head))
         .route("/v1/log/consistency", get(log_consistency))
@@ -390,7 +413,7 @@ async fn refuse_cross_site(
 /// API keys and rate limits, before any handler runs.
 async fn authorise(
     State(s): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     // The page and its assets hold no data; the key is asked for inside it.
@@ -406,7 +429,10 @@ async fn authorise(
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(|k| k.trim().to_owned());
     match blocking(|| s.0.keys.check(presented.as_deref(), s.0.keys_required)) {
-        crate::auth::Decision::Allow => next.run(request).await,
+        crate::auth::Decision::Allow(key) => {
+            request.extensions_mut().insert(Caller(key));
+            next.run(request).await
+        }
         crate::auth::Decision::Unauthorised(why) => {
             let mut r = error(StatusCode::UNAUTHORIZED, "unauthorised", why);
             r.headers_mut()
@@ -573,6 +599,8 @@ async fn openapi() -> Response {
 #[derive(Debug, Default, Deserialize)]
 struct UploadMeta {
     name: Option<String>,
+    /// A voiceprint (its id, or its name) the voice is claimed to be.
+    claimed: Option<String>,
     case: Option<String>,
     operator: Option<String>,
     note: Option<String>,
@@ -598,6 +626,7 @@ fn clean_text(field: &str, value: Option<String>) -> Result<Option<String>, Resp
 /// `multipart/form-data` form (metadata as further parts).
 async fn create_scan(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(mut meta): Query<UploadMeta>,
     headers: HeaderMap,
     request: Request,
@@ -657,7 +686,7 @@ async fn create_scan(
                             }
                         }
                     }
-                    "case" | "operator" | "note" | "name" => {
+                    "case" | "operator" | "note" | "name" | "claimed" => {
                         let text = match field.text().await {
                             Ok(t) => t,
                             Err(e) => return Err(error(e.status(), "bad_input", e.body_text())),
@@ -666,6 +695,7 @@ async fn create_scan(
                             "case" => &mut meta.case,
                             "operator" => &mut meta.operator,
                             "note" => &mut meta.note,
+                            "claimed" => &mut meta.claimed,
                             _ => &mut meta.name,
                         };
                         *slot = Some(text);
@@ -743,6 +773,15 @@ async fn create_scan(
     {
         return evidence_error(e);
     }
+    // The claimed voiceprint must be the caller's; the job keeps its id, not its name.
+    let claimed = match clean_text("claimed", meta.claimed) {
+        Ok(Some(c)) => match voiceprints::resolve(&s, &caller, &c) {
+            Ok(id) => Some(id),
+            Err(r) => return r,
+        },
+        Ok(None) => None,
+        Err(r) => return r,
+    };
     // Reserve a queue slot before making a job: a full queue stores nothing.
     let permit = match s.0.queue.clone().try_reserve_owned() {
         Ok(p) => p,
@@ -756,7 +795,14 @@ async fn create_scan(
         let id = id.clone();
         let name = name.clone();
         tokio::task::spawn_blocking(move || {
-            jobs.create(&id, name.as_deref(), &incoming, size, &context)
+            jobs.create(
+                &id,
+                name.as_deref(),
+                &incoming,
+                size,
+                &context,
+                claimed.as_deref(),
+            )
         })
         .await
     };
@@ -1001,6 +1047,7 @@ async fn get_report(
 
 async fn live_stream(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<crate::stream::StreamQuery>,
     ws: axum::extract::WebSocketUpgrade,
 ) -> Response {
@@ -1008,9 +1055,22 @@ async fn live_stream(
         Ok(settings) => settings,
         Err(e) => return bad_request(e),
     };
+    // The claimed voiceprint is the caller's or the call is refused before the upgrade.
+    let claimed = match q
+        .claimed
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        Some(c) => match voiceprints::claimed_voice(&s, &caller, c) {
+            Ok(v) => Some(v),
+            Err(r) => return r,
+        },
+        None => None,
+    };
     let scanner = Arc::clone(&s.0.scanner);
     ws.max_message_size(1 << 20)
-        .on_upgrade(move |socket| crate::stream::run(socket, scanner, settings))
+        .on_upgrade(move |socket| crate::stream::run(socket, scanner, settings, claimed))
 }
 
 // ---- log ----

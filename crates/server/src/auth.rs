@@ -36,7 +36,8 @@ struct Bucket {
 }
 
 pub enum Decision {
-    Allow,
+    /// Let through; with the id of the key presented, if one was.
+    Allow(Option<String>),
     /// No or unknown key.
     Unauthorised(&'static str),
     /// Over the key's rate: retry after this many seconds.
@@ -150,7 +151,7 @@ impl Keys {
             return if required || self.any() {
                 Decision::Unauthorised("this server needs an API key: Authorization: Bearer KEY")
             } else {
-                Decision::Allow
+                Decision::Allow(None)
             };
         };
         let found: Option<(String, u32)> = self
@@ -174,7 +175,7 @@ impl Keys {
         let capacity = f64::from(rate.max(1));
         let per_second = capacity / 60.0;
         let now = Instant::now();
-        let bucket = buckets.entry(id).or_insert(Bucket {
+        let bucket = buckets.entry(id.clone()).or_insert(Bucket {
             tokens: capacity,
             at: now,
         });
@@ -183,7 +184,7 @@ impl Keys {
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            Decision::Allow
+            Decision::Allow(Some(id))
         } else {
             Decision::Limited(((1.0 - bucket.tokens) / per_second).ceil().max(1.0) as u64)
         }

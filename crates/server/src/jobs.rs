@@ -93,7 +93,11 @@ const SCHEMA: &str = "
         leaf_index BIGINT,
         leaf_hash TEXT
     );
-    CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);";
+    CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+    CREATE TABLE IF NOT EXISTS job_claims (
+        job_id TEXT PRIMARY KEY,
+        voiceprint_id TEXT NOT NULL
+    );";
 
 fn jobs_error(e: DbError) -> String {
     format!("jobs: {e}")
@@ -164,6 +168,7 @@ impl JobStore {
         incoming: &Path,
         size: u64,
         context: &Context,
+        claimed: Option<&str>,
     ) -> Result<(), String> {
         let path = self.spool_path(id);
         let settle = || -> std::io::Result<()> {
@@ -178,24 +183,45 @@ impl JobStore {
         })?;
         let now = aqiqat_evidence::utc_now();
         self.lock()
-            .execute(
-                "INSERT INTO jobs(id, state, created_at, updated_at, name, size_bytes, case_id, operator, note)
-                 VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)",
-                args![
-                    id,
-                    &now,
-                    name,
-                    size,
-                    &context.case_id,
-                    &context.operator,
-                    &context.note
-                ],
-            )
+            .write_transaction(|tx| {
+                tx.execute(
+                    "INSERT INTO jobs(id, state, created_at, updated_at, name, size_bytes, case_id, operator, note)
+                     VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    args![
+                        id,
+                        &now,
+                        name,
+                        size,
+                        &context.case_id,
+                        &context.operator,
+                        &context.note
+                    ],
+                )?;
+                if let Some(voiceprint) = claimed {
+                    tx.execute(
+                        "INSERT INTO job_claims(job_id, voiceprint_id) VALUES (?1, ?2)",
+                        args![id, voiceprint],
+                    )?;
+                }
+                Ok::<_, DbError>(())
+            })
             .map_err(|e| {
                 let _ = std::fs::remove_file(&path);
                 jobs_error(e)
             })?;
         Ok(())
+    }
+
+    /// The voiceprint a job's scan is to compare the voice with, if one was claimed.
+    pub fn claimed(&self, id: &str) -> Result<Option<String>, String> {
+        let row = self
+            .lock()
+            .query_opt(
+                "SELECT voiceprint_id FROM job_claims WHERE job_id = ?1",
+                args![id],
+            )
+            .map_err(jobs_error)?;
+        row.map(|r| r.text(0).map_err(jobs_error)).transpose()
     }
 
     fn set(&self, id: &str, sql: &str, extra: &[Arg<'_>]) -> Result<(), String> {

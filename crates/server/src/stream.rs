@@ -7,7 +7,13 @@
 //! - `{"type": "verdict", "t_s", "window", "verdict", "probability_synthetic", "windows", ...}`
 //!   first when 2 s of audio have arrived, then after every further second: the latest window
 //!   (the last 4 s, or all there is) and the rolling verdict over every window so far;
-//! - `{"type": "final", ...}` when the client sends `{"type": "end"}` or closes.
+//! - with `claimed=VOICEPRINT` (an id or a name of the caller's), `{"type": "speaker",
+//!   "t_s", "speaker", "claim"}` at 5, 10, 20 and 40 s of audio and every 30 s after: the
+//!   speaker check over the last 30 s against that voiceprint, and the joint answer with the
+//!   rolling verdict (a clone of the person, consistent with the person, not the person, or
+//!   cannot say);
+//! - `{"type": "final", ...}` when the client sends `{"type": "end"}` or closes (with the last
+//!   `speaker` and `claim` when a voiceprint was claimed).
 //!
 //! The rolling score is the mean logit of the windows scored so far, calibrated by the same
 //! card as files. Each window is judged on its own 4 s of audio, so a stream's windows can
@@ -41,11 +47,34 @@ pub enum Encoding {
 pub struct StreamQuery {
     pub encoding: Option<Encoding>,
     pub rate: Option<u32>,
+    /// A voiceprint (id or name) the caller is claimed to be.
+    pub claimed: Option<String>,
 }
 
 pub struct CallSettings {
     pub encoding: Encoding,
     pub rate: u32,
+}
+
+/// The audio the speaker check hears: the last [`SPEAKER_SPAN_S`] at the encoder's rate.
+const SPEAKER_SPAN_S: f64 = 30.0;
+
+/// When the speaker check runs: at these seconds of audio, then every 30 s.
+fn next_speaker_check(after_s: f64) -> f64 {
+    [5.0, 10.0, 20.0, 40.0]
+        .into_iter()
+        .find(|&t| t > after_s)
+        .unwrap_or(after_s + 30.0)
+}
+
+struct SpeakerTrack {
+    claimed: aqiqat_scan::ClaimedVoice,
+    resampler: Option<MonoResampler>,
+    recent: Vec<f32>,
+    heard: u64,
+    next_check_s: f64,
+    checked_at: u64,
+    last: Option<aqiqat_scan::SpeakerFinding>,
 }
 
 impl StreamQuery {
@@ -105,6 +134,7 @@ pub struct Call {
     last_refusal: Option<(ReasonCode, String)>,
     scratch: Vec<f32>,
     analysis_rate: u32,
+    speaker: Option<SpeakerTrack>,
 }
 
 impl Call {
@@ -128,7 +158,46 @@ impl Call {
             refused: 0,
             last_refusal: None,
             scratch: Vec::new(),
+            speaker: None,
         })
+    }
+
+    /// Also checks the voice against `claimed` as the call goes.
+    pub fn claiming(mut self, claimed: aqiqat_scan::ClaimedVoice) -> Result<Self, String> {
+        let rate = aqiqat_scan::aqiqat_speaker::SAMPLE_RATE;
+        let resampler = if self.settings.rate == rate {
+            None
+        } else {
+            Some(MonoResampler::new(self.settings.rate, rate)?)
+        };
+        self.speaker = Some(SpeakerTrack {
+            claimed,
+            resampler,
+            recent: Vec::new(),
+            heard: 0,
+            next_check_s: next_speaker_check(0.0),
+            checked_at: 0,
+            last: None,
+        });
+        Ok(self)
+    }
+
+    /// The speaker check's audio when a check is due (`at_end`: the call is over and the last
+    /// check did not hear all of it).
+    fn speaker_due(&mut self, at_end: bool) -> Option<Vec<f32>> {
+        let track = self.speaker.as_mut()?;
+        let rate = f64::from(aqiqat_scan::aqiqat_speaker::SAMPLE_RATE);
+        let due = if at_end {
+            track.heard > track.checked_at
+        } else {
+            track.heard as f64 >= track.next_check_s * rate
+        };
+        if !due {
+            return None;
+        }
+        track.next_check_s = next_speaker_check(track.heard as f64 / rate);
+        track.checked_at = track.heard;
+        Some(track.recent.clone())
     }
 
     pub fn seconds(&self) -> f64 {
@@ -162,6 +231,20 @@ impl Call {
                 if let [last] = pairs.remainder() {
                     self.carry = Some(*last);
                 }
+            }
+        }
+        if let Some(track) = self.speaker.as_mut() {
+            let before = track.recent.len();
+            match track.resampler.as_mut() {
+                Some(r) => r.push(&self.scratch, &mut track.recent),
+                None => track.recent.extend_from_slice(&self.scratch),
+            }
+            track.heard += (track.recent.len() - before) as u64;
+            let span =
+                (SPEAKER_SPAN_S * f64::from(aqiqat_scan::aqiqat_speaker::SAMPLE_RATE)) as usize;
+            if track.recent.len() > span + span / 2 {
+                let excess = track.recent.len() - span;
+                track.recent.drain(..excess);
             }
         }
         let mut at_rate = Vec::new();
@@ -273,6 +356,47 @@ fn rolling(scanner: &Scanner, call: &Call, kind: &str) -> serde_json::Value {
         "audio_s": call.seconds()})
 }
 
+/// The joint answer for `speaker` with a rolling verdict message.
+fn joint(speaker: &aqiqat_scan::SpeakerFinding, rolling: &serde_json::Value) -> aqiqat_scan::Claim {
+    let verdict = match rolling["verdict"].as_str() {
+        Some("synthetic") => Verdict::Synthetic,
+        Some("human") => Verdict::Human,
+        _ => Verdict::Inconclusive,
+    };
+    aqiqat_scan::speaker::claim(speaker, verdict, rolling["reason"].as_str())
+}
+
+/// Runs the speaker check on `audio` off the async threads; the message, and the call back.
+async fn speaker_message(
+    scanner: &Arc<Scanner>,
+    mut call: Call,
+    audio: Vec<f32>,
+) -> (Call, Message) {
+    let scanner = Arc::clone(scanner);
+    tokio::task::spawn_blocking(move || {
+        let track = call
+            .speaker
+            .as_mut()
+            .expect("a speaker check is due only with a claim");
+        let message = match scanner.check_speaker(&audio, &track.claimed) {
+            Ok(finding) => {
+                track.last = Some(finding.clone());
+                let rolling = rolling(&scanner, &call, "verdict");
+                json!({"type": "speaker", "t_s": call.seconds(), "speaker": finding,
+                    "claim": joint(&finding, &rolling)})
+                .to_string()
+                .into()
+            }
+            Err(e) => json!({"type": "error", "message": e.to_string()})
+                .to_string()
+                .into(),
+        };
+        (call, Message::Text(message))
+    })
+    .await
+    .expect("the speaker check does not panic")
+}
+
 /// The message a call gets when something it sent cannot be used.
 fn error_frame(message: &str) -> Message {
     Message::Text(
@@ -283,11 +407,25 @@ fn error_frame(message: &str) -> Message {
 }
 
 /// Runs one call until the client ends it.
-pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSettings) {
+pub async fn run(
+    mut socket: WebSocket,
+    scanner: Arc<Scanner>,
+    settings: CallSettings,
+    claimed: Option<aqiqat_scan::ClaimedVoice>,
+) {
     let ready = json!({"type": "ready", "encoding": settings.encoding_name(), "rate": settings.rate,
         "analysis_rate": scanner.voice().sample_rate(), "window_s": WINDOW_S, "first_s": FIRST_S, "hop_s": HOP_S,
         "model": scanner.voice().id()});
-    let mut call = match Call::new(settings, scanner.voice().sample_rate()) {
+    let claimed_ref = claimed
+        .as_ref()
+        .map(|c| json!({"id": c.id, "name": c.name}));
+    let call = Call::new(settings, scanner.voice().sample_rate()).and_then(|call| match claimed {
+        Some(c) => call.claiming(c),
+        None => Ok(call),
+    });
+    let mut ready = ready;
+    ready["claimed"] = json!(claimed_ref);
+    let mut call = match call {
         Ok(c) => c,
         Err(e) => {
             let _ = socket.send(error_frame(&e)).await;
@@ -330,13 +468,28 @@ pub async fn run(mut socket: WebSocket, scanner: Arc<Scanner>, settings: CallSet
                         return;
                     }
                 }
+                if let Some(audio) = call.speaker_due(false) {
+                    let (back, message) = speaker_message(&scanner, call, audio).await;
+                    call = back;
+                    if socket.send(message).await.is_err() {
+                        return;
+                    }
+                }
             }
             Message::Text(text) if text.contains("\"end\"") => break,
             Message::Close(_) => break,
             _ => {}
         }
     }
-    let final_message = rolling(&scanner, &call, "final");
+    if let Some(audio) = call.speaker_due(true) {
+        let (back, _) = speaker_message(&scanner, call, audio).await;
+        call = back;
+    }
+    let mut final_message = rolling(&scanner, &call, "final");
+    if let Some(finding) = call.speaker.as_ref().and_then(|t| t.last.as_ref()) {
+        final_message["speaker"] = json!(finding);
+        final_message["claim"] = json!(joint(finding, &final_message));
+    }
     let _ = socket
         .send(Message::Text(final_message.to_string().into()))
         .await;

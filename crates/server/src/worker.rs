@@ -28,6 +28,7 @@ pub struct Workers {
     pub group: GroupCommit,
     pub signer: Arc<Signer25519>,
     pub counters: Arc<Counters>,
+    pub voiceprints: Arc<Mutex<aqiqat_voiceprints::VoiceprintStore>>,
 }
 
 pub fn spawn(workers: usize, shared: Workers, queue: mpsc::Receiver<String>) {
@@ -73,11 +74,44 @@ fn process(w: &Workers, id: &str) {
             return;
         }
     };
+    // The claimed voiceprint, checked against the caller's key when the job was made.
+    let claimed = match w.jobs.claimed(id) {
+        Ok(None) => None,
+        Ok(Some(voiceprint)) => {
+            let found = w
+                .voiceprints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&aqiqat_voiceprints::Owner::Local, &voiceprint);
+            match found {
+                Ok(v) => Some(crate::claimed_voice(v)),
+                Err(e) => {
+                    let (kind, message) = match e {
+                        aqiqat_voiceprints::VoiceprintError::NotFound(_) => (
+                            "bad_input",
+                            format!(
+                                "the claimed voiceprint {voiceprint} was deleted before the scan ran"
+                            ),
+                        ),
+                        other => ("internal", other.to_string()),
+                    };
+                    let _ = w.jobs.fail(id, kind, &message);
+                    w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!("job {id}: {e}");
+            return;
+        }
+    };
     let _ = w.jobs.mark_running(id);
     let started = std::time::Instant::now();
     let label = job.name.clone().unwrap_or_else(|| "upload".into());
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        w.scanner.scan_bytes(&label, bytes)
+        w.scanner
+            .scan_bytes_claiming(&label, bytes, claimed.as_ref())
     }));
     let result = match outcome {
         Ok(Ok(result)) => result,

@@ -19,6 +19,44 @@
     document.querySelectorAll("[data-lang]").forEach((b) => b.classList.toggle("active", b.dataset.lang === l));
     if (job && job.state === "done") showResult(job);
     else if (job) showState(job.state);
+    loadVoiceprints();
+  }
+
+  // The voiceprints this key (or this machine's user) may compare with.
+  async function loadVoiceprints(select) {
+    const r = await fetch("/v1/voiceprints", { headers: headers() });
+    if (!r.ok) return;
+    const list = (await r.json()).voiceprints || [];
+    const box = $("claimed");
+    const keep = select || box.value;
+    box.replaceChildren(box.options[0] || document.createElement("option"));
+    box.options[0].value = "";
+    box.options[0].textContent = texts.compare_none || "";
+    for (const v of list) {
+      const o = document.createElement("option");
+      o.value = v.id;
+      o.textContent = `${v.name} (${fmt(v.speech_s, 0)} ${texts.seconds})`;
+      box.appendChild(o);
+    }
+    box.value = list.some((v) => v.id === keep) ? keep : "";
+  }
+
+  async function enrol() {
+    const name = $("enrol-name").value.trim();
+    const files = $("enrol-files").files;
+    const state = $("enrol-state");
+    if (!name || !files.length) { state.textContent = texts.enrol_missing; return; }
+    const form = new FormData();
+    form.append("name", name);
+    for (const f of files) form.append("file", f, f.name);
+    state.textContent = texts.enrolling;
+    const r = await fetch("/v1/voiceprints", { method: "POST", headers: headers(), body: form });
+    const j = await r.json().catch(() => ({}));
+    if (r.status !== 201) { state.textContent = (j.error && j.error.message) || `HTTP ${r.status}`; return; }
+    state.textContent = (texts.enrolled || "").replace("{name}", j.name).replace("{s}", fmt(j.speech_s, 1))
+      + (j.warnings && j.warnings.length ? ` ${texts.enrol_warning}` : "");
+    state.dataset.id = j.id;
+    await loadVoiceprints(j.id);
   }
 
   function headers() {
@@ -44,7 +82,9 @@
     job = null;
     showState("uploading");
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/v1/scans?name=${encodeURIComponent(file.name)}`);
+    const claimed = $("claimed").value;
+    const claim = claimed ? `&claimed=${encodeURIComponent(claimed)}` : "";
+    xhr.open("POST", `/v1/scans?name=${encodeURIComponent(file.name)}${claim}`);
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) $("bar").style.width = `${(100 * e.loaded) / e.total}%`; };
@@ -122,6 +162,7 @@
       $("probability").textContent = r.reason || "";
       $("reason").textContent = "";
     }
+    showClaim(r);
     const audio = r.media.kind !== "image";
     $("timeline-part").hidden = !audio;
     if (audio) drawTimeline(r);
@@ -135,6 +176,34 @@
     $("report").href = `/v1/scans/${j.id}/report?lang=${lang}`;
     $("report-pdf").href = `/v1/scans/${j.id}/report?lang=${lang}&format=pdf`;
     $("record").href = `/v1/scans/${j.id}/record`;
+  }
+
+  // The joint answer about the claimed person, in this page's words.
+  function showClaim(r) {
+    const box = $("claim-box");
+    box.hidden = !r.claim;
+    if (!r.claim) return;
+    const s = r.speaker;
+    const verdict = r.claim.verdict;
+    const colour = { clone_of_claimed: "synthetic", not_claimed_person: "synthetic", consistent_with_claimed: "human" }[verdict] || "inconclusive";
+    box.className = `verdict v-${colour}`;
+    $("claim").textContent = (texts[`claim_${verdict}`] || verdict).replaceAll("{name}", s.claimed.name);
+    $("claim").dataset.claim = verdict;
+    let detail = "";
+    if (s.similarity != null) {
+      detail = (texts.claim_similarity || "")
+        .replace("{sim}", fmt(s.similarity, 2))
+        .replace("{diff}", fmt(s.thresholds.different_speaker, 3))
+        .replace("{same}", fmt(s.thresholds.same_speaker, 3));
+    }
+    if (verdict === "inconclusive") {
+      const why = s.decision === "same_speaker" ? texts.claim_why_unjudged
+        : ["too_little_speech", "no_speech"].includes(s.reason_code) ? texts.claim_why_short
+        : ["too_noisy", "music", "several_voices"].includes(s.reason_code) ? texts.claim_why_unfit
+        : texts.claim_why_between;
+      detail = `${detail} ${why || ""}`.trim();
+    }
+    $("claim-detail").textContent = detail;
   }
 
   // One row per finding; the analysers' own words and codes are shown as recorded.
@@ -221,6 +290,7 @@
     if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
   });
   $("file").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files[0]); });
+  $("enrol").addEventListener("click", enrol);
   $("again").addEventListener("click", () => { $("result").hidden = true; $("file").value = ""; job = null; });
   document.querySelectorAll("[data-lang]").forEach((b) => b.addEventListener("click", () => setLang(b.dataset.lang)));
   $("apikey").value = localStorage.getItem("aqiqat.key") || "";

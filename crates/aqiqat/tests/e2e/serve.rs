@@ -33,6 +33,7 @@ on_both_backends!(
     bad_requests_get_the_right_4xx_and_change_nothing,
     a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill,
     api_keys_are_needed_once_one_exists_and_rates_are_enforced,
+    voiceprints_belong_to_the_key_that_enrolled_them,
 );
 
 struct Reply {
@@ -1026,4 +1027,231 @@ fn allowed_hosts_and_origins_open_only_what_they_name() {
             "{bad:?}"
         );
     }
+}
+
+fn with_key(
+    s: &Server,
+    method: &str,
+    path: &str,
+    key: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let bearer = format!("Bearer {key}");
+    let url = s.url(path);
+    let a = agent();
+    reply(match method {
+        "GET" => a.get(&url).header("Authorization", &bearer).call(),
+        "DELETE" => a.delete(&url).header("Authorization", &bearer).call(),
+        _ => a
+            .post(&url)
+            .header("Authorization", &bearer)
+            .header(
+                "Content-Type",
+                content_type.unwrap_or("application/octet-stream"),
+            )
+            .send(body),
+    })
+}
+
+fn voiceprints_belong_to_the_key_that_enrolled_them(backend: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = |name: &str| {
+        let made = cli(
+            backend,
+            dir.path(),
+            &["api-key", "create", name, "--rate", "1000"],
+        );
+        assert_eq!(made.status.code(), Some(0));
+        String::from_utf8(made.stdout).unwrap().trim().to_owned()
+    };
+    let (a, b) = (key("bank"), key("other-bank"));
+    let server = Server::start_on(backend, dir.path(), &["--workers", "2"]);
+    let manifest = std::fs::read_to_string(common::smoke_dir().join("smoke.tsv")).unwrap();
+    let mut lj: Vec<std::path::PathBuf> = manifest
+        .lines()
+        .filter(|l| l.contains("\topenseq2seq-tacotron2-gst\tLJ-voice\t"))
+        .map(|l| common::smoke_dir().join(l.split('\t').next().unwrap()))
+        .collect();
+    lj.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    let clips: Vec<Vec<u8>> = lj.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let boundary = "vpb0undary";
+    let form_type = format!("multipart/form-data; boundary={boundary}");
+    let enrol_form = |name: &[u8], files: &[&[u8]]| {
+        let mut parts: Vec<(&str, Option<&str>, &[u8])> = vec![("name", None, name)];
+        parts.extend(files.iter().map(|f| ("file", Some("message.flac"), *f)));
+        multipart(boundary, &parts)
+    };
+    let four: Vec<&[u8]> = clips[..4].iter().map(Vec::as_slice).collect();
+
+    let made = with_key(
+        &server,
+        "POST",
+        "/v1/voiceprints",
+        &a,
+        Some(&form_type),
+        &enrol_form(b"LJ", &four),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let id = made.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        made.headers["location"],
+        format!("/v1/voiceprints/{id}").as_str()
+    );
+    assert_eq!(made.json()["files"].as_array().unwrap().len(), 4);
+
+    // The other key sees nothing, and cannot use or delete it.
+    let listed = with_key(&server, "GET", "/v1/voiceprints", &b, None, b"").json();
+    assert_eq!(listed["voiceprints"], serde_json::json!([]));
+    assert_eq!(
+        with_key(
+            &server,
+            "GET",
+            &format!("/v1/voiceprints/{id}"),
+            &b,
+            None,
+            b""
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        with_key(
+            &server,
+            "DELETE",
+            &format!("/v1/voiceprints/{id}"),
+            &b,
+            None,
+            b""
+        )
+        .status,
+        404
+    );
+    let refused = with_key(
+        &server,
+        "POST",
+        &format!("/v1/scans?claimed={id}"),
+        &b,
+        None,
+        &clips[4],
+    );
+    assert_eq!(refused.status, 404, "{}", refused.text());
+    let listed = with_key(&server, "GET", "/v1/voiceprints", &a, None, b"").json();
+    assert_eq!(listed["voiceprints"][0]["id"], id.as_str());
+
+    // Its own key scans against it, by name, through a form: a clone of the claimed person.
+    let scan_form = multipart(
+        boundary,
+        &[
+            ("claimed", None, b"lj"),
+            ("file", Some("call.flac"), &clips[4]),
+        ],
+    );
+    let accepted = with_key(
+        &server,
+        "POST",
+        "/v1/scans",
+        &a,
+        Some(&form_type),
+        &scan_form,
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let job = accepted.json()["id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    let done = loop {
+        let j = with_key(&server, "GET", &format!("/v1/scans/{job}"), &a, None, b"").json();
+        if j["state"] == "done" || j["state"] == "failed" {
+            break j;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{j}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        done["result"]["claim"]["verdict"], "clone_of_claimed",
+        "{done}"
+    );
+    assert_eq!(done["result"]["speaker"]["claimed"]["id"], id.as_str());
+
+    // Bad enrolments: 4xx, and nothing stored.
+    let not_audio: &[u8] = b"just some text, not a recording of anyone's voice";
+    let r = with_key(
+        &server,
+        "POST",
+        "/v1/voiceprints",
+        &a,
+        Some(&form_type),
+        &enrol_form(b"Text", &[not_audio]),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = with_key(
+        &server,
+        "POST",
+        "/v1/voiceprints",
+        &a,
+        Some(&form_type),
+        &enrol_form(b"Short", &four[..1]),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.headers["x-aqiqat-reason"], "too_little_speech");
+    let r = with_key(
+        &server,
+        "POST",
+        "/v1/voiceprints",
+        &a,
+        Some(&form_type),
+        &enrol_form(b"lj", &four),
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    let nameless = multipart(boundary, &[("file", Some("a.flac"), four[0])]);
+    let r = with_key(
+        &server,
+        "POST",
+        "/v1/voiceprints",
+        &a,
+        Some(&form_type),
+        &nameless,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let listed = with_key(&server, "GET", "/v1/voiceprints", &a, None, b"").json();
+    assert_eq!(
+        listed["voiceprints"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+
+    // Deleted: gone, and no scan can claim it.
+    assert_eq!(
+        with_key(
+            &server,
+            "DELETE",
+            &format!("/v1/voiceprints/{id}"),
+            &a,
+            None,
+            b""
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        with_key(
+            &server,
+            "GET",
+            &format!("/v1/voiceprints/{id}"),
+            &a,
+            None,
+            b""
+        )
+        .status,
+        404
+    );
+    let r = with_key(
+        &server,
+        "POST",
+        &format!("/v1/scans?claimed={id}"),
+        &a,
+        None,
+        &clips[4],
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
 }

@@ -54,11 +54,76 @@ fn a_call_gets_a_verdict_at_two_seconds_then_every_second_and_a_final_one() {
     assert!(refused.is_err());
 }
 
+#[test]
+fn a_call_claiming_an_enrolled_voice_gets_speaker_checks_and_the_joint_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(common::smoke_dir().join("smoke.tsv")).unwrap();
+    let clips = |system: &str| {
+        let mut lj: Vec<std::path::PathBuf> = manifest
+            .lines()
+            .filter(|l| l.contains(&format!("\t{system}\tLJ-voice\t")))
+            .map(|l| common::smoke_dir().join(l.split('\t').next().unwrap()))
+            .collect();
+        lj.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+        lj
+    };
+    // Enrolled from one system's clips of the voice, called with another's.
+    let lj = clips("openseq2seq-centaur");
+    let mut enrol = std::process::Command::new(env!("CARGO_BIN_EXE_aqiqat"));
+    enrol
+        .args(["voiceprint", "enrol", "LJ"])
+        .args(&lj[..4])
+        .env("AQIQAT_DATA_DIR", dir.path());
+    assert!(enrol.output().unwrap().status.success());
+    let server = Server::start(dir.path(), &[]);
+    // Four clips of the voice, about 14 s, as a phone line carries them.
+    let call: Vec<u8> = clips("openseq2seq-tacotron2-gst")[..4]
+        .iter()
+        .flat_map(|clip| decode_with_aqiqat(clip, 8000, dir.path()))
+        .map(mulaw_encode)
+        .collect();
+    assert!(call.len() > 8000 * 10, "{} s", call.len() / 8000);
+    let (messages, final_message) = stream_call_with(&server, &call, "&claimed=LJ");
+    let speaker: Vec<&Value> = messages.iter().filter(|m| m["type"] == "speaker").collect();
+    let times: Vec<f64> = speaker.iter().map(|m| m["t_s"].as_f64().unwrap()).collect();
+    assert_eq!(times.len(), 2, "checks at 5 and 10 s: {times:?}");
+    for m in &speaker {
+        assert_eq!(m["speaker"]["claimed"]["name"], "LJ");
+        assert!(m["speaker"]["similarity"].as_f64().is_some(), "{m}");
+    }
+    assert_eq!(
+        final_message["speaker"]["decision"], "same_speaker",
+        "{final_message}"
+    );
+    assert!(
+        ["clone_of_claimed", "inconclusive"]
+            .contains(&final_message["claim"]["verdict"].as_str().unwrap()),
+        "{final_message}"
+    );
+
+    // A voiceprint that does not exist is refused before the upgrade.
+    let refused = tungstenite::connect(format!(
+        "{}/v1/stream?claimed=nobody",
+        server.base.replace("http://", "ws://")
+    ));
+    assert!(refused.is_err());
+}
+
 /// Sends `call` (µ-law bytes at 8 kHz) in 20 ms frames and ends it; returns the rolling
 /// verdicts and the final message.
 fn stream_call(server: &Server, call: &[u8]) -> (Vec<Value>, Value) {
+    let (messages, final_message) = stream_call_with(server, call, "");
+    for m in &messages {
+        assert_eq!(m["type"], "verdict", "{m}");
+    }
+    (messages, final_message)
+}
+
+/// [`stream_call`] with more query parameters (`&name=value…`); returns every message before
+/// the final one.
+fn stream_call_with(server: &Server, call: &[u8], query: &str) -> (Vec<Value>, Value) {
     let url = format!(
-        "{}/v1/stream?encoding=mulaw&rate=8000",
+        "{}/v1/stream?encoding=mulaw&rate=8000{query}",
         server.base.replace("http://", "ws://")
     );
     let (mut ws, _) = tungstenite::connect(url).expect("the WebSocket opens");
@@ -75,7 +140,7 @@ fn stream_call(server: &Server, call: &[u8]) -> (Vec<Value>, Value) {
         let Message::Text(t) = m else { continue };
         let v: Value = serde_json::from_str(&t).unwrap();
         match v["type"].as_str().unwrap() {
-            "verdict" => verdicts.push(v),
+            "verdict" | "speaker" => verdicts.push(v),
             "final" => break v,
             other => panic!("unexpected {other}: {v}"),
         }

@@ -293,6 +293,75 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
         None,
     );
     d.wait_for("return document.querySelector('[data-t=pick]').textContent === 'выберите файл'");
+
+    // Compare with a voice you know: enrol one from known recordings on the page, pick it,
+    // and read the joint answer about that person.
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("button[data-lang=en]")),
+        None,
+    );
+    d.wait_for("return document.documentElement.lang === 'en'");
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("#compare summary")),
+        None,
+    );
+    assert!(d.displayed("#enrol-name"));
+    let manifest = std::fs::read_to_string(common::smoke_dir().join("smoke.tsv")).unwrap();
+    let mut lj: Vec<PathBuf> = manifest
+        .lines()
+        .filter(|l| l.contains("\topenseq2seq-tacotron2-gst\tLJ-voice\t"))
+        .map(|l| {
+            common::smoke_dir()
+                .join(l.split('\t').next().unwrap())
+                .canonicalize()
+                .unwrap()
+        })
+        .collect();
+    lj.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    let name = d.find("#enrol-name");
+    d.call(
+        "POST",
+        &format!("/element/{name}/value"),
+        Some(json!({"text": "Aigerim"})),
+    );
+    let files: Vec<&str> = lj[..4].iter().map(|p| p.to_str().unwrap()).collect();
+    let input = d.find("#enrol-files");
+    d.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        Some(json!({"text": files.join("\n")})),
+    );
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("#enrol")),
+        None,
+    );
+    let enrolled = d.wait_for("const s = document.getElementById('enrol-state'); return s.dataset.id ? s.textContent : '';");
+    assert!(
+        enrolled.as_str().unwrap().contains("Added Aigerim"),
+        "{enrolled}"
+    );
+    let picked = d.wait_for("const c = document.getElementById('claimed'); return c.value && c.selectedOptions[0].textContent;");
+    assert!(picked.as_str().unwrap().starts_with("Aigerim"), "{picked}");
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("#again")),
+        None,
+    );
+    let input = d.find("#file");
+    d.call(
+        "POST",
+        &format!("/element/{input}/value"),
+        Some(json!({"text": lj[4].to_str().unwrap()})),
+    );
+    let claim = d.wait_for("const c = document.getElementById('claim'); return document.getElementById('claim-box').hidden ? '' : c.dataset.claim + ': ' + c.textContent;");
+    let claim = claim.as_str().unwrap();
+    assert!(claim.starts_with("clone_of_claimed: "), "{claim}");
+    assert!(claim.contains("CLONE of Aigerim"), "{claim}");
+    assert!(d.displayed("#claim-box"));
+    d.screenshot(&target_dir().join("web-page-claim-en.png"));
     d.call("DELETE", "", None);
 }
 
