@@ -2,11 +2,9 @@
 
 use crate::Outcome;
 use aqiqat_intake::Limits;
-use aqiqat_scan::{EnrolError, Scanner, speaker};
+use aqiqat_scan::{EnrolError, Scanner};
 use aqiqat_voice::detector::Verdict;
-use aqiqat_voiceprints::{
-    EnrolledFile, NewVoiceprint, Owner, Summary, VoiceprintError, VoiceprintStore,
-};
+use aqiqat_voiceprints::{Owner, Summary, VoiceprintError, VoiceprintStore};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 
@@ -95,7 +93,7 @@ fn enrol(
     limits: Limits,
 ) -> Outcome {
     // The store first: a bad name or an unusable data directory fails before minutes of work.
-    let mut store = match open(data_dir) {
+    let store = match open(data_dir) {
         Ok(s) => s,
         Err(o) => return o,
     };
@@ -106,69 +104,32 @@ fn enrol(
             return Outcome::Internal;
         }
     };
-    let mut samples = Vec::with_capacity(files.len());
-    for path in files {
-        match scanner.enrolment_sample_file(path) {
-            Ok(sample) => {
-                eprintln!(
-                    "{}: {:.1} s of speech",
-                    path.display(),
-                    sample.file.speech_s
-                );
-                if sample.synthetic_check == Verdict::Synthetic {
-                    eprintln!(
-                        "warning: {}: the synthetic-speech check calls this recording synthetic; \
-                         enrol only recordings you know to be genuine",
-                        path.display()
-                    );
-                }
-                samples.push(sample);
-            }
-            Err(e) => return enrol_failed(e),
-        }
-    }
-    let names: Vec<String> = files
+    let store = std::sync::Mutex::new(store);
+    let recordings = files
         .iter()
-        .map(|p| {
-            p.file_name().map_or_else(
-                || p.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            )
-        })
+        .map(|p| aqiqat_server::Recording::File(p.clone()))
         .collect();
-    let by_hash: Vec<(String, String)> = samples
-        .iter()
-        .zip(&names)
-        .map(|(s, n)| (s.file.sha256.clone(), n.clone()))
-        .collect();
-    let (print, enrolled) = match speaker::combine(samples) {
-        Ok(x) => x,
-        Err(e) => return enrol_failed(e),
-    };
-    let files: Vec<EnrolledFile> = enrolled
-        .into_iter()
-        .map(|f| EnrolledFile {
-            name: by_hash
-                .iter()
-                .find(|(h, _)| *h == f.sha256)
-                .map(|(_, n)| n.clone())
-                .unwrap_or_default(),
-            sha256: f.sha256,
-            speech_s: f.speech_s,
-        })
-        .collect();
-    let encoder = speaker::encoder_id().weights_sha256;
-    match store.enrol(
+    let enrolled = aqiqat_server::enrol(
+        &scanner,
+        &store,
         &Owner::Local,
-        NewVoiceprint {
-            name,
-            note,
-            files,
-            encoder_sha256: &encoder,
-            vector: &print.0,
+        name,
+        note,
+        recordings,
+        |sample| {
+            eprintln!("{}: {:.1} s of speech", sample.label, sample.file.speech_s);
+            if sample.synthetic_check == Verdict::Synthetic {
+                eprintln!(
+                    "warning: {}: the synthetic-speech check calls this recording synthetic; \
+                     enrol only recordings you know to be genuine",
+                    sample.label
+                );
+            }
         },
-    ) {
-        Ok(summary) => {
+    );
+    match enrolled {
+        Ok(enrolled) => {
+            let summary = enrolled.summary;
             if json {
                 println!(
                     "{}",
@@ -185,7 +146,8 @@ fn enrol(
             }
             Outcome::Ok
         }
-        Err(e) => fail(e),
+        Err(aqiqat_server::EnrolFailure::Recording(e)) => enrol_failed(e),
+        Err(aqiqat_server::EnrolFailure::Store(e)) => fail(e),
     }
 }
 

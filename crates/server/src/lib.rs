@@ -72,6 +72,87 @@ pub fn server_db(data_dir: &std::path::Path) -> std::path::PathBuf {
 }
 pub use jobs::{JobState, JobStore};
 
+/// One recording given for an enrolment.
+pub enum Recording {
+    /// A file on this machine (the CLI).
+    File(std::path::PathBuf),
+    /// Bytes that arrived, with the name they came under (an upload).
+    Bytes(String, Vec<u8>),
+}
+
+/// Why an enrolment was refused or failed; nothing was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolFailure {
+    #[error(transparent)]
+    Recording(#[from] aqiqat_scan::EnrolError),
+    #[error(transparent)]
+    Store(#[from] aqiqat_voiceprints::VoiceprintError),
+}
+
+/// An enrolment that was stored, and the recordings the synthetic-speech check calls synthetic.
+pub struct Enrolled {
+    pub summary: aqiqat_voiceprints::Summary,
+    pub synthetic: Vec<String>,
+}
+
+/// Enrols `name` from `recordings` for `owner`: each recording's voiceprint (refused when it
+/// carries no usable voice), combined (at least 10 s of speech), stored sealed. `each` sees every
+/// recording's share as it is measured. The CLI and the API both enrol through here.
+pub fn enrol(
+    scanner: &aqiqat_scan::Scanner,
+    store: &std::sync::Mutex<aqiqat_voiceprints::VoiceprintStore>,
+    owner: &aqiqat_voiceprints::Owner,
+    name: &str,
+    note: Option<&str>,
+    recordings: Vec<Recording>,
+    mut each: impl FnMut(&aqiqat_scan::EnrolmentSample),
+) -> Result<Enrolled, EnrolFailure> {
+    let mut samples = Vec::with_capacity(recordings.len());
+    let mut names = Vec::with_capacity(recordings.len());
+    let mut synthetic = Vec::new();
+    for recording in recordings {
+        let sample = match recording {
+            Recording::File(path) => scanner.enrolment_sample_file(&path)?,
+            Recording::Bytes(label, bytes) => scanner.enrolment_sample_bytes(&label, bytes)?,
+        };
+        each(&sample);
+        let file_name = std::path::Path::new(&sample.label).file_name().map_or_else(
+            || sample.label.clone(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        if sample.synthetic_check == aqiqat_voice::detector::Verdict::Synthetic {
+            synthetic.push(file_name.clone());
+        }
+        names.push((sample.file.sha256.clone(), file_name));
+        samples.push(sample);
+    }
+    let (print, enrolled) = aqiqat_scan::speaker::combine(samples)?;
+    let files = enrolled
+        .into_iter()
+        .map(|f| aqiqat_voiceprints::EnrolledFile {
+            name: names
+                .iter()
+                .find(|(h, _)| *h == f.sha256)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default(),
+            sha256: f.sha256,
+            speech_s: f.speech_s,
+        })
+        .collect();
+    let encoder = aqiqat_scan::speaker::encoder_id().weights_sha256;
+    let summary = store.lock().unwrap_or_else(|p| p.into_inner()).enrol(
+        owner,
+        aqiqat_voiceprints::NewVoiceprint {
+            name,
+            note,
+            files,
+            encoder_sha256: &encoder,
+            vector: &print.0,
+        },
+    )?;
+    Ok(Enrolled { summary, synthetic })
+}
+
 /// A stored voiceprint as the scanner compares recordings with it.
 pub fn claimed_voice(v: aqiqat_voiceprints::Voiceprint) -> aqiqat_scan::ClaimedVoice {
     aqiqat_scan::ClaimedVoice {

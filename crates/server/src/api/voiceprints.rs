@@ -3,8 +3,8 @@
 //! them (a server on loopback for one user) the machine's user sees all, as the CLI does.
 
 use super::{AppState, Caller, bad_request, blocking, error, internal};
-use aqiqat_scan::{EnrolError, speaker};
-use aqiqat_voiceprints::{EnrolledFile, NewVoiceprint, Owner, VoiceprintError};
+use aqiqat_scan::EnrolError;
+use aqiqat_voiceprints::{Owner, VoiceprintError};
 use axum::Json;
 use axum::extract::{Extension, FromRequest, Multipart, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -158,51 +158,35 @@ pub(super) async fn enrol(
     let scanner = std::sync::Arc::clone(&s.0.scanner);
     let store = std::sync::Arc::clone(&s.0.voiceprints);
     let done = tokio::task::spawn_blocking(move || {
-        let mut samples = Vec::with_capacity(files.len());
-        let mut warnings = Vec::new();
-        let mut names = Vec::new();
-        for (label, bytes) in files {
-            let sample = scanner
-                .enrolment_sample_bytes(&label, bytes)
-                .map_err(enrol_error)?;
-            if sample.synthetic_check == aqiqat_voice::detector::Verdict::Synthetic {
-                warnings.push(format!(
-                    "{label}: the synthetic-speech check calls this recording synthetic; enrol \
-                     only recordings you know to be genuine"
-                ));
-            }
-            names.push((sample.file.sha256.clone(), label));
-            samples.push(sample);
-        }
-        let (print, enrolled) = speaker::combine(samples).map_err(enrol_error)?;
-        let files = enrolled
+        let recordings = files
             .into_iter()
-            .map(|f| EnrolledFile {
-                name: names
-                    .iter()
-                    .find(|(h, _)| *h == f.sha256)
-                    .map(|(_, n)| n.clone())
-                    .unwrap_or_default(),
-                sha256: f.sha256,
-                speech_s: f.speech_s,
-            })
+            .map(|(label, bytes)| crate::Recording::Bytes(label, bytes))
             .collect();
-        let encoder = speaker::encoder_id().weights_sha256;
-        let summary = store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .enrol(
-                &owner,
-                NewVoiceprint {
-                    name: &name,
-                    note: note.as_deref(),
-                    files,
-                    encoder_sha256: &encoder,
-                    vector: &print.0,
-                },
-            )
-            .map_err(voiceprint_error)?;
-        Ok::<_, Response>((summary, warnings))
+        match crate::enrol(
+            &scanner,
+            &store,
+            &owner,
+            &name,
+            note.as_deref(),
+            recordings,
+            |_| {},
+        ) {
+            Ok(enrolled) => Ok((
+                enrolled.summary,
+                enrolled
+                    .synthetic
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "{n}: the synthetic-speech check calls this recording synthetic; \
+                             enrol only recordings you know to be genuine"
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            Err(crate::EnrolFailure::Recording(e)) => Err(enrol_error(e)),
+            Err(crate::EnrolFailure::Store(e)) => Err(voiceprint_error(e)),
+        }
     })
     .await;
     match done {
