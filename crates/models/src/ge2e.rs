@@ -22,11 +22,64 @@ pub const EMBEDDING: usize = 256;
 /// The converted weights (f32, 5.7 MB).
 pub const WEIGHTS: &str = "ge2e-resemblyzer.safetensors";
 
+/// `dst[m×n] += lhs[m×k] · rhs[k×n]`, all row-major; `dst` and `lhs` rows `dst_stride` and
+/// `lhs_stride` apart. One thread: the caller decides parallelism.
+fn matmul_add(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    dst_stride: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    rhs: &[f32],
+) {
+    assert!(
+        m == 0 || dst.len() >= (m - 1) * dst_stride + n,
+        "dst too small"
+    );
+    assert!(
+        m == 0 || lhs.len() >= (m - 1) * lhs_stride + k,
+        "lhs too small"
+    );
+    assert!(rhs.len() >= k * n, "rhs too small");
+    assert!(n <= dst_stride && k <= lhs_stride);
+    // SAFETY: the asserts above keep every element the strides reach inside the slices, and
+    // `dst` is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_stride as isize,
+            true,
+            lhs.as_ptr(),
+            1,
+            lhs_stride as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 struct LstmLayer {
-    /// (4·hidden, input), (4·hidden, hidden), and the two biases summed.
-    w_ih: Tensor,
-    w_hh: Tensor,
-    bias: Tensor,
+    input: usize,
+    /// (input, 4·hidden) and (hidden, 4·hidden), row-major: PyTorch's matrices transposed.
+    w_ih: Vec<f32>,
+    w_hh: Vec<f32>,
+    /// The two biases summed.
+    bias: Vec<f32>,
 }
 
 impl LstmLayer {
@@ -35,37 +88,72 @@ impl LstmLayer {
         let w_hh = vb.get((4 * HIDDEN, HIDDEN), &format!("weight_hh_l{layer}"))?;
         let b_ih = vb.get(4 * HIDDEN, &format!("bias_ih_l{layer}"))?;
         let b_hh = vb.get(4 * HIDDEN, &format!("bias_hh_l{layer}"))?;
+        let flat = |t: Tensor| t.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>();
         Ok(Self {
-            w_ih: w_ih.t()?.contiguous()?,
-            w_hh: w_hh.t()?.contiguous()?,
-            bias: (b_ih + b_hh)?,
+            input,
+            w_ih: flat(w_ih)?,
+            w_hh: flat(w_hh)?,
+            bias: (b_ih + b_hh)?.to_vec1::<f32>()?,
         })
     }
 
-    /// `x`: (batch, time, input) → every step's hidden state, (batch, time, hidden).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, t, input) = x.dims3()?;
-        // The input's share of every gate, for all steps in one product.
-        let projected = x
-            .reshape((b * t, input))?
-            .matmul(&self.w_ih)?
-            .broadcast_add(&self.bias)?
-            .reshape((b, t, 4 * HIDDEN))?;
-        let mut h = Tensor::zeros((b, HIDDEN), DType::F32, x.device())?;
-        let mut c = h.clone();
-        let mut out = Vec::with_capacity(t);
-        for step in 0..t {
-            let gates = (projected.narrow(1, step, 1)?.squeeze(1)? + h.matmul(&self.w_hh)?)?;
-            let gates = gates.chunk(4, D::Minus1)?;
-            let input_gate = candle_nn::ops::sigmoid(&gates[0])?;
-            let forget_gate = candle_nn::ops::sigmoid(&gates[1])?;
-            let cell = gates[2].tanh()?;
-            let output_gate = candle_nn::ops::sigmoid(&gates[3])?;
-            c = ((forget_gate * &c)? + (input_gate * cell)?)?;
-            h = (output_gate * c.tanh()?)?;
-            out.push(h.clone());
+    /// `x`: (batch, time, input), row-major → every step's hidden state (batch, time, hidden),
+    /// or only the last step's (batch, hidden) when `last_only`.
+    ///
+    /// One matrix product gives every step's input share of the gates; each step then adds the
+    /// recurrent share in place and applies the gates in one pass, with no allocation per step.
+    fn forward(&self, x: &[f32], batch: usize, time: usize, last_only: bool) -> Vec<f32> {
+        let g = 4 * HIDDEN;
+        let mut gates: Vec<f32> = self
+            .bias
+            .iter()
+            .copied()
+            .cycle()
+            .take(batch * time * g)
+            .collect();
+        matmul_add(
+            (batch * time, g, self.input),
+            &mut gates,
+            g,
+            x,
+            self.input,
+            &self.w_ih,
+        );
+        let mut h = vec![0f32; batch * HIDDEN];
+        let mut c = vec![0f32; batch * HIDDEN];
+        let mut out = if last_only {
+            Vec::new()
+        } else {
+            vec![0f32; batch * time * HIDDEN]
+        };
+        for step in 0..time {
+            // Row b of this step's gates sits at (b·time + step)·g.
+            let at = step * g;
+            matmul_add(
+                (batch, g, HIDDEN),
+                &mut gates[at..],
+                time * g,
+                &h,
+                HIDDEN,
+                &self.w_hh,
+            );
+            for b in 0..batch {
+                let row = &gates[at + b * time * g..][..g];
+                let (i, rest) = row.split_at(HIDDEN);
+                let (f, rest) = rest.split_at(HIDDEN);
+                let (cell, o) = rest.split_at(HIDDEN);
+                let hs = &mut h[b * HIDDEN..(b + 1) * HIDDEN];
+                let cs = &mut c[b * HIDDEN..(b + 1) * HIDDEN];
+                for j in 0..HIDDEN {
+                    cs[j] = sigmoid(f[j]) * cs[j] + sigmoid(i[j]) * cell[j].tanh();
+                    hs[j] = sigmoid(o[j]) * cs[j].tanh();
+                }
+                if !last_only {
+                    out[(b * time + step) * HIDDEN..][..HIDDEN].copy_from_slice(hs);
+                }
+            }
         }
-        Tensor::stack(&out, 1)
+        if last_only { h } else { out }
     }
 }
 
@@ -97,11 +185,12 @@ impl Ge2e {
 
     /// `mels`: (batch, frames, 40) mel power → (batch, 256) unit vectors.
     pub fn forward(&self, mels: &Tensor) -> Result<Tensor> {
-        let mut x = mels.clone();
-        for layer in &self.layers {
-            x = layer.forward(&x)?;
+        let (batch, time, _) = mels.dims3()?;
+        let mut x = mels.flatten_all()?.to_vec1::<f32>()?;
+        for (n, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(&x, batch, time, n + 1 == self.layers.len());
         }
-        let last = x.narrow(1, x.dim(1)? - 1, 1)?.squeeze(1)?;
+        let last = Tensor::from_vec(x, (batch, HIDDEN), mels.device())?;
         let raw = self.linear.forward(&last)?.relu()?;
         let norm = raw.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
         raw.broadcast_div(&norm)
@@ -112,6 +201,63 @@ impl Ge2e {
 mod tests {
     use super::*;
     use candle_nn::VarMap;
+
+    /// The textbook recurrence, one scalar at a time, against the fused layer.
+    #[test]
+    fn fused_layer_is_the_textbook_lstm() {
+        let (input, batch, time) = (3usize, 2usize, 4usize);
+        let mut seed = 7u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let g = 4 * HIDDEN;
+        let layer = LstmLayer {
+            input,
+            w_ih: (0..input * g).map(|_| next()).collect(),
+            w_hh: (0..HIDDEN * g).map(|_| next() * 0.2).collect(),
+            bias: (0..g).map(|_| next()).collect(),
+        };
+        let x: Vec<f32> = (0..batch * time * input).map(|_| next()).collect();
+        let fused = layer.forward(&x, batch, time, false);
+        for b in 0..batch {
+            let (mut h, mut c) = (vec![0f32; HIDDEN], vec![0f32; HIDDEN]);
+            for t in 0..time {
+                let xt = &x[(b * time + t) * input..][..input];
+                let gate = |k: usize, j: usize| {
+                    let col = k * HIDDEN + j;
+                    layer.bias[col]
+                        + (0..input)
+                            .map(|i| xt[i] * layer.w_ih[i * g + col])
+                            .sum::<f32>()
+                        + (0..HIDDEN)
+                            .map(|i| h[i] * layer.w_hh[i * g + col])
+                            .sum::<f32>()
+                };
+                let gates: Vec<[f32; 4]> = (0..HIDDEN)
+                    .map(|j| [gate(0, j), gate(1, j), gate(2, j), gate(3, j)])
+                    .collect();
+                for (j, [i, f, cell, o]) in gates.into_iter().enumerate() {
+                    c[j] = sigmoid(f) * c[j] + sigmoid(i) * cell.tanh();
+                    h[j] = sigmoid(o) * c[j].tanh();
+                }
+                let got = &fused[(b * time + t) * HIDDEN..][..HIDDEN];
+                for j in 0..HIDDEN {
+                    assert!(
+                        (got[j] - h[j]).abs() < 1e-5,
+                        "b{b} t{t} j{j}: {} vs {}",
+                        got[j],
+                        h[j]
+                    );
+                }
+            }
+            let last = layer.forward(&x, batch, time, true);
+            assert_eq!(
+                &last[b * HIDDEN..][..HIDDEN],
+                &fused[(b * time + time - 1) * HIDDEN..][..HIDDEN]
+            );
+        }
+    }
 
     #[test]
     fn unit_vectors_one_per_example() {
