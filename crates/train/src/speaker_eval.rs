@@ -12,11 +12,13 @@
 //! - `different speaker` below the similarity under which at most 5 % of target trials fall;
 //!   between the two, the check cannot say (when the two cross, both take the middle).
 //!
-//! Then, on the other half: the equal error rate, the shares of target and non-target trials
-//! per answer, per language and per channel (the enrolled speaker's clips through a phone line,
-//! a messenger, noise… from manifest_aug.tsv, against a clean enrolment), and clone trials:
-//! synthetic clips made in an enrolled speaker's voice (voice conversion, zero-shot TTS, a TTS
-//! trained on them), scored against that speaker's enrolment, by family.
+//! Then, on the other half: the equal error rate, minDCF at P_target 0.01, the shares of target
+//! and non-target trials per answer, per language and per channel (test clips through a phone
+//! line, a messenger, noise… from manifest_aug.tsv, against clean enrolments, with their own
+//! non-target trials), and clone trials: synthetic clips made in an enrolled speaker's voice
+//! (voice conversion, zero-shot TTS, a TTS trained on them), scored against that speaker's
+//! enrolment, by family; those that pass as the speaker then meet the synthetic-speech check,
+//! and the shares it calls synthetic, inconclusive and human are what the joint verdict rests on.
 
 use crate::rng::Rng;
 use aqiqat_intake::{AudioStream, Limits};
@@ -101,6 +103,20 @@ fn thresholds(target: &[f64], non_target: &[f64]) -> (f64, f64) {
         return (middle, middle);
     }
     (different, same)
+}
+
+/// The cost of errors at a prior of one target in a hundred trials (NIST SRE's usual point).
+const P_TARGET: f64 = 0.01;
+
+/// EER and minDCF of a set of target and non-target trials, with the shares per answer.
+fn trial_figures(target: &[f64], non_target: &[f64], same: f64, different: f64) -> serde_json::Value {
+    let both = !target.is_empty() && !non_target.is_empty();
+    serde_json::json!({
+        "eer": both.then(|| metrics::eer(non_target, target).eer),
+        "min_dcf_p001": both.then(|| metrics::min_dcf(non_target, target, P_TARGET)),
+        "target": shares(target, same, different),
+        "non_target": shares(non_target, same, different),
+    })
 }
 
 pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -204,9 +220,10 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (different, same) = thresholds(&pick(true, true), &pick(true, false));
     let (target, non_target) = (pick(false, true), pick(false, false));
     let eer = metrics::eer(&non_target, &target).eer;
+    let min_dcf = metrics::min_dcf(&non_target, &target, P_TARGET);
     eprintln!(
         "{} speakers ({:.0} s enrolled); thresholds different < {different:.4}, same ≥ {same:.4}; \
-         EER on the other half {:.2} %",
+         EER on the other half {:.2} %, minDCF(0.01) {min_dcf:.3}",
         speakers.len(),
         seconds_total,
         eer * 100.0
@@ -221,6 +238,8 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         "enrol_seconds": ENROL_SECONDS,
         "thresholds": {"different_below": different, "same_from": same},
         "eer": eer,
+        "min_dcf_p001": min_dcf,
+        "trials": {"target": target.len(), "non_target": non_target.len()},
         "target": shares(&target, same, different),
         "non_target": shares(&non_target, same, different),
         "complete": false,
@@ -240,15 +259,19 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         };
         per_language.insert(
             language.clone(),
-            serde_json::json!({
-                "target": shares(&of(true), same, different),
-                "non_target": shares(&of(false), same, different),
-            }),
+            trial_figures(&of(true), &of(false), same, different),
         );
     }
 
-    // The evaluation half's test clips through channels, against their clean enrolment.
-    let mut per_channel: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // The evaluation half's test clips through channels, against their clean enrolment (target)
+    // and against other speakers' clean enrolments (non-target): the suspicious call is
+    // narrowband, the known messages are not.
+    let eval_names: Vec<&String> = speakers
+        .iter()
+        .filter(|(_, s)| !s.half)
+        .map(|(n, _)| n)
+        .collect();
+    let mut per_channel: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let test_paths: BTreeMap<String, &str> = speakers
         .iter()
         .filter(|(_, s)| !s.half)
@@ -263,15 +286,24 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
             continue;
         };
         if let Some((p, _)) = print_of(v) {
-            per_channel
+            let (targets, others) = per_channel
                 .entry(v.get("channel").unwrap_or("?").to_owned())
-                .or_default()
-                .push(p.similarity(&speakers[*speaker].enrolled));
+                .or_default();
+            targets.push(p.similarity(&speakers[*speaker].enrolled));
+            let candidates: Vec<&&String> = eval_names.iter().filter(|n| **n != speaker).collect();
+            for _ in 0..IMPOSTORS.min(candidates.len()) {
+                let other = &speakers[*candidates[rng.below(candidates.len())]];
+                others.push(p.similarity(&other.enrolled));
+            }
         }
     }
 
-    // Clones: synthetic clips in an enrolled speaker's voice.
+    // Clones: synthetic clips in an enrolled speaker's voice. Those that pass as the speaker
+    // then meet the synthetic-speech check, as a scan with a claimed voiceprint would.
+    let detector = aqiqat_voice::detector::VoiceDetector::embedded()?;
     let mut clones: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // family → (passed as the speaker, then synthetic / inconclusive / human)
+    let mut caught: BTreeMap<String, [usize; 4]> = BTreeMap::new();
     let mut taken: BTreeMap<(String, String), usize> = BTreeMap::new();
     for e in clean.iter().filter(|e| e.label.is_spoof()) {
         let (Some(name), Some(family)) = (e.get("speaker"), e.get("family")) else {
@@ -288,18 +320,51 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         if let Some((p, _)) = print_of(e) {
             *n += 1;
+            let similarity = p.similarity(&s.enrolled);
             clones
                 .entry(family.to_owned())
                 .or_default()
-                .push(p.similarity(&s.enrolled));
+                .push(similarity);
+            if similarity >= same {
+                let counts = caught.entry(family.to_owned()).or_default();
+                counts[0] += 1;
+                let verdict =
+                    AudioStream::open(&e.path, detector.sample_rate(), &Limits::default())
+                        .and_then(|s| s.read_to_end())
+                        .ok()
+                        .and_then(|samples| detector.scan(&samples).ok())
+                        .map(|f| f.verdict);
+                match verdict {
+                    Some(aqiqat_voice::detector::Verdict::Synthetic) => counts[1] += 1,
+                    Some(aqiqat_voice::detector::Verdict::Human) => counts[3] += 1,
+                    _ => counts[2] += 1,
+                }
+            }
+        }
+    }
+    let caught_json = |c: &[usize; 4]| {
+        let n = c[0].max(1) as f64;
+        serde_json::json!({
+            "passed_as_speaker": c[0],
+            "then_synthetic": c[1] as f64 / n,
+            "then_inconclusive": c[2] as f64 / n,
+            "then_human": c[3] as f64 / n,
+        })
+    };
+    let mut caught_all = [0usize; 4];
+    for c in caught.values() {
+        for (a, b) in caught_all.iter_mut().zip(c) {
+            *a += b;
         }
     }
 
     let more = serde_json::json!({
         "per_language": per_language,
-        "per_channel": per_channel.iter().map(|(c, v)| (c.clone(), shares(v, same, different))).collect::<BTreeMap<_, _>>(),
+        "per_channel": per_channel.iter().map(|(c, (t, n))| (c.clone(), trial_figures(t, n, same, different))).collect::<BTreeMap<_, _>>(),
         "clones_by_family": clones.iter().map(|(f, v)| (f.clone(), shares(v, same, different))).collect::<BTreeMap<_, _>>(),
         "clones_all": shares(&clones.values().flatten().copied().collect::<Vec<_>>(), same, different),
+        "clones_passing_then_synthetic_check_by_family": caught.iter().map(|(f, c)| (f.clone(), caught_json(c))).collect::<BTreeMap<_, _>>(),
+        "clones_passing_then_synthetic_check": caught_json(&caught_all),
         "complete": true,
     });
     if let (Some(all), serde_json::Value::Object(more)) = (figures.as_object_mut(), more) {

@@ -89,6 +89,45 @@ pub fn roc(bonafide: &[f64], spoof: &[f64]) -> Vec<(f64, f64)> {
     points
 }
 
+/// Minimum normalised detection cost (NIST's speaker-recognition measure, C_miss = C_fa = 1):
+/// the lowest `(P_miss·p_target + P_fa·(1 − p_target)) / min(p_target, 1 − p_target)` over every
+/// threshold, where `positives` (scored higher) at or above the threshold are detected. 0 is a
+/// perfect split; 1 is what a system that always answers the same way achieves.
+pub fn min_dcf(negatives: &[f64], positives: &[f64], p_target: f64) -> f64 {
+    assert!(
+        !negatives.is_empty() && !positives.is_empty(),
+        "minDCF needs both classes"
+    );
+    let mut all: Vec<(f64, bool)> = negatives
+        .iter()
+        .map(|&s| (s, false))
+        .chain(positives.iter().map(|&s| (s, true)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (np, nn) = (positives.len() as f64, negatives.len() as f64);
+    let cost = |missed: usize, accepted: usize| {
+        (missed as f64 / np * p_target + accepted as f64 / nn * (1.0 - p_target))
+            / p_target.min(1.0 - p_target)
+    };
+    // Threshold below everything: nothing missed, every negative accepted.
+    let (mut missed, mut accepted) = (0usize, negatives.len());
+    let mut best = cost(missed, accepted);
+    let mut i = 0;
+    while i < all.len() {
+        let t = all[i].0;
+        while i < all.len() && all[i].0 == t {
+            if all[i].1 {
+                missed += 1;
+            } else {
+                accepted -= 1;
+            }
+            i += 1;
+        }
+        best = best.min(cost(missed, accepted));
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +154,19 @@ mod tests {
         spoof[0] = 5.5; // one spoof scores like a bonafide
         let e = eer(&bona, &spoof);
         assert!((e.eer - 0.1).abs() < 0.051, "{e:?}");
+    }
+
+    #[test]
+    fn min_dcf_is_zero_for_a_clean_split_and_one_for_no_information() {
+        assert_eq!(min_dcf(&[0.1, 0.2], &[0.8, 0.9], 0.01), 0.0);
+        let same = [0.1, 0.2, 0.3, 0.4];
+        assert!((min_dcf(&same, &same, 0.01) - 1.0).abs() < 1e-12);
+        // One negative among a hundred above every positive: accepting it costs
+        // 0.01 · 0.99 / 0.01 = 0.99, missing every positive costs 1; a threshold between
+        // gives 0.99.
+        let mut negatives = vec![0.0; 99];
+        negatives.push(1.0);
+        let cost = min_dcf(&negatives, &[0.5, 0.6], 0.01);
+        assert!((cost - 0.99).abs() < 1e-12, "{cost}");
     }
 }
