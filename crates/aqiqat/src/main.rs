@@ -2,7 +2,7 @@
 //!
 //! Argument parsing and wiring only: each subcommand calls into a library crate and turns its
 //! result into text, JSON and an exit code. Nothing here is worth testing on its own except
-//! through the command line itself (`tests/cli.rs`).
+//! through the command line itself (`tests/e2e/`).
 //!
 //! Exit codes, the same for every subcommand: `0` success, `2` bad input or usage (the message
 //! names the file and the problem), `1` internal error.
