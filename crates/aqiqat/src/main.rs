@@ -7,6 +7,7 @@
 //! Exit codes, the same for every subcommand: `0` success, `2` bad input or usage (the message
 //! names the file and the problem), `1` internal error.
 
+mod bulk;
 mod commands;
 mod evidence;
 mod label;
@@ -81,13 +82,32 @@ enum Command {
     /// vocoder output) or human: a verdict, a calibrated probability and a timeline of 4 s
     /// windows. Silence-only or too-short input is answered "inconclusive", with the reason.
     Scan {
-        /// An audio file, a video whose audio track is judged, or an image (PNG, JPEG, WebP,
-        /// GIF, HEIF/AVIF). Every input's provenance is read: Content Credentials (embedded,
-        /// or a `.c2pa` sidecar of the same name), metadata markers, the SD watermark.
-        file: PathBuf,
-        /// Print the whole result as one JSON object.
+        /// Audio files, videos whose audio track is judged, or images (PNG, JPEG, WebP, GIF,
+        /// HEIF/AVIF); folders too (their media files; with --recursive, their subfolders').
+        /// Every input's provenance is read: Content Credentials (embedded, or a `.c2pa`
+        /// sidecar of the same name), metadata markers, the SD watermark. More than one input
+        /// (or a folder) scans on every core, one result per line.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Print the whole result as one JSON object (one per line for several inputs).
         #[arg(long)]
         json: bool,
+        /// Scan the subfolders of folders given.
+        #[arg(long)]
+        recursive: bool,
+        /// Inputs scanned at once (default: every core).
+        #[arg(long, value_name = "N")]
+        jobs: Option<usize>,
+        /// Append one JSON line per input to this file as each finishes (the result, or the
+        /// error for a bad input).
+        #[arg(long, value_name = "OUT.jsonl")]
+        jsonl: Option<PathBuf>,
+        /// Sign and log every result, and write each record to this folder as SHA256.json.
+        #[arg(long, value_name = "DIR", conflicts_with = "record")]
+        record_dir: Option<PathBuf>,
+        /// Skip inputs whose SHA-256 already has a line in the --jsonl file.
+        #[arg(long, requires = "jsonl")]
+        resume: bool,
         /// Root certificates (PEM) whose Content Credentials signers you trust, e.g. the
         /// C2PA trust list. Without it a valid label is reported `valid`, never `trusted`.
         #[arg(long, value_name = "PEM", env = "AQIQAT_C2PA_TRUST_ANCHORS")]
@@ -97,13 +117,13 @@ enum Command {
         #[arg(long, value_name = "OUT.json")]
         record: Option<PathBuf>,
         /// File the record under this case (see `aqiqat case new`).
-        #[arg(long, requires = "record", value_name = "CASE")]
+        #[arg(long, value_name = "CASE")]
         case: Option<String>,
         /// Who ran the scan, as the record should name them.
-        #[arg(long, requires = "record")]
+        #[arg(long)]
         operator: Option<String>,
         /// Free text kept in the signed record.
-        #[arg(long, requires = "record")]
+        #[arg(long)]
         note: Option<String>,
         /// Also check whether the voice is this enrolled person's (`aqiqat voiceprint enrol`),
         /// and join that with the synthetic-speech verdict: a clone of the person, consistent
@@ -418,8 +438,13 @@ fn main() -> ExitCode {
             limits,
         } => decode(&file, rate, out.as_deref(), json, &limits.limits()),
         Command::Scan {
-            file,
+            paths,
             json,
+            recursive,
+            jobs,
+            jsonl,
+            record_dir,
+            resume,
             trust_anchors,
             record,
             case,
@@ -427,23 +452,57 @@ fn main() -> ExitCode {
             note,
             claimed,
             limits,
-        } => scan::scan(
-            &file,
-            json,
-            claimed.as_deref(),
-            data_dir.as_deref(),
-            trust_anchors.as_deref(),
-            limits.limits(),
-            record.map(|out| evidence::RecordRequest {
-                out,
-                context: aqiqat_evidence::Context {
-                    case_id: case,
-                    operator,
-                    note,
-                },
-                data_dir: data_dir.clone(),
-            }),
-        ),
+        } => {
+            let context = aqiqat_evidence::Context {
+                case_id: case,
+                operator,
+                note,
+            };
+            let bulk = paths.len() > 1
+                || paths[0].is_dir()
+                || recursive
+                || jobs.is_some()
+                || jsonl.is_some()
+                || record_dir.is_some();
+            if bulk && record.is_some() {
+                eprintln!("error: --record takes one file; for several, use --record-dir DIR");
+                Outcome::BadInput
+            } else if !bulk && record.is_none() && context != aqiqat_evidence::Context::default() {
+                eprintln!("error: --case, --operator and --note go into a record: add --record");
+                Outcome::BadInput
+            } else if bulk {
+                scan::bulk(
+                    bulk::BulkArgs {
+                        paths,
+                        recursive,
+                        jobs,
+                        jsonl,
+                        record_dir,
+                        resume,
+                        context,
+                        data_dir: data_dir.clone(),
+                    },
+                    json,
+                    claimed.as_deref(),
+                    trust_anchors.as_deref(),
+                    limits.limits(),
+                )
+            } else {
+                scan::scan(
+                    &paths[0],
+                    json,
+                    claimed.as_deref(),
+                    data_dir.as_deref(),
+                    trust_anchors.as_deref(),
+                    limits.limits(),
+                    record.map(|out| evidence::RecordRequest {
+                        out,
+                        context,
+                        data_dir: data_dir.clone(),
+                    }),
+                )
+            }
+        }
         Command::Verify {
             record,
             media,

@@ -87,6 +87,35 @@ pub fn scan(
     }
 }
 
+/// Several inputs: every core, one line per input (`crate::bulk`).
+pub fn bulk(
+    args: crate::bulk::BulkArgs,
+    json: bool,
+    claimed: Option<&str>,
+    trust_anchors: Option<&Path>,
+    limits: Limits,
+) -> Outcome {
+    let anchors = match trust_anchors.map(std::fs::read_to_string).transpose() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: the trust anchors cannot be read: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let claimed = match claimed
+        .map(|name| crate::voiceprint::claimed(args.data_dir.as_deref(), name))
+        .transpose()
+    {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let scanner = match scanner(limits) {
+        Ok(s) => s.with_trust_anchors(anchors),
+        Err(o) => return o,
+    };
+    crate::bulk::run(args, scanner, claimed, json)
+}
+
 fn print_scan(r: &ScanResult) {
     println!("{}", r.media.path());
     let words = match (r.verdict, r.verdict_basis, r.probability_synthetic) {

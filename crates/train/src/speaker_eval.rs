@@ -109,7 +109,12 @@ fn thresholds(target: &[f64], non_target: &[f64]) -> (f64, f64) {
 const P_TARGET: f64 = 0.01;
 
 /// EER and minDCF of a set of target and non-target trials, with the shares per answer.
-fn trial_figures(target: &[f64], non_target: &[f64], same: f64, different: f64) -> serde_json::Value {
+fn trial_figures(
+    target: &[f64],
+    non_target: &[f64],
+    same: f64,
+    different: f64,
+) -> serde_json::Value {
     let both = !target.is_empty() && !non_target.is_empty();
     serde_json::json!({
         "eer": both.then(|| metrics::eer(non_target, target).eer),

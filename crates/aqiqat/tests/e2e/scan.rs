@@ -236,3 +236,100 @@ fn eval_refuses_a_manifest_without_labels() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("label"), "{}", text(&out.stderr));
 }
+
+/// `scan FOLDER...`: every input gets a line (a result, or the error for a bad one), a bad file
+/// never stops the run, the exit code says one failed, and `--resume` skips what is done,
+/// after cutting off a line torn by an interrupted run.
+#[test]
+fn bulk_scan_writes_a_line_per_input_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = dir.path().join("phone");
+    let nested = inputs.join("voice-messages");
+    std::fs::create_dir_all(&nested).unwrap();
+    let clips: Vec<PathBuf> = std::fs::read_dir(smoke().join("smoke"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "flac"))
+        .take(6)
+        .collect();
+    for (i, clip) in clips.iter().enumerate() {
+        let to = if i < 3 { &inputs } else { &nested };
+        std::fs::copy(clip, to.join(clip.file_name().unwrap())).unwrap();
+    }
+    let broken = inputs.join("broken.wav");
+    std::fs::write(&broken, b"RIFF\x10\x00\x00\x00WAVEfmt ").unwrap();
+    std::fs::write(inputs.join("notes.txt"), "not media, skipped in folders").unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (i, o) = (inputs.to_str().unwrap(), out.to_str().unwrap());
+
+    // Without --recursive: the folder's own media files, the broken one included.
+    let run = aqiqat(&["scan", i, "--jsonl", o, "--jobs", "2"]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    let lines = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let first = lines(&out);
+    assert_eq!(first.len(), 4, "3 clips and the broken file");
+    let errors: Vec<&serde_json::Value> = first.iter().filter(|l| l["error"].is_object()).collect();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["error"]["kind"], "bad_input");
+    assert!(errors[0]["path"].as_str().unwrap().ends_with("broken.wav"));
+    assert_eq!(errors[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        first
+            .iter()
+            .filter(|l| l["schema"] == "aqiqat.scan/4")
+            .count()
+            == 3
+    );
+    let summary = text(&run.stderr);
+    assert!(
+        summary.contains("done: 4 inputs") && summary.contains("1 bad input"),
+        "{summary}"
+    );
+
+    // An interrupted run's torn line is cut off; then only the new inputs are scanned, and
+    // their records written.
+    let mut file = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    std::io::Write::write_all(&mut file, b"{\"schema\": \"aqiqat.scan/4\", \"verd").unwrap();
+    let records = dir.path().join("records");
+    let data = dir.path().join("data");
+    let run = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args(["scan", i, "--recursive", "--resume", "--jsonl", o])
+        .args(["--record-dir", records.to_str().unwrap()])
+        .env("AQIQAT_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let summary = text(&run.stderr);
+    assert!(summary.contains("torn last line"), "{summary}");
+    assert!(summary.contains("4 already done"), "{summary}");
+    let all = lines(&out);
+    assert_eq!(all.len(), 7, "4 before, 3 from the subfolder");
+    let new: Vec<&serde_json::Value> = all[4..].iter().collect();
+    for line in &new {
+        let record = PathBuf::from(line["record"].as_str().unwrap());
+        let verified = aqiqat(&["verify", record.to_str().unwrap()]);
+        assert_eq!(
+            verified.status.code(),
+            Some(0),
+            "{}",
+            text(&verified.stdout)
+        );
+    }
+    assert_eq!(std::fs::read_dir(&records).unwrap().count(), 3);
+
+    // --record is for one file.
+    let run = aqiqat(&[
+        "scan",
+        i,
+        "--record",
+        dir.path().join("r.json").to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(text(&run.stderr).contains("--record-dir"));
+}
