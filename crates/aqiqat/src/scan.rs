@@ -19,6 +19,26 @@ fn scanner(limits: Limits) -> Result<Scanner, Outcome> {
     })
 }
 
+/// The scanner with the trust anchors given, and the claimed voiceprint, if any.
+fn prepare(
+    trust_anchors: Option<&Path>,
+    claimed: Option<&str>,
+    data_dir: Option<&Path>,
+    limits: Limits,
+) -> Result<(Scanner, Option<aqiqat_scan::ClaimedVoice>), Outcome> {
+    let anchors = trust_anchors
+        .map(std::fs::read_to_string)
+        .transpose()
+        .map_err(|e| {
+            eprintln!("error: the trust anchors cannot be read: {e}");
+            Outcome::BadInput
+        })?;
+    let claimed = claimed
+        .map(|name| crate::voiceprint::claimed(data_dir, name))
+        .transpose()?;
+    Ok((scanner(limits)?.with_trust_anchors(anchors), claimed))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn scan(
     path: &Path,
@@ -29,22 +49,8 @@ pub fn scan(
     limits: Limits,
     record: Option<crate::evidence::RecordRequest>,
 ) -> Outcome {
-    let anchors = match trust_anchors.map(std::fs::read_to_string).transpose() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: the trust anchors cannot be read: {e}");
-            return Outcome::BadInput;
-        }
-    };
-    let claimed = match claimed
-        .map(|name| crate::voiceprint::claimed(data_dir, name))
-        .transpose()
-    {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let scanner = match scanner(limits) {
-        Ok(s) => s.with_trust_anchors(anchors),
+    let (scanner, claimed) = match prepare(trust_anchors, claimed, data_dir, limits) {
+        Ok(x) => x,
         Err(o) => return o,
     };
     match scanner.scan_file_claiming(path, claimed.as_ref()) {
@@ -95,22 +101,9 @@ pub fn bulk(
     trust_anchors: Option<&Path>,
     limits: Limits,
 ) -> Outcome {
-    let anchors = match trust_anchors.map(std::fs::read_to_string).transpose() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: the trust anchors cannot be read: {e}");
-            return Outcome::BadInput;
-        }
-    };
-    let claimed = match claimed
-        .map(|name| crate::voiceprint::claimed(args.data_dir.as_deref(), name))
-        .transpose()
+    let (scanner, claimed) = match prepare(trust_anchors, claimed, args.data_dir.as_deref(), limits)
     {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let scanner = match scanner(limits) {
-        Ok(s) => s.with_trust_anchors(anchors),
+        Ok(x) => x,
         Err(o) => return o,
     };
     crate::bulk::run(args, scanner, claimed, json)
