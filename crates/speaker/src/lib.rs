@@ -18,8 +18,12 @@ use candle_core::{Device, Tensor};
 pub const SAMPLE_RATE: u32 = speaker_mel::RATE;
 /// Mel frames per partial utterance (1.6 s).
 pub const PARTIAL_FRAMES: usize = 160;
-/// Partial utterances per second.
-pub const PARTIALS_PER_SECOND: f64 = 1.3;
+/// Partial utterances per second in Resemblyzer's `embed_utterance` (each 1.6 s partial
+/// overlaps the next by about half).
+pub const RESEMBLYZER_PARTIALS_PER_SECOND: f64 = 1.3;
+/// Partial utterances per second in aqiqat's voiceprints: Resemblyzer's. The encoder's cost
+/// grows with this rate (`docs/model-card-speaker.md` measures a lower one).
+pub const PARTIALS_PER_SECOND: f64 = RESEMBLYZER_PARTIALS_PER_SECOND;
 /// A last partial is kept only if the audio covers at least this share of it.
 pub const MIN_COVERAGE: f64 = 0.75;
 /// Quieter recordings are raised to this level before the mel (the encoder reads power, not
@@ -132,12 +136,15 @@ fn normalised(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-/// Where each partial utterance starts, in mel frames, for `len` samples (Resemblyzer's
-/// `compute_partial_slices`); and how many samples the audio must be zero-padded to.
-pub fn partial_starts(len: usize) -> (Vec<usize>, usize) {
+/// Where each partial utterance starts, in mel frames, for `len` samples at `per_second`
+/// partials a second (Resemblyzer's `compute_partial_slices`); and how many samples the audio
+/// must be zero-padded to.
+pub fn partial_starts(len: usize, per_second: f64) -> (Vec<usize>, usize) {
     let hop = speaker_mel::HOP;
     let n_frames = (len + 1).div_ceil(hop);
-    let step = ((f64::from(SAMPLE_RATE) / PARTIALS_PER_SECOND) / hop as f64).round() as usize;
+    let step = ((f64::from(SAMPLE_RATE) / per_second) / hop as f64)
+        .round()
+        .max(1.0) as usize;
     let steps = (n_frames + step + 1).saturating_sub(PARTIAL_FRAMES).max(1);
     let mut starts: Vec<usize> = (0..steps).step_by(step).collect();
     let last = *starts.last().expect("at least one");
@@ -167,6 +174,7 @@ pub fn raise_level(samples: &mut [f32]) {
 
 pub struct SpeakerEncoder {
     model: Ge2e,
+    partials_per_second: f64,
 }
 
 impl SpeakerEncoder {
@@ -174,7 +182,14 @@ impl SpeakerEncoder {
     pub fn embedded() -> Result<Self, SpeakerError> {
         Ok(Self {
             model: Ge2e::from_safetensors(EMBEDDED_WEIGHTS.to_vec())?,
+            partials_per_second: PARTIALS_PER_SECOND,
         })
+    }
+
+    /// The same encoder taking `per_second` partial utterances a second.
+    pub fn with_partials_per_second(mut self, per_second: f64) -> Self {
+        self.partials_per_second = per_second;
+        self
     }
 
     /// The voiceprint of one recording's speech (16 kHz mono), and each partial's.
@@ -182,7 +197,7 @@ impl SpeakerEncoder {
         if samples.is_empty() {
             return Err(SpeakerError::Empty);
         }
-        let (starts, needed) = partial_starts(samples.len());
+        let (starts, needed) = partial_starts(samples.len(), self.partials_per_second);
         let mut audio = samples.to_vec();
         raise_level(&mut audio);
         if needed >= audio.len() {
@@ -220,12 +235,15 @@ mod tests {
     #[test]
     fn partials_cover_the_recording_like_resemblyzer() {
         // 1 s: shorter than one partial, which is kept and padded.
-        assert_eq!(partial_starts(16_000), (vec![0], 25_600));
+        let r = RESEMBLYZER_PARTIALS_PER_SECOND;
+        assert_eq!(partial_starts(16_000, r), (vec![0], 25_600));
         // 4 s: 401 frames; partials every 77 frames while they fit, the last kept if it
         // covers three quarters.
-        let (starts, needed) = partial_starts(64_000);
+        let (starts, needed) = partial_starts(64_000, r);
         assert_eq!(starts, vec![0, 77, 154, 231]);
         assert_eq!(needed, (231 + 160) * 160);
+        // At 0.625 a second the partials tile the audio without overlap.
+        assert_eq!(partial_starts(64_000, 0.625).0, vec![0, 160]);
     }
 
     #[test]

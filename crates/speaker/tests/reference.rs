@@ -5,7 +5,9 @@
 
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_models::{cosine, max_abs_difference};
-use aqiqat_speaker::{SAMPLE_RATE, SpeakerEncoder, partial_starts, raise_level};
+use aqiqat_speaker::{
+    RESEMBLYZER_PARTIALS_PER_SECOND, SAMPLE_RATE, SpeakerEncoder, partial_starts, raise_level,
+};
 use candle_core::{Device, Tensor};
 use std::path::Path;
 
@@ -41,7 +43,9 @@ fn voiceprints_match_resemblyzer_on_five_speakers() {
         &Device::Cpu,
     )
     .expect("reference outputs (tools/speaker/convert.py)");
-    let encoder = SpeakerEncoder::embedded().unwrap();
+    let encoder = SpeakerEncoder::embedded()
+        .unwrap()
+        .with_partials_per_second(RESEMBLYZER_PARTIALS_PER_SECOND);
     let mut prints = Vec::new();
     for (i, clip) in CLIPS.iter().enumerate() {
         let samples = decode(clip);
@@ -50,7 +54,7 @@ fn voiceprints_match_resemblyzer_on_five_speakers() {
         let expected_mel = &reference[&format!("{i}.mel")];
 
         // The front end: the same mel frames from the levelled, padded clip.
-        let (starts, needed) = partial_starts(samples.len());
+        let (starts, needed) = partial_starts(samples.len(), RESEMBLYZER_PARTIALS_PER_SECOND);
         assert_eq!(starts.len(), expected_partials.dim(0).unwrap(), "{clip}");
         let mut levelled = samples.clone();
         raise_level(&mut levelled);

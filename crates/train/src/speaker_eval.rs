@@ -45,6 +45,9 @@ pub struct SpeakerEvalArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 20_261_130)]
     seed: u64,
+    /// Partial utterances per second in every voiceprint (the product's rate by default).
+    #[arg(long, default_value_t = aqiqat_speaker::PARTIALS_PER_SECOND)]
+    partials_per_second: f64,
 }
 
 /// A clip's speech span at 16 kHz: what a scan would hand the speaker check.
@@ -127,7 +130,7 @@ fn trial_figures(
 pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     let clean = manifest::read(&args.data.join("manifest.tsv"))?;
     let variants = manifest::read(&args.data.join("manifest_aug.tsv")).unwrap_or_default();
-    let encoder = SpeakerEncoder::embedded()?;
+    let encoder = SpeakerEncoder::embedded()?.with_partials_per_second(args.partials_per_second);
     let print_of = |e: &Entry| -> Option<(Voiceprint, f64)> {
         let (samples, seconds) = speech(&e.path)?;
         Some((encoder.embed(&samples).ok()?.0, seconds))
