@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 
 use crate::EvidenceError;
-use crate::log::{Log, LogEntry};
+use crate::log::{Append, Log, LogEntry};
 use crate::record::SignedRecord;
 
 /// The most appends one transaction takes.
@@ -19,6 +19,7 @@ type Reply = mpsc::SyncSender<Result<LogEntry, EvidenceError>>;
 struct Request {
     record: SignedRecord,
     case: Option<String>,
+    key: Option<String>,
     reply: Reply,
 }
 
@@ -45,17 +46,37 @@ impl GroupCommit {
         record: SignedRecord,
         case: Option<String>,
     ) -> Result<LogEntry, EvidenceError> {
+        self.append_once(record, case, None)
+    }
+
+    /// Appends one record unless a record with the same `key` is in the log already (then its
+    /// entry is returned, and nothing is appended); returns once it is committed.
+    pub fn append_once(
+        &self,
+        record: SignedRecord,
+        case: Option<String>,
+        key: Option<String>,
+    ) -> Result<LogEntry, EvidenceError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.queue
             .send(Request {
                 record,
                 case,
+                key,
                 reply,
             })
             .map_err(|_| EvidenceError::Internal("the evidence writer has stopped".into()))?;
         answer
             .recv()
             .map_err(|_| EvidenceError::Internal("the evidence writer has stopped".into()))?
+    }
+}
+
+fn item(r: &Request) -> Append<'_> {
+    Append {
+        record: &r.record,
+        case: r.case.as_deref(),
+        key: r.key.as_deref(),
     }
 }
 
@@ -68,11 +89,20 @@ fn writer(mut log: Log, inbox: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let items: Vec<(&SignedRecord, Option<&str>)> = batch
+        // Two appends with one key in one batch: the second must see the first.
+        let mut keys = std::collections::HashSet::new();
+        if batch
             .iter()
-            .map(|r| (&r.record, r.case.as_deref()))
-            .collect();
-        match log.append_items(&items) {
+            .filter_map(|r| r.key.as_deref())
+            .any(|k| !keys.insert(k))
+        {
+            for r in &batch {
+                let _ = r.reply.send(log.append_keyed(&[item(r)]).map(|mut e| e.remove(0)));
+            }
+            continue;
+        }
+        let items: Vec<Append<'_>> = batch.iter().map(item).collect();
+        match log.append_keyed(&items) {
             Ok(entries) => {
                 for (request, entry) in batch.iter().zip(entries) {
                     let _ = request.reply.send(Ok(entry));
@@ -80,7 +110,7 @@ fn writer(mut log: Log, inbox: mpsc::Receiver<Request>) {
             }
             Err(_) if batch.len() > 1 => {
                 for r in &batch {
-                    let _ = r.reply.send(log.append(&r.record, r.case.as_deref()));
+                    let _ = r.reply.send(log.append_keyed(&[item(r)]).map(|mut e| e.remove(0)));
                 }
             }
             Err(e) => {

@@ -60,6 +60,10 @@ const TABLES: &str = "
         leaf_idx INT NOT NULL REFERENCES leaves(idx),
         added_at TEXT NOT NULL,
         PRIMARY KEY (case_id, leaf_idx)
+    );
+    CREATE TABLE IF NOT EXISTS append_keys (
+        key TEXT PRIMARY KEY,
+        leaf_idx INT NOT NULL REFERENCES leaves(idx)
     );";
 
 /// The append-only guards: the dialects share no trigger syntax.
@@ -75,6 +79,10 @@ const SQLITE_GUARDS: &str = "
     CREATE TRIGGER IF NOT EXISTS heads_append_only_u BEFORE UPDATE ON tree_heads
         BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
     CREATE TRIGGER IF NOT EXISTS heads_append_only_d BEFORE DELETE ON tree_heads
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS keys_append_only_u BEFORE UPDATE ON append_keys
+        BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;
+    CREATE TRIGGER IF NOT EXISTS keys_append_only_d BEFORE DELETE ON append_keys
         BEGIN SELECT RAISE(ABORT, 'the evidence log is append-only'); END;";
 
 const POSTGRES_GUARDS: &str = "
@@ -88,6 +96,8 @@ const POSTGRES_GUARDS: &str = "
     CREATE OR REPLACE TRIGGER nodes_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON nodes
         FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();
     CREATE OR REPLACE TRIGGER heads_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON tree_heads
+        FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();
+    CREATE OR REPLACE TRIGGER keys_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON append_keys
         FOR EACH STATEMENT EXECUTE FUNCTION aqiqat_append_only();";
 
 fn schema(dialect: Dialect) -> String {
@@ -100,6 +110,14 @@ fn schema(dialect: Dialect) -> String {
         .replace(" INT ", &format!(" {int} "))
         .replace("BYTES", bytes);
     format!("{tables}{guards}")
+}
+
+/// One record to append: filed under `case` when given; appended at most once per `key`.
+#[derive(Debug, Clone, Copy)]
+pub struct Append<'a> {
+    pub record: &'a SignedRecord,
+    pub case: Option<&'a str>,
+    pub key: Option<&'a str>,
 }
 
 /// One record's place in the log.
@@ -291,6 +309,21 @@ impl Log {
         &mut self,
         items: &[(&SignedRecord, Option<&str>)],
     ) -> Result<Vec<LogEntry>, EvidenceError> {
+        let keyed: Vec<Append<'_>> = items
+            .iter()
+            .map(|&(record, case)| Append {
+                record,
+                case,
+                key: None,
+            })
+            .collect();
+        self.append_keyed(&keyed)
+    }
+
+    /// Appends records in one transaction, all or none; a record whose `key` was appended
+    /// before is not appended again, and its entry is the earlier one. The way to make "one
+    /// record per job" hold when a job is delivered twice: the key is the job's id.
+    pub fn append_keyed(&mut self, items: &[Append<'_>]) -> Result<Vec<LogEntry>, EvidenceError> {
         let cached = &self.frontier;
         let (entries, frontier) = self.db.get_mut().write_transaction(|tx| {
             let size = stored_size(tx)?;
@@ -299,12 +332,26 @@ impl Log {
             } else {
                 Frontier::load(&mut StoredNodes(tx), size)?
             };
-            for case in items.iter().filter_map(|(_, c)| *c) {
+            for case in items.iter().filter_map(|a| a.case) {
                 require_case(tx, case)?;
             }
             let now = utc_now();
             let mut entries = Vec::with_capacity(items.len());
-            for &(record, case) in items {
+            for &Append { record, case, key } in items {
+                if let Some(key) = key {
+                    let earlier = tx.query_opt(
+                        "SELECT k.leaf_idx, l.leaf_hash FROM append_keys k
+                         JOIN leaves l ON l.idx = k.leaf_idx WHERE k.key = ?1",
+                        args![key],
+                    )?;
+                    if let Some(row) = earlier {
+                        entries.push(LogEntry {
+                            index: row.int(0)? as u64,
+                            leaf_hash: hex::encode(row.blob(1)?),
+                        });
+                        continue;
+                    }
+                }
                 let index = frontier.size();
                 let leaf = record.leaf_hash();
                 let media = record.value["subject"]["sha256"].as_str();
@@ -334,6 +381,12 @@ impl Log {
                     tx.execute(
                         "INSERT INTO case_records(case_id, leaf_idx, added_at) VALUES (?1, ?2, ?3)",
                         args![case, index, &now],
+                    )?;
+                }
+                if let Some(key) = key {
+                    tx.execute(
+                        "INSERT INTO append_keys(key, leaf_idx) VALUES (?1, ?2)",
+                        args![key, index],
                     )?;
                 }
                 entries.push(LogEntry {

@@ -58,6 +58,7 @@ on_both_backends!(
     two_writers_on_one_database_interleave_into_one_tree,
     history_cannot_be_rewritten_and_tampering_behind_its_back_is_found,
     records_are_found_by_index_and_hash_prefix_and_filed_in_cases,
+    a_keyed_append_happens_once_however_often_it_is_asked_for,
 );
 
 fn signer() -> Signer25519 {
@@ -314,4 +315,61 @@ fn records_are_found_by_index_and_hash_prefix_and_filed_in_cases(store: &Store) 
     );
     assert_eq!(log.size().unwrap(), 6);
     assert_eq!(log.cases().unwrap().len(), 1);
+}
+
+/// A job delivered twice (two workers, or a worker that died after appending) asks twice to
+/// append its record; the log keeps one, and both askers get its entry.
+fn a_keyed_append_happens_once_however_often_it_is_asked_for(store: &Store) {
+    use aqiqat_evidence::group::GroupCommit;
+    use aqiqat_evidence::log::Append;
+    let mut log = store.open(signer()).unwrap();
+    let first = log
+        .append_keyed(&[Append {
+            record: &record(1),
+            case: None,
+            key: Some("job-a"),
+        }])
+        .unwrap();
+    // The second delivery signs afresh (another time, so another record) under the same key.
+    let again = log
+        .append_keyed(&[
+            Append {
+                record: &record(2),
+                case: None,
+                key: Some("job-a"),
+            },
+            Append {
+                record: &record(3),
+                case: None,
+                key: Some("job-b"),
+            },
+        ])
+        .unwrap();
+    assert_eq!(again[0], first[0]);
+    assert_eq!(again[1].index, 1);
+    assert_eq!(log.size().unwrap(), 2);
+
+    // Through the group-commit writer, from many threads at once, one key: one record.
+    drop(log);
+    let group = GroupCommit::start(store.open(signer()).unwrap());
+    let entries: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|n| {
+                let group = group.clone();
+                s.spawn(move || {
+                    group
+                        .append_once(record(10 + n), None, Some("job-c".into()))
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(entries.iter().all(|e| *e == entries[0]), "{entries:?}");
+    drop(group);
+    let log = store.open(signer()).unwrap();
+    assert_eq!(log.size().unwrap(), 3);
+    // The key table is append-only like the rest.
+    let mut raw = store.raw();
+    assert!(raw.execute("DELETE FROM append_keys", &[]).is_err());
 }
