@@ -141,8 +141,10 @@ fn process(w: &Workers, id: &str) {
         .map_err(|e| e.to_string())
         .and_then(|draft| {
             let record = SignedRecord::sign(draft, aqiqat_evidence::utc_now(), &w.signer);
+            // Keyed by the job: a job run again after a crash between the append and the
+            // job's update gets its first record back, not a second one.
             w.group
-                .append(record, job.context.case_id.clone())
+                .append_once(record, job.context.case_id.clone(), Some(format!("job:{id}")))
                 .map_err(|e| e.to_string())
         });
     match logged {
