@@ -191,9 +191,14 @@ enum Command {
         /// Scanning threads (default: the number of cores).
         #[arg(long)]
         workers: Option<usize>,
-        /// Uploads that may wait for a worker; beyond that the API answers 503 with Retry-After.
-        #[arg(long, default_value_t = 64)]
-        queue: usize,
+        /// Where uploads wait for a worker: a number (this process's workers, that many
+        /// uploads waiting at most; beyond that the API answers 503 with Retry-After), or
+        /// `nats://HOST:PORT` (a NATS JetStream work queue that `aqiqat worker` processes on
+        /// any machine pull from; needs --database-url postgres://…).
+        #[arg(long, value_name = "N | nats://HOST:PORT", default_value = "64")]
+        queue: String,
+        #[command(flatten)]
+        nats: NatsArgs,
         /// Largest upload accepted, in bytes (an upload is held in memory while it arrives).
         #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
         max_upload: u64,
@@ -227,6 +232,22 @@ enum Command {
             value_delimiter = ','
         )]
         allowed_origins: Vec<String>,
+    },
+    /// Scan jobs from a NATS JetStream work queue that `aqiqat serve --queue nats://…` fills:
+    /// any number of workers, on any machine reaching NATS and the PostgreSQL database. Each
+    /// job's record goes into the shared evidence log once, however often it is delivered.
+    Worker {
+        /// The NATS server (`nats://HOST:PORT`, several comma-separated for a cluster).
+        #[arg(long, value_name = "nats://HOST:PORT")]
+        queue: String,
+        /// Jobs scanned at once (default: the number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        #[command(flatten)]
+        nats: NatsArgs,
+        /// Refuse audio longer than this many seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_duration_s)]
+        max_duration: f64,
     },
     /// API keys for `aqiqat serve` (needed once one exists, or when serving beyond loopback).
     #[command(subcommand, name = "api-key")]
@@ -534,31 +555,55 @@ fn main() -> ExitCode {
             addr,
             workers,
             queue,
+            nats,
             max_upload,
             max_duration,
             header_timeout,
             body_timeout,
             allowed_hosts,
             allowed_origins,
-        } => serve(
-            data_dir.as_deref(),
-            ServeArgs {
-                addr,
-                workers,
-                queue,
-                limits: Limits {
-                    max_input_bytes: max_upload,
-                    max_duration_s: max_duration,
-                    ..Limits::default()
+        } => {
+            let (queue, nats) = match queue.trim() {
+                url if url.starts_with("nats://") || url.starts_with("tls://") => {
+                    (64, Some(nats.settings(url)))
+                }
+                n => match n.parse::<usize>() {
+                    Ok(n) => (n, None),
+                    Err(_) => {
+                        eprintln!("error: --queue {n:?}: give a number or a nats:// URL");
+                        std::process::exit(Outcome::BadInput as i32);
+                    }
                 },
-                header_timeout: std::time::Duration::from_secs_f64(
-                    header_timeout.clamp(0.1, 3600.0),
-                ),
-                body_timeout: std::time::Duration::from_secs_f64(body_timeout.clamp(0.1, 3600.0)),
-                allowed_hosts,
-                allowed_origins,
-            },
-        ),
+            };
+            serve(
+                data_dir.as_deref(),
+                ServeArgs {
+                    addr,
+                    workers,
+                    queue,
+                    nats,
+                    limits: Limits {
+                        max_input_bytes: max_upload,
+                        max_duration_s: max_duration,
+                        ..Limits::default()
+                    },
+                    header_timeout: std::time::Duration::from_secs_f64(
+                        header_timeout.clamp(0.1, 3600.0),
+                    ),
+                    body_timeout: std::time::Duration::from_secs_f64(
+                        body_timeout.clamp(0.1, 3600.0),
+                    ),
+                    allowed_hosts,
+                    allowed_origins,
+                },
+            )
+        }
+        Command::Worker {
+            queue,
+            workers,
+            nats,
+            max_duration,
+        } => worker(data_dir.as_deref(), &queue, workers, nats, max_duration),
         Command::Voiceprint(cmd) => voiceprint::run(data_dir.as_deref(), cmd, Limits::default()),
         Command::Label(args) => label::run(data_dir.as_deref(), args),
         Command::ApiKey(cmd) => commands::api_key(data_dir.as_deref(), cmd),
@@ -616,10 +661,36 @@ fn long_version() -> String {
     text
 }
 
+/// How the NATS work queue is set up (serve and worker must agree).
+#[derive(clap::Args, Clone, Copy)]
+struct NatsArgs {
+    /// With a NATS queue: jobs that may wait at most; beyond that uploads get 503.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    queue_size: usize,
+    /// With a NATS queue: seconds before a job whose worker went silent is delivered again.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    ack_wait: f64,
+    /// With a NATS queue: deliveries before a failing job is given up on and marked failed.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    max_deliver: i64,
+}
+
+impl NatsArgs {
+    fn settings(self, url: &str) -> aqiqat_server::queue::QueueSettings {
+        aqiqat_server::queue::QueueSettings {
+            url: url.to_owned(),
+            capacity: self.queue_size.max(1),
+            ack_wait: std::time::Duration::from_secs_f64(self.ack_wait.clamp(0.5, 3600.0)),
+            max_deliver: self.max_deliver.max(1),
+        }
+    }
+}
+
 struct ServeArgs {
     addr: std::net::SocketAddr,
     workers: Option<usize>,
     queue: usize,
+    nats: Option<aqiqat_server::queue::QueueSettings>,
     limits: Limits,
     header_timeout: std::time::Duration,
     body_timeout: std::time::Duration,
@@ -632,6 +703,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         addr,
         workers,
         queue,
+        nats,
         limits,
         header_timeout,
         body_timeout,
@@ -651,15 +723,9 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
     };
     let workers =
         workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("internal error: {e}");
-            return Outcome::Internal;
-        }
+        Err(o) => return o,
     };
     let config = aqiqat_server::Config {
         addr,
@@ -672,8 +738,58 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         body_timeout,
         allowed_hosts,
         allowed_origins,
+        nats,
     };
     match runtime.block_on(aqiqat_server::serve(config)) {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Internal
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Outcome> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("internal error: {e}");
+            Outcome::Internal
+        })
+}
+
+fn worker(
+    data_dir: Option<&std::path::Path>,
+    queue: &str,
+    workers: Option<usize>,
+    nats: NatsArgs,
+    max_duration: f64,
+) -> Outcome {
+    let data_dir = match evidence::data_dir(data_dir) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    let Some(database) = evidence::database().cloned() else {
+        eprintln!("error: a worker needs --database-url postgres://…, the servers' database");
+        return Outcome::BadInput;
+    };
+    let config = aqiqat_server::remote::WorkerConfig {
+        data_dir,
+        database,
+        queue: nats.settings(queue.trim()),
+        workers: workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        limits: Limits {
+            max_duration_s: max_duration,
+            ..Limits::default()
+        },
+    };
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    match runtime.block_on(aqiqat_server::remote::run_worker(config)) {
         Ok(()) => Outcome::Ok,
         Err(e) => {
             eprintln!("error: {e}");

@@ -97,7 +97,9 @@ fn writer(mut log: Log, inbox: mpsc::Receiver<Request>) {
             .any(|k| !keys.insert(k))
         {
             for r in &batch {
-                let _ = r.reply.send(log.append_keyed(&[item(r)]).map(|mut e| e.remove(0)));
+                let _ = r
+                    .reply
+                    .send(log.append_keyed(&[item(r)]).map(|mut e| e.remove(0)));
             }
             continue;
         }
@@ -110,7 +112,9 @@ fn writer(mut log: Log, inbox: mpsc::Receiver<Request>) {
             }
             Err(_) if batch.len() > 1 => {
                 for r in &batch {
-                    let _ = r.reply.send(log.append_keyed(&[item(r)]).map(|mut e| e.remove(0)));
+                    let _ = r
+                        .reply
+                        .send(log.append_keyed(&[item(r)]).map(|mut e| e.remove(0)));
                 }
             }
             Err(e) => {

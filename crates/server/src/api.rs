@@ -58,6 +58,17 @@ pub struct Config {
     /// Web origins whose pages may call the API from a browser (`--allowed-origin`); they get
     /// CORS answers. None by default: only the server's own page.
     pub allowed_origins: Vec<String>,
+    /// Queue jobs on this NATS JetStream instead of this process's own workers
+    /// (`--queue nats://…`; needs a PostgreSQL `database`).
+    pub nats: Option<crate::queue::QueueSettings>,
+}
+
+/// Where accepted uploads go to be scanned.
+enum Dispatch {
+    /// This process's worker threads, through a bounded channel.
+    Local(mpsc::Sender<String>),
+    /// Workers anywhere, through the JetStream work queue.
+    Nats(Arc<crate::queue::JobQueue>),
 }
 
 struct Inner {
@@ -67,7 +78,7 @@ struct Inner {
     /// Listening beyond loopback: keys are mandatory even before one exists.
     keys_required: bool,
     jobs: Arc<JobStore>,
-    queue: mpsc::Sender<String>,
+    dispatch: Dispatch,
     log: Mutex<Log>,
     counters: Arc<Counters>,
     limits: Limits,
@@ -106,8 +117,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
 
+    let remote = match &config.nats {
+        Some(settings) => Some(Arc::new(
+            crate::queue::JobQueue::connect(settings.clone()).await?,
+        )),
+        None => None,
+    };
     // Opening the stores may connect to PostgreSQL, whose client blocks.
-    let (router, resume) = blocking(|| router(&config))?;
+    let (router, resume) = blocking(|| router(&config, remote))?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
@@ -143,7 +160,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -163,6 +180,7 @@ async fn shutdown_signal() {
 /// previous process accepted but did not finish; run it once the server is up.
 pub fn router(
     config: &Config,
+    remote: Option<Arc<crate::queue::JobQueue>>,
 ) -> Result<
     (
         Router,
@@ -203,28 +221,47 @@ pub fn router(
     )?);
     let scanner = Scanner::embedded(config.limits)
         .map_err(|e| format!("the built-in detector cannot be loaded: {e}"))?;
+    if remote.is_some() && !matches!(config.database, Some(aqiqat_store::Location::Postgres(_))) {
+        return Err(
+            "--queue needs --database-url postgres://…: the jobs, their uploads and the log \
+             must be where every worker can reach them"
+                .into(),
+        );
+    }
     let counters = Arc::new(Counters::default());
-    let capacity = config.queue.max(1);
+    let capacity = match &remote {
+        Some(q) => q.settings().capacity,
+        None => config.queue.max(1),
+    };
     let (queue, inbox) = mpsc::channel(capacity);
-    let workers = config.workers.max(1);
+    // With a remote queue this process only takes uploads: `aqiqat worker` scans them.
+    let workers = if remote.is_some() {
+        0
+    } else {
+        config.workers.max(1)
+    };
     let scanner = Arc::new(scanner);
     let voiceprints = Arc::new(Mutex::new(
         aqiqat_voiceprints::VoiceprintStore::open(&config.data_dir, config.database.as_ref())
             .map_err(|e| e.to_string())?,
     ));
-    worker::spawn(
-        workers,
-        Workers {
-            scanner: Arc::clone(&scanner),
-            jobs: Arc::clone(&jobs),
-            group: aqiqat_evidence::group::GroupCommit::start(writer),
-            signer: Arc::new(signer),
-            counters: Arc::clone(&counters),
-            voiceprints: Arc::clone(&voiceprints),
-        },
-        inbox,
-    );
-    let unfinished = jobs.unfinished()?;
+    let unfinished = if workers > 0 {
+        worker::spawn(
+            workers,
+            Workers {
+                scanner: Arc::clone(&scanner),
+                jobs: Arc::clone(&jobs),
+                group: aqiqat_evidence::group::GroupCommit::start(writer),
+                signer: Arc::new(signer),
+                counters: Arc::clone(&counters),
+                voiceprints: Arc::clone(&voiceprints),
+            },
+            inbox,
+        );
+        jobs.unfinished()?
+    } else {
+        Vec::new()
+    };
     let resume_queue = queue.clone();
     let resume = async move {
         for id in unfinished {
@@ -239,7 +276,10 @@ pub fn router(
         keys,
         keys_required,
         jobs,
-        queue,
+        dispatch: match remote {
+            Some(q) => Dispatch::Nats(q),
+            None => Dispatch::Local(queue),
+        },
         log: Mutex::new(reader),
         counters,
         limits: config.limits,
@@ -517,7 +557,18 @@ async fn health(State(s): State<AppState>) -> Response {
         "version": env!("CARGO_PKG_VERSION"),
         "workers": s.0.workers,
         "queue_capacity": s.0.queue_capacity,
-        "queue_free": s.0.queue.capacity(),
+        "queue_free": match &s.0.dispatch {
+            Dispatch::Local(q) => Some(q.capacity() as u64),
+            Dispatch::Nats(q) => q
+                .depth()
+                .await
+                .ok()
+                .map(|d| (s.0.queue_capacity as u64).saturating_sub(d)),
+        },
+        "queue": match &s.0.dispatch {
+            Dispatch::Local(_) => "local",
+            Dispatch::Nats(_) => "nats",
+        },
     }))
     .into_response()
 }
@@ -570,7 +621,10 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "aqiqat_queue_waiting",
         "gauge",
         "Uploads accepted and waiting for a worker.",
-        (s.0.queue_capacity - s.0.queue.capacity()).to_string(),
+        match &s.0.dispatch {
+            Dispatch::Local(q) => (s.0.queue_capacity - q.capacity()).to_string(),
+            Dispatch::Nats(q) => q.depth().await.map_or("NaN".into(), |d| d.to_string()),
+        },
     );
     out.push_str("# HELP aqiqat_jobs Jobs stored, by state.\n# TYPE aqiqat_jobs gauge\n");
     for (state, n) in blocking(|| s.0.jobs.counts()) {
@@ -646,7 +700,11 @@ async fn create_scan(
         return too_large(s.0.limits.max_input_bytes);
     }
     // A full queue is said before a byte of the body is read.
-    if s.0.queue.capacity() == 0 {
+    let full = match &s.0.dispatch {
+        Dispatch::Local(q) => q.capacity() == 0,
+        Dispatch::Nats(q) => !q.has_room().await,
+    };
+    if full {
         return queue_full();
     }
     let mut upload = match Incoming::create(&s.0.jobs, s.0.limits.max_input_bytes).await {
@@ -782,36 +840,70 @@ async fn create_scan(
         Ok(None) => None,
         Err(r) => return r,
     };
-    // Reserve a queue slot before making a job: a full queue stores nothing.
-    let permit = match s.0.queue.clone().try_reserve_owned() {
-        Ok(p) => p,
-        Err(_) => return queue_full(),
-    };
     let id = jobs::new_id();
     let jobs = Arc::clone(&s.0.jobs);
     let size = upload.size;
     let incoming = upload.keep();
-    let stored = {
-        let id = id.clone();
-        let name = name.clone();
-        tokio::task::spawn_blocking(move || {
-            jobs.create(
-                &id,
-                name.as_deref(),
-                &incoming,
-                size,
-                &context,
-                claimed.as_deref(),
-            )
-        })
-        .await
-    };
-    match stored {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e.to_string()),
+    match &s.0.dispatch {
+        Dispatch::Local(queue) => {
+            // Reserve a queue slot before making a job: a full queue stores nothing.
+            let permit = match queue.clone().try_reserve_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    let _ = std::fs::remove_file(&incoming);
+                    return queue_full();
+                }
+            };
+            let stored = {
+                let id = id.clone();
+                let name = name.clone();
+                tokio::task::spawn_blocking(move || {
+                    jobs.create(
+                        &id,
+                        name.as_deref(),
+                        &incoming,
+                        size,
+                        &context,
+                        claimed.as_deref(),
+                    )
+                })
+                .await
+            };
+            match stored {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return internal(e),
+                Err(e) => return internal(e.to_string()),
+            }
+            permit.send(id.clone());
+        }
+        Dispatch::Nats(queue) => {
+            // The row and the bytes in the shared database first, then the message: a worker
+            // that gets the id finds everything it needs.
+            let stored = {
+                let (id, name, jobs) = (id.clone(), name.clone(), Arc::clone(&jobs));
+                tokio::task::spawn_blocking(move || {
+                    let bytes = std::fs::read(&incoming).map_err(|e| format!("spool: {e}"));
+                    let _ = std::fs::remove_file(&incoming);
+                    jobs.create_shared(&id, name.as_deref(), &bytes?, &context, claimed.as_deref())
+                })
+                .await
+            };
+            match stored {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return internal(e),
+                Err(e) => return internal(e.to_string()),
+            }
+            if let Err(e) = queue.publish(&id).await {
+                // Not queued: nothing of it stays.
+                let (jobs, gone) = (Arc::clone(&jobs), id.clone());
+                let _ = tokio::task::spawn_blocking(move || jobs.discard(&gone)).await;
+                return match e {
+                    crate::queue::PublishError::Full => queue_full(),
+                    crate::queue::PublishError::Other(e) => internal(format!("queue: {e}")),
+                };
+            }
+        }
     }
-    permit.send(id.clone());
     let location = format!("/v1/scans/{id}");
     (
         StatusCode::ACCEPTED,

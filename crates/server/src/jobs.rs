@@ -97,6 +97,10 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS job_claims (
         job_id TEXT PRIMARY KEY,
         voiceprint_id TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS job_uploads (
+        job_id TEXT PRIMARY KEY,
+        bytes BYTEA NOT NULL
     );";
 
 fn jobs_error(e: DbError) -> String {
@@ -183,33 +187,61 @@ impl JobStore {
         })?;
         let now = aqiqat_evidence::utc_now();
         self.lock()
-            .write_transaction(|tx| {
-                tx.execute(
-                    "INSERT INTO jobs(id, state, created_at, updated_at, name, size_bytes, case_id, operator, note)
-                     VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    args![
-                        id,
-                        &now,
-                        name,
-                        size,
-                        &context.case_id,
-                        &context.operator,
-                        &context.note
-                    ],
-                )?;
-                if let Some(voiceprint) = claimed {
-                    tx.execute(
-                        "INSERT INTO job_claims(job_id, voiceprint_id) VALUES (?1, ?2)",
-                        args![id, voiceprint],
-                    )?;
-                }
-                Ok::<_, DbError>(())
-            })
+            .write_transaction(|tx| insert_job(tx, id, &now, name, size, context, claimed))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&path);
                 jobs_error(e)
             })?;
         Ok(())
+    }
+
+    /// Makes a job whose upload every worker can read: the row, the claim and the bytes in
+    /// one transaction of the shared database (for `serve --queue`). After this returns the
+    /// job survives a crash of this machine.
+    pub fn create_shared(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        bytes: &[u8],
+        context: &Context,
+        claimed: Option<&str>,
+    ) -> Result<(), String> {
+        let now = aqiqat_evidence::utc_now();
+        self.lock()
+            .write_transaction(|tx| {
+                insert_job(tx, id, &now, name, bytes.len() as u64, context, claimed)?;
+                tx.execute(
+                    "INSERT INTO job_uploads(job_id, bytes) VALUES (?1, ?2)",
+                    args![id, bytes],
+                )?;
+                Ok::<_, DbError>(())
+            })
+            .map_err(jobs_error)
+    }
+
+    /// A shared job's upload, while the job is unfinished.
+    pub fn upload(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        let row = self
+            .lock()
+            .query_opt("SELECT bytes FROM job_uploads WHERE job_id = ?1", args![id])
+            .map_err(jobs_error)?;
+        row.map(|r| r.blob(0).map_err(jobs_error)).transpose()
+    }
+
+    /// Removes a job that could not be queued: row, claim and upload.
+    pub fn discard(&self, id: &str) -> Result<(), String> {
+        self.lock()
+            .write_transaction(|tx| {
+                for table in [
+                    "job_uploads WHERE job_id",
+                    "job_claims WHERE job_id",
+                    "jobs WHERE id",
+                ] {
+                    tx.execute(&format!("DELETE FROM {table} = ?1"), args![id])?;
+                }
+                Ok::<_, DbError>(())
+            })
+            .map_err(jobs_error)
     }
 
     /// The voiceprint a job's scan is to compare the voice with, if one was claimed.
@@ -249,7 +281,7 @@ impl JobStore {
             "UPDATE jobs SET state = 'done', updated_at = ?2, result = ?3, leaf_index = ?4, leaf_hash = ?5 WHERE id = ?1",
             args![&text, index, leaf],
         )?;
-        let _ = std::fs::remove_file(self.spool_path(id));
+        self.drop_upload(id);
         Ok(())
     }
 
@@ -259,8 +291,16 @@ impl JobStore {
             "UPDATE jobs SET state = 'failed', updated_at = ?2, error_kind = ?3, error_message = ?4 WHERE id = ?1",
             args![kind, message],
         )?;
-        let _ = std::fs::remove_file(self.spool_path(id));
+        self.drop_upload(id);
         Ok(())
+    }
+
+    /// A finished job's bytes are not kept, wherever they were.
+    fn drop_upload(&self, id: &str) {
+        let _ = std::fs::remove_file(self.spool_path(id));
+        let _ = self
+            .lock()
+            .execute("DELETE FROM job_uploads WHERE job_id = ?1", args![id]);
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Job>, String> {
@@ -312,6 +352,38 @@ impl JobStore {
             .filter_map(|r| Some((JobState::parse(&r.text(0).ok()?), r.int(1).ok()? as u64)))
             .collect()
     }
+}
+
+/// A new job's row, and its claimed voiceprint.
+fn insert_job(
+    tx: &mut aqiqat_store::Tx<'_>,
+    id: &str,
+    now: &str,
+    name: Option<&str>,
+    size: u64,
+    context: &Context,
+    claimed: Option<&str>,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO jobs(id, state, created_at, updated_at, name, size_bytes, case_id, operator, note)
+         VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)",
+        args![
+            id,
+            now,
+            name,
+            size,
+            &context.case_id,
+            &context.operator,
+            &context.note
+        ],
+    )?;
+    if let Some(voiceprint) = claimed {
+        tx.execute(
+            "INSERT INTO job_claims(job_id, voiceprint_id) VALUES (?1, ?2)",
+            args![id, voiceprint],
+        )?;
+    }
+    Ok(())
 }
 
 fn job_from_row(r: &Row) -> Result<Job, DbError> {

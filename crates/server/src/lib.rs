@@ -16,6 +16,8 @@ mod api;
 pub mod auth;
 pub mod guard;
 mod jobs;
+pub mod queue;
+pub mod remote;
 pub mod stream;
 mod worker;
 

@@ -56,23 +56,56 @@ pub fn spawn(workers: usize, shared: Workers, queue: mpsc::Receiver<String>) {
 }
 
 fn process(w: &Workers, id: &str) {
-    let job = match w.jobs.get(id) {
-        Ok(Some(job)) => job,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!("job {id}: {e}");
-            return;
-        }
-    };
     let bytes = match std::fs::read(w.jobs.spool_path(id)) {
         Ok(b) => b,
         Err(e) => {
-            let _ = w
-                .jobs
-                .fail(id, "internal", &format!("the upload was lost: {e}"));
-            w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
+            if matches!(w.jobs.get(id), Ok(Some(_))) {
+                let _ = w
+                    .jobs
+                    .fail(id, "internal", &format!("the upload was lost: {e}"));
+                w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
+    };
+    run_job(w, id, bytes, true);
+}
+
+/// How a run of a job ended.
+#[derive(Debug, PartialEq)]
+pub enum Ended {
+    /// The job is `done` (now, or already before: a job delivered again is left alone).
+    Done,
+    /// The job is `failed` for good.
+    Failed,
+    /// Our fault, and attempts remain: the job stays unfinished for another delivery.
+    Retry(String),
+    /// No such job.
+    Unknown,
+}
+
+/// Scans job `id`'s `bytes` (with its claimed voiceprint), signs and logs the result (once per
+/// job, whatever the deliveries), and stores it on the job. An internal failure marks the job
+/// `failed` only on its `last_attempt`; a bad input always does. Local and remote workers both
+/// run jobs through here.
+pub fn run_job(w: &Workers, id: &str, bytes: Vec<u8>, last_attempt: bool) -> Ended {
+    let job = match w.jobs.get(id) {
+        Ok(Some(job)) => job,
+        Ok(None) => return Ended::Unknown,
+        Err(e) => return Ended::Retry(e),
+    };
+    match job.state {
+        crate::JobState::Done => return Ended::Done,
+        crate::JobState::Failed => return Ended::Failed,
+        _ => {}
+    }
+    let fail = |kind: &str, message: String| {
+        if kind == "internal" && !last_attempt {
+            return Ended::Retry(message);
+        }
+        let _ = w.jobs.fail(id, kind, &message);
+        w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
+        Ended::Failed
     };
     // The claimed voiceprint, checked against the caller's key when the job was made.
     let claimed = match w.jobs.claimed(id) {
@@ -85,26 +118,18 @@ fn process(w: &Workers, id: &str) {
                 .get(&aqiqat_voiceprints::Owner::Local, &voiceprint);
             match found {
                 Ok(v) => Some(crate::claimed_voice(v)),
-                Err(e) => {
-                    let (kind, message) = match e {
-                        aqiqat_voiceprints::VoiceprintError::NotFound(_) => (
-                            "bad_input",
-                            format!(
-                                "the claimed voiceprint {voiceprint} was deleted before the scan ran"
-                            ),
+                Err(aqiqat_voiceprints::VoiceprintError::NotFound(_)) => {
+                    return fail(
+                        "bad_input",
+                        format!(
+                            "the claimed voiceprint {voiceprint} was deleted before the scan ran"
                         ),
-                        other => ("internal", other.to_string()),
-                    };
-                    let _ = w.jobs.fail(id, kind, &message);
-                    w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    );
                 }
+                Err(other) => return fail("internal", other.to_string()),
             }
         }
-        Err(e) => {
-            tracing::error!("job {id}: {e}");
-            return;
-        }
+        Err(e) => return Ended::Retry(e),
     };
     let _ = w.jobs.mark_running(id);
     let started = std::time::Instant::now();
@@ -121,15 +146,9 @@ fn process(w: &Workers, id: &str) {
             } else {
                 "internal"
             };
-            let _ = w.jobs.fail(id, kind, &e.to_string());
-            w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
-            return;
+            return fail(kind, e.to_string());
         }
-        Err(_) => {
-            let _ = w.jobs.fail(id, "internal", "the scan crashed");
-            w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+        Err(_) => return fail("internal", "the scan crashed".into()),
     };
     let audio_ms = (result.media.duration_s().unwrap_or(0.0) * 1000.0) as u64;
     let value = serde_json::to_value(&result).expect("scan results serialise");
@@ -142,15 +161,19 @@ fn process(w: &Workers, id: &str) {
         .and_then(|draft| {
             let record = SignedRecord::sign(draft, aqiqat_evidence::utc_now(), &w.signer);
             // Keyed by the job: a job run again after a crash between the append and the
-            // job's update gets its first record back, not a second one.
+            // job's update (or delivered twice) gets its first record back, not a second one.
             w.group
-                .append_once(record, job.context.case_id.clone(), Some(format!("job:{id}")))
+                .append_once(
+                    record,
+                    job.context.case_id.clone(),
+                    Some(format!("job:{id}")),
+                )
                 .map_err(|e| e.to_string())
         });
     match logged {
         Ok(entry) => {
             if let Err(e) = w.jobs.finish(id, &value, entry.index, &entry.leaf_hash) {
-                tracing::error!("job {id}: {e}");
+                return Ended::Retry(e);
             }
             w.counters.scans_done.fetch_add(1, Ordering::Relaxed);
             w.counters
@@ -159,10 +182,8 @@ fn process(w: &Workers, id: &str) {
             w.counters
                 .audio_seconds_total_ms
                 .fetch_add(audio_ms, Ordering::Relaxed);
+            Ended::Done
         }
-        Err(e) => {
-            let _ = w.jobs.fail(id, "internal", &format!("evidence: {e}"));
-            w.counters.scans_failed.fetch_add(1, Ordering::Relaxed);
-        }
+        Err(e) => fail("internal", format!("evidence: {e}")),
     }
 }
