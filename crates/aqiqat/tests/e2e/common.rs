@@ -248,3 +248,37 @@ impl CliEnv {
         String::from_utf8(out.stdout).unwrap()
     }
 }
+
+/// An HTTP answer, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut r = r.expect("the request reaches the server");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(50 << 20)
+        .read_to_vec()
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}

@@ -7,6 +7,7 @@ mod cli;
 mod evidence;
 mod long_input;
 mod provenance;
+mod queue;
 mod scan;
 mod serve;
 mod stream;

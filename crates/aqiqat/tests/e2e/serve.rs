@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{Backend, Server, agent, smoke};
+use common::{Backend, Reply, Server, agent, reply, smoke};
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
@@ -35,39 +35,6 @@ on_both_backends!(
     api_keys_are_needed_once_one_exists_and_rates_are_enforced,
     voiceprints_belong_to_the_key_that_enrolled_them,
 );
-
-struct Reply {
-    status: u16,
-    headers: ureq::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-    let mut r = r.expect("the request reaches the server");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r
-        .body_mut()
-        .with_config()
-        .limit(50 << 20)
-        .read_to_vec()
-        .unwrap();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
 
 fn get(s: &Server, path: &str) -> Reply {
     reply(agent().get(&s.url(path)).call())

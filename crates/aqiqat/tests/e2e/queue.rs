@@ -1,0 +1,388 @@
+//! Scanning across machines: `serve --queue nats://…` and `aqiqat worker` processes, with a real
+//! `nats-server` (JetStream, file storage; Debian's package) and the PostgreSQL test server on
+//! loopback. Workers are killed, NATS is restarted, the stream fills up, a job fails on every
+//! delivery, and two servers answer for the same jobs.
+
+use crate::common;
+
+use common::{Backend, Server, agent, smoke};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `nats-server` with JetStream on a free loopback port, its store in `dir`.
+struct Nats {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(dir, port)
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Self {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian: nats-server) is installed");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Killed outright and started again on the same port and store.
+    fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (dir, port) = (self.dir.clone(), self.port);
+        std::mem::forget(self);
+        Self::start_on(&dir, port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Worker(Child);
+
+impl Worker {
+    fn start(backend: &Backend, data: &Path, nats: &Nats, extra: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_aqiqat"));
+        let mut child = backend
+            .apply(&mut command)
+            .args(["worker", "--queue", &nats.url(), "--workers", "1"])
+            .args(extra)
+            .env("AQIQAT_DATA_DIR", data)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the worker ended before it was ready"
+            );
+            if line.starts_with("aqiqat worker ready") {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stderr.read_to_string(&mut sink);
+        });
+        Self(child)
+    }
+
+    fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn call(
+    r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> (u16, ureq::http::HeaderMap, Value) {
+    let r = common::reply(r);
+    let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    (r.status, r.headers, body)
+}
+
+fn upload(server: &Server, bytes: &[u8], query: &str) -> (u16, ureq::http::HeaderMap, Value) {
+    call(
+        agent()
+            .post(&server.url(&format!("/v1/scans{query}")))
+            .header("Content-Type", "application/octet-stream")
+            .send(bytes),
+    )
+}
+
+fn job(server: &Server, id: &str) -> Value {
+    call(agent().get(&server.url(&format!("/v1/scans/{id}"))).call()).2
+}
+
+fn wait_for(server: &Server, id: &str, states: &[&str], within: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let j = job(server, id);
+        if states.contains(&j["state"].as_str().unwrap_or_default()) {
+            return j;
+        }
+        assert!(
+            start.elapsed() < within,
+            "job {id} never reached {states:?}: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn serve_on_nats(backend: &Backend, data: &Path, nats: &Nats, extra: &[&str]) -> Server {
+    let mut args = vec!["--queue", nats.url().leak() as &str, "--ack-wait", "2"];
+    args.extend_from_slice(extra);
+    Server::start_on(backend, data, &args)
+}
+
+/// A long recording (ten minutes of a smoke clip, repeated), so a scan lasts long enough to
+/// kill its worker in the middle.
+fn long_recording(dir: &Path) -> Vec<u8> {
+    let clip = common::decode_with_aqiqat(&smoke(0), 16_000, dir);
+    let wav = dir.join("long.wav");
+    common::write_wav_16k(
+        &wav,
+        clip.iter()
+            .cycle()
+            .take(16_000 * 600)
+            .map(|x| (x * 32_767.0) as i16),
+    );
+    std::fs::read(wav).unwrap()
+}
+
+#[test]
+fn jobs_survive_a_restarted_nats_and_a_worker_killed_mid_job() {
+    let backend = Backend::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut nats = Nats::start(&dir.path().join("nats"));
+    let server = serve_on_nats(&backend, &data, &nats, &[]);
+
+    // Accepted while no worker runs, then NATS dies and comes back: nothing is lost.
+    let short: Vec<String> = (0..3)
+        .map(|n| {
+            let (status, _, body) = upload(&server, &std::fs::read(smoke(n)).unwrap(), "");
+            assert_eq!(status, 202, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    nats = nats.restart();
+    let long = long_recording(dir.path());
+    let (status, _, body) = upload(&server, &long, "?name=long.wav");
+    assert_eq!(status, 202, "{body}");
+    let long_id = body["id"].as_str().unwrap().to_owned();
+
+    // One worker takes jobs; killed while it scans the long one.
+    let first = Worker::start(&backend, &data, &nats, &["--ack-wait", "2"]);
+    for id in &short {
+        wait_for(&server, id, &["done"], Duration::from_secs(60));
+    }
+    wait_for(&server, &long_id, &["running"], Duration::from_secs(60));
+    first.kill();
+    assert_eq!(job(&server, &long_id)["state"], "running");
+
+    // Another worker gets it once the first has stopped reporting progress.
+    let _second = Worker::start(&backend, &data, &nats, &["--ack-wait", "2"]);
+    let done = wait_for(
+        &server,
+        &long_id,
+        &["done", "failed"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(done["state"], "done", "{done}");
+    assert!((done["result"]["media"]["duration_s"].as_f64().unwrap() - 600.0).abs() < 1.0);
+
+    // One record per job in the shared log, whoever ran it and however often.
+    let mut indices: Vec<u64> = short
+        .iter()
+        .chain([&long_id])
+        .map(|id| job(&server, id)["record"]["index"].as_u64().unwrap())
+        .collect();
+    indices.sort();
+    assert_eq!(indices, vec![0, 1, 2, 3]);
+    let head = call(agent().get(&server.url("/v1/log/head")).call()).2;
+    assert_eq!(head["tree_size"], 4, "{head}");
+    let _ = nats;
+}
+
+#[test]
+fn a_job_failing_on_every_delivery_ends_failed_and_the_others_pass() {
+    let backend = Backend::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nats = Nats::start(&dir.path().join("nats"));
+    let server = serve_on_nats(&backend, &data, &nats, &["--max-deliver", "2"]);
+
+    // A voiceprint enrolled through the server, sealed under the server's voiceprint key.
+    let manifest = std::fs::read_to_string(common::smoke_dir().join("smoke.tsv")).unwrap();
+    let lj: Vec<Vec<u8>> = manifest
+        .lines()
+        .filter(|l| l.contains("\topenseq2seq-centaur\tLJ-voice\t"))
+        .take(4)
+        .map(|l| std::fs::read(common::smoke_dir().join(l.split('\t').next().unwrap())).unwrap())
+        .collect();
+    let boundary = "q0boundary";
+    let mut form = Vec::new();
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nLJ\r\n")
+            .as_bytes(),
+    );
+    for clip in &lj {
+        form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.flac\"\r\nContent-Type: audio/flac\r\n\r\n").as_bytes());
+        form.extend_from_slice(clip);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let (status, _, body) = call(
+        agent()
+            .post(&server.url("/v1/voiceprints"))
+            .header(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send(&form[..]),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // A worker set up without the voiceprint key: every delivery of a claimed job fails on
+    // its side, never on the upload's.
+    let worker_data = dir.path().join("worker");
+    std::fs::create_dir_all(worker_data.join("keys")).unwrap();
+    for key in ["signing-key.pem", "public-key.pem"] {
+        std::fs::copy(
+            data.join("keys").join(key),
+            worker_data.join("keys").join(key),
+        )
+        .unwrap();
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            worker_data.join("keys"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            worker_data.join("keys/signing-key.pem"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let claimed = upload(&server, &std::fs::read(smoke(30)).unwrap(), "?claimed=LJ");
+    assert_eq!(claimed.0, 202, "{}", claimed.2);
+    let plain = upload(&server, &std::fs::read(smoke(1)).unwrap(), "");
+    let _worker = Worker::start(
+        &backend,
+        &worker_data,
+        &nats,
+        &["--max-deliver", "2", "--ack-wait", "2"],
+    );
+    let failed = wait_for(
+        &server,
+        claimed.2["id"].as_str().unwrap(),
+        &["failed", "done"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["error"]["kind"], "internal");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be opened"),
+        "{failed}"
+    );
+    let done = wait_for(
+        &server,
+        plain.2["id"].as_str().unwrap(),
+        &["done", "failed"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(done["state"], "done", "{done}");
+}
+
+#[test]
+fn a_full_stream_answers_503_and_two_servers_share_the_jobs() {
+    let backend = Backend::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nats = Nats::start(&dir.path().join("nats"));
+    let first = serve_on_nats(&backend, &data, &nats, &["--queue-size", "2"]);
+    let clip = std::fs::read(smoke(2)).unwrap();
+    let accepted: Vec<String> = (0..2)
+        .map(|_| {
+            let (status, _, body) = upload(&first, &clip, "");
+            assert_eq!(status, 202, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let (status, headers, body) = upload(&first, &clip, "");
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    let jobs_stored = |s: &Server| {
+        let mut r = agent().get(&s.url("/metrics")).call().unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("aqiqat_jobs{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(
+        jobs_stored(&first),
+        2,
+        "the refused upload left nothing behind"
+    );
+
+    // A second server on the same database and queue, with the same keys, answers for the
+    // first one's jobs.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(data.join("keys"))
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let second = serve_on_nats(&backend, &other, &nats, &["--queue-size", "2"]);
+    let _worker = Worker::start(&backend, &data, &nats, &[]);
+    for id in &accepted {
+        let done = wait_for(&second, id, &["done", "failed"], Duration::from_secs(60));
+        assert_eq!(done["state"], "done", "{done}");
+        let (status, _, record) = call(
+            agent()
+                .get(&second.url(&format!("/v1/scans/{id}/record")))
+                .call(),
+        );
+        assert_eq!(status, 200, "{record}");
+    }
+    // Room again: the queue drained.
+    assert_eq!(upload(&second, &clip, "").0, 202);
+}
