@@ -124,7 +124,21 @@ pub async fn serve(config: Config) -> Result<(), String> {
         None => None,
     };
     // Opening the stores may connect to PostgreSQL, whose client blocks.
-    let (router, resume) = blocking(|| router(&config, remote))?;
+    let (router, resume) = blocking(|| router(&config, remote.clone()))?;
+    if let Some(queue) = remote {
+        // The PostgreSQL client blocks: never on an executor thread.
+        let jobs = blocking(|| {
+            crate::JobStore::open(
+                &crate::Storage::new(&config.data_dir, config.database.as_ref()).server,
+                &config.data_dir.join("spool"),
+            )
+            .map(Arc::new)
+        });
+        let given_up = queue.given_up().await;
+        if let (Ok(jobs), Ok(given_up)) = (jobs, given_up) {
+            tokio::spawn(mark_given_up(jobs, given_up, queue.settings().max_deliver));
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
@@ -158,6 +172,34 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await;
     blocking(|| drop(router));
     Ok(())
+}
+
+/// Jobs NATS stopped delivering (each stopped its worker every time) end `failed`.
+async fn mark_given_up(
+    jobs: Arc<JobStore>,
+    given_up: impl futures_util::Stream<Item = String>,
+    attempts: i64,
+) {
+    use futures_util::StreamExt;
+    let mut given_up = std::pin::pin!(given_up);
+    while let Some(id) = given_up.next().await {
+        let jobs = Arc::clone(&jobs);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(Some(job)) = jobs.get(&id)
+                && !matches!(job.state, JobState::Done | JobState::Failed)
+            {
+                let _ = jobs.fail(
+                    &id,
+                    "internal",
+                    &format!(
+                        "no worker finished this job in {attempts} deliveries (each stopped \
+                         answering mid-scan); it was given up"
+                    ),
+                );
+            }
+        })
+        .await;
+    }
 }
 
 pub(crate) async fn shutdown_signal() {

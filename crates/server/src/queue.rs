@@ -54,6 +54,7 @@ pub enum PublishError {
 }
 
 pub struct JobQueue {
+    client: async_nats::Client,
     js: jetstream::Context,
     settings: QueueSettings,
 }
@@ -67,8 +68,12 @@ impl JobQueue {
             .connect(settings.url.as_str())
             .await
             .map_err(|e| format!("cannot reach NATS at {}: {e}", settings.url))?;
-        let js = jetstream::new(client);
-        let queue = Self { js, settings };
+        let js = jetstream::new(client.clone());
+        let queue = Self {
+            client,
+            js,
+            settings,
+        };
         queue.stream().await?;
         Ok(queue)
     }
@@ -138,6 +143,32 @@ impl JobQueue {
         self.depth()
             .await
             .is_ok_and(|d| d < self.settings.capacity as u64)
+    }
+
+    /// Job ids NATS gave up on: delivered `max_deliver` times without an answer (a job that
+    /// stops its worker every time). Each is taken out of the stream, so it no longer holds a
+    /// place in it. The caller marks the job failed.
+    pub async fn given_up(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = String> + use<>, String> {
+        use futures_util::StreamExt;
+        let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.{CONSUMER}");
+        let advisories = self
+            .client
+            .subscribe(subject)
+            .await
+            .map_err(|e| e.to_string())?;
+        let stream = self.stream().await?;
+        Ok(advisories.filter_map(move |m| {
+            let stream = stream.clone();
+            async move {
+                let advisory: serde_json::Value = serde_json::from_slice(&m.payload).ok()?;
+                let sequence = advisory["stream_seq"].as_u64()?;
+                let message = stream.get_raw_message(sequence).await.ok()?;
+                let _ = stream.delete_message(sequence).await;
+                Some(String::from_utf8_lossy(&message.payload).into_owned())
+            }
+        }))
     }
 
     pub fn settings(&self) -> &QueueSettings {

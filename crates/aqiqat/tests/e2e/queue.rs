@@ -386,3 +386,47 @@ fn a_full_stream_answers_503_and_two_servers_share_the_jobs() {
     // Room again: the queue drained.
     assert_eq!(upload(&second, &clip, "").0, 202);
 }
+
+/// A job that stops its worker on every delivery (here: the worker is killed mid-scan each
+/// time) is given up by NATS after `--max-deliver`, and the server marks it failed.
+#[test]
+fn a_job_that_kills_every_worker_is_given_up_and_failed() {
+    let backend = Backend::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nats = Nats::start(&dir.path().join("nats"));
+    let settings = ["--max-deliver", "2", "--ack-wait", "1"];
+    let server = serve_on_nats(&backend, &data, &nats, &settings[..2]);
+    let (status, _, body) = upload(&server, &long_recording(dir.path()), "?name=poison.wav");
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let mut last_start = String::new();
+    for delivery in 1..=2 {
+        let worker = Worker::start(&backend, &data, &nats, &settings);
+        let start = Instant::now();
+        loop {
+            let j = job(&server, &id);
+            if j["state"] == "running" && j["updated_at"].as_str() != Some(&last_start) {
+                last_start = j["updated_at"].as_str().unwrap().to_owned();
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "delivery {delivery}: {j}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        worker.kill();
+    }
+    // NATS gives up when it would deliver a third time, that is when a worker asks for work.
+    let _third = Worker::start(&backend, &data, &nats, &settings);
+    let failed = wait_for(&server, &id, &["failed", "done"], Duration::from_secs(30));
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("given up"),
+        "{failed}"
+    );
+}
