@@ -668,6 +668,28 @@ async fn metrics(State(s): State<AppState>) -> Response {
             Dispatch::Nats(q) => q.depth().await.map_or("NaN".into(), |d| d.to_string()),
         },
     );
+    if let Dispatch::Nats(q) = &s.0.dispatch
+        && let Some((in_flight, redelivered, waiting)) = q.workers().await
+    {
+        metric(
+            "aqiqat_queue_in_flight",
+            "gauge",
+            "Jobs a worker holds now (delivered, not yet acknowledged).",
+            in_flight.to_string(),
+        );
+        metric(
+            "aqiqat_queue_redelivered",
+            "gauge",
+            "Jobs delivered more than once and not yet acknowledged (a worker died or failed).",
+            redelivered.to_string(),
+        );
+        metric(
+            "aqiqat_workers_waiting",
+            "gauge",
+            "Worker tasks waiting for a job (idle capacity across all worker machines).",
+            waiting.to_string(),
+        );
+    }
     out.push_str("# HELP aqiqat_jobs Jobs stored, by state.\n# TYPE aqiqat_jobs gauge\n");
     for (state, n) in blocking(|| s.0.jobs.counts()) {
         out.push_str(&format!("aqiqat_jobs{{state=\"{}\"}} {n}\n", state.label()));

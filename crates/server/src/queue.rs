@@ -138,6 +138,16 @@ impl JobQueue {
         Ok(info.state.messages)
     }
 
+    /// The workers' side of the queue: `(in flight, redelivered, workers waiting for work)`;
+    /// `None` before any worker has connected (the consumer is theirs to make).
+    pub async fn workers(&self) -> Option<(usize, usize, usize)> {
+        let stream = self.stream().await.ok()?;
+        let consumer: consumer::Consumer<consumer::pull::Config> =
+            stream.get_consumer(CONSUMER).await.ok()?;
+        let info = consumer.get_info().await.ok()?;
+        Some((info.num_ack_pending, info.num_redelivered, info.num_waiting))
+    }
+
     /// Whether another job fits now.
     pub async fn has_room(&self) -> bool {
         self.depth()

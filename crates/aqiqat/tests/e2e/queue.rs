@@ -385,6 +385,22 @@ fn a_full_stream_answers_503_and_two_servers_share_the_jobs() {
     }
     // Room again: the queue drained.
     assert_eq!(upload(&second, &clip, "").0, 202);
+    // The operator sees the workers' side of the queue.
+    let start = Instant::now();
+    loop {
+        let mut r = agent().get(&first.url("/metrics")).call().unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        let waiting = text
+            .lines()
+            .find_map(|l| l.strip_prefix("aqiqat_workers_waiting "))
+            .map(|v| v.parse::<u64>().unwrap());
+        if waiting.is_some_and(|w| w >= 1) {
+            assert!(text.contains("aqiqat_queue_redelivered 0"), "{text}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A job that stops its worker on every delivery (here: the worker is killed mid-scan each
