@@ -673,6 +673,9 @@ struct NatsArgs {
     /// With a NATS queue: deliveries before a failing job is given up on and marked failed.
     #[arg(long, value_name = "N", default_value_t = 4)]
     max_deliver: i64,
+    /// With a NATS queue: copies of the job stream across the NATS cluster (3 on three nodes).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    queue_replicas: usize,
 }
 
 impl NatsArgs {
@@ -682,6 +685,7 @@ impl NatsArgs {
             capacity: self.queue_size.max(1),
             ack_wait: std::time::Duration::from_secs_f64(self.ack_wait.clamp(0.5, 3600.0)),
             max_deliver: self.max_deliver.max(1),
+            replicas: self.queue_replicas.clamp(1, 5),
         }
     }
 }

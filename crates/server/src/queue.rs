@@ -32,6 +32,8 @@ pub struct QueueSettings {
     pub ack_wait: Duration,
     /// Deliveries before a job is given up on.
     pub max_deliver: i64,
+    /// Copies of the stream across a NATS cluster (3 on a 3-node cluster: one node may fail).
+    pub replicas: usize,
 }
 
 impl QueueSettings {
@@ -41,6 +43,7 @@ impl QueueSettings {
             capacity: 10_000,
             ack_wait: Duration::from_secs(30),
             max_deliver: 4,
+            replicas: 1,
         }
     }
 }
@@ -88,6 +91,7 @@ impl JobQueue {
                 discard: stream::DiscardPolicy::New,
                 max_messages: self.settings.capacity as i64,
                 duplicate_window: Duration::from_secs(120),
+                num_replicas: self.settings.replicas.max(1),
                 ..Default::default()
             })
             .await
