@@ -446,3 +446,50 @@ fn a_job_that_kills_every_worker_is_given_up_and_failed() {
         "{failed}"
     );
 }
+
+/// A job delivered twice (here: its id published again by hand, past the queue's duplicate
+/// check) is scanned and logged once: the second delivery finds it done and leaves it.
+#[test]
+fn a_job_delivered_twice_has_one_record() {
+    let backend = Backend::postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let nats = Nats::start(&dir.path().join("nats"));
+    let server = serve_on_nats(&backend, &data, &nats, &[]);
+    let _worker = Worker::start(&backend, &data, &nats, &[]);
+    let (status, _, body) = upload(&server, &std::fs::read(smoke(5)).unwrap(), "");
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let first = wait_for(&server, &id, &["done"], Duration::from_secs(60));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.publish(aqiqat_server::queue::SUBJECT, id.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    });
+    // Delivered and acknowledged: the stream empties again.
+    let start = Instant::now();
+    loop {
+        let health = call(agent().get(&server.url("/healthz")).call()).2;
+        if health["queue_free"] == health["queue_capacity"] {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{health}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let again = job(&server, &id);
+    assert_eq!(again["record"], first["record"]);
+    assert_eq!(
+        again["updated_at"], first["updated_at"],
+        "the done job was left alone"
+    );
+    let head = call(agent().get(&server.url("/v1/log/head")).call()).2;
+    assert_eq!(head["tree_size"], 1, "{head}");
+}
