@@ -3,7 +3,8 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+
+use std::time::{Duration, Instant};
 
 /// Where a test's server keeps its log, jobs and keys: SQLite files in the data directory,
 /// or a fresh schema on the PostgreSQL test server (`AQIQAT_TEST_DATABASE_URL`).
@@ -280,5 +281,112 @@ pub fn reply(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply 
         status,
         headers,
         body,
+    }
+}
+
+/// A `nats-server` with JetStream on a free loopback port, its store in `dir`.
+pub struct Nats {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Nats {
+    pub fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(dir, port)
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Self {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian: nats-server) is installed");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Killed outright and started again on the same port and store.
+    pub fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (dir, port) = (self.dir.clone(), self.port);
+        std::mem::forget(self);
+        Self::start_on(&dir, port)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Worker(Child);
+
+impl Worker {
+    pub fn start(backend: &Backend, data: &Path, nats: &Nats, extra: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_aqiqat"));
+        let mut child = backend
+            .apply(&mut command)
+            .args(["worker", "--queue", &nats.url(), "--workers", "1"])
+            .args(extra)
+            .env("AQIQAT_DATA_DIR", data)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the worker ended before it was ready"
+            );
+            if line.starts_with("aqiqat worker ready") {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = stderr.read_to_string(&mut sink);
+        });
+        Self(child)
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
