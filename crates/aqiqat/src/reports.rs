@@ -41,14 +41,22 @@ fn case_view(log: &mut Log, id: &str) -> Result<CaseView, Outcome> {
 fn render_record(view: &RecordView, lang: Lang, format: Format) -> Result<Vec<u8>, Outcome> {
     aqiqat_report::render_record(view, lang, format, &aqiqat_evidence::utc_now()).map_err(|e| {
         eprintln!("error: {e}");
-        Outcome::Internal
+        if e.is_bad_input() {
+            Outcome::BadInput
+        } else {
+            Outcome::Internal
+        }
     })
 }
 
 fn render_case(view: &CaseView, lang: Lang, format: Format) -> Result<Vec<u8>, Outcome> {
     aqiqat_report::render_case(view, lang, format, &aqiqat_evidence::utc_now()).map_err(|e| {
         eprintln!("error: {e}");
-        Outcome::Internal
+        if e.is_bad_input() {
+            Outcome::BadInput
+        } else {
+            Outcome::Internal
+        }
     })
 }
 

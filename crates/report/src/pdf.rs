@@ -30,6 +30,13 @@ pub enum PdfError {
     Writer(String),
 }
 
+impl PdfError {
+    /// The user's to fix (exit 2): a font folder that lacks the faces.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, PdfError::FontDir(..))
+    }
+}
+
 const PAGE_W: f32 = 595.0;
 const PAGE_H: f32 = 842.0;
 const MARGIN: f32 = 50.0;

@@ -408,6 +408,17 @@ fn reports_in_three_languages_as_html_and_pdf() {
             "{lang}: {extracted}"
         );
     }
+    // A font folder without the faces is the user's to fix: exit 2, saying what is missing.
+    let out = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args(["report", "0", "--format", "pdf", "--out"])
+        .arg(env.path("nofont.pdf"))
+        .env("AQIQAT_DATA_DIR", env.data())
+        .env("AQIQAT_FONT_DIR", env.path("no-such-fonts"))
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("DejaVuSans.ttf"));
     // Hostile text in the record is escaped, not executed.
     env.ok(&[
         "scan",
