@@ -74,13 +74,8 @@ pub fn encoder_id() -> ModelId {
 /// Why a recording cannot be compared or enrolled, from what the synthetic-speech detector
 /// already measured: the same conditions stop both checks.
 fn unfit(voice: &VoiceFinding) -> Option<(ReasonCode, String)> {
-    use ReasonCode::*;
     let code = voice.reason_code?;
-    matches!(
-        code,
-        NoSpeech | TooNoisy | Music | SeveralVoices | TooLittleSpeech
-    )
-    .then(|| {
+    (code.is_condition() || code.is_too_little()).then(|| {
         (
             code,
             voice

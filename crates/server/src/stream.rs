@@ -291,10 +291,7 @@ fn verdict_message(
     let detector = scanner.voice();
     let finding = detector.scan(samples).map_err(|e| e.to_string())?;
     let start_s = end_s - samples.len() as f64 / f64::from(detector.sample_rate());
-    let unfit = matches!(
-        finding.reason_code,
-        Some(ReasonCode::Music | ReasonCode::SeveralVoices | ReasonCode::TooNoisy)
-    );
+    let unfit = finding.reason_code.is_some_and(ReasonCode::is_condition);
     let window = match finding.score {
         Some(logit) if !unfit => {
             call.logits.push(logit);

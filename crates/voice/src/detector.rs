@@ -88,6 +88,21 @@ impl ReasonCode {
             ReasonCode::BetweenThresholds => "between_thresholds",
         }
     }
+
+    /// A refusal for how the recording sounds (noise, music, two voices at once), whatever
+    /// the amount of speech: what a live call leaves out of its rolling verdict, and what stops
+    /// a speaker check too.
+    pub fn is_condition(self) -> bool {
+        matches!(
+            self,
+            ReasonCode::TooNoisy | ReasonCode::Music | ReasonCode::SeveralVoices
+        )
+    }
+
+    /// A refusal for too little speech to judge (none, or under the minimum).
+    pub fn is_too_little(self) -> bool {
+        matches!(self, ReasonCode::NoSpeech | ReasonCode::TooLittleSpeech)
+    }
 }
 
 /// What the detector has learnt and what it has not: the limit of a `human` verdict.
