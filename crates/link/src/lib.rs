@@ -7,10 +7,12 @@
 //! NAT, multicast…), checked on the addresses DNS actually returns and again on every redirect,
 //! unless the operator allows private addresses (tests, closed deployments).
 //!
-//! **Owns:** the address policy. Fetching, post resolution (yt-dlp) and size/time limits come
-//! next (issue 19).
+//! **Owns:** the address policy and fetching a direct link within limits (size, time,
+//! redirects). Resolving a post to its media (yt-dlp) comes next (issue 19).
 //! **Must not touch:** decoding, analysis, storage.
 
+pub mod fetch;
 pub mod policy;
 
+pub use fetch::{FetchError, FetchLimits, Fetched, fetch};
 pub use policy::{Refusal, check_address, check_url, resolve};
