@@ -108,6 +108,10 @@ enum Command {
         /// Skip inputs whose SHA-256 already has a line in the --jsonl file.
         #[arg(long, requires = "jsonl")]
         resume: bool,
+        /// Follow links into private networks (loopback, 10/8, 192.168/16…): for tests and
+        /// closed deployments. Without it such links are refused, whatever DNS says.
+        #[arg(long)]
+        allow_private_urls: bool,
         /// Root certificates (PEM) whose Content Credentials signers you trust, e.g. the
         /// C2PA trust list. Without it a valid label is reported `valid`, never `trusted`.
         #[arg(long, value_name = "PEM", env = "AQIQAT_C2PA_TRUST_ANCHORS")]
@@ -466,6 +470,7 @@ fn main() -> ExitCode {
             jsonl,
             record_dir,
             resume,
+            allow_private_urls,
             trust_anchors,
             record,
             case,
@@ -474,6 +479,14 @@ fn main() -> ExitCode {
             claimed,
             limits,
         } => {
+            // Anything written as a URL is a link (and a scheme other than http(s) is refused
+            // as such, not looked for as a file).
+            let is_link = |p: &PathBuf| {
+                let p = p.to_string_lossy();
+                p.split_once("://").is_some_and(|(scheme, _)| {
+                    !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+                })
+            };
             let context = aqiqat_evidence::Context {
                 case_id: case,
                 operator,
@@ -485,7 +498,14 @@ fn main() -> ExitCode {
                 || jobs.is_some()
                 || jsonl.is_some()
                 || record_dir.is_some();
-            if bulk && record.is_some() {
+            let link = paths.iter().any(is_link);
+            if link && bulk {
+                eprintln!(
+                    "error: a link is scanned on its own: one link per command, without \
+                     --jobs, --jsonl or --record-dir"
+                );
+                Outcome::BadInput
+            } else if bulk && record.is_some() {
                 eprintln!("error: --record takes one file; for several, use --record-dir DIR");
                 Outcome::BadInput
             } else if !bulk && record.is_none() && context != aqiqat_evidence::Context::default() {
@@ -509,8 +529,17 @@ fn main() -> ExitCode {
                     limits.limits(),
                 )
             } else {
+                let url = paths[0].to_string_lossy().into_owned();
+                let input = if link {
+                    scan::Input::Link {
+                        url: &url,
+                        allow_private: allow_private_urls,
+                    }
+                } else {
+                    scan::Input::File(&paths[0])
+                };
                 scan::scan(
-                    &paths[0],
+                    input,
                     json,
                     claimed.as_deref(),
                     data_dir.as_deref(),

@@ -39,9 +39,50 @@ fn prepare(
     Ok((scanner(limits)?.with_trust_anchors(anchors), claimed))
 }
 
+/// What one scan reads.
+pub enum Input<'a> {
+    File(&'a Path),
+    /// A direct link to a media file, fetched within the input limits.
+    Link {
+        url: &'a str,
+        allow_private: bool,
+    },
+}
+
+/// Fetches a link within `limits`: the bytes and the record of where they came from.
+fn fetch_link(
+    url: &str,
+    allow_private: bool,
+    limits: &Limits,
+) -> Result<(aqiqat_scan::LinkSource, Vec<u8>), Outcome> {
+    let fetched = aqiqat_link::fetch(
+        url,
+        &aqiqat_link::FetchLimits {
+            max_bytes: limits.max_input_bytes,
+            allow_private,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        if e.is_bad_input() {
+            Outcome::BadInput
+        } else {
+            Outcome::Internal
+        }
+    })?;
+    let source = aqiqat_scan::LinkSource {
+        url: fetched.url,
+        redirects: fetched.redirects,
+        retrieved_at: aqiqat_evidence::utc_now(),
+        content_type: fetched.content_type,
+    };
+    Ok((source, fetched.bytes))
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn scan(
-    path: &Path,
+    input: Input<'_>,
     json: bool,
     claimed: Option<&str>,
     data_dir: Option<&Path>,
@@ -53,7 +94,14 @@ pub fn scan(
         Ok(x) => x,
         Err(o) => return o,
     };
-    match scanner.scan_file_claiming(path, claimed.as_ref()) {
+    let scanned = match input {
+        Input::File(path) => scanner.scan_file_claiming(path, claimed.as_ref()),
+        Input::Link { url, allow_private } => match fetch_link(url, allow_private, &limits) {
+            Ok((source, bytes)) => scanner.scan_link(source, bytes, claimed.as_ref()),
+            Err(o) => return o,
+        },
+    };
+    match scanned {
         Ok(result) => {
             // Record first: a result printed but not recorded would look recorded.
             let recorded = match record {
@@ -131,6 +179,15 @@ fn print_scan(r: &ScanResult) {
         ),
     };
     println!("  verdict      {words}");
+    if let Some(src) = &r.source {
+        println!(
+            "  link         {} (retrieved {})",
+            src.url, src.retrieved_at
+        );
+        for hop in &src.redirects {
+            println!("               → {hop}");
+        }
+    }
     print_claim(r);
     if let (Some(voice), Some(duration)) = (&r.voice, r.media.duration_s()) {
         println!("  speech       {:.1} s of {duration:.1} s", voice.speech_s);

@@ -90,3 +90,6 @@ claim-why-between = the similarity lies between the two thresholds, so neither a
 claim-similarity = Voice similarity { $sim } (a different speaker below { $diff }, the same speaker from { $same }), over { $speech } s of speech.
 claim-enrolment = Voiceprint { $id }, enrolled from { $n } recordings with { $enrolled } s of speech; their SHA-256 (the voiceprint itself is not recorded):
 claim-policy = Why two checks: a cloned voice is made to pass a speaker check, so a match alone never clears a call. The speaker check says whether the voice is the claimed person's; only the synthetic-speech check can expose a clone.
+field-link = Link
+field-link-followed = Followed to
+field-retrieved = Retrieved at (UTC)

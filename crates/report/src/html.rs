@@ -295,6 +295,13 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
     if let Some(name) = &v.file_name {
         row(b, &t.get("field-file"), &esc(name), "");
     }
+    if let Some((url, hops, at)) = &v.link {
+        row(b, &t.get("field-link"), &esc(url), "mono");
+        for hop in hops {
+            row(b, &t.get("field-link-followed"), &esc(hop), "mono");
+        }
+        row(b, &t.get("field-retrieved"), &esc(at), "");
+    }
     row(b, &t.get("field-sha256"), &esc(&v.sha256), "mono");
     row(
         b,

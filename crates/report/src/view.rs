@@ -56,6 +56,8 @@ pub struct RecordView {
     /// The speaker check against a claimed voiceprint and the joint answer; `None` when no
     /// voiceprint was claimed.
     pub claim: Option<ClaimView>,
+    /// The link the input was fetched from, every URL followed after it, and when.
+    pub link: Option<(String, Vec<String>, String)>,
 }
 
 /// The speaker check and the joint answer about the claimed person, as recorded.
@@ -303,6 +305,21 @@ impl RecordView {
             is_image: media["kind"] == "image",
             provenance: ProvenanceView::read(&r["provenance"]),
             claim: ClaimView::read(r),
+            link: r["source"]["url"].as_str().map(|url| {
+                let hops = r["source"]["redirects"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|h| h.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let at = r["source"]["retrieved_at"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (url.to_owned(), hops, at)
+            }),
         })
     }
 

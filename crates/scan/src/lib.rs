@@ -123,6 +123,20 @@ pub enum VerdictBasis {
     Nothing,
 }
 
+/// A link's part of a result: what an investigator needs to show what the link carried at that
+/// moment, even after the post is gone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkSource {
+    /// The link as given.
+    pub url: String,
+    /// Every URL followed after it; the last is where the bytes came from.
+    pub redirects: Vec<String>,
+    /// When the bytes were retrieved (RFC 3339, UTC).
+    pub retrieved_at: String,
+    /// The server's `Content-Type`, as it said it.
+    pub content_type: Option<String>,
+}
+
 /// Everything one scan established.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScanResult {
@@ -155,6 +169,8 @@ pub struct ScanResult {
     /// The joint answer about the claimed person (speaker check and synthetic check together);
     /// `null` when no voiceprint was claimed.
     pub claim: Option<Claim>,
+    /// Where the input was fetched from when it came by a link; `null` for files and uploads.
+    pub source: Option<LinkSource>,
     /// Every analyser that contributed, with its exact version and weights.
     pub analysers: Vec<AnalyserRef>,
     pub tool: Tool,
@@ -345,6 +361,19 @@ impl Scanner {
             (Some(_), None) => Some(samples.clone()),
         };
         self.scan_audio(media, &samples, provenance, claimed, speaker_audio)
+    }
+
+    /// Scans bytes fetched from a link; the result names the link (`source`).
+    pub fn scan_link(
+        &self,
+        source: LinkSource,
+        bytes: Vec<u8>,
+        claimed: Option<&ClaimedVoice>,
+    ) -> Result<ScanResult, ScanError> {
+        let label = source.redirects.last().unwrap_or(&source.url).clone();
+        let mut result = self.scan_bytes_claiming(&label, bytes, claimed)?;
+        result.source = Some(source);
+        Ok(result)
     }
 
     /// The speaker check alone, on audio already at the speaker encoder's rate
@@ -738,6 +767,7 @@ fn merge(media: Media, findings: Vec<Finding>) -> ScanResult {
         provenance,
         speaker,
         claim,
+        source: None,
         analysers,
         tool: TOOL,
     }

@@ -333,3 +333,84 @@ fn bulk_scan_writes_a_line_per_input_and_resumes() {
     assert_eq!(run.status.code(), Some(2));
     assert!(text(&run.stderr).contains("--record-dir"));
 }
+
+/// `scan URL`: a direct link to a voice message, fetched from a server on loopback (allowed only
+/// with --allow-private-urls), scanned, and named in the result and the signed record.
+#[test]
+fn a_link_is_fetched_scanned_and_recorded_with_where_it_came_from() {
+    use std::io::{BufRead, BufReader, Write};
+    let clip = std::fs::read(first_clip("spoof")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let served = clip.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let mut stream = stream;
+            if line.contains(" /go ") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 302 Found\r\nLocation: /message.flac\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            } else {
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: audio/flac\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        served.len()
+                    )
+                    .as_bytes(),
+                );
+                let _ = stream.write_all(&served);
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let link = format!("{base}/go");
+
+    let refused = aqiqat(&["scan", &link]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("loopback"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let other_scheme = aqiqat(&["scan", "ftp://example.org/message.flac"]);
+    assert_eq!(other_scheme.status.code(), Some(2));
+    assert!(text(&other_scheme.stderr).contains("only http:// and https://"));
+
+    let record = dir.path().join("link.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args(["scan", &link, "--allow-private-urls", "--json", "--record"])
+        .arg(&record)
+        .env("AQIQAT_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let result = json(&out);
+    assert_eq!(result["source"]["url"], link.as_str());
+    assert_eq!(
+        result["source"]["redirects"],
+        serde_json::json!([format!("{base}/message.flac")])
+    );
+    assert_eq!(result["source"]["content_type"], "audio/flac");
+    use sha2::Digest;
+    assert_eq!(
+        result["media"]["sha256"],
+        hex::encode(sha2::Sha256::digest(&clip)).as_str()
+    );
+    let envelope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+    assert_eq!(envelope["record"]["result"]["source"]["url"], link.as_str());
+    assert!(
+        aqiqat(&["verify", record.to_str().unwrap()])
+            .status
+            .success()
+    );
+}
