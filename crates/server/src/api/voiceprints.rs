@@ -206,18 +206,18 @@ pub(super) async fn enrol(
     }
 }
 
+/// Runs `f` on the voiceprint store, off the executor's duty (the PostgreSQL client blocks).
+fn with_store<T>(s: &AppState, f: impl FnOnce(&mut aqiqat_voiceprints::VoiceprintStore) -> T) -> T {
+    blocking(|| f(&mut s.0.voiceprints.lock().unwrap_or_else(|p| p.into_inner())))
+}
+
 /// `GET /v1/voiceprints`: the caller's voiceprints, never the vectors.
 pub(super) async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
     let owner = owner(&caller);
-    match blocking(|| {
-        s.0.voiceprints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .list(&owner)
-    }) {
+    match with_store(&s, |store| store.list(&owner)) {
         Ok(all) => Json(json!({ "voiceprints": all })).into_response(),
         Err(e) => voiceprint_error(e),
     }
@@ -230,12 +230,7 @@ pub(super) async fn get(
     Path(id): Path<String>,
 ) -> Response {
     let owner = owner(&caller);
-    match blocking(|| {
-        s.0.voiceprints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&owner, &id)
-    }) {
+    match with_store(&s, |store| store.get(&owner, &id)) {
         Ok(v) => Json(v.summary).into_response(),
         Err(e) => voiceprint_error(e),
     }
@@ -248,12 +243,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> Response {
     let owner = owner(&caller);
-    match blocking(|| {
-        s.0.voiceprints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .delete(&owner, &id)
-    }) {
+    match with_store(&s, |store| store.delete(&owner, &id)) {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => voiceprint_error(e),
     }
@@ -266,14 +256,9 @@ pub(super) fn claimed_voice(
     name_or_id: &str,
 ) -> Result<aqiqat_scan::ClaimedVoice, Response> {
     let owner = owner(caller);
-    blocking(|| {
-        s.0.voiceprints
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&owner, name_or_id)
-    })
-    .map(crate::claimed_voice)
-    .map_err(voiceprint_error)
+    with_store(s, |store| store.get(&owner, name_or_id))
+        .map(crate::claimed_voice)
+        .map_err(voiceprint_error)
 }
 
 /// [`claimed_voice`]'s id: what a job keeps.
