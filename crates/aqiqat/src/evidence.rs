@@ -87,6 +87,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), Outcome> {
 pub use aqiqat_evidence::pretty_json as pretty;
 
 /// What `scan --record` needs besides the result.
+#[derive(Clone)]
 pub struct RecordRequest {
     pub out: PathBuf,
     pub context: Context,

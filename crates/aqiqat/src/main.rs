@@ -86,7 +86,10 @@ enum Command {
         /// HEIF/AVIF); folders too (their media files; with --recursive, their subfolders').
         /// Every input's provenance is read: Content Credentials (embedded, or a `.c2pa`
         /// sidecar of the same name), metadata markers, the SD watermark. More than one input
-        /// (or a folder) scans on every core, one result per line.
+        /// (or a folder) scans on every core, one result per line. Or one link (http/https):
+        /// to a media file, or to a post whose media is found from the page's OpenGraph tags
+        /// and <video>/<audio> elements, else by yt-dlp when installed; every item of a post
+        /// is scanned, one result each.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
         /// Print the whole result as one JSON object (one per line for several inputs).
@@ -112,12 +115,16 @@ enum Command {
         /// closed deployments. Without it such links are refused, whatever DNS says.
         #[arg(long)]
         allow_private_urls: bool,
+        /// The most seconds a link may take: the page, yt-dlp and every media item together.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        link_timeout: u64,
         /// Root certificates (PEM) whose Content Credentials signers you trust, e.g. the
         /// C2PA trust list. Without it a valid label is reported `valid`, never `trusted`.
         #[arg(long, value_name = "PEM", env = "AQIQAT_C2PA_TRUST_ANCHORS")]
         trust_anchors: Option<PathBuf>,
         /// Sign the result, append it to the evidence log, and write the record with its
         /// inclusion proof and the signed tree head to this file (`aqiqat verify` reads it).
+        /// A post with several media items gets one record each: OUT-1.json, OUT-2.json…
         #[arg(long, value_name = "OUT.json")]
         record: Option<PathBuf>,
         /// File the record under this case (see `aqiqat case new`).
@@ -236,6 +243,13 @@ enum Command {
             value_delimiter = ','
         )]
         allowed_origins: Vec<String>,
+        /// Follow links sent to `POST /v1/scans` into private networks (loopback, 10/8,
+        /// 192.168/16…): for tests and closed deployments.
+        #[arg(long)]
+        allow_private_urls: bool,
+        /// The most seconds a link sent to the API may take: page, yt-dlp and media together.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        link_timeout: u64,
     },
     /// Scan jobs from a NATS JetStream work queue that `aqiqat serve --queue nats://…` fills:
     /// any number of workers, on any machine reaching NATS and the PostgreSQL database. Each
@@ -471,6 +485,7 @@ fn main() -> ExitCode {
             record_dir,
             resume,
             allow_private_urls,
+            link_timeout,
             trust_anchors,
             record,
             case,
@@ -534,6 +549,7 @@ fn main() -> ExitCode {
                     scan::Input::Link {
                         url: &url,
                         allow_private: allow_private_urls,
+                        timeout: std::time::Duration::from_secs(link_timeout),
                     }
                 } else {
                     scan::Input::File(&paths[0])
@@ -591,6 +607,8 @@ fn main() -> ExitCode {
             body_timeout,
             allowed_hosts,
             allowed_origins,
+            allow_private_urls,
+            link_timeout,
         } => {
             let (queue, nats) = match queue.trim() {
                 url if url.starts_with("nats://") || url.starts_with("tls://") => {
@@ -624,6 +642,10 @@ fn main() -> ExitCode {
                     ),
                     allowed_hosts,
                     allowed_origins,
+                    links: aqiqat_server::LinkSettings {
+                        allow_private: allow_private_urls,
+                        timeout: std::time::Duration::from_secs(link_timeout),
+                    },
                 },
             )
         }
@@ -729,6 +751,7 @@ struct ServeArgs {
     body_timeout: std::time::Duration,
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
+    links: aqiqat_server::LinkSettings,
 }
 
 fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
@@ -742,6 +765,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         body_timeout,
         allowed_hosts,
         allowed_origins,
+        links,
     } = args;
     // A mistyped --allowed-host or --allowed-origin is the user's to fix, not a crash.
     if let Err(e) = aqiqat_server::guard::HostPolicy::new(addr.ip(), &allowed_hosts)
@@ -772,6 +796,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         allowed_hosts,
         allowed_origins,
         nats,
+        links,
     };
     match runtime.block_on(aqiqat_server::serve(config)) {
         Ok(()) => Outcome::Ok,

@@ -46,22 +46,31 @@ pub enum Input<'a> {
     Link {
         url: &'a str,
         allow_private: bool,
+        timeout: std::time::Duration,
     },
 }
 
-/// Fetches a link within `limits`: the bytes and the record of where they came from.
-fn fetch_link(
+/// Resolves a link within `limits`: every media item it carries, with where each came from.
+fn resolve_link(
     url: &str,
     allow_private: bool,
+    timeout: std::time::Duration,
     limits: &Limits,
-) -> Result<(aqiqat_scan::LinkSource, Vec<u8>), Outcome> {
-    let fetched = aqiqat_link::fetch(
+) -> Result<Vec<(aqiqat_scan::LinkSource, Vec<u8>)>, Outcome> {
+    let ytdlp = aqiqat_link::YtDlp::find();
+    let resolved = aqiqat_link::resolve(
         url,
-        &aqiqat_link::FetchLimits {
-            max_bytes: limits.max_input_bytes,
-            allow_private,
+        &aqiqat_link::ResolveLimits {
+            fetch: aqiqat_link::FetchLimits {
+                max_bytes: limits.max_input_bytes,
+                allow_private,
+                timeout,
+                ..Default::default()
+            },
+            max_duration_s: limits.max_duration_s,
             ..Default::default()
         },
+        ytdlp.as_ref(),
     )
     .map_err(|e| {
         eprintln!("error: {e}");
@@ -71,13 +80,27 @@ fn fetch_link(
             Outcome::Internal
         }
     })?;
-    let source = aqiqat_scan::LinkSource {
-        url: fetched.url,
-        redirects: fetched.redirects,
-        retrieved_at: aqiqat_evidence::utc_now(),
-        content_type: fetched.content_type,
+    for skipped in &resolved.skipped {
+        eprintln!("note: not taken: {skipped}");
+    }
+    Ok(aqiqat_scan::LinkSource::for_items(
+        resolved,
+        &aqiqat_evidence::utc_now(),
+    ))
+}
+
+/// Where item `n` of `count` is recorded: `OUT` itself for a single input, `OUT` with `-n`
+/// before its extension for each item of a post that carried several.
+fn record_path(out: &Path, n: usize, count: usize) -> std::path::PathBuf {
+    if count == 1 {
+        return out.to_owned();
+    }
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match out.extension() {
+        Some(ext) => format!("{stem}-{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n}"),
     };
-    Ok((source, fetched.bytes))
+    out.with_file_name(name)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -94,51 +117,68 @@ pub fn scan(
         Ok(x) => x,
         Err(o) => return o,
     };
-    let scanned = match input {
-        Input::File(path) => scanner.scan_file_claiming(path, claimed.as_ref()),
-        Input::Link { url, allow_private } => match fetch_link(url, allow_private, &limits) {
-            Ok((source, bytes)) => scanner.scan_link(source, bytes, claimed.as_ref()),
+    let scanned: Vec<Result<ScanResult, ScanError>> = match input {
+        Input::File(path) => vec![scanner.scan_file_claiming(path, claimed.as_ref())],
+        Input::Link {
+            url,
+            allow_private,
+            timeout,
+        } => match resolve_link(url, allow_private, timeout, &limits) {
+            Ok(items) => items
+                .into_iter()
+                .map(|(source, bytes)| scanner.scan_link(source, bytes, claimed.as_ref()))
+                .collect(),
             Err(o) => return o,
         },
     };
-    match scanned {
-        Ok(result) => {
-            // Record first: a result printed but not recorded would look recorded.
-            let recorded = match record {
-                None => None,
-                Some(req) => {
+    let count = scanned.len();
+    let mut outcome = Outcome::Ok;
+    for (i, scanned) in scanned.into_iter().enumerate() {
+        if count > 1 && !json {
+            if i > 0 {
+                println!();
+            }
+            println!("item {} of {count}", i + 1);
+        }
+        match scanned {
+            Ok(result) => {
+                // Record first: a result printed but not recorded would look recorded.
+                if let Some(req) = &record {
                     let value = serde_json::to_value(&result).expect("scan results serialise");
+                    let req = crate::evidence::RecordRequest {
+                        out: record_path(&req.out, i + 1, count),
+                        ..req.clone()
+                    };
                     match crate::evidence::record_scan(value, req) {
-                        Ok(msg) => Some(msg),
+                        Ok(msg) => eprintln!("{msg}"),
                         Err(o) => return o,
                     }
                 }
-            };
-            if let Some(msg) = recorded {
-                eprintln!("{msg}");
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string(&result).expect("scan results serialise")
+                    );
+                } else {
+                    print_scan(&result);
+                }
             }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&result).expect("scan results serialise")
-                );
-            } else {
-                print_scan(&result);
-            }
-            Outcome::Ok
-        }
-        Err(err) => {
-            eprintln!("error: {err}");
-            if let (true, ScanError::Intake(e)) = (json, &err) {
-                println!("{}", error_json(e));
-            }
-            if err.is_bad_input() {
-                Outcome::BadInput
-            } else {
-                Outcome::Internal
+            Err(err) => {
+                eprintln!("error: {err}");
+                if let (true, ScanError::Intake(e)) = (json, &err) {
+                    println!("{}", error_json(e));
+                }
+                // One bad item does not hide the others; the exit status reports the worst.
+                let this = if err.is_bad_input() {
+                    Outcome::BadInput
+                } else {
+                    Outcome::Internal
+                };
+                outcome = outcome.max(this);
             }
         }
     }
+    outcome
 }
 
 /// Several inputs: every core, one line per input (`crate::bulk`).
@@ -186,6 +226,19 @@ fn print_scan(r: &ScanResult) {
         );
         for hop in &src.redirects {
             println!("               → {hop}");
+        }
+        if let Some(media) = &src.media_url {
+            let found = src.found_in.as_deref().unwrap_or(&src.resolved_by);
+            println!(
+                "  media        {media} (item {} of {}, {found})",
+                src.item, src.items
+            );
+            for hop in &src.media_redirects {
+                println!("               → {hop}");
+            }
+        }
+        if let Some(page) = &src.page_sha256 {
+            println!("  page sha256  {page}");
         }
     }
     print_claim(r);

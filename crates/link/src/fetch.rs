@@ -5,6 +5,7 @@
 
 use crate::policy::{self, Refusal};
 use std::net::IpAddr;
+
 use std::time::Duration;
 
 /// How far a fetch may go.
@@ -76,12 +77,19 @@ impl FetchError {
     }
 }
 
+impl FetchLimits {
+    /// The address rules these limits carry.
+    pub fn policy(&self) -> policy::AddressPolicy {
+        policy::AddressPolicy {
+            allow_private: self.allow_private,
+            also_allow: self.also_allow.clone(),
+        }
+    }
+}
+
 /// The resolver every connection goes through: the policy on what DNS returns.
 #[derive(Debug)]
-struct PolicyResolver {
-    allow_private: bool,
-    also_allow: Vec<IpAddr>,
-}
+struct PolicyResolver(policy::AddressPolicy);
 
 impl ureq::unversioned::resolver::Resolver for PolicyResolver {
     fn resolve(
@@ -102,21 +110,10 @@ impl ureq::unversioned::resolver::Resolver for PolicyResolver {
             } else {
                 80
             });
-        let addresses =
-            policy::resolve(host, port, true).map_err(|e| ureq::Error::Other(Box::new(e)))?;
-        if !self.allow_private {
-            for a in &addresses {
-                if let Some(why) = policy::check_address(a.ip())
-                    && !self.also_allow.contains(&a.ip())
-                {
-                    return Err(ureq::Error::Other(Box::new(Refusal::Private {
-                        host: host.to_owned(),
-                        address: a.ip(),
-                        why,
-                    })));
-                }
-            }
-        }
+        let addresses = self
+            .0
+            .connectable(host, port)
+            .map_err(|e| ureq::Error::Other(Box::new(e)))?;
         let mut out = ureq::unversioned::resolver::ResolvedSocketAddrs::from_fn(|_| {
             std::net::SocketAddr::from(([0, 0, 0, 0], 0))
         });
@@ -128,22 +125,10 @@ impl ureq::unversioned::resolver::Resolver for PolicyResolver {
     }
 }
 
-/// Resolves a `Location` against the URL it came from.
-fn join(base: &str, location: &str) -> Option<String> {
-    if location.contains("://") {
-        return Some(location.to_owned());
-    }
-    let (scheme, rest) = base.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if let Some(path) = location.strip_prefix("//") {
-        return Some(format!("{scheme}://{path}"));
-    }
-    if location.starts_with('/') {
-        return Some(format!("{scheme}://{authority}{location}"));
-    }
-    let path = &rest[authority.len()..];
-    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-    Some(format!("{scheme}://{authority}{dir}/{location}"))
+/// Resolves a link found at `base` (a `Location`, a page's `src`) to an absolute URL.
+pub(crate) fn join(base: &str, location: &str) -> Option<String> {
+    let joined = url::Url::parse(base).ok()?.join(location.trim()).ok()?;
+    Some(joined.to_string())
 }
 
 /// Fetches `url` within `limits`.
@@ -158,10 +143,7 @@ pub fn fetch(url: &str, limits: &FetchLimits) -> Result<Fetched, FetchError> {
     let agent = ureq::Agent::with_parts(
         config,
         ureq::unversioned::transport::DefaultConnector::new(),
-        PolicyResolver {
-            allow_private: limits.allow_private,
-            also_allow: limits.also_allow.clone(),
-        },
+        PolicyResolver(limits.policy()),
     );
     let mut current = url.trim().to_owned();
     let mut redirects = Vec::new();

@@ -7,12 +7,19 @@
 //! NAT, multicast…), checked on the addresses DNS actually returns and again on every redirect,
 //! unless the operator allows private addresses (tests, closed deployments).
 //!
-//! **Owns:** the address policy and fetching a direct link within limits (size, time,
-//! redirects). Resolving a post to its media (yt-dlp) comes next (issue 19).
+//! **Owns:** the address policy, fetching within limits (size, time, redirects), finding the
+//! media a page declares, running yt-dlp for the posts that need it (behind a loopback proxy
+//! that applies the same policy to every request it makes).
 //! **Must not touch:** decoding, analysis, storage.
 
 pub mod fetch;
+pub mod page;
 pub mod policy;
+pub mod proxy;
+pub mod resolve;
+pub mod ytdlp;
 
 pub use fetch::{FetchError, FetchLimits, Fetched, fetch};
-pub use policy::{Refusal, check_address, check_url, resolve};
+pub use policy::{AddressPolicy, Refusal, check_address, check_url};
+pub use resolve::{Item, ResolveError, ResolveLimits, Resolved, ResolvedBy, resolve};
+pub use ytdlp::YtDlp;

@@ -158,6 +158,35 @@ pub fn resolve(host: &str, port: u16, allow_private: bool) -> Result<Vec<SocketA
     Ok(addresses)
 }
 
+/// Where connections may go: the address rules, or none of them (`allow_private`), with
+/// exceptions for named addresses (a test server on loopback).
+#[derive(Debug, Clone, Default)]
+pub struct AddressPolicy {
+    pub allow_private: bool,
+    pub also_allow: Vec<IpAddr>,
+}
+
+impl AddressPolicy {
+    /// The addresses `host:port` may be reached at, or why it may not be reached at all.
+    pub fn connectable(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Refusal> {
+        let addresses = resolve(host, port, true)?;
+        if !self.allow_private {
+            for a in &addresses {
+                if let Some(why) = check_address(a.ip())
+                    && !self.also_allow.contains(&a.ip())
+                {
+                    return Err(Refusal::Private {
+                        host: host.to_owned(),
+                        address: a.ip(),
+                        why,
+                    });
+                }
+            }
+        }
+        Ok(addresses)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,3 +93,6 @@ claim-policy = Why two checks: a cloned voice is made to pass a speaker check, s
 field-link = Link
 field-link-followed = Followed to
 field-retrieved = Retrieved at (UTC)
+field-page-sha256 = Page SHA-256 (as served)
+field-link-media = Media item { $n } of { $count }
+field-link-found-by = Found by

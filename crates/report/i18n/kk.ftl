@@ -93,3 +93,6 @@ claim-policy = Неге екі тексеру: клондалған дауыст
 field-link = Сілтеме
 field-link-followed = Бағытталды
 field-retrieved = Алынған уақыты (UTC)
+field-page-sha256 = Беттің SHA-256 (алынған күйінде)
+field-link-media = { $count } медиафайлдың { $n }-сі
+field-link-found-by = Табылу тәсілі

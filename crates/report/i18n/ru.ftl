@@ -93,3 +93,6 @@ claim-policy = Почему две проверки: клонированный 
 field-link = Ссылка
 field-link-followed = Переход на
 field-retrieved = Получено (UTC)
+field-page-sha256 = SHA-256 страницы (как получена)
+field-link-media = Медиафайл { $n } из { $count }
+field-link-found-by = Найден через

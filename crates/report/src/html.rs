@@ -295,12 +295,10 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
     if let Some(name) = &v.file_name {
         row(b, &t.get("field-file"), &esc(name), "");
     }
-    if let Some((url, hops, at)) = &v.link {
-        row(b, &t.get("field-link"), &esc(url), "mono");
-        for hop in hops {
-            row(b, &t.get("field-link-followed"), &esc(hop), "mono");
+    if let Some(link) = &v.link {
+        for (label, value, mono) in link.rows(t) {
+            row(b, &label, &esc(&value), if mono { "mono" } else { "" });
         }
-        row(b, &t.get("field-retrieved"), &esc(at), "");
     }
     row(b, &t.get("field-sha256"), &esc(&v.sha256), "mono");
     row(

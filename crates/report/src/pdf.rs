@@ -549,12 +549,10 @@ fn record_body(l: &mut Layout, v: &RecordView, t: &Texts) {
     if let Some(n) = &v.file_name {
         l.kv(&t.get("field-file"), n, false);
     }
-    if let Some((url, hops, at)) = &v.link {
-        l.kv(&t.get("field-link"), url, true);
-        for hop in hops {
-            l.kv(&t.get("field-link-followed"), hop, true);
+    if let Some(link) = &v.link {
+        for (label, value, mono) in link.rows(t) {
+            l.kv(&label, &value, mono);
         }
-        l.kv(&t.get("field-retrieved"), at, false);
     }
     l.kv(&t.get("field-sha256"), &v.sha256, true);
     l.kv(

@@ -56,8 +56,77 @@ pub struct RecordView {
     /// The speaker check against a claimed voiceprint and the joint answer; `None` when no
     /// voiceprint was claimed.
     pub claim: Option<ClaimView>,
-    /// The link the input was fetched from, every URL followed after it, and when.
-    pub link: Option<(String, Vec<String>, String)>,
+    /// The link the input was fetched from, and how its media was found.
+    pub link: Option<LinkView>,
+}
+
+/// A link's part of the record (`source` in the scan result).
+#[derive(Debug, Clone)]
+pub struct LinkView {
+    pub url: String,
+    /// URLs followed from the link (to the media, or to the post's page).
+    pub followed: Vec<String>,
+    pub retrieved_at: String,
+    /// `direct`, `page` or `yt-dlp VERSION`.
+    pub resolved_by: String,
+    pub page_sha256: Option<String>,
+    /// For a post: the media's own URL, the URLs followed from it, and its place (n of count).
+    pub media_url: Option<String>,
+    pub media_followed: Vec<String>,
+    pub item: Option<(u64, u64)>,
+}
+
+impl LinkView {
+    fn read(source: &Value) -> Option<Self> {
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        let list = |v: &Value| {
+            v.as_array()
+                .map(|a| a.iter().filter_map(text).collect())
+                .unwrap_or_default()
+        };
+        Some(Self {
+            url: text(&source["url"])?,
+            followed: list(&source["redirects"]),
+            retrieved_at: text(&source["retrieved_at"]).unwrap_or_default(),
+            resolved_by: text(&source["resolved_by"]).unwrap_or_else(|| "direct".into()),
+            page_sha256: text(&source["page_sha256"]),
+            media_url: text(&source["media_url"]),
+            media_followed: list(&source["media_redirects"]),
+            item: source["item"].as_u64().zip(source["items"].as_u64()),
+        })
+    }
+
+    /// The rows a report shows, in order: (label, value, monospaced).
+    pub(crate) fn rows(&self, t: &crate::i18n::Texts) -> Vec<(String, String, bool)> {
+        let mut rows = vec![(t.get("field-link"), self.url.clone(), true)];
+        for hop in &self.followed {
+            rows.push((t.get("field-link-followed"), hop.clone(), true));
+        }
+        if let Some(page) = &self.page_sha256 {
+            rows.push((t.get("field-page-sha256"), page.clone(), true));
+        }
+        if let Some(media) = &self.media_url {
+            let (n, count) = self.item.unwrap_or((1, 1));
+            rows.push((
+                t.with(
+                    "field-link-media",
+                    &[("n", n.to_string()), ("count", count.to_string())],
+                ),
+                media.clone(),
+                true,
+            ));
+            for hop in &self.media_followed {
+                rows.push((t.get("field-link-followed"), hop.clone(), true));
+            }
+            rows.push((
+                t.get("field-link-found-by"),
+                self.resolved_by.clone(),
+                false,
+            ));
+        }
+        rows.push((t.get("field-retrieved"), self.retrieved_at.clone(), false));
+        rows
+    }
 }
 
 /// The speaker check and the joint answer about the claimed person, as recorded.
@@ -305,21 +374,7 @@ impl RecordView {
             is_image: media["kind"] == "image",
             provenance: ProvenanceView::read(&r["provenance"]),
             claim: ClaimView::read(r),
-            link: r["source"]["url"].as_str().map(|url| {
-                let hops = r["source"]["redirects"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|h| h.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let at = r["source"]["retrieved_at"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                (url.to_owned(), hops, at)
-            }),
+            link: LinkView::read(&r["source"]),
         })
     }
 

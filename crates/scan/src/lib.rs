@@ -125,16 +125,84 @@ pub enum VerdictBasis {
 
 /// A link's part of a result: what an investigator needs to show what the link carried at that
 /// moment, even after the post is gone.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LinkSource {
     /// The link as given.
     pub url: String,
-    /// Every URL followed after it; the last is where the bytes came from.
+    /// Every URL followed after it: to the bytes for a direct link, to the page for a post.
     pub redirects: Vec<String>,
-    /// When the bytes were retrieved (RFC 3339, UTC).
+    /// When the link was resolved and its media retrieved (RFC 3339, UTC).
     pub retrieved_at: String,
-    /// The server's `Content-Type`, as it said it.
+    /// The media's `Content-Type`, as its server said it.
     pub content_type: Option<String>,
+    /// How the media was found: `direct` (the link was the media), `page` (the page declared
+    /// it: OpenGraph tags, `<video>`/`<audio>`) or `yt-dlp VERSION`.
+    pub resolved_by: String,
+    /// SHA-256 of the page as it was served, when the link was a page read by aqiqat.
+    pub page_sha256: Option<String>,
+    /// The media's own URL, when the link was a post.
+    pub media_url: Option<String>,
+    /// URLs followed from `media_url` to the bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_redirects: Vec<String>,
+    /// Where the page declared it (`og:video`, `<video>`…, or `yt-dlp`).
+    pub found_in: Option<String>,
+    /// The item's title, when yt-dlp read one.
+    pub title: Option<String>,
+    /// This item's place among the post's media (from 1), and how many it had.
+    pub item: usize,
+    pub items: usize,
+}
+
+impl LinkSource {
+    /// One source per media item a link resolved to, with its bytes, in the post's order.
+    pub fn for_items(
+        resolved: aqiqat_link::Resolved,
+        retrieved_at: &str,
+    ) -> Vec<(LinkSource, Vec<u8>)> {
+        let items = resolved.items.len();
+        let direct = resolved.resolved_by == aqiqat_link::ResolvedBy::Direct;
+        let resolved_by = resolved.resolved_by.label();
+        resolved
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let (redirects, media_url, media_redirects) = if direct {
+                    (item.redirects, None, Vec::new())
+                } else {
+                    (
+                        resolved.redirects.clone(),
+                        Some(item.media_url),
+                        item.redirects,
+                    )
+                };
+                let source = LinkSource {
+                    url: resolved.url.clone(),
+                    redirects,
+                    retrieved_at: retrieved_at.to_owned(),
+                    content_type: item.content_type,
+                    resolved_by: resolved_by.clone(),
+                    page_sha256: resolved.page_sha256.clone(),
+                    media_url,
+                    media_redirects,
+                    found_in: item.found_in,
+                    title: item.title,
+                    item: i + 1,
+                    items,
+                };
+                (source, item.bytes)
+            })
+            .collect()
+    }
+
+    /// Where the bytes came from.
+    pub fn bytes_url(&self) -> &str {
+        match &self.media_url {
+            Some(m) => self.media_redirects.last().unwrap_or(m),
+            None => self.redirects.last().unwrap_or(&self.url),
+        }
+    }
 }
 
 /// Everything one scan established.
@@ -370,7 +438,7 @@ impl Scanner {
         bytes: Vec<u8>,
         claimed: Option<&ClaimedVoice>,
     ) -> Result<ScanResult, ScanError> {
-        let label = source.redirects.last().unwrap_or(&source.url).clone();
+        let label = source.bytes_url().to_owned();
         let mut result = self.scan_bytes_claiming(&label, bytes, claimed)?;
         result.source = Some(source);
         Ok(result)

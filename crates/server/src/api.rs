@@ -61,6 +61,26 @@ pub struct Config {
     /// Queue jobs on this NATS JetStream instead of this process's own workers
     /// (`--queue nats://…`; needs a PostgreSQL `database`).
     pub nats: Option<crate::queue::QueueSettings>,
+    /// How links sent to `POST /v1/scans` are followed.
+    pub links: LinkSettings,
+}
+
+/// How the server follows links it is asked to scan.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// Follow links into private networks (`--allow-private-urls`: tests, closed deployments).
+    pub allow_private: bool,
+    /// One deadline for a link: its page, yt-dlp and every media item.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// Where accepted uploads go to be scanned.
@@ -85,6 +105,7 @@ struct Inner {
     workers: usize,
     queue_capacity: usize,
     body_timeout: std::time::Duration,
+    links: LinkSettings,
     hosts: crate::guard::HostPolicy,
     origins: crate::guard::OriginPolicy,
 }
@@ -328,6 +349,7 @@ pub fn router(
         workers,
         queue_capacity: capacity,
         body_timeout: config.body_timeout,
+        links: config.links.clone(),
         hosts,
         origins,
     }));
@@ -415,6 +437,10 @@ fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response
         Json(json!({"error": {"kind": kind, "message": message.into()}})),
     )
         .into_response()
+}
+
+fn unprocessable(message: impl Into<String>) -> Response {
+    error(StatusCode::UNPROCESSABLE_ENTITY, "bad_input", message)
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -754,6 +780,9 @@ async fn create_scan(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_ascii_lowercase();
+    if content_type.starts_with("application/json") {
+        return create_link_scan(s, caller, meta, request).await;
+    }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -873,100 +902,23 @@ async fn create_scan(
     if upload.size == 0 {
         return bad_request("the upload is empty");
     }
-    // The name is kept as text for people; it never becomes a path.
-    let name = match clean_text("name", meta.name) {
-        Ok(n) => n.map(|n| n.rsplit(['/', '\\']).next().unwrap_or_default().to_owned()),
-        Err(r) => return r,
-    };
-    let context = match (
-        clean_text("case", meta.case),
-        clean_text("operator", meta.operator),
-        clean_text("note", meta.note),
-    ) {
-        (Ok(case_id), Ok(operator), Ok(note)) => Context {
-            case_id,
-            operator,
-            note,
-        },
-        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
-    };
-    if let Some(case) = &context.case_id
-        && let Err(e) = blocking(|| s.log().case(case))
-    {
-        return evidence_error(e);
-    }
-    // The claimed voiceprint must be the caller's; the job keeps its id, not its name.
-    let claimed = match clean_text("claimed", meta.claimed) {
-        Ok(Some(c)) => match voiceprints::resolve(&s, &caller, &c) {
-            Ok(id) => Some(id),
-            Err(r) => return r,
-        },
-        Ok(None) => None,
+    let (name, context, claimed) = match job_meta(&s, &caller, meta) {
+        Ok(m) => m,
         Err(r) => return r,
     };
     let id = jobs::new_id();
-    let jobs = Arc::clone(&s.0.jobs);
     let size = upload.size;
-    let incoming = upload.keep();
-    match &s.0.dispatch {
-        Dispatch::Local(queue) => {
-            // Reserve a queue slot before making a job: a full queue stores nothing.
-            let permit = match queue.clone().try_reserve_owned() {
-                Ok(p) => p,
-                Err(_) => {
-                    let _ = std::fs::remove_file(&incoming);
-                    return queue_full();
-                }
-            };
-            let stored = {
-                let id = id.clone();
-                let name = name.clone();
-                tokio::task::spawn_blocking(move || {
-                    jobs.create(
-                        &id,
-                        name.as_deref(),
-                        &incoming,
-                        size,
-                        &context,
-                        claimed.as_deref(),
-                    )
-                })
-                .await
-            };
-            match stored {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return internal(e),
-                Err(e) => return internal(e.to_string()),
-            }
-            permit.send(id.clone());
-        }
-        Dispatch::Nats(queue) => {
-            // The row and the bytes in the shared database first, then the message: a worker
-            // that gets the id finds everything it needs.
-            let stored = {
-                let (id, name, jobs) = (id.clone(), name.clone(), Arc::clone(&jobs));
-                tokio::task::spawn_blocking(move || {
-                    let bytes = std::fs::read(&incoming).map_err(|e| format!("spool: {e}"));
-                    let _ = std::fs::remove_file(&incoming);
-                    jobs.create_shared(&id, name.as_deref(), &bytes?, &context, claimed.as_deref())
-                })
-                .await
-            };
-            match stored {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return internal(e),
-                Err(e) => return internal(e.to_string()),
-            }
-            if let Err(e) = queue.publish(&id).await {
-                // Not queued: nothing of it stays.
-                let (jobs, gone) = (Arc::clone(&jobs), id.clone());
-                let _ = tokio::task::spawn_blocking(move || jobs.discard(&gone)).await;
-                return match e {
-                    crate::queue::PublishError::Full => queue_full(),
-                    crate::queue::PublishError::Other(e) => internal(format!("queue: {e}")),
-                };
-            }
-        }
+    let spooled = Spooled::File(upload.keep(), size);
+    if let Err(r) = enqueue(
+        &s,
+        vec![(id.clone(), spooled, None)],
+        name.clone(),
+        context,
+        claimed,
+    )
+    .await
+    {
+        return r;
     }
     let location = format!("/v1/scans/{id}");
     (
@@ -975,6 +927,276 @@ async fn create_scan(
         Json(json!({"id": id, "state": "queued", "name": name, "links": {"self": location}})),
     )
         .into_response()
+}
+
+/// A new job's checked details: its name, its evidence context (an existing case), and the
+/// claimed voiceprint's id (which must be the caller's).
+fn job_meta(
+    s: &AppState,
+    caller: &Caller,
+    meta: UploadMeta,
+) -> Result<(Option<String>, Context, Option<String>), Response> {
+    // The name is kept as text for people; it never becomes a path.
+    let name = clean_text("name", meta.name)?
+        .map(|n| n.rsplit(['/', '\\']).next().unwrap_or_default().to_owned());
+    let context = Context {
+        case_id: clean_text("case", meta.case)?,
+        operator: clean_text("operator", meta.operator)?,
+        note: clean_text("note", meta.note)?,
+    };
+    if let Some(case) = &context.case_id
+        && let Err(e) = blocking(|| s.log().case(case))
+    {
+        return Err(evidence_error(e));
+    }
+    // The job keeps the voiceprint's id, not its name.
+    let claimed = match clean_text("claimed", meta.claimed)? {
+        Some(c) => Some(voiceprints::resolve(s, caller, &c)?),
+        None => None,
+    };
+    Ok((name, context, claimed))
+}
+
+/// The body of `POST /v1/scans` with `Content-Type: application/json`: a link to scan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    url: String,
+    claimed: Option<String>,
+    case: Option<String>,
+    operator: Option<String>,
+    note: Option<String>,
+}
+
+/// The largest link request body.
+const MAX_LINK_REQUEST: usize = 16 << 10;
+
+/// `POST /v1/scans` with a link: resolved here (the page, its media items, within the limits
+/// and the address policy), then one job per item, each with the link's record.
+async fn create_link_scan(
+    s: AppState,
+    caller: Caller,
+    query: UploadMeta,
+    request: Request,
+) -> Response {
+    let body = match tokio::time::timeout(
+        s.0.body_timeout,
+        axum::body::to_bytes(request.into_body(), MAX_LINK_REQUEST),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return bad_request(format!(
+                "a link request is JSON of at most {MAX_LINK_REQUEST} bytes"
+            ));
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "bad_input",
+                "the request arrived too slowly and was cut off",
+            );
+        }
+    };
+    let asked: LinkRequest = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return bad_request(format!(
+                "the body must be {{\"url\": \"https://…\"}} (with optional claimed, case, operator, note): {e}"
+            ));
+        }
+    };
+    if let Err(refusal) = aqiqat_link::check_url(&asked.url) {
+        return unprocessable(refusal.to_string());
+    }
+    let meta = UploadMeta {
+        name: None,
+        claimed: asked.claimed.or(query.claimed),
+        case: asked.case.or(query.case),
+        operator: asked.operator.or(query.operator),
+        note: asked.note.or(query.note),
+    };
+    let (_, context, claimed) = match job_meta(&s, &caller, meta) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let full = match &s.0.dispatch {
+        Dispatch::Local(q) => q.capacity() == 0,
+        Dispatch::Nats(q) => !q.has_room().await,
+    };
+    if full {
+        return queue_full();
+    }
+    let limits = aqiqat_link::ResolveLimits {
+        fetch: aqiqat_link::FetchLimits {
+            max_bytes: s.0.limits.max_input_bytes,
+            timeout: s.0.links.timeout,
+            allow_private: s.0.links.allow_private,
+            ..Default::default()
+        },
+        max_duration_s: s.0.limits.max_duration_s,
+        ..Default::default()
+    };
+    let url = asked.url.clone();
+    let resolved = tokio::task::spawn_blocking(move || {
+        let ytdlp = aqiqat_link::YtDlp::find();
+        aqiqat_link::resolve(&url, &limits, ytdlp.as_ref())
+    })
+    .await;
+    let resolved = match resolved {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) if e.is_bad_input() => return unprocessable(e.to_string()),
+        Ok(Err(e)) => return error(StatusCode::BAD_GATEWAY, "upstream", e.to_string()),
+        Err(e) => return internal(e.to_string()),
+    };
+    let skipped = resolved.skipped.clone();
+    let resolved_by = resolved.resolved_by.label();
+    let page_sha256 = resolved.page_sha256.clone();
+    let retrieved_at = aqiqat_evidence::utc_now();
+    let mut items = Vec::new();
+    let mut listed = Vec::new();
+    for (source, bytes) in aqiqat_scan::LinkSource::for_items(resolved, &retrieved_at) {
+        let id = jobs::new_id();
+        let location = format!("/v1/scans/{id}");
+        listed.push(json!({
+            "id": id,
+            "state": "queued",
+            "media_url": source.media_url.clone().unwrap_or_else(|| source.url.clone()),
+            "size_bytes": bytes.len(),
+            "links": {"self": location},
+        }));
+        let source = serde_json::to_string(&source).expect("sources serialise");
+        items.push((id, Spooled::Bytes(bytes), Some(source)));
+    }
+    let first = items[0].0.clone();
+    if let Err(r) = enqueue(&s, items, None, context, claimed).await {
+        return r;
+    }
+    let location = format!("/v1/scans/{first}");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(json!({
+            "url": asked.url,
+            "retrieved_at": retrieved_at,
+            "resolved_by": resolved_by,
+            "page_sha256": page_sha256,
+            "items": listed,
+            "skipped": skipped,
+        })),
+    )
+        .into_response()
+}
+
+/// A job's bytes on their way in: an upload written to the spool, or a link's item in memory.
+enum Spooled {
+    File(PathBuf, u64),
+    Bytes(Vec<u8>),
+}
+
+/// Makes jobs of `items` (id, bytes, link source as JSON) and queues them. A full local queue
+/// takes none of them; on NATS, a refused publish removes that job and queues none after it.
+async fn enqueue(
+    s: &AppState,
+    items: Vec<(String, Spooled, Option<String>)>,
+    name: Option<String>,
+    context: Context,
+    claimed: Option<String>,
+) -> Result<(), Response> {
+    let jobs = Arc::clone(&s.0.jobs);
+    match &s.0.dispatch {
+        Dispatch::Local(queue) => {
+            // Reserve the queue slots before making jobs: a full queue stores nothing.
+            let mut permits = Vec::with_capacity(items.len());
+            for _ in &items {
+                match queue.clone().try_reserve_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => {
+                        for (_, spooled, _) in &items {
+                            if let Spooled::File(path, _) = spooled {
+                                let _ = std::fs::remove_file(path);
+                            }
+                        }
+                        return Err(queue_full());
+                    }
+                }
+            }
+            let ids: Vec<String> = items.iter().map(|(id, _, _)| id.clone()).collect();
+            let stored = tokio::task::spawn_blocking(move || {
+                for (id, spooled, source) in items {
+                    let about = jobs::NewJob {
+                        name: name.as_deref(),
+                        context: &context,
+                        claimed: claimed.as_deref(),
+                        source: source.as_deref(),
+                    };
+                    let (path, size) = match spooled {
+                        Spooled::File(path, size) => (path, size),
+                        Spooled::Bytes(bytes) => {
+                            let path = jobs.incoming_path();
+                            std::fs::write(&path, &bytes).map_err(|e| format!("spool: {e}"))?;
+                            (path, bytes.len() as u64)
+                        }
+                    };
+                    jobs.create(&id, &path, size, &about)?;
+                }
+                Ok::<_, String>(())
+            })
+            .await;
+            match stored {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(internal(e)),
+                Err(e) => return Err(internal(e.to_string())),
+            }
+            for (permit, id) in permits.into_iter().zip(ids) {
+                permit.send(id);
+            }
+        }
+        Dispatch::Nats(queue) => {
+            for (id, spooled, source) in items {
+                // The row and the bytes in the shared database first, then the message: a
+                // worker that gets the id finds everything it needs.
+                let stored = {
+                    let (id, name, jobs) = (id.clone(), name.clone(), Arc::clone(&jobs));
+                    let (context, claimed) = (context.clone(), claimed.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let bytes = match spooled {
+                            Spooled::File(path, _) => {
+                                let bytes = std::fs::read(&path).map_err(|e| format!("spool: {e}"));
+                                let _ = std::fs::remove_file(&path);
+                                bytes?
+                            }
+                            Spooled::Bytes(bytes) => bytes,
+                        };
+                        let about = jobs::NewJob {
+                            name: name.as_deref(),
+                            context: &context,
+                            claimed: claimed.as_deref(),
+                            source: source.as_deref(),
+                        };
+                        jobs.create_shared(&id, &bytes, &about)
+                    })
+                    .await
+                };
+                match stored {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(internal(e)),
+                    Err(e) => return Err(internal(e.to_string())),
+                }
+                if let Err(e) = queue.publish(&id).await {
+                    // Not queued: nothing of it stays.
+                    let (jobs, gone) = (Arc::clone(&jobs), id.clone());
+                    let _ = tokio::task::spawn_blocking(move || jobs.discard(&gone)).await;
+                    return Err(match e {
+                        crate::queue::PublishError::Full => queue_full(),
+                        crate::queue::PublishError::Other(e) => internal(format!("queue: {e}")),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn queue_full() -> Response {

@@ -98,6 +98,10 @@ const SCHEMA: &str = "
         job_id TEXT PRIMARY KEY,
         voiceprint_id TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS job_sources (
+        job_id TEXT PRIMARY KEY,
+        source TEXT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS job_uploads (
         job_id TEXT PRIMARY KEY,
         bytes BYTEA NOT NULL
@@ -168,11 +172,9 @@ impl JobStore {
     pub fn create(
         &self,
         id: &str,
-        name: Option<&str>,
         incoming: &Path,
         size: u64,
-        context: &Context,
-        claimed: Option<&str>,
+        about: &NewJob<'_>,
     ) -> Result<(), String> {
         let path = self.spool_path(id);
         let settle = || -> std::io::Result<()> {
@@ -187,7 +189,7 @@ impl JobStore {
         })?;
         let now = aqiqat_evidence::utc_now();
         self.lock()
-            .write_transaction(|tx| insert_job(tx, id, &now, name, size, context, claimed))
+            .write_transaction(|tx| insert_job(tx, id, &now, size, about))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&path);
                 jobs_error(e)
@@ -198,18 +200,11 @@ impl JobStore {
     /// Makes a job whose upload every worker can read: the row, the claim and the bytes in
     /// one transaction of the shared database (for `serve --queue`). After this returns the
     /// job survives a crash of this machine.
-    pub fn create_shared(
-        &self,
-        id: &str,
-        name: Option<&str>,
-        bytes: &[u8],
-        context: &Context,
-        claimed: Option<&str>,
-    ) -> Result<(), String> {
+    pub fn create_shared(&self, id: &str, bytes: &[u8], about: &NewJob<'_>) -> Result<(), String> {
         let now = aqiqat_evidence::utc_now();
         self.lock()
             .write_transaction(|tx| {
-                insert_job(tx, id, &now, name, bytes.len() as u64, context, claimed)?;
+                insert_job(tx, id, &now, bytes.len() as u64, about)?;
                 tx.execute(
                     "INSERT INTO job_uploads(job_id, bytes) VALUES (?1, ?2)",
                     args![id, bytes],
@@ -235,6 +230,7 @@ impl JobStore {
                 for table in [
                     "job_uploads WHERE job_id",
                     "job_claims WHERE job_id",
+                    "job_sources WHERE job_id",
                     "jobs WHERE id",
                 ] {
                     tx.execute(&format!("DELETE FROM {table} = ?1"), args![id])?;
@@ -250,6 +246,19 @@ impl JobStore {
             .lock()
             .query_opt(
                 "SELECT voiceprint_id FROM job_claims WHERE job_id = ?1",
+                args![id],
+            )
+            .map_err(jobs_error)?;
+        row.map(|r| r.text(0).map_err(jobs_error)).transpose()
+    }
+
+    /// Where a job's bytes were fetched from (the scan result's `source`, as JSON), when the
+    /// job came from a link.
+    pub fn source(&self, id: &str) -> Result<Option<String>, String> {
+        let row = self
+            .lock()
+            .query_opt(
+                "SELECT source FROM job_sources WHERE job_id = ?1",
                 args![id],
             )
             .map_err(jobs_error)?;
@@ -354,16 +363,32 @@ impl JobStore {
     }
 }
 
-/// A new job's row, and its claimed voiceprint.
+/// What a new job is, beyond its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewJob<'a> {
+    /// The upload's name, for people.
+    pub name: Option<&'a str>,
+    pub context: &'a Context,
+    /// The voiceprint id the voice is to be compared with.
+    pub claimed: Option<&'a str>,
+    /// The scan result's `source` (JSON) when the bytes came from a link.
+    pub source: Option<&'a str>,
+}
+
+/// A new job's row, its claimed voiceprint and its link.
 fn insert_job(
     tx: &mut aqiqat_store::Tx<'_>,
     id: &str,
     now: &str,
-    name: Option<&str>,
     size: u64,
-    context: &Context,
-    claimed: Option<&str>,
+    about: &NewJob<'_>,
 ) -> Result<(), DbError> {
+    let NewJob {
+        name,
+        context,
+        claimed,
+        source,
+    } = *about;
     tx.execute(
         "INSERT INTO jobs(id, state, created_at, updated_at, name, size_bytes, case_id, operator, note)
          VALUES (?1, 'queued', ?2, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -381,6 +406,12 @@ fn insert_job(
         tx.execute(
             "INSERT INTO job_claims(job_id, voiceprint_id) VALUES (?1, ?2)",
             args![id, voiceprint],
+        )?;
+    }
+    if let Some(source) = source {
+        tx.execute(
+            "INSERT INTO job_sources(job_id, source) VALUES (?1, ?2)",
+            args![id, source],
         )?;
     }
     Ok(())

@@ -21,7 +21,7 @@ pub mod remote;
 pub mod stream;
 mod worker;
 
-pub use api::{Config, router, serve};
+pub use api::{Config, LinkSettings, router, serve};
 
 /// Opens the server's own database the one way both of its users (jobs, API keys) need it:
 /// every commit durable, waiting on a busy writer, with the dialect's `schema` applied.

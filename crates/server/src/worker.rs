@@ -131,12 +131,23 @@ pub fn run_job(w: &Workers, id: &str, bytes: Vec<u8>, last_attempt: bool) -> End
         }
         Err(e) => return Ended::Retry(e),
     };
+    // Where the bytes came from, when the job came from a link.
+    let source = match w.jobs.source(id) {
+        Ok(None) => None,
+        Ok(Some(text)) => match serde_json::from_str::<aqiqat_scan::LinkSource>(&text) {
+            Ok(source) => Some(source),
+            Err(e) => return fail("internal", format!("the job's link record: {e}")),
+        },
+        Err(e) => return Ended::Retry(e),
+    };
     let _ = w.jobs.mark_running(id);
     let started = std::time::Instant::now();
     let label = job.name.clone().unwrap_or_else(|| "upload".into());
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        w.scanner
-            .scan_bytes_claiming(&label, bytes, claimed.as_ref())
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match source {
+        Some(source) => w.scanner.scan_link(source, bytes, claimed.as_ref()),
+        None => w
+            .scanner
+            .scan_bytes_claiming(&label, bytes, claimed.as_ref()),
     }));
     let result = match outcome {
         Ok(Ok(result)) => result,

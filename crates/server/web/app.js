@@ -6,6 +6,9 @@
   let lang = localStorage.getItem("aqiqat.lang") || (navigator.language || "en").slice(0, 2);
   if (!["kk", "ru", "en"].includes(lang)) lang = "en";
   let job = null;
+  // The jobs of a link's media items, in the post's order, and which one is shown.
+  let items = [];
+  let shown = null;
 
   async function setLang(l) {
     lang = l;
@@ -76,10 +79,58 @@
     $("error-text").textContent = message;
   }
 
-  function upload(file) {
+  function reset() {
     $("result").hidden = true;
     $("error").hidden = true;
     job = null;
+    items = [];
+    shown = null;
+    $("items").hidden = true;
+    $("item-buttons").replaceChildren();
+  }
+
+  // A link: the server fetches the post and its media, and makes one job per item.
+  async function scanLink(url) {
+    reset();
+    showState("resolving");
+    const body = { url };
+    const claimed = $("claimed").value;
+    if (claimed) body.claimed = claimed;
+    const r = await fetch("/v1/scans", {
+      method: "POST",
+      headers: Object.assign({ "Content-Type": "application/json" }, headers()),
+      body: JSON.stringify(body),
+    }).catch(() => null);
+    if (!r) return fail("network error");
+    const j = await r.json().catch(() => ({}));
+    if (r.status !== 202) return fail((j.error && j.error.message) || `HTTP ${r.status}`);
+    items = j.items.map((i) => i.id);
+    if (items.length > 1) {
+      const box = $("item-buttons");
+      items.forEach((id, n) => {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.textContent = `${n + 1}`;
+        b.dataset.item = id;
+        b.addEventListener("click", () => show(id));
+        box.appendChild(b);
+      });
+      $("items").hidden = false;
+    }
+    show(items[0]);
+  }
+
+  // Shows one item's job (following it until it ends).
+  function show(id) {
+    shown = id;
+    document.querySelectorAll("#item-buttons button").forEach((b) => b.classList.toggle("active", b.dataset.item === id));
+    $("result").hidden = true;
+    $("error").hidden = true;
+    poll(id);
+  }
+
+  function upload(file) {
+    reset();
     showState("uploading");
     const xhr = new XMLHttpRequest();
     const claimed = $("claimed").value;
@@ -101,6 +152,7 @@
   async function poll(id) {
     const r = await fetch(`/v1/scans/${id}`, { headers: headers() });
     const j = await r.json();
+    if (shown && id !== shown) return; // another item was chosen meanwhile
     if (!r.ok) return fail((j.error && j.error.message) || `HTTP ${r.status}`);
     job = j;
     if (j.state === "done") return showResult(j);
@@ -167,7 +219,18 @@
     $("timeline-part").hidden = !audio;
     if (audio) drawTimeline(r);
     showProvenance(r.provenance);
-    $("f-name").textContent = j.name || "";
+    const src = r.source;
+    $("f-link-row").hidden = !src;
+    $("f-media-row").hidden = !(src && src.media_url);
+    $("f-retrieved-row").hidden = !src;
+    if (src) {
+      $("f-link").textContent = src.url;
+      $("f-media").textContent = src.media_url
+        ? `${src.media_url} (${(texts.item_of || "").replace("{n}", src.item).replace("{count}", src.items)})`
+        : "";
+      $("f-retrieved").textContent = src.retrieved_at;
+    }
+    $("f-name").textContent = j.name || (src ? (src.media_url || src.url).split("/").pop().split("?")[0] : "");
     $("f-duration-label").textContent = audio ? texts.duration : texts.dimensions;
     $("f-duration").textContent = audio
       ? `${fmt(r.media.duration_s, 1)} ${texts.seconds}`
@@ -291,7 +354,12 @@
   });
   $("file").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files[0]); });
   $("enrol").addEventListener("click", enrol);
-  $("again").addEventListener("click", () => { $("result").hidden = true; $("file").value = ""; job = null; });
+  $("link-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const url = $("link").value.trim();
+    if (url) scanLink(url);
+  });
+  $("again").addEventListener("click", () => { reset(); $("file").value = ""; $("link").value = ""; });
   document.querySelectorAll("[data-lang]").forEach((b) => b.addEventListener("click", () => setLang(b.dataset.lang)));
   $("apikey").value = localStorage.getItem("aqiqat.key") || "";
   setLang(lang);

@@ -51,11 +51,13 @@ impl Server {
             .expect("aqiqat serve starts");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
+        let mut said = String::new();
         let base = loop {
             line.clear();
             if stderr.read_line(&mut line).unwrap() == 0 {
-                panic!("the server ended before listening");
+                panic!("the server ended before listening: {said}");
             }
+            said.push_str(&line);
             if let Some(addr) = line.trim().strip_prefix("aqiqat listening on ") {
                 break addr.to_owned();
             }

@@ -334,43 +334,66 @@ fn bulk_scan_writes_a_line_per_input_and_resumes() {
     assert!(text(&run.stderr).contains("--record-dir"));
 }
 
+/// Pages and media served on loopback for the link tests: `/go` redirects to
+/// `/message.flac`; `/slow` answers after 5 s; other paths are looked up in `routes`.
+pub(crate) fn link_server(routes: Vec<(&'static str, &'static str, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let routes = std::sync::Arc::new(routes);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let routes = routes.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let mut stream = stream;
+                let head = |status: &str, content_type: &str, len: usize| {
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
+                         Content-Length: {len}\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                if path == "/go" {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 302 Found\r\nLocation: /message.flac\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                } else if path == "/slow" {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    let _ = stream.write_all(head("200 OK", "audio/flac", 0).as_bytes());
+                } else if let Some((_, content_type, body)) =
+                    routes.iter().find(|(p, _, _)| *p == path)
+                {
+                    let _ = stream.write_all(head("200 OK", content_type, body.len()).as_bytes());
+                    let _ = stream.write_all(body);
+                } else {
+                    let _ = stream.write_all(head("404 Not Found", "text/plain", 0).as_bytes());
+                }
+            });
+        }
+    });
+    base
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// `scan URL`: a direct link to a voice message, fetched from a server on loopback (allowed only
 /// with --allow-private-urls), scanned, and named in the result and the signed record.
 #[test]
 fn a_link_is_fetched_scanned_and_recorded_with_where_it_came_from() {
-    use std::io::{BufRead, BufReader, Write};
     let clip = std::fs::read(first_clip("spoof")).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let served = clip.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let mut stream = stream;
-            if line.contains(" /go ") {
-                let _ = stream.write_all(
-                    b"HTTP/1.1 302 Found\r\nLocation: /message.flac\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-            } else {
-                let _ = stream.write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: audio/flac\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        served.len()
-                    )
-                    .as_bytes(),
-                );
-                let _ = stream.write_all(&served);
-            }
-        }
-    });
+    let base = link_server(vec![("/message.flac", "audio/flac", clip.clone())]);
     let dir = tempfile::tempdir().unwrap();
     let link = format!("{base}/go");
 
@@ -400,11 +423,9 @@ fn a_link_is_fetched_scanned_and_recorded_with_where_it_came_from() {
         serde_json::json!([format!("{base}/message.flac")])
     );
     assert_eq!(result["source"]["content_type"], "audio/flac");
-    use sha2::Digest;
-    assert_eq!(
-        result["media"]["sha256"],
-        hex::encode(sha2::Sha256::digest(&clip)).as_str()
-    );
+    assert_eq!(result["source"]["resolved_by"], "direct");
+    assert_eq!(result["source"]["media_url"], serde_json::Value::Null);
+    assert_eq!(result["media"]["sha256"], sha256_hex(&clip).as_str());
     let envelope: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
     assert_eq!(envelope["record"]["result"]["source"]["url"], link.as_str());
@@ -412,5 +433,146 @@ fn a_link_is_fetched_scanned_and_recorded_with_where_it_came_from() {
         aqiqat(&["verify", record.to_str().unwrap()])
             .status
             .success()
+    );
+}
+
+/// `scan URL` on a post: every media item the page declares is scanned and recorded on its
+/// own, each naming the post, its media URL and the page's hash; a page without media, a slow
+/// server, an oversized item and a 404 each end in a clear error.
+#[test]
+fn every_item_of_a_post_is_scanned_and_recorded_and_bad_posts_are_refused() {
+    let spoof = std::fs::read(first_clip("spoof")).unwrap();
+    let bonafide = std::fs::read(first_clip("bonafide")).unwrap();
+    let post = "<!DOCTYPE html><html><head><title>Invest now</title>\
+        <meta property=\"og:video\" content=\"/media/one.flac\"></head><body>\
+        <audio controls><source src=\"/media/two.flac\" type=\"audio/flac\"></audio></body></html>";
+    let big = "<html><head><meta property=\"og:audio\" content=\"/media/one.flac\"></head></html>";
+    let base = link_server(vec![
+        (
+            "/post",
+            "text/html; charset=utf-8",
+            post.as_bytes().to_vec(),
+        ),
+        ("/big-post", "text/html", big.as_bytes().to_vec()),
+        (
+            "/text",
+            "text/html",
+            b"<html><body>no media here</body></html>".to_vec(),
+        ),
+        ("/media/one.flac", "audio/flac", spoof.clone()),
+        ("/media/two.flac", "audio/flac", bonafide.clone()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let link = format!("{base}/post");
+    let record = dir.path().join("post.json");
+    let scan = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+            .arg("scan")
+            .args(args)
+            .arg("--allow-private-urls")
+            .env("AQIQAT_DATA_DIR", dir.path().join("data"))
+            // The page path alone must find these; yt-dlp is not consulted.
+            .env("AQIQAT_YT_DLP", "/nonexistent/yt-dlp")
+            .output()
+            .unwrap()
+    };
+    let out = scan(&[&link, "--json", "--record", record.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "one result per item");
+    let page_sha = sha256_hex(post.as_bytes());
+    for (i, (result, (bytes, found_in))) in lines
+        .iter()
+        .zip([(&spoof, "og:video"), (&bonafide, "<audio>")])
+        .enumerate()
+    {
+        let src = &result["source"];
+        assert_eq!(src["url"], link.as_str());
+        assert_eq!(src["resolved_by"], "page");
+        assert_eq!(src["page_sha256"], page_sha.as_str());
+        assert_eq!(
+            (src["item"].as_u64(), src["items"].as_u64()),
+            (Some(i as u64 + 1), Some(2))
+        );
+        let name = if i == 0 { "one" } else { "two" };
+        assert_eq!(
+            src["media_url"],
+            format!("{base}/media/{name}.flac").as_str()
+        );
+        assert_eq!(result["media"]["sha256"], sha256_hex(bytes).as_str());
+        assert_eq!(src["found_in"], found_in);
+        let numbered = dir.path().join(format!("post-{}.json", i + 1));
+        let envelope: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&numbered).unwrap()).unwrap();
+        assert_eq!(envelope["record"]["result"]["source"]["item"], i + 1);
+        assert_eq!(
+            envelope["record"]["subject"]["sha256"],
+            sha256_hex(bytes).as_str()
+        );
+        assert!(
+            aqiqat(&["verify", numbered.to_str().unwrap()])
+                .status
+                .success()
+        );
+    }
+    assert!(
+        !record.exists(),
+        "a post of several items is recorded item by item"
+    );
+    // The reports name the post, the page's hash and the item's own URL, in every language.
+    let second = dir.path().join("post-2.json");
+    for (lang, item_label) in [
+        ("en", "Media item 2 of 2"),
+        ("ru", "Медиафайл 2 из 2"),
+        ("kk", "2 медиафайлдың 2-сі"),
+    ] {
+        let out = aqiqat(&["report", second.to_str().unwrap(), "--lang", lang]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let html = text(&out.stdout);
+        for needle in [
+            item_label,
+            link.as_str(),
+            page_sha.as_str(),
+            &format!("{base}/media/two.flac"),
+        ] {
+            assert!(html.contains(needle), "{lang}: {needle} missing");
+        }
+    }
+
+    // The human-readable answer shows the items one by one.
+    let out = scan(&[&link]);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("item 1 of 2") && said.contains("item 2 of 2"),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{base}/media/two.flac")), "{said}");
+
+    let refused = |args: &[&str], expected: &str| {
+        let out = scan(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    refused(&[&format!("{base}/text")], "declares no video or audio");
+    refused(&[&format!("{base}/missing")], "404");
+    refused(
+        &[&format!("{base}/slow"), "--link-timeout", "1"],
+        "no answer within",
+    );
+    refused(
+        &[&format!("{base}/big-post"), "--max-bytes", "1000"],
+        "larger than 1000 bytes",
     );
 }

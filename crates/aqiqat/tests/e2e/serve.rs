@@ -34,6 +34,7 @@ on_both_backends!(
     a_full_queue_answers_503_with_retry_after_and_accepted_work_survives_a_kill,
     api_keys_are_needed_once_one_exists_and_rates_are_enforced,
     voiceprints_belong_to_the_key_that_enrolled_them,
+    a_link_becomes_one_job_per_media_item_each_recorded_with_the_post,
 );
 
 fn get(s: &Server, path: &str) -> Reply {
@@ -1221,4 +1222,95 @@ fn voiceprints_belong_to_the_key_that_enrolled_them(backend: &Backend) {
         &clips[4],
     );
     assert_eq!(r.status, 404, "{}", r.text());
+}
+
+/// `POST /v1/scans` with `{"url": …}`: the post's page and media are fetched by the server
+/// (refused into the local network unless `--allow-private-urls`), each item becomes a job
+/// whose result and record name the post, and bad links are answered 4xx before any job.
+fn a_link_becomes_one_job_per_media_item_each_recorded_with_the_post(backend: &Backend) {
+    use crate::scan::{link_server, sha256_hex};
+    let one = std::fs::read(smoke(3)).unwrap();
+    let two = std::fs::read(smoke(4)).unwrap();
+    let post_page = "<html><head><meta property=\"og:video\" content=\"/one.flac\"></head>\
+        <body><video><source src=\"/two.flac\"></video></body></html>";
+    let base = link_server(vec![
+        ("/post", "text/html", post_page.as_bytes().to_vec()),
+        (
+            "/text",
+            "text/html",
+            b"<html><body>words</body></html>".to_vec(),
+        ),
+        ("/one.flac", "audio/flac", one.clone()),
+        ("/two.flac", "audio/flac", two.clone()),
+    ]);
+    let ask = |server: &Server, body: &str| {
+        post(server, "/v1/scans", "application/json", body.as_bytes())
+    };
+    let link = format!("{base}/post");
+
+    let dir = tempfile::tempdir().unwrap();
+    let strict = Server::start_on(backend, dir.path(), &["--workers", "1"]);
+    let refused = ask(&strict, &format!("{{\"url\": \"{link}\"}}"));
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(refused.text().contains("loopback"), "{}", refused.text());
+    let refused = ask(&strict, "{\"url\": \"file:///etc/passwd\"}");
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    let refused = ask(&strict, "{\"link\": \"https://example.org\"}");
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    drop(strict);
+
+    let server = Server::start_on(
+        backend,
+        dir.path(),
+        &[
+            "--workers",
+            "2",
+            "--allow-private-urls",
+            "--link-timeout",
+            "20",
+        ],
+    );
+    let accepted = ask(
+        &server,
+        &format!("{{\"url\": \"{link}\", \"note\": \"from a tip\"}}"),
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let answer = accepted.json();
+    assert_eq!(answer["url"], link.as_str());
+    assert_eq!(answer["resolved_by"], "page");
+    assert_eq!(
+        answer["page_sha256"],
+        sha256_hex(post_page.as_bytes()).as_str()
+    );
+    let items = answer["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for (n, (item, bytes)) in items.iter().zip([&one, &two]).enumerate() {
+        let job = wait_done(&server, item["id"].as_str().unwrap());
+        assert_eq!(job["state"], "done", "{job}");
+        let result = &job["result"];
+        assert_eq!(result["media"]["sha256"], sha256_hex(bytes).as_str());
+        assert_eq!(result["source"]["url"], link.as_str());
+        assert_eq!(result["source"]["item"], n + 1);
+        assert_eq!(result["source"]["items"], 2);
+        assert_eq!(result["source"]["media_url"], item["media_url"]);
+        assert_eq!(result["source"]["retrieved_at"], answer["retrieved_at"]);
+        let record = get(
+            &server,
+            &format!("/v1/scans/{}/record", item["id"].as_str().unwrap()),
+        );
+        assert_eq!(record.status, 200);
+        let envelope: Value = serde_json::from_slice(&record.body).unwrap();
+        assert_eq!(envelope["record"]["result"]["source"]["url"], link.as_str());
+        assert_eq!(envelope["record"]["context"]["note"], "from a tip");
+    }
+    let none = ask(&server, &format!("{{\"url\": \"{base}/text\"}}"));
+    assert_eq!(none.status, 422, "{}", none.text());
+    assert!(
+        none.text().contains("declares no video or audio"),
+        "{}",
+        none.text()
+    );
+    let missing = ask(&server, &format!("{{\"url\": \"{base}/gone\"}}"));
+    assert_eq!(missing.status, 422, "{}", missing.text());
+    assert!(missing.text().contains("404"), "{}", missing.text());
 }

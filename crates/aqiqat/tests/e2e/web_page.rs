@@ -116,7 +116,8 @@ impl Driver {
 #[test]
 fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    // Links on loopback are the test's own pages.
+    let server = Server::start(&dir.path().join("data"), &["--allow-private-urls"]);
     let base = server.base.clone();
     let port = free_port();
     let _driver = Kill(
@@ -362,6 +363,53 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
     assert!(claim.contains("CLONE of Aigerim"), "{claim}");
     assert!(d.displayed("#claim-box"));
     d.screenshot(&target_dir().join("web-page-claim-en.png"));
+
+    // Paste a link to a post with two media items: the page lists them and shows each.
+    let one = std::fs::read(common::smoke(5)).unwrap();
+    let two = std::fs::read(common::smoke(6)).unwrap();
+    let post = "<html><head><meta property=\"og:audio\" content=\"/one.flac\"></head>\
+        <body><audio src=\"/two.flac\"></audio></body></html>";
+    let site = crate::scan::link_server(vec![
+        ("/post", "text/html", post.as_bytes().to_vec()),
+        ("/one.flac", "audio/flac", one),
+        ("/two.flac", "audio/flac", two.clone()),
+    ]);
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("#again")),
+        None,
+    );
+    d.script("document.getElementById('claimed').value = ''; return true;");
+    let field = d.find("#link");
+    d.call(
+        "POST",
+        &format!("/element/{field}/value"),
+        Some(json!({"text": format!("{site}/post")})),
+    );
+    d.call(
+        "POST",
+        &format!("/element/{}/click", d.find("#link-go")),
+        None,
+    );
+    d.wait_for("return !document.getElementById('result').hidden && document.querySelectorAll('#item-buttons button').length === 2");
+    let link = d.script("return document.getElementById('f-link').textContent");
+    assert_eq!(link.as_str().unwrap(), format!("{site}/post"));
+    let media = d.script("return document.getElementById('f-media').textContent");
+    assert!(
+        media.as_str().unwrap().contains("/one.flac (item 1 of 2)"),
+        "{media}"
+    );
+    d.call(
+        "POST",
+        &format!(
+            "/element/{}/click",
+            d.find("#item-buttons button:nth-child(2)")
+        ),
+        None,
+    );
+    let sha = d.wait_for("const m = document.getElementById('f-media').textContent; return !document.getElementById('result').hidden && m.includes('/two.flac') ? document.getElementById('f-sha').textContent : '';");
+    assert_eq!(sha.as_str().unwrap(), crate::scan::sha256_hex(&two));
+    d.screenshot(&target_dir().join("web-page-link-en.png"));
     d.call("DELETE", "", None);
 }
 
