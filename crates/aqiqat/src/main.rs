@@ -250,6 +250,10 @@ enum Command {
         /// The most seconds a link sent to the API may take: page, yt-dlp and media together.
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         link_timeout: u64,
+        /// Also post live calls' verdicts (Twilio protocol: start, each change of the rolling
+        /// verdict, speaker checks, the final verdict) as JSON to this URL.
+        #[arg(long, value_name = "URL")]
+        call_webhook: Option<String>,
     },
     /// Scan jobs from a NATS JetStream work queue that `aqiqat serve --queue nats://…` fills:
     /// any number of workers, on any machine reaching NATS and the PostgreSQL database. Each
@@ -609,6 +613,7 @@ fn main() -> ExitCode {
             allowed_origins,
             allow_private_urls,
             link_timeout,
+            call_webhook,
         } => {
             let (queue, nats) = match queue.trim() {
                 url if url.starts_with("nats://") || url.starts_with("tls://") => {
@@ -646,6 +651,7 @@ fn main() -> ExitCode {
                         allow_private: allow_private_urls,
                         timeout: std::time::Duration::from_secs(link_timeout),
                     },
+                    call_webhook,
                 },
             )
         }
@@ -752,6 +758,7 @@ struct ServeArgs {
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,
     links: aqiqat_server::LinkSettings,
+    call_webhook: Option<String>,
 }
 
 fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
@@ -766,6 +773,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         allowed_hosts,
         allowed_origins,
         links,
+        call_webhook,
     } = args;
     // A mistyped --allowed-host or --allowed-origin is the user's to fix, not a crash.
     if let Err(e) = aqiqat_server::guard::HostPolicy::new(addr.ip(), &allowed_hosts)
@@ -797,6 +805,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         allowed_origins,
         nats,
         links,
+        call_webhook,
     };
     match runtime.block_on(aqiqat_server::serve(config)) {
         Ok(()) => Outcome::Ok,

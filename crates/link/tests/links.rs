@@ -423,3 +423,21 @@ fn the_policy_proxy_tunnels_only_to_allowed_addresses() {
     assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
     assert_eq!(proxy.refusals().len(), 3, "{:?}", proxy.refusals());
 }
+
+/// The real sites, which CI cannot reach: `AQIQAT_REAL_LINKS="URL …" cargo test -p aqiqat-link
+/// --test links -- --ignored` resolves each public post given (yt-dlp on PATH) and checks that
+/// media came back. Not run in CI: it needs the internet.
+#[test]
+#[ignore = "needs the internet; see the doc comment"]
+fn real_posts_resolve_to_media() {
+    let links = std::env::var("AQIQAT_REAL_LINKS").expect("AQIQAT_REAL_LINKS names the posts");
+    let ytdlp = YtDlp::find();
+    for link in links.split_whitespace() {
+        let got = resolve(link, &ResolveLimits::default(), ytdlp.as_ref())
+            .unwrap_or_else(|e| panic!("{link}: {e}"));
+        assert!(!got.items.is_empty(), "{link}");
+        for item in &got.items {
+            assert!(!item.bytes.is_empty(), "{link}: {}", item.media_url);
+        }
+    }
+}

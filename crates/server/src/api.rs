@@ -63,6 +63,9 @@ pub struct Config {
     pub nats: Option<crate::queue::QueueSettings>,
     /// How links sent to `POST /v1/scans` are followed.
     pub links: LinkSettings,
+    /// Where live calls' verdicts are also posted (`--call-webhook`), for platforms that do not
+    /// read messages sent back on their stream (Twilio).
+    pub call_webhook: Option<String>,
 }
 
 /// How the server follows links it is asked to scan.
@@ -106,6 +109,9 @@ struct Inner {
     queue_capacity: usize,
     body_timeout: std::time::Duration,
     links: LinkSettings,
+    call_webhook: Option<String>,
+    /// Live calls now open, on every protocol.
+    calls_active: Arc<std::sync::atomic::AtomicU64>,
     hosts: crate::guard::HostPolicy,
     origins: crate::guard::OriginPolicy,
 }
@@ -350,6 +356,8 @@ pub fn router(
         queue_capacity: capacity,
         body_timeout: config.body_timeout,
         links: config.links.clone(),
+        call_webhook: config.call_webhook.clone(),
+        calls_active: Arc::default(),
         hosts,
         origins,
     }));
@@ -378,6 +386,7 @@ pub fn router(
             get(voiceprints::get).delete(voiceprints::delete),
         )
         .route("/v1/stream", get(live_stream))
+        .route("/v1/calls/twilio", get(twilio_stream))
         .route("/v1/log/head", get(log_head))
         .route("/v1/log/consistency", get(log_consistency))
         .route("/v1/key", get(public_key))
@@ -519,6 +528,16 @@ async fn refuse_cross_site(
 }
 
 /// API keys and rate limits, before any handler runs.
+/// The API key a request presents: `Authorization: Bearer …` or `X-Api-Key`.
+fn presented_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(|k| k.trim().to_owned())
+}
+
 async fn authorise(
     State(s): State<AppState>,
     mut request: Request,
@@ -529,13 +548,13 @@ async fn authorise(
     if path == "/healthz" || path == "/" || path.starts_with("/ui/") {
         return next.run(request).await;
     }
-    let headers = request.headers();
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(|k| k.trim().to_owned());
+    // Telephony platforms cannot always send a header: the key may come in the stream's
+    // `start` message instead, where `twilio_stream` checks it.
+    if path == "/v1/calls/twilio" {
+        request.extensions_mut().insert(Caller(None));
+        return next.run(request).await;
+    }
+    let presented = presented_key(request.headers());
     match blocking(|| s.0.keys.check(presented.as_deref(), s.0.keys_required)) {
         crate::auth::Decision::Allow(key) => {
             request.extensions_mut().insert(Caller(key));
@@ -678,6 +697,12 @@ async fn metrics(State(s): State<AppState>) -> Response {
             "{:.3}",
             c.audio_seconds_total_ms.load(Ordering::Relaxed) as f64 / 1000.0
         ),
+    );
+    metric(
+        "aqiqat_calls_active",
+        "gauge",
+        "Live calls open now (every protocol).",
+        s.0.calls_active.load(Ordering::Relaxed).to_string(),
     );
     metric(
         "aqiqat_workers_busy",
@@ -1447,8 +1472,60 @@ async fn live_stream(
         None => None,
     };
     let scanner = Arc::clone(&s.0.scanner);
+    let active = crate::stream::Active::enter(&s.0.calls_active);
     ws.max_message_size(1 << 20)
-        .on_upgrade(move |socket| crate::stream::run(socket, scanner, settings, claimed))
+        .on_upgrade(move |socket| crate::stream::run(socket, scanner, settings, claimed, active))
+}
+
+#[derive(Debug, Deserialize)]
+struct TwilioQuery {
+    #[serde(default)]
+    track: crate::twilio::Track,
+}
+
+/// `GET /v1/calls/twilio`: a live call in the Twilio Media Streams protocol. The API key is
+/// the `Authorization`/`X-Api-Key` header, or the `key` parameter of the stream's `start`
+/// (`<Parameter name="key" …>` in TwiML); `claimed` may come the same way.
+async fn twilio_stream(
+    State(s): State<AppState>,
+    Query(q): Query<TwilioQuery>,
+    headers: HeaderMap,
+    ws: axum::extract::WebSocketUpgrade,
+) -> Response {
+    let header_key = presented_key(&headers);
+    let state = s.clone();
+    let admit: crate::twilio::Admit = Box::new(move |params: &serde_json::Value| {
+        let presented = header_key.or_else(|| params["key"].as_str().map(str::to_owned));
+        let caller = match blocking(|| {
+            state
+                .0
+                .keys
+                .check(presented.as_deref(), state.0.keys_required)
+        }) {
+            crate::auth::Decision::Allow(key) => Caller(key),
+            crate::auth::Decision::Unauthorised(why) => return Err(why.to_owned()),
+            crate::auth::Decision::Limited(seconds) => {
+                return Err(format!("this key's rate is used up; retry in {seconds} s"));
+            }
+        };
+        match params["claimed"]
+            .as_str()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            Some(c) => voiceprints::claimed_voice(&state, &caller, c)
+                .map(Some)
+                .map_err(|_| format!("no voiceprint {c:?} for this key")),
+            None => Ok(None),
+        }
+    });
+    let scanner = Arc::clone(&s.0.scanner);
+    let webhook = s.0.call_webhook.clone();
+    let active = crate::stream::Active::enter(&s.0.calls_active);
+    ws.max_message_size(1 << 20).on_upgrade(move |socket| {
+        let webhook = webhook.map(crate::twilio::Webhook::start);
+        crate::twilio::run(socket, scanner, q.track, admit, webhook, active)
+    })
 }
 
 // ---- log ----

@@ -19,6 +19,7 @@ mod jobs;
 pub mod queue;
 pub mod remote;
 pub mod stream;
+pub mod twilio;
 mod worker;
 
 pub use api::{Config, LinkSettings, router, serve};

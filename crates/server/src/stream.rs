@@ -368,7 +368,7 @@ async fn speaker_message(
     scanner: &Arc<Scanner>,
     mut call: Call,
     audio: Vec<f32>,
-) -> (Call, Message) {
+) -> (Call, serde_json::Value) {
     let scanner = Arc::clone(scanner);
     tokio::task::spawn_blocking(move || {
         let track = call
@@ -381,26 +381,98 @@ async fn speaker_message(
                 let rolling = rolling(&scanner, &call, "verdict");
                 json!({"type": "speaker", "t_s": call.seconds(), "speaker": finding,
                     "claim": joint(&finding, &rolling)})
-                .to_string()
-                .into()
             }
-            Err(e) => json!({"type": "error", "message": e.to_string()})
-                .to_string()
-                .into(),
+            Err(e) => error_json(&e.to_string()),
         };
-        (call, Message::Text(message))
+        (call, message)
     })
     .await
     .expect("the speaker check does not panic")
 }
 
+fn error_json(message: &str) -> serde_json::Value {
+    json!({"type": "error", "message": message})
+}
+
 /// The message a call gets when something it sent cannot be used.
 fn error_frame(message: &str) -> Message {
-    Message::Text(
-        json!({"type": "error", "message": message})
-            .to_string()
-            .into(),
-    )
+    Message::Text(error_json(message).to_string().into())
+}
+
+/// A call that sends nothing for this long has gone (a client that vanished without closing
+/// leaves no session behind).
+pub const IDLE_S: u64 = 20;
+
+/// What one piece of audio gave: the call back, the messages due (oldest first), and the
+/// reason the call must end, if it must.
+pub(crate) async fn feed(
+    scanner: &Arc<Scanner>,
+    mut call: Call,
+    bytes: &[u8],
+) -> (Call, Vec<serde_json::Value>, Option<String>) {
+    let due = match call.push(bytes) {
+        Ok(d) => d,
+        Err(e) => return (call, Vec::new(), Some(e)),
+    };
+    let mut messages = Vec::new();
+    for (end_s, samples) in due {
+        let scanner_for_job = Arc::clone(scanner);
+        // The model is CPU work: off the async threads. The call's state moves along and
+        // comes back.
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let r = verdict_message(&scanner_for_job, &mut call, end_s, &samples);
+            (call, r)
+        })
+        .await
+        .expect("the analysis task does not panic");
+        call = back;
+        messages.push(result.unwrap_or_else(|e| error_json(&e)));
+    }
+    if let Some(audio) = call.speaker_due(false) {
+        let (back, message) = speaker_message(scanner, call, audio).await;
+        call = back;
+        messages.push(message);
+    }
+    (call, messages, None)
+}
+
+/// The call's final message: the rolling verdict over all of it, with the last speaker check
+/// (run once more if audio arrived after the last one).
+pub(crate) async fn finish(scanner: &Arc<Scanner>, mut call: Call) -> serde_json::Value {
+    if let Some(audio) = call.speaker_due(true) {
+        let (back, _) = speaker_message(scanner, call, audio).await;
+        call = back;
+    }
+    let mut final_message = rolling(scanner, &call, "final");
+    if let Some(finding) = call.speaker.as_ref().and_then(|t| t.last.as_ref()) {
+        final_message["speaker"] = json!(finding);
+        final_message["claim"] = json!(joint(finding, &final_message));
+    }
+    final_message
+}
+
+/// The next message, or `None` when the client closed, broke off or went quiet.
+pub(crate) async fn next_message(socket: &mut WebSocket) -> Option<Message> {
+    match tokio::time::timeout(std::time::Duration::from_secs(IDLE_S), socket.recv()).await {
+        Ok(Some(Ok(message))) => Some(message),
+        _ => None,
+    }
+}
+
+/// Counts a call while it lasts, so that `/metrics` shows sessions that never ended.
+pub struct Active(Arc<std::sync::atomic::AtomicU64>);
+
+impl Active {
+    pub fn enter(counter: &Arc<std::sync::atomic::AtomicU64>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Runs one call until the client ends it.
@@ -409,6 +481,7 @@ pub async fn run(
     scanner: Arc<Scanner>,
     settings: CallSettings,
     claimed: Option<aqiqat_scan::ClaimedVoice>,
+    _active: Active,
 ) {
     let ready = json!({"type": "ready", "encoding": settings.encoding_name(), "rate": settings.rate,
         "analysis_rate": scanner.voice().sample_rate(), "window_s": WINDOW_S, "first_s": FIRST_S, "hop_s": HOP_S,
@@ -436,56 +509,46 @@ pub async fn run(
     {
         return;
     }
-    while let Some(Ok(message)) = socket.recv().await {
+    // A gateway's own metadata (FreeSWITCH's mod_audio_fork sends a JSON object first); the
+    // last one is returned with the final verdict.
+    let mut metadata = None;
+    while let Some(message) = next_message(&mut socket).await {
         match message {
             Message::Binary(bytes) => {
-                let due = match call.push(&bytes) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        let _ = socket.send(error_frame(&e)).await;
-                        break;
-                    }
-                };
-                for (end_s, samples) in due {
-                    let scanner_for_job = Arc::clone(&scanner);
-                    // The model is CPU work: off the async threads. The call's state moves
-                    // along and comes back.
-                    let (back, result) = tokio::task::spawn_blocking(move || {
-                        let r = verdict_message(&scanner_for_job, &mut call, end_s, &samples);
-                        (call, r)
-                    })
-                    .await
-                    .expect("the analysis task does not panic");
-                    call = back;
-                    let frame = match result {
-                        Ok(v) => Message::Text(v.to_string().into()),
-                        Err(e) => error_frame(&e),
-                    };
-                    if socket.send(frame).await.is_err() {
+                let (back, messages, ended) = feed(&scanner, call, &bytes).await;
+                call = back;
+                for m in messages {
+                    if socket
+                        .send(Message::Text(m.to_string().into()))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
-                if let Some(audio) = call.speaker_due(false) {
-                    let (back, message) = speaker_message(&scanner, call, audio).await;
-                    call = back;
-                    if socket.send(message).await.is_err() {
-                        return;
-                    }
+                if let Some(e) = ended {
+                    let _ = socket.send(error_frame(&e)).await;
+                    break;
                 }
             }
-            Message::Text(text) if text.contains("\"end\"") => break,
+            Message::Text(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(v) if v["type"] == "end" => break,
+                Ok(v) if v.is_object() => metadata = Some(v),
+                _ => {
+                    let _ = socket
+                        .send(error_frame(
+                            "a text message must be a JSON object: {\"type\": \"end\"}, or the gateway's metadata",
+                        ))
+                        .await;
+                }
+            },
             Message::Close(_) => break,
             _ => {}
         }
     }
-    if let Some(audio) = call.speaker_due(true) {
-        let (back, _) = speaker_message(&scanner, call, audio).await;
-        call = back;
-    }
-    let mut final_message = rolling(&scanner, &call, "final");
-    if let Some(finding) = call.speaker.as_ref().and_then(|t| t.last.as_ref()) {
-        final_message["speaker"] = json!(finding);
-        final_message["claim"] = json!(joint(finding, &final_message));
+    let mut final_message = finish(&scanner, call).await;
+    if let Some(m) = metadata {
+        final_message["metadata"] = m;
     }
     let _ = socket
         .send(Message::Text(final_message.to_string().into()))
