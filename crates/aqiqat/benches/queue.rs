@@ -18,64 +18,17 @@
 #[path = "../tests/e2e/common.rs"]
 #[allow(dead_code)] // the tests use more of it than this benchmark
 mod common;
+#[path = "support/load.rs"]
+mod load;
 
-use common::{Backend, Nats, Server, Worker, agent, smoke};
-use serde_json::Value;
-use std::time::{Duration, Instant};
+use common::{Backend, Nats, Server, Worker, smoke};
+use std::time::Instant;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// (jobs per second, latencies in ms)
-fn load(server: &Server, body: &[u8], clients: usize, seconds: f64) -> (f64, Vec<f64>) {
-    let began = Instant::now();
-    let until = began + Duration::from_secs_f64(seconds);
-    let latencies: Vec<f64> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                scope.spawn(move || {
-                    let agent = agent();
-                    let mut out = Vec::new();
-                    while Instant::now() < until {
-                        let sent = Instant::now();
-                        let mut r = agent
-                            .post(&server.url("/v1/scans"))
-                            .header("Content-Type", "audio/flac")
-                            .send(body)
-                            .unwrap();
-                        assert_eq!(r.status(), 202);
-                        let job: Value = serde_json::from_reader(r.body_mut().as_reader()).unwrap();
-                        let url = server.url(&format!("/v1/scans/{}", job["id"].as_str().unwrap()));
-                        loop {
-                            let v: Value = serde_json::from_reader(
-                                agent.get(&url).call().unwrap().body_mut().as_reader(),
-                            )
-                            .unwrap();
-                            match v["state"].as_str() {
-                                Some("done") => break,
-                                Some("failed") => panic!("scan failed: {v}"),
-                                _ => std::thread::sleep(Duration::from_millis(10)),
-                            }
-                        }
-                        out.push(sent.elapsed().as_secs_f64() * 1000.0);
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
-    (
-        latencies.len() as f64 / began.elapsed().as_secs_f64(),
-        latencies,
-    )
 }
 
 fn report(name: &str, (rate, mut ms): (f64, Vec<f64>), baseline: f64) {
@@ -199,7 +152,7 @@ fn main() {
         &scratch.path().join("local"),
         &["--workers", "2", "--queue", "256"],
     );
-    let baseline = load(&local, &body, clients, seconds);
+    let baseline = load::closed_loop_uploads(&local, "audio/flac", &body, clients, seconds);
     let base_rate = baseline.0;
     report(
         "one process, 2 workers, SQLite (baseline)",
@@ -222,7 +175,7 @@ fn main() {
             .collect();
         report(
             &format!("NATS + PostgreSQL, {workers} worker process(es)"),
-            load(&server, &body, clients, seconds),
+            load::closed_loop_uploads(&server, "audio/flac", &body, clients, seconds),
             base_rate,
         );
         drop(pool);

@@ -1,9 +1,12 @@
 //! Load on a real `aqiqat serve` over loopback, client and server on this machine:
 //!
-//! 1. **Live calls**: `AQIQAT_BENCH_CALLS` (default 50) concurrent calls over `/v1/stream`,
-//!    each µ-law at 8 kHz in 20 ms frames paced at real time for `AQIQAT_BENCH_CALL_S`
-//!    seconds (default 30), starts spread over the first second. A verdict's latency is the
-//!    time from sending the frame that completes its window to receiving the verdict.
+//! 1. **Live calls**: `AQIQAT_BENCH_CALLS` (default 50) concurrent calls, each µ-law at 8 kHz
+//!    in 20 ms frames paced at real time for `AQIQAT_BENCH_CALL_S` seconds (default 30),
+//!    starts spread over the first second; once over `/v1/stream` (binary frames, the
+//!    baseline) and once in the Twilio Media Streams protocol on `/v1/calls/twilio` (JSON
+//!    messages, base64 payloads), or only those named in `AQIQAT_BENCH_PROTOCOLS`
+//!    (`native,twilio`). A verdict's latency is the time from sending the frame that completes
+//!    its window to receiving the verdict.
 //! 2. **Uploads**: closed-loop clients (`AQIQAT_BENCH_CLIENTS`, default 1, 2 and 8) each
 //!    POST a 10 s voice WAV and poll the job until it is done, for `AQIQAT_BENCH_UPLOAD_S`
 //!    seconds (default 20). Reported: completed scans per second and the end-to-end latency
@@ -14,10 +17,11 @@
 #[path = "../tests/e2e/common.rs"]
 #[allow(dead_code)] // the tests use more of it than this benchmark
 mod common;
+#[path = "support/load.rs"]
+mod load;
 
-use common::{Server, agent, decode_with_aqiqat, mulaw_encode, smoke_dir};
+use common::{Server, decode_with_aqiqat, mulaw_encode, smoke_dir};
 use serde_json::Value;
-use std::io::Read;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
@@ -72,14 +76,34 @@ struct CallResult {
     expected: usize,
 }
 
-fn one_call(base: &str, audio: &[u8], start_at: Instant) -> CallResult {
+/// How a call's audio is carried.
+#[derive(Clone, Copy, PartialEq)]
+enum Protocol {
+    /// `/v1/stream`: binary µ-law frames.
+    Native,
+    /// `/v1/calls/twilio`: JSON `media` messages with base64 payloads.
+    Twilio,
+}
+
+fn one_call(base: &str, audio: &[u8], start_at: Instant, protocol: Protocol) -> CallResult {
+    use base64::Engine;
     const FRAME: usize = 160; // 20 ms at 8 kHz
-    let url = format!(
-        "{}/v1/stream?encoding=mulaw&rate=8000",
-        base.replace("http://", "ws://")
-    );
+    let ws_base = base.replace("http://", "ws://");
+    let url = match protocol {
+        Protocol::Native => format!("{ws_base}/v1/stream?encoding=mulaw&rate=8000"),
+        Protocol::Twilio => format!("{ws_base}/v1/calls/twilio"),
+    };
     std::thread::sleep(start_at.saturating_duration_since(Instant::now()));
     let (mut ws, _) = tungstenite::connect(url).expect("the WebSocket opens");
+    if protocol == Protocol::Twilio {
+        ws.send(Message::Text(
+            r#"{"event": "start", "streamSid": "MZ1", "start": {"streamSid": "MZ1", "callSid": "CA1",
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": {}}}"#
+                .into(),
+        ))
+        .unwrap();
+    }
     let ready = ws.read().unwrap();
     assert!(ready.to_text().unwrap().contains("ready"));
     if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
@@ -96,18 +120,34 @@ fn one_call(base: &str, audio: &[u8], start_at: Instant) -> CallResult {
     while !finished {
         // Send every frame whose time has come (real-time pacing).
         while next < frames.len() && started.elapsed() >= Duration::from_millis(20 * next as u64) {
-            ws.send(Message::Binary(frames[next].to_vec().into()))
-                .unwrap();
+            let frame = match protocol {
+                Protocol::Native => Message::Binary(frames[next].to_vec().into()),
+                Protocol::Twilio => Message::Text(
+                    serde_json::json!({"event": "media", "streamSid": "MZ1", "media": {
+                        "track": "inbound", "chunk": next.to_string(),
+                        "payload": base64::engine::general_purpose::STANDARD.encode(frames[next])}})
+                    .to_string()
+                    .into(),
+                ),
+            };
+            ws.send(frame).unwrap();
             sent_at.push(Instant::now());
             next += 1;
             if next == frames.len() {
-                ws.send(Message::Text(r#"{"type": "end"}"#.into())).unwrap();
+                let end = match protocol {
+                    Protocol::Native => r#"{"type": "end"}"#,
+                    Protocol::Twilio => r#"{"event": "stop", "streamSid": "MZ1"}"#,
+                };
+                ws.send(Message::Text(end.into())).unwrap();
             }
         }
         match ws.read() {
             Ok(Message::Text(t)) => {
                 let now = Instant::now();
-                let v: Value = serde_json::from_str(&t).unwrap();
+                let mut v: Value = serde_json::from_str(&t).unwrap();
+                if protocol == Protocol::Twilio {
+                    v = v["aqiqat"].take();
+                }
                 match v["type"].as_str() {
                     Some("verdict") => verdicts.push((v["t_s"].as_f64().unwrap(), now)),
                     Some("final") => finished = true,
@@ -148,28 +188,57 @@ fn live_calls(scratch: &std::path::Path) {
         .map(|&x| mulaw_encode(x))
         .collect();
     let server = Server::start(&scratch.join("stream-data"), &[]);
+    let protocols: String = env_or("AQIQAT_BENCH_PROTOCOLS", "native,twilio".to_owned());
+    let mut first_p50 = Vec::new();
+    for name in protocols.split(',') {
+        let protocol = match name.trim() {
+            "native" => Protocol::Native,
+            "twilio" => Protocol::Twilio,
+            other => panic!("AQIQAT_BENCH_PROTOCOLS: {other:?}"),
+        };
+        let p50 = calls_over(&server, &audio, calls, seconds, protocol, name.trim());
+        first_p50.push((name.trim().to_owned(), p50));
+    }
+    if let [(base_name, base), rest @ ..] = first_p50.as_slice() {
+        for (name, p50) in rest {
+            println!("first-verdict p50, {name} ÷ {base_name}: {:.2}", p50 / base);
+        }
+    }
+}
+
+/// One round of concurrent calls in one protocol; the first verdict's median latency.
+fn calls_over(
+    server: &Server,
+    audio: &[u8],
+    calls: usize,
+    seconds: f64,
+    protocol: Protocol,
+    name: &str,
+) -> f64 {
     let t0 = Instant::now() + Duration::from_millis(500);
     let results: Vec<CallResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..calls)
             .map(|i| {
                 let (base, audio) = (&server.base, &audio);
                 let start = t0 + Duration::from_millis((i as u64 * 1000) / calls as u64);
-                scope.spawn(move || one_call(base, audio, start))
+                scope.spawn(move || one_call(base, audio, start, protocol))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    println!("live calls: {calls} concurrent, {seconds} s each, µ-law 8 kHz, 20 ms frames");
+    println!(
+        "live calls ({name}): {calls} concurrent, {seconds} s each, µ-law 8 kHz, 20 ms frames"
+    );
     let missing: usize = results.iter().map(|r| r.expected - r.verdicts).sum();
     println!(
         "verdicts received {} of {} expected",
         results.iter().map(|r| r.verdicts).sum::<usize>(),
         results.iter().map(|r| r.expected).sum::<usize>()
     );
-    summary(
-        "first verdict (at 2.0 s of audio)",
-        results.iter().filter_map(|r| r.first_ms).collect(),
-    );
+    let mut first: Vec<f64> = results.iter().filter_map(|r| r.first_ms).collect();
+    first.sort_by(f64::total_cmp);
+    let p50 = percentile(&first, 50.0);
+    summary("first verdict (at 2.0 s of audio)", first);
     let updates: Vec<f64> = results.iter().flat_map(|r| r.update_ms.clone()).collect();
     let over = updates.iter().filter(|&&ms| ms > 200.0).count();
     summary("each later verdict", updates.clone());
@@ -178,6 +247,7 @@ fn live_calls(scratch: &std::path::Path) {
         updates.len(),
         100.0 * over as f64 / updates.len().max(1) as f64
     );
+    p50
 }
 
 fn uploads(scratch: &std::path::Path) {
@@ -201,61 +271,11 @@ fn uploads(scratch: &std::path::Path) {
         body.len()
     );
     for clients in levels {
-        let began = Instant::now();
-        let until = began + Duration::from_secs_f64(seconds);
-        let latencies: Vec<f64> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..clients)
-                .map(|_| {
-                    let (server, body) = (&server, &body);
-                    scope.spawn(move || {
-                        let agent = agent();
-                        let mut out = Vec::new();
-                        while Instant::now() < until {
-                            let sent = Instant::now();
-                            let mut r = agent
-                                .post(&server.url("/v1/scans"))
-                                .header("Content-Type", "audio/wav")
-                                .send(&body[..])
-                                .unwrap();
-                            assert_eq!(r.status(), 202);
-                            let job: Value =
-                                serde_json::from_reader(r.body_mut().as_reader()).unwrap();
-                            let url =
-                                server.url(&format!("/v1/scans/{}", job["id"].as_str().unwrap()));
-                            loop {
-                                let mut text = String::new();
-                                agent
-                                    .get(&url)
-                                    .call()
-                                    .unwrap()
-                                    .body_mut()
-                                    .as_reader()
-                                    .read_to_string(&mut text)
-                                    .unwrap();
-                                let v: Value = serde_json::from_str(&text).unwrap();
-                                match v["state"].as_str() {
-                                    Some("done") => break,
-                                    Some("failed") => panic!("scan failed: {v}"),
-                                    _ => std::thread::sleep(Duration::from_millis(10)),
-                                }
-                            }
-                            out.push(sent.elapsed().as_secs_f64() * 1000.0);
-                        }
-                        out
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap())
-                .collect()
-        });
-        // Scans started before the deadline all finish: the rate is over the whole span.
-        let wall = began.elapsed().as_secs_f64();
+        let (rate, latencies) =
+            load::closed_loop_uploads(&server, "audio/wav", &body, clients, seconds);
         println!(
-            "{clients} client(s): {:.2} scans/s ({:.1}× real time of audio)",
-            latencies.len() as f64 / wall,
-            latencies.len() as f64 * 10.0 / wall
+            "{clients} client(s): {rate:.2} scans/s ({:.1}× real time of audio)",
+            rate * 10.0
         );
         summary("  POST → done", latencies);
     }

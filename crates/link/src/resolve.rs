@@ -10,6 +10,9 @@ use crate::ytdlp::YtDlp;
 use sha2::{Digest, Sha256};
 use std::time::Instant;
 
+/// The most of a page that is parsed for media.
+pub const MAX_PAGE_PARSED: usize = 4 << 20;
+
 /// How far resolving a link may go.
 #[derive(Debug, Clone)]
 pub struct ResolveLimits {
@@ -163,7 +166,9 @@ pub fn resolve(
         });
     }
     let page_sha256 = hex::encode(Sha256::digest(&first.bytes));
-    let html = String::from_utf8_lossy(&first.bytes);
+    // A page is parsed into a tree many times its size: only its head part is read (media
+    // tags sit in the head, players near the top).
+    let html = String::from_utf8_lossy(&first.bytes[..first.bytes.len().min(MAX_PAGE_PARSED)]);
     let declared = media_in_page(&html, first.final_url());
     let mut items = Vec::new();
     let mut skipped = Vec::new();

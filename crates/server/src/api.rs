@@ -911,18 +911,9 @@ async fn create_scan(
         upload.finish().await?;
         Ok::<_, Response>(meta)
     };
-    let deadline =
-        s.0.body_timeout + std::time::Duration::from_secs(declared.unwrap_or(0) / 65_536);
-    let meta = match tokio::time::timeout(deadline, read).await {
-        Ok(Ok(meta)) => meta,
-        Ok(Err(response)) => return response,
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "bad_input",
-                "the upload arrived too slowly and was cut off",
-            );
-        }
+    let meta = match within_upload_time(&s, declared.unwrap_or(0), read).await {
+        Ok(meta) => meta,
+        Err(response) => return response,
     };
     if upload.size == 0 {
         return bad_request("the upload is empty");
@@ -1004,25 +995,18 @@ async fn create_link_scan(
     query: UploadMeta,
     request: Request,
 ) -> Response {
-    let body = match tokio::time::timeout(
-        s.0.body_timeout,
-        axum::body::to_bytes(request.into_body(), MAX_LINK_REQUEST),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
-            return bad_request(format!(
-                "a link request is JSON of at most {MAX_LINK_REQUEST} bytes"
-            ));
-        }
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "bad_input",
-                "the request arrived too slowly and was cut off",
-            );
-        }
+    let read = async {
+        axum::body::to_bytes(request.into_body(), MAX_LINK_REQUEST)
+            .await
+            .map_err(|_| {
+                bad_request(format!(
+                    "a link request is JSON of at most {MAX_LINK_REQUEST} bytes"
+                ))
+            })
+    };
+    let body = match within_upload_time(&s, 0, read).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let asked: LinkRequest = match serde_json::from_slice(&body) {
         Ok(a) => a,
@@ -1222,6 +1206,24 @@ async fn enqueue(
         }
     }
     Ok(())
+}
+
+/// Reads a request body within the server's slack plus 64 kB/s for `expected` bytes; a slower
+/// client is cut off with `408`.
+pub(crate) async fn within_upload_time<T>(
+    s: &AppState,
+    expected: u64,
+    read: impl std::future::Future<Output = Result<T, Response>>,
+) -> Result<T, Response> {
+    let deadline = s.0.body_timeout + std::time::Duration::from_secs(expected / 65_536);
+    match tokio::time::timeout(deadline, read).await {
+        Ok(result) => result,
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "bad_input",
+            "the upload arrived too slowly and was cut off",
+        )),
+    }
 }
 
 fn queue_full() -> Response {

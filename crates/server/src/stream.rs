@@ -312,26 +312,35 @@ fn verdict_message(
     Ok(message)
 }
 
-fn rolling(scanner: &Scanner, call: &Call, kind: &str) -> serde_json::Value {
+/// The rolling verdict over every window counted so far.
+struct Rolling {
+    verdict: Verdict,
+    probability: Option<f64>,
+    reason: Option<String>,
+    code: Option<ReasonCode>,
+}
+
+fn rolling_verdict(scanner: &Scanner, call: &Call) -> Rolling {
     let detector = scanner.voice();
-    let undecided = |code: ReasonCode, reason: &str| {
-        json!({"type": kind, "verdict": "inconclusive", "probability_synthetic": null,
-            "reason": reason, "reason_code": code, "windows": call.logits.len(),
-            "refused_windows": call.refused, "audio_s": call.seconds()})
+    let undecided = |code: ReasonCode, reason: String| Rolling {
+        verdict: Verdict::Inconclusive,
+        probability: None,
+        reason: Some(reason),
+        code: Some(code),
     };
     if call.logits.is_empty() {
         return match &call.last_refusal {
-            Some((code, why)) => undecided(*code, why),
+            Some((code, why)) => undecided(*code, why.clone()),
             None => undecided(
                 ReasonCode::TooLittleSpeech,
-                "no window with enough speech yet",
+                "no window with enough speech yet".into(),
             ),
         };
     }
     if call.most_speech_s < MIN_VERDICT_SPEECH_SECONDS {
         return undecided(
             ReasonCode::TooLittleSpeech,
-            &format!(
+            format!(
                 "at most {:.2} s of speech in a window so far; {MIN_VERDICT_SPEECH_SECONDS:.1} s is needed",
                 call.most_speech_s
             ),
@@ -348,19 +357,28 @@ fn rolling(scanner: &Scanner, call: &Call, kind: &str) -> serde_json::Value {
         Verdict::Inconclusive => (None, Some(ReasonCode::BetweenThresholds)),
         Verdict::Synthetic => (None, None),
     };
-    json!({"type": kind, "verdict": verdict, "probability_synthetic": p, "reason": reason,
-        "reason_code": code, "windows": call.logits.len(), "refused_windows": call.refused,
-        "audio_s": call.seconds()})
+    Rolling {
+        verdict,
+        probability: Some(p),
+        reason,
+        code,
+    }
 }
 
-/// The joint answer for `speaker` with a rolling verdict message.
-fn joint(speaker: &aqiqat_scan::SpeakerFinding, rolling: &serde_json::Value) -> aqiqat_scan::Claim {
-    let verdict = match rolling["verdict"].as_str() {
-        Some("synthetic") => Verdict::Synthetic,
-        Some("human") => Verdict::Human,
-        _ => Verdict::Inconclusive,
-    };
-    aqiqat_scan::speaker::claim(speaker, verdict, rolling["reason"].as_str())
+/// The rolling verdict as a message of type `kind` (`verdict`, `final`).
+fn rolling(scanner: &Scanner, call: &Call, kind: &str) -> serde_json::Value {
+    rolling_message(&rolling_verdict(scanner, call), call, kind)
+}
+
+fn rolling_message(r: &Rolling, call: &Call, kind: &str) -> serde_json::Value {
+    json!({"type": kind, "verdict": r.verdict, "probability_synthetic": r.probability,
+        "reason": r.reason, "reason_code": r.code, "windows": call.logits.len(),
+        "refused_windows": call.refused, "audio_s": call.seconds()})
+}
+
+/// The joint answer for `speaker` with the rolling verdict.
+fn joint(speaker: &aqiqat_scan::SpeakerFinding, rolling: &Rolling) -> aqiqat_scan::Claim {
+    aqiqat_scan::speaker::claim(speaker, rolling.verdict, rolling.reason.as_deref())
 }
 
 /// Runs the speaker check on `audio` off the async threads; the message, and the call back.
@@ -378,7 +396,7 @@ async fn speaker_message(
         let message = match scanner.check_speaker(&audio, &track.claimed) {
             Ok(finding) => {
                 track.last = Some(finding.clone());
-                let rolling = rolling(&scanner, &call, "verdict");
+                let rolling = rolling_verdict(&scanner, &call);
                 json!({"type": "speaker", "t_s": call.seconds(), "speaker": finding,
                     "claim": joint(&finding, &rolling)})
             }
@@ -443,10 +461,11 @@ pub(crate) async fn finish(scanner: &Arc<Scanner>, mut call: Call) -> serde_json
         let (back, _) = speaker_message(scanner, call, audio).await;
         call = back;
     }
-    let mut final_message = rolling(scanner, &call, "final");
+    let verdict = rolling_verdict(scanner, &call);
+    let mut final_message = rolling_message(&verdict, &call, "final");
     if let Some(finding) = call.speaker.as_ref().and_then(|t| t.last.as_ref()) {
         final_message["speaker"] = json!(finding);
-        final_message["claim"] = json!(joint(finding, &final_message));
+        final_message["claim"] = json!(joint(finding, &verdict));
     }
     final_message
 }

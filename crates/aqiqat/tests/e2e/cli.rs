@@ -1,14 +1,8 @@
 //! The command line as a user meets it: real binary, real files, exit codes and output.
 
+use crate::common::{aqiqat, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn aqiqat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aqiqat"))
-        .args(args)
-        .output()
-        .expect("the aqiqat binary runs")
-}
+use std::process::Command;
 
 fn tone_wav(dir: &Path, name: &str, seconds: f32) -> PathBuf {
     let path = dir.join(name);
@@ -25,10 +19,6 @@ fn tone_wav(dir: &Path, name: &str, seconds: f32) -> PathBuf {
     }
     w.finalize().unwrap();
     path
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -6,6 +6,78 @@ use std::process::{Child, Command, Stdio};
 
 use std::time::{Duration, Instant};
 
+/// The real binary with these arguments.
+pub fn aqiqat(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+        .args(args)
+        .output()
+        .expect("the aqiqat binary runs")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A command's standard output as one JSON value.
+pub fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// Pages and media served on loopback for the link tests: `/go` redirects to
+/// `/message.flac`; `/slow` answers after 5 s; other paths are looked up in `routes`.
+pub fn link_server(routes: Vec<(&'static str, &'static str, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let routes = std::sync::Arc::new(routes);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let routes = routes.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let mut stream = stream;
+                let head = |status: &str, content_type: &str, len: usize| {
+                    format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
+                         Content-Length: {len}\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                if path == "/go" {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 302 Found\r\nLocation: /message.flac\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                } else if path == "/slow" {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                    let _ = stream.write_all(head("200 OK", "audio/flac", 0).as_bytes());
+                } else if let Some((_, content_type, body)) =
+                    routes.iter().find(|(p, _, _)| *p == path)
+                {
+                    let _ = stream.write_all(head("200 OK", content_type, body.len()).as_bytes());
+                    let _ = stream.write_all(body);
+                } else {
+                    let _ = stream.write_all(head("404 Not Found", "text/plain", 0).as_bytes());
+                }
+            });
+        }
+    });
+    base
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// Where a test's server keeps its log, jobs and keys: SQLite files in the data directory,
 /// or a fresh schema on the PostgreSQL test server (`AQIQAT_TEST_DATABASE_URL`).
 pub enum Backend {
@@ -76,6 +148,22 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Polls a scan job until its state is one of `states`; fails the test after `within`.
+    pub fn wait_for(&self, id: &str, states: &[&str], within: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let j = reply(agent().get(&self.url(&format!("/v1/scans/{id}"))).call()).json();
+            if states.contains(&j["state"].as_str().unwrap_or_default()) {
+                return j;
+            }
+            assert!(
+                start.elapsed() < within,
+                "job {id} never reached {states:?}: {j}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn kill(mut self) {

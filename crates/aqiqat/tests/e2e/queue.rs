@@ -32,21 +32,6 @@ fn job(server: &Server, id: &str) -> Value {
     call(agent().get(&server.url(&format!("/v1/scans/{id}"))).call()).2
 }
 
-fn wait_for(server: &Server, id: &str, states: &[&str], within: Duration) -> Value {
-    let start = Instant::now();
-    loop {
-        let j = job(server, id);
-        if states.contains(&j["state"].as_str().unwrap_or_default()) {
-            return j;
-        }
-        assert!(
-            start.elapsed() < within,
-            "job {id} never reached {states:?}: {j}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn serve_on_nats(backend: &Backend, data: &Path, nats: &Nats, extra: &[&str]) -> Server {
     let mut args = vec!["--queue", nats.url().leak() as &str, "--ack-wait", "2"];
     args.extend_from_slice(extra);
@@ -93,20 +78,15 @@ fn jobs_survive_a_restarted_nats_and_a_worker_killed_mid_job() {
     // One worker takes jobs; killed while it scans the long one.
     let first = Worker::start(&backend, &data, &nats, &["--ack-wait", "2"]);
     for id in &short {
-        wait_for(&server, id, &["done"], Duration::from_secs(60));
+        server.wait_for(id, &["done"], Duration::from_secs(60));
     }
-    wait_for(&server, &long_id, &["running"], Duration::from_secs(60));
+    server.wait_for(&long_id, &["running"], Duration::from_secs(60));
     first.kill();
     assert_eq!(job(&server, &long_id)["state"], "running");
 
     // Another worker gets it once the first has stopped reporting progress.
     let _second = Worker::start(&backend, &data, &nats, &["--ack-wait", "2"]);
-    let done = wait_for(
-        &server,
-        &long_id,
-        &["done", "failed"],
-        Duration::from_secs(120),
-    );
+    let done = server.wait_for(&long_id, &["done", "failed"], Duration::from_secs(120));
     assert_eq!(done["state"], "done", "{done}");
     assert!((done["result"]["media"]["duration_s"].as_f64().unwrap() - 600.0).abs() < 1.0);
 
@@ -196,8 +176,7 @@ fn a_job_failing_on_every_delivery_ends_failed_and_the_others_pass() {
         &nats,
         &["--max-deliver", "2", "--ack-wait", "2"],
     );
-    let failed = wait_for(
-        &server,
+    let failed = server.wait_for(
         claimed.2["id"].as_str().unwrap(),
         &["failed", "done"],
         Duration::from_secs(60),
@@ -211,8 +190,7 @@ fn a_job_failing_on_every_delivery_ends_failed_and_the_others_pass() {
             .contains("cannot be opened"),
         "{failed}"
     );
-    let done = wait_for(
-        &server,
+    let done = server.wait_for(
         plain.2["id"].as_str().unwrap(),
         &["done", "failed"],
         Duration::from_secs(60),
@@ -266,7 +244,7 @@ fn a_full_stream_answers_503_and_two_servers_share_the_jobs() {
     let second = serve_on_nats(&backend, &other, &nats, &["--queue-size", "2"]);
     let _worker = Worker::start(&backend, &data, &nats, &[]);
     for id in &accepted {
-        let done = wait_for(&second, id, &["done", "failed"], Duration::from_secs(60));
+        let done = second.wait_for(id, &["done", "failed"], Duration::from_secs(60));
         assert_eq!(done["state"], "done", "{done}");
         let (status, _, record) = call(
             agent()
@@ -328,7 +306,7 @@ fn a_job_that_kills_every_worker_is_given_up_and_failed() {
     }
     // NATS gives up when it would deliver a third time, that is when a worker asks for work.
     let _third = Worker::start(&backend, &data, &nats, &settings);
-    let failed = wait_for(&server, &id, &["failed", "done"], Duration::from_secs(30));
+    let failed = server.wait_for(&id, &["failed", "done"], Duration::from_secs(30));
     assert_eq!(failed["state"], "failed", "{failed}");
     assert!(
         failed["error"]["message"]
@@ -352,7 +330,7 @@ fn a_job_delivered_twice_has_one_record() {
     let (status, _, body) = upload(&server, &std::fs::read(smoke(5)).unwrap(), "");
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
-    let first = wait_for(&server, &id, &["done"], Duration::from_secs(60));
+    let first = server.wait_for(&id, &["done"], Duration::from_secs(60));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -51,17 +51,7 @@ fn post(s: &Server, path: &str, content_type: &str, body: &[u8]) -> Reply {
 }
 
 fn wait_done(s: &Server, id: &str) -> Value {
-    let start = Instant::now();
-    loop {
-        let job = get(s, &format!("/v1/scans/{id}")).json();
-        match job["state"].as_str().unwrap() {
-            "done" | "failed" => return job,
-            _ if start.elapsed() > Duration::from_secs(120) => {
-                panic!("scan {id} never finished: {job}")
-            }
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    s.wait_for(id, &["done", "failed"], Duration::from_secs(120))
 }
 
 fn cli(backend: &Backend, data: &Path, args: &[&str]) -> std::process::Output {
@@ -251,9 +241,13 @@ fn bad_requests_get_the_right_4xx_and_change_nothing(backend: &Backend) {
     assert!(good.len() < 200_000);
 
     assert_eq!(post(&server, "/v1/scans", "audio/wav", b"").status, 400);
-    let wrong_type = post(&server, "/v1/scans", "application/json", b"{\"file\": 1}");
+    let wrong_type = post(&server, "/v1/scans", "text/plain", b"hello");
     assert_eq!(wrong_type.status, 415);
     assert_eq!(wrong_type.json()["error"]["kind"], "bad_input");
+    // JSON is a link request, and this one is not.
+    let not_a_link = post(&server, "/v1/scans", "application/json", b"{\"file\": 1}");
+    assert_eq!(not_a_link.status, 400, "{}", not_a_link.text());
+    assert!(not_a_link.text().contains("url"), "{}", not_a_link.text());
     assert_eq!(
         post(&server, "/v1/scans", "audio/wav", &vec![7u8; 300_000]).status,
         413
@@ -1228,7 +1222,7 @@ fn voiceprints_belong_to_the_key_that_enrolled_them(backend: &Backend) {
 /// (refused into the local network unless `--allow-private-urls`), each item becomes a job
 /// whose result and record name the post, and bad links are answered 4xx before any job.
 fn a_link_becomes_one_job_per_media_item_each_recorded_with_the_post(backend: &Backend) {
-    use crate::scan::{link_server, sha256_hex};
+    use common::{link_server, sha256_hex};
     let one = std::fs::read(smoke(3)).unwrap();
     let two = std::fs::read(smoke(4)).unwrap();
     let post_page = "<html><head><meta property=\"og:video\" content=\"/one.flac\"></head>\

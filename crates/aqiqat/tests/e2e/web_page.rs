@@ -369,7 +369,7 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
     let two = std::fs::read(common::smoke(6)).unwrap();
     let post = "<html><head><meta property=\"og:audio\" content=\"/one.flac\"></head>\
         <body><audio src=\"/two.flac\"></audio></body></html>";
-    let site = crate::scan::link_server(vec![
+    let site = common::link_server(vec![
         ("/post", "text/html", post.as_bytes().to_vec()),
         ("/one.flac", "audio/flac", one),
         ("/two.flac", "audio/flac", two.clone()),
@@ -408,7 +408,7 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
         None,
     );
     let sha = d.wait_for("const m = document.getElementById('f-media').textContent; return !document.getElementById('result').hidden && m.includes('/two.flac') ? document.getElementById('f-sha').textContent : '';");
-    assert_eq!(sha.as_str().unwrap(), crate::scan::sha256_hex(&two));
+    assert_eq!(sha.as_str().unwrap(), common::sha256_hex(&two));
     d.screenshot(&target_dir().join("web-page-link-en.png"));
     d.call("DELETE", "", None);
 }

@@ -142,17 +142,9 @@ pub(super) async fn enrol(
         }
         Ok::<_, Response>((name, note, files))
     };
-    let deadline = s.0.body_timeout + std::time::Duration::from_secs(limit / 65_536);
-    let (name, note, files) = match tokio::time::timeout(deadline, read).await {
-        Ok(Ok(form)) => form,
-        Ok(Err(r)) => return r,
-        Err(_) => {
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
-                "bad_input",
-                "the upload arrived too slowly and was cut off",
-            );
-        }
+    let (name, note, files) = match super::within_upload_time(&s, limit, read).await {
+        Ok(form) => form,
+        Err(r) => return r,
     };
     let owner = owner(&caller);
     let scanner = std::sync::Arc::clone(&s.0.scanner);
