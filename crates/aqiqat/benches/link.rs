@@ -19,7 +19,6 @@
 #[allow(dead_code)] // the tests use more of it than this benchmark
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -64,42 +63,13 @@ fn minute_of_video(scratch: &std::path::Path) -> Vec<u8> {
 
 /// A server on loopback with the post's page at `/post` and its video at `/video.mp4`.
 fn site(video: Vec<u8>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let page = "<!DOCTYPE html><html><head><title>A minister endorses a fund</title>\
         <meta property=\"og:video\" content=\"/video.mp4\"><meta property=\"og:video:type\" \
         content=\"video/mp4\"></head><body><p>Invest now.</p></body></html>";
-    let video = std::sync::Arc::new(video);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let video = video.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let (content_type, body): (&str, &[u8]) = if line.contains(" /post ") {
-                    ("text/html", page.as_bytes())
-                } else {
-                    ("video/mp4", &video)
-                };
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-                     Connection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(body);
-            });
-        }
-    });
-    base
+    common::link_server(vec![
+        ("/post", "text/html", page.as_bytes().to_vec()),
+        ("/video.mp4", "video/mp4", video),
+    ])
 }
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Vec<f64>, T) {
