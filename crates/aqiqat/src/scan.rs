@@ -65,6 +65,7 @@ fn resolve_link(
                 max_bytes: limits.max_input_bytes,
                 allow_private,
                 timeout,
+                prefix_check: Some(aqiqat_scan::declared_duration_check(limits)),
                 ..Default::default()
             },
             max_duration_s: limits.max_duration_s,

@@ -20,6 +20,26 @@ pub struct FetchLimits {
     pub allow_private: bool,
     /// Addresses allowed although private (a test server on loopback).
     pub also_allow: Vec<IpAddr>,
+    /// Asked once about the first [`PREFIX_BYTES`] of a body (or all of it, if shorter),
+    /// before the rest is downloaded: a media file whose header declares it too long is
+    /// refused then, not after the whole download.
+    pub prefix_check: Option<PrefixCheck>,
+}
+
+/// How much of a body [`FetchLimits::prefix_check`] sees.
+pub const PREFIX_BYTES: usize = 1 << 20;
+
+/// The function behind a [`PrefixCheck`].
+pub type PrefixJudge = dyn Fn(&[u8]) -> Result<(), String> + Send + Sync;
+
+/// A judgement on a body's first bytes: `Err(why)` stops the download.
+#[derive(Clone)]
+pub struct PrefixCheck(pub std::sync::Arc<PrefixJudge>);
+
+impl std::fmt::Debug for PrefixCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrefixCheck")
+    }
 }
 
 impl Default for FetchLimits {
@@ -30,6 +50,7 @@ impl Default for FetchLimits {
             max_redirects: 5,
             allow_private: false,
             also_allow: Vec::new(),
+            prefix_check: None,
         }
     }
 }
@@ -68,6 +89,8 @@ pub enum FetchError {
     Timeout(String, Duration),
     #[error("{0}: {1}")]
     Network(String, String),
+    #[error("{0}: {1}")]
+    Rejected(String, String),
 }
 
 impl FetchError {
@@ -129,6 +152,42 @@ impl ureq::unversioned::resolver::Resolver for PolicyResolver {
 pub(crate) fn join(base: &str, location: &str) -> Option<String> {
     let joined = url::Url::parse(base).ok()?.join(location.trim()).ok()?;
     Some(joined.to_string())
+}
+
+/// Reads a body within the size cap and deadline, asking the prefix check once on the way.
+fn read_body(body: ureq::Body, url: &str, limits: &FetchLimits) -> Result<Vec<u8>, FetchError> {
+    use std::io::Read;
+    let failed = |e: std::io::Error| match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
+        Some(ureq::Error::BodyExceedsLimit(_)) => {
+            FetchError::TooLarge(url.to_owned(), limits.max_bytes)
+        }
+        Some(ureq::Error::Timeout(_)) => FetchError::Timeout(url.to_owned(), limits.timeout),
+        _ if e.kind() == std::io::ErrorKind::TimedOut => {
+            FetchError::Timeout(url.to_owned(), limits.timeout)
+        }
+        _ => FetchError::Network(url.to_owned(), e.to_string()),
+    };
+    let mut reader = body.into_with_config().limit(limits.max_bytes).reader();
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut checked = limits.prefix_check.is_none();
+    loop {
+        let n = reader.read(&mut chunk).map_err(failed)?;
+        bytes.extend_from_slice(&chunk[..n]);
+        if !checked && (n == 0 || bytes.len() >= PREFIX_BYTES) {
+            checked = true;
+            if let Some(PrefixCheck(check)) = &limits.prefix_check {
+                check(&bytes[..bytes.len().min(PREFIX_BYTES)])
+                    .map_err(|why| FetchError::Rejected(url.to_owned(), why))?;
+            }
+        }
+        if n == 0 {
+            return Ok(bytes);
+        }
+    }
 }
 
 /// Fetches `url` within `limits`.
@@ -198,18 +257,7 @@ pub fn fetch(url: &str, limits: &FetchLimits) -> Result<Fetched, FetchError> {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let bytes = response
-            .into_body()
-            .with_config()
-            .limit(limits.max_bytes)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::BodyExceedsLimit(_) => {
-                    FetchError::TooLarge(current.clone(), limits.max_bytes)
-                }
-                ureq::Error::Timeout(_) => FetchError::Timeout(current.clone(), limits.timeout),
-                other => FetchError::Network(current.clone(), other.to_string()),
-            })?;
+        let bytes = read_body(response.into_body(), &current, limits)?;
         return Ok(Fetched {
             url: url.trim().to_owned(),
             redirects,

@@ -19,7 +19,7 @@ pub mod proxy;
 pub mod resolve;
 pub mod ytdlp;
 
-pub use fetch::{FetchError, FetchLimits, Fetched, fetch};
+pub use fetch::{FetchError, FetchLimits, Fetched, PREFIX_BYTES, PrefixCheck, fetch};
 pub use policy::{AddressPolicy, Refusal, check_address, check_url};
 pub use resolve::{Item, ResolveError, ResolveLimits, Resolved, ResolvedBy, resolve};
 pub use ytdlp::YtDlp;

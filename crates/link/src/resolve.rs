@@ -206,7 +206,11 @@ pub fn resolve(
                 });
             }
             // A refusal or a cap is the post's answer, not a reason to try elsewhere.
-            Err(e @ (FetchError::Refused(_) | FetchError::TooLarge(..))) => return Err(e.into()),
+            Err(
+                e @ (FetchError::Refused(_) | FetchError::TooLarge(..) | FetchError::Rejected(..)),
+            ) => {
+                return Err(e.into());
+            }
             Err(e) => skipped.push(format!("{} ({}): {e}", found.url, found.found_in)),
         }
     }

@@ -16,6 +16,11 @@ use std::time::Duration;
 const FILE: &[u8] = b"RIFF....WAVEfmt pretend audio bytes for the fetch test";
 const OTHER_FILE: &[u8] = b"ID3 another pretend item";
 
+/// `/declares-long` sends this many 256 KiB chunks if nobody stops it, and counts those sent.
+const LONG_CHUNKS: usize = 64;
+static LONG_SENT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static LONG_DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn page(body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
@@ -102,6 +107,23 @@ fn answer(mut stream: TcpStream) {
         "/json-ld-private" => json_ld("http://10.0.0.1/clip.mp4"),
         "/json-ld-big" => json_ld(&format!("http://{host}/big-clip.mp4")),
         "/big-clip.mp4" => media("video/mp4", &[0u8; 64 << 10]),
+        "/declares-long" => {
+            // A header, then more than the prefix the check sees, sent slowly: refused before
+            // the rest arrives.
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nConnection: close\r\n\r\nLONG",
+            );
+            let chunk = vec![0u8; 256 << 10];
+            for _ in 0..LONG_CHUNKS {
+                if stream.write_all(&chunk).is_err() {
+                    break;
+                }
+                LONG_SENT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            LONG_DONE.store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
         "/r1" => redirect("/r2").into_bytes(),
         "/r2" => redirect("file").into_bytes(),
         "/loop" => redirect("/loop").into_bytes(),
@@ -141,6 +163,7 @@ fn server() -> (String, FetchLimits) {
         max_redirects: 3,
         allow_private: false,
         also_allow: vec![IpAddr::from([127, 0, 0, 1])],
+        prefix_check: None,
     };
     (base, limits)
 }
@@ -184,6 +207,57 @@ fn links_into_private_networks_and_other_schemes_are_refused() {
     let err = fetch(&format!("{base}/file"), &strict).unwrap_err();
     assert!(err.to_string().contains("loopback"), "{err}");
     assert!(err.is_bad_input());
+}
+
+#[test]
+fn a_body_whose_first_bytes_are_refused_is_not_downloaded_further() {
+    let (base, limits) = server();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    let limits = FetchLimits {
+        max_bytes: 64 << 20,
+        timeout: Duration::from_secs(20),
+        prefix_check: Some(aqiqat_link::PrefixCheck(std::sync::Arc::new(
+            move |prefix: &[u8]| {
+                counter.store(prefix.len(), std::sync::atomic::Ordering::Relaxed);
+                if prefix.starts_with(b"LONG") {
+                    Err("it declares 5 hours".to_owned())
+                } else {
+                    Ok(())
+                }
+            },
+        ))),
+        ..limits
+    };
+    match fetch(&format!("{base}/declares-long"), &limits) {
+        Err(e @ FetchError::Rejected(..)) => {
+            assert!(e.is_bad_input());
+            assert!(e.to_string().contains("it declares 5 hours"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::Relaxed),
+        aqiqat_link::PREFIX_BYTES
+    );
+    // The connection was dropped at the refusal: the server could not send all 16 MiB.
+    let waited = std::time::Instant::now();
+    while !LONG_DONE.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the server never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = LONG_SENT.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        sent < LONG_CHUNKS,
+        "{sent} chunks sent: the download went on"
+    );
+    // A short body is checked whole, and passes.
+    let got = fetch(&format!("{base}/file"), &limits).unwrap();
+    assert_eq!(got.bytes, FILE);
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), FILE.len());
 }
 
 #[test]

@@ -154,6 +154,28 @@ pub struct LinkSource {
     pub items: usize,
 }
 
+/// A link's first bytes judged against the duration limit: a media file whose header declares
+/// more than `limits.max_duration_s` is refused before the rest is downloaded. Headers that do
+/// not state a duration (or a prefix too short to open) pass; the decoder's own check then
+/// applies to the whole file.
+pub fn declared_duration_check(limits: &Limits) -> aqiqat_link::PrefixCheck {
+    let limits = *limits;
+    aqiqat_link::PrefixCheck(std::sync::Arc::new(move |prefix: &[u8]| {
+        let Ok(stream) =
+            aqiqat_intake::AudioStream::from_bytes("link", prefix.to_vec(), None, &limits)
+        else {
+            return Ok(());
+        };
+        match stream.info().track.declared_duration_s {
+            Some(declared) if declared > limits.max_duration_s => Err(format!(
+                "the media declares {declared:.0} s, longer than the {:.0} s limit (--max-duration)",
+                limits.max_duration_s
+            )),
+            _ => Ok(()),
+        }
+    }))
+}
+
 impl LinkSource {
     /// One source per media item a link resolved to, with its bytes, in the post's order.
     pub fn for_items(

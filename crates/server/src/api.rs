@@ -1042,6 +1042,7 @@ async fn create_link_scan(
             max_bytes: s.0.limits.max_input_bytes,
             timeout: s.0.links.timeout,
             allow_private: s.0.links.allow_private,
+            prefix_check: Some(aqiqat_scan::declared_duration_check(&s.0.limits)),
             ..Default::default()
         },
         max_duration_s: s.0.limits.max_duration_s,

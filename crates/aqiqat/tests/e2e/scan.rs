@@ -506,4 +506,9 @@ fn every_item_of_a_post_is_scanned_and_recorded_and_bad_posts_are_refused() {
         &[&format!("{base}/big-post"), "--max-bytes", "1000"],
         "larger than 1000 bytes",
     );
+    // A header that declares more than --max-duration stops the download at once.
+    refused(
+        &[&format!("{base}/big-post"), "--max-duration", "1"],
+        "longer than the 1 s limit",
+    );
 }
