@@ -271,6 +271,24 @@ enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_duration_s)]
         max_duration: f64,
     },
+    /// A Telegram bot: people forward a voice message, audio, video or video note and get
+    /// the verdict back in Kazakh, Russian or English, with its signed record (`/report ID`,
+    /// `/record ID`). Long polling; the token comes from a file or AQIQAT_TELEGRAM_TOKEN,
+    /// never the command line.
+    Telegram {
+        /// A file holding the bot's token (from @BotFather).
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<PathBuf>,
+        /// The Bot API server: a self-hosted one lifts the 20 MB download limit.
+        #[arg(long, value_name = "URL", default_value = aqiqat_telegram::TELEGRAM_API)]
+        api_url: String,
+        /// The largest file downloaded, in bytes (the official Bot API serves at most 20 MB).
+        #[arg(long, value_name = "BYTES", default_value_t = 20 << 20)]
+        max_download: u64,
+        /// Seconds each long poll waits for updates.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+        poll: u64,
+    },
     /// API keys for `aqiqat serve` (needed once one exists, or when serving beyond loopback).
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
@@ -661,6 +679,20 @@ fn main() -> ExitCode {
             nats,
             max_duration,
         } => worker(data_dir.as_deref(), &queue, workers, nats, max_duration),
+        Command::Telegram {
+            token_file,
+            api_url,
+            max_download,
+            poll,
+        } => telegram(
+            data_dir.as_deref(),
+            token_file.as_deref(),
+            &api_url,
+            aqiqat_telegram::Settings {
+                max_download,
+                poll_s: poll,
+            },
+        ),
         Command::Voiceprint(cmd) => voiceprint::run(data_dir.as_deref(), cmd, Limits::default()),
         Command::Label(args) => label::run(data_dir.as_deref(), args),
         Command::ApiKey(cmd) => commands::api_key(data_dir.as_deref(), cmd),
@@ -808,6 +840,64 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         call_webhook,
     };
     match runtime.block_on(aqiqat_server::serve(config)) {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Internal
+        }
+    }
+}
+
+/// `aqiqat telegram`: the bot, until it is stopped.
+fn telegram(
+    data_dir: Option<&std::path::Path>,
+    token_file: Option<&std::path::Path>,
+    api_url: &str,
+    settings: aqiqat_telegram::Settings,
+) -> Outcome {
+    let token = match token_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(t) => t.trim().to_owned(),
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return Outcome::BadInput;
+            }
+        },
+        None => std::env::var("AQIQAT_TELEGRAM_TOKEN").unwrap_or_default(),
+    };
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c == '/') {
+        eprintln!(
+            "error: no usable bot token: give --token-file PATH or set AQIQAT_TELEGRAM_TOKEN"
+        );
+        return Outcome::BadInput;
+    }
+    let data_dir = match evidence::data_dir(data_dir) {
+        Ok(d) => d,
+        Err(o) => return o,
+    };
+    let log = match evidence::open_log(&data_dir) {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
+    let store = match aqiqat_telegram::BotStore::open(&data_dir, evidence::database()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: the bot's store: {e}");
+            return Outcome::Internal;
+        }
+    };
+    let scanner = match aqiqat_scan::Scanner::embedded(Limits::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("internal error: the built-in detector cannot be loaded: {e}");
+            return Outcome::Internal;
+        }
+    };
+    let api = aqiqat_telegram::BotApi::new(api_url, token);
+    let mut bot = aqiqat_telegram::Bot::new(api, scanner, log, store, settings);
+    eprintln!("aqiqat telegram bot polling {api_url}");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    match bot.run(&stop) {
         Ok(()) => Outcome::Ok,
         Err(e) => {
             eprintln!("error: {e}");

@@ -11,5 +11,6 @@ mod queue;
 mod scan;
 mod serve;
 mod stream;
+mod telegram;
 mod voiceprint;
 mod web_page;

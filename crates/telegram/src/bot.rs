@@ -1,0 +1,634 @@
+//! The bot: updates in, answers out. One update at a time, in order: classify the message,
+//! download and scan what can be scanned, sign and log the result, word the answer in the
+//! user's language, then hand the answers to the store's outbox together with the update's
+//! acknowledgement (see `crate::store`) and deliver them.
+
+use crate::api::{ApiError, BotApi, with_retries};
+use crate::store::BotStore;
+use aqiqat_evidence::log::Append;
+use aqiqat_evidence::record::ToolId;
+use aqiqat_evidence::{Context, Log, RecordDraft, SignedRecord};
+use aqiqat_scan::Scanner;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How the bot behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The largest file downloaded: 20 MB is all the official Bot API serves to bots; a
+    /// self-hosted Bot API server lifts it.
+    pub max_download: u64,
+    /// Long-polling wait per `getUpdates`.
+    pub poll_s: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_download: 20 << 20,
+            poll_s: 30,
+        }
+    }
+}
+
+/// The languages answers come in.
+const LANGS: [&str; 3] = ["kk", "ru", "en"];
+
+/// The words of one language: the web page's (verdicts and reasons, so the bot and the page
+/// say the same thing) and the bot's own.
+struct Words {
+    page: Value,
+    bot: Value,
+}
+
+impl Words {
+    fn of(lang: &str) -> Self {
+        let (page, bot) = match lang {
+            "kk" => (
+                include_str!("../../server/web/i18n/kk.json"),
+                include_str!("../i18n/kk.json"),
+            ),
+            "ru" => (
+                include_str!("../../server/web/i18n/ru.json"),
+                include_str!("../i18n/ru.json"),
+            ),
+            _ => (
+                include_str!("../../server/web/i18n/en.json"),
+                include_str!("../i18n/en.json"),
+            ),
+        };
+        Self {
+            page: serde_json::from_str(page).expect("the page's texts are JSON"),
+            bot: serde_json::from_str(bot).expect("the bot's texts are JSON"),
+        }
+    }
+
+    fn page(&self, key: &str) -> String {
+        self.page[key].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn bot(&self, key: &str) -> String {
+        self.bot[key].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+fn fill(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+fn number(x: f64, decimals: usize, lang: &str) -> String {
+    let s = format!("{x:.decimals$}");
+    if lang == "en" { s } else { s.replace('.', ",") }
+}
+
+/// The verdict in words, as the web page puts it (`crates/server/web/app.js`).
+pub fn verdict_text(result: &Value, lang: &str) -> String {
+    let w = Words::of(lang);
+    let verdict = result["verdict"].as_str().unwrap_or("inconclusive");
+    let labelled = verdict == "synthetic"
+        && ["content_credentials", "watermark", "metadata"]
+            .contains(&result["verdict_basis"].as_str().unwrap_or_default());
+    let mut lines = Vec::new();
+    if labelled {
+        lines.push(w.page("verdict_synthetic_label"));
+        if let Some(r) = result["reason"].as_str() {
+            lines.push(r.to_owned());
+        }
+        return lines.join("\n");
+    }
+    let key = match verdict {
+        "synthetic" | "human" => format!("verdict_{verdict}"),
+        _ => "verdict_inconclusive".to_owned(),
+    };
+    lines.push(w.page(&key));
+    if let Some(p) = result["probability_synthetic"].as_f64() {
+        lines.push(format!("{} {}", w.page("probability"), number(p, 2, lang)));
+    }
+    let voice = &result["voice"];
+    let c = &voice["conditions"];
+    let pct = |x: &Value| number(100.0 * x.as_f64().unwrap_or(0.0), 0, lang);
+    let reason = match result["reason_code"].as_str() {
+        None => String::new(),
+        Some("no_sign_found") => match voice["reach"]["families_heard"].as_array() {
+            Some(heard) => fill(
+                &w.page("reason_no_sign_found"),
+                &[
+                    ("n", heard.len().to_string()),
+                    (
+                        "families",
+                        voice["reach"]["families_not_heard"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(Value::as_str)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            })
+                            .unwrap_or_default(),
+                    ),
+                ],
+            ),
+            None => w.page("reason_no_sign_found_plain"),
+        },
+        Some("too_noisy") => fill(
+            &w.page("reason_too_noisy"),
+            &[("snr", number(c["snr_db"].as_f64().unwrap_or(0.0), 0, lang))],
+        ),
+        Some("music") => fill(
+            &w.page("reason_music"),
+            &[("share", pct(&c["music_share"]))],
+        ),
+        Some("several_voices") => fill(
+            &w.page("reason_several_voices"),
+            &[("share", pct(&c["overlap_share"]))],
+        ),
+        Some("too_little_speech") => fill(
+            &w.page("reason_too_little_speech"),
+            &[(
+                "s",
+                number(voice["speech_s"].as_f64().unwrap_or(0.0), 1, lang),
+            )],
+        ),
+        Some("no_speech") => w.page("reason_no_speech"),
+        Some("between_thresholds") => w.page("reason_between_thresholds"),
+        Some(_) => result["reason"].as_str().unwrap_or_default().to_owned(),
+    };
+    if !reason.is_empty() {
+        lines.push(reason);
+    }
+    lines.join("\n")
+}
+
+/// One answer to deliver, as the outbox keeps it.
+fn message(chat: i64, text: String, reply_to: Option<i64>) -> String {
+    json!({"kind": "message", "chat": chat, "text": text, "reply_to": reply_to}).to_string()
+}
+
+fn document(chat: i64, name: &str, content_type: &str, bytes: &[u8], caption: String) -> String {
+    json!({"kind": "document", "chat": chat, "name": name, "content_type": content_type,
+        "hex": hex::encode(bytes), "caption": caption})
+    .to_string()
+}
+
+/// What a message asks for.
+enum Asked {
+    /// A file to check: its id, its declared size, a name for it.
+    Media {
+        file_id: String,
+        size: Option<u64>,
+        name: String,
+    },
+    Command {
+        name: String,
+        argument: String,
+    },
+    Other,
+}
+
+fn classify(msg: &Value) -> Asked {
+    for (field, name) in [
+        ("voice", "voice.ogg"),
+        ("audio", "audio"),
+        ("video_note", "video-note.mp4"),
+        ("video", "video.mp4"),
+    ] {
+        let m = &msg[field];
+        if let Some(id) = m["file_id"].as_str() {
+            return Asked::Media {
+                file_id: id.to_owned(),
+                size: m["file_size"].as_u64(),
+                name: m["file_name"].as_str().unwrap_or(name).to_owned(),
+            };
+        }
+    }
+    let d = &msg["document"];
+    if let Some(id) = d["file_id"].as_str() {
+        let mime = d["mime_type"].as_str().unwrap_or_default();
+        let file_name = d["file_name"].as_str().unwrap_or("document");
+        let media_name = [
+            ".ogg", ".opus", ".oga", ".mp3", ".m4a", ".wav", ".flac", ".amr", ".mp4", ".mov",
+            ".webm", ".aac",
+        ]
+        .iter()
+        .any(|ext| file_name.to_ascii_lowercase().ends_with(ext));
+        if mime.starts_with("audio/") || mime.starts_with("video/") || media_name {
+            return Asked::Media {
+                file_id: id.to_owned(),
+                size: d["file_size"].as_u64(),
+                name: file_name.to_owned(),
+            };
+        }
+        return Asked::Other;
+    }
+    if let Some(text) = msg["text"].as_str().map(str::trim)
+        && let Some(command) = text.strip_prefix('/')
+    {
+        let (name, argument) = command
+            .split_once(char::is_whitespace)
+            .unwrap_or((command, ""));
+        // `/report@aqiqat_bot ID` in groups.
+        let name = name
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        return Asked::Command {
+            name,
+            argument: argument.trim().to_owned(),
+        };
+    }
+    Asked::Other
+}
+
+pub struct Bot {
+    api: BotApi,
+    scanner: Scanner,
+    log: Log,
+    store: BotStore,
+    settings: Settings,
+}
+
+impl Bot {
+    pub fn new(
+        api: BotApi,
+        scanner: Scanner,
+        log: Log,
+        store: BotStore,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            api,
+            scanner,
+            log,
+            store,
+            settings,
+        }
+    }
+
+    /// Polls for updates and answers them until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), String> {
+        self.deliver();
+        let mut backoff = Duration::from_secs(1);
+        while !stop.load(Ordering::Relaxed) {
+            let offset = self.store.next_update().map_err(|e| e.to_string())?;
+            let updates = match self.api.get_updates(offset, self.settings.poll_s) {
+                Ok(u) => {
+                    backoff = Duration::from_secs(1);
+                    u
+                }
+                Err(ApiError::RetryAfter { seconds, .. }) => {
+                    std::thread::sleep(Duration::from_secs(seconds.min(60)));
+                    continue;
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!("{e}; polling again in {backoff:?}");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            for update in updates {
+                let Some(id) = update["update_id"].as_i64() else {
+                    continue;
+                };
+                if id < offset {
+                    continue;
+                }
+                let answers = self.handle(id, &update);
+                self.store
+                    .handled(id, &answers)
+                    .map_err(|e| e.to_string())?;
+                self.deliver();
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what the outbox holds, oldest first. An answer Telegram refuses for good (the
+    /// user blocked the bot, the chat is gone) is dropped; one that keeps failing for a
+    /// transient reason stays for the next round.
+    fn deliver(&mut self) {
+        let queued = match self.store.outbox() {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::error!("the outbox cannot be read: {e}");
+                return;
+            }
+        };
+        for q in queued {
+            let Ok(a) = serde_json::from_str::<Value>(&q.answer) else {
+                let _ = self.store.delivered(q.seq);
+                continue;
+            };
+            let chat = a["chat"].as_i64().unwrap_or_default();
+            let sent = with_retries(
+                5,
+                || match a["kind"].as_str() {
+                    Some("document") => self.api.send_file(
+                        chat,
+                        "document",
+                        a["name"].as_str().unwrap_or("file"),
+                        a["content_type"]
+                            .as_str()
+                            .unwrap_or("application/octet-stream"),
+                        &hex::decode(a["hex"].as_str().unwrap_or_default()).unwrap_or_default(),
+                        a["caption"].as_str(),
+                    ),
+                    _ => self.api.send_message(
+                        chat,
+                        a["text"].as_str().unwrap_or_default(),
+                        a["reply_to"].as_i64(),
+                    ),
+                },
+                std::thread::sleep,
+            );
+            match sent {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => {
+                    tracing::warn!("an answer stays in the outbox: {e}");
+                    return;
+                }
+                Err(e) => tracing::warn!("an answer was refused and dropped: {e}"),
+            }
+            if let Err(e) = self.store.delivered(q.seq) {
+                tracing::error!("the outbox cannot be updated: {e}");
+                return;
+            }
+        }
+    }
+
+    /// The answers to one update (JSON for the outbox).
+    fn handle(&mut self, update_id: i64, update: &Value) -> Vec<String> {
+        let msg = &update["message"];
+        let Some(chat) = msg["chat"]["id"].as_i64() else {
+            return Vec::new();
+        };
+        let from = msg["from"]["id"].as_i64().unwrap_or(chat);
+        let reply_to = msg["message_id"].as_i64();
+        let user = self.store.user(from);
+        let lang = match self.store.lang(&user) {
+            Ok(Some(l)) if LANGS.contains(&l.as_str()) => l,
+            _ => match msg["from"]["language_code"].as_str().unwrap_or_default() {
+                "kk" => "kk",
+                "ru" | "uk" | "be" | "ky" | "uz" => "ru",
+                _ => "en",
+            }
+            .to_owned(),
+        };
+        let w = Words::of(&lang);
+        let say = |text: String| vec![message(chat, text, reply_to)];
+        match classify(msg) {
+            Asked::Other => say(w.bot("unsupported")),
+            Asked::Command { name, argument } => match name.as_str() {
+                "start" | "help" => say(w.bot("help")),
+                "lang" => {
+                    let chosen = argument.to_ascii_lowercase();
+                    if LANGS.contains(&chosen.as_str()) {
+                        if let Err(e) = self.store.set_lang(&user, &chosen) {
+                            tracing::error!("{e}");
+                            return say(w.bot("failed"));
+                        }
+                        say(Words::of(&chosen).bot("lang_set"))
+                    } else {
+                        say(w.bot("lang_usage"))
+                    }
+                }
+                "report" | "record" => {
+                    self.evidence(chat, reply_to, &user, &name, &argument, &lang)
+                }
+                _ => say(w.bot("unsupported")),
+            },
+            Asked::Media {
+                file_id,
+                size,
+                name,
+            } => self.check(
+                update_id, chat, reply_to, &user, &lang, &file_id, size, &name,
+            ),
+        }
+    }
+
+    /// `/report ID` (the PDF in the user's language) or `/record ID` (the signed JSON).
+    fn evidence(
+        &mut self,
+        chat: i64,
+        reply_to: Option<i64>,
+        user: &str,
+        what: &str,
+        id: &str,
+        lang: &str,
+    ) -> Vec<String> {
+        let w = Words::of(lang);
+        let found = match self.store.record_of(user, id) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!("{e}");
+                return vec![message(chat, w.bot("failed"), reply_to)];
+            }
+        };
+        let Some((record_id, index)) = found else {
+            return vec![message(
+                chat,
+                fill(
+                    &w.bot("no_record"),
+                    &[("id", id.chars().take(64).collect())],
+                ),
+                reply_to,
+            )];
+        };
+        let short = &record_id[..16];
+        let envelope = match self.log.envelope(index) {
+            Ok(e) => serde_json::to_string_pretty(&e).expect("envelopes serialise"),
+            Err(e) => {
+                tracing::error!("{e}");
+                return vec![message(chat, w.bot("failed"), reply_to)];
+            }
+        };
+        if what == "record" {
+            return vec![document(
+                chat,
+                &format!("aqiqat-{short}.json"),
+                "application/json",
+                envelope.as_bytes(),
+                short.to_owned(),
+            )];
+        }
+        let report_lang = aqiqat_report::Lang::ALL
+            .into_iter()
+            .find(|l| l.code() == lang)
+            .unwrap_or(aqiqat_report::Lang::En);
+        let pdf = aqiqat_report::RecordView::from_envelope_text(&envelope).and_then(|view| {
+            aqiqat_report::render_record(
+                &view,
+                report_lang,
+                aqiqat_report::Format::Pdf,
+                &aqiqat_evidence::utc_now(),
+            )
+            .map_err(|e| e.to_string())
+        });
+        match pdf {
+            Ok(bytes) => vec![document(
+                chat,
+                &format!("aqiqat-{short}-{lang}.pdf"),
+                "application/pdf",
+                &bytes,
+                short.to_owned(),
+            )],
+            Err(e) => {
+                tracing::error!("report: {e}");
+                vec![message(chat, w.bot("failed"), reply_to)]
+            }
+        }
+    }
+
+    /// Downloads, scans, records and words the answer for one file.
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &mut self,
+        update_id: i64,
+        chat: i64,
+        reply_to: Option<i64>,
+        user: &str,
+        lang: &str,
+        file_id: &str,
+        size: Option<u64>,
+        name: &str,
+    ) -> Vec<String> {
+        let w = Words::of(lang);
+        let say = |text: String| vec![message(chat, text, reply_to)];
+        let too_big = || {
+            say(fill(
+                &w.bot("too_big"),
+                &[("mb", (self.settings.max_download >> 20).to_string())],
+            ))
+        };
+        if size.is_some_and(|n| n > self.settings.max_download) {
+            return too_big();
+        }
+        let max = self.settings.max_download;
+        let bytes = match with_retries(5, || self.api.download(file_id, max), std::thread::sleep) {
+            Ok(b) => b,
+            Err(ApiError::TooLarge(_)) => return too_big(),
+            Err(ApiError::Refused { description, .. })
+                if description.to_ascii_lowercase().contains("too big") =>
+            {
+                return too_big();
+            }
+            Err(e) => {
+                tracing::warn!("download: {e}");
+                return say(w.bot("failed"));
+            }
+        };
+        let result = match self.scanner.scan_bytes(name, bytes) {
+            Ok(r) => r,
+            Err(e) if e.is_bad_input() => {
+                return say(fill(&w.bot("not_audio"), &[("error", e.to_string())]));
+            }
+            Err(e) => {
+                tracing::error!("scan: {e}");
+                return say(w.bot("failed"));
+            }
+        };
+        let value = serde_json::to_value(&result).expect("scan results serialise");
+        let recorded = self
+            .record(update_id, value.clone())
+            .and_then(|(leaf, index)| {
+                self.store
+                    .remember(user, &leaf, index, &aqiqat_evidence::utc_now())
+                    .map_err(|e| e.to_string())
+                    .map(|()| leaf)
+            });
+        let mut text = verdict_text(&value, lang);
+        match recorded {
+            Ok(leaf) => {
+                let short = &leaf[..16];
+                text.push_str("\n\n");
+                text.push_str(&fill(
+                    &w.bot("record"),
+                    &[("id", leaf.clone()), ("short", short.to_owned())],
+                ));
+            }
+            Err(e) => tracing::error!("record: {e}"),
+        }
+        say(text)
+    }
+
+    /// Signs the result and appends it to the log, once per update however often it is
+    /// handled: (the record's leaf hash, its index).
+    fn record(&mut self, update_id: i64, result: Value) -> Result<(String, u64), String> {
+        let context = Context {
+            case_id: None,
+            operator: Some("telegram".into()),
+            note: None,
+        };
+        let tool = ToolId {
+            name: "aqiqat".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let draft = RecordDraft::from_scan(result, context, tool)?;
+        let record = SignedRecord::sign(draft, aqiqat_evidence::utc_now(), self.log.signer());
+        let key = format!("telegram:{update_id}");
+        let entry = self
+            .log
+            .append_keyed(&[Append {
+                record: &record,
+                case: None,
+                key: Some(&key),
+            }])
+            .map_err(|e| e.to_string())?
+            .pop()
+            .ok_or("no log entry")?;
+        Ok((entry.leaf_hash, entry.index))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_told_apart() {
+        let voice = json!({"voice": {"file_id": "V", "file_size": 12000, "duration": 9}});
+        assert!(
+            matches!(classify(&voice), Asked::Media { file_id, size: Some(12000), .. } if file_id == "V")
+        );
+        let doc = json!({"document": {"file_id": "D", "file_name": "call.M4A", "mime_type": "application/octet-stream"}});
+        assert!(matches!(classify(&doc), Asked::Media { name, .. } if name == "call.M4A"));
+        let pdf = json!({"document": {"file_id": "P", "file_name": "x.pdf", "mime_type": "application/pdf"}});
+        assert!(matches!(classify(&pdf), Asked::Other));
+        let sticker = json!({"sticker": {"file_id": "S"}});
+        assert!(matches!(classify(&sticker), Asked::Other));
+        let cmd = json!({"text": "/report@aqiqat_bot  0123abcd "});
+        assert!(
+            matches!(classify(&cmd), Asked::Command { name, argument } if name == "report" && argument == "0123abcd")
+        );
+    }
+
+    #[test]
+    fn verdicts_read_as_on_the_web_page() {
+        let human = json!({"verdict": "human", "verdict_basis": "voice_detector", "probability_synthetic": 0.034,
+            "reason_code": "no_sign_found", "voice": {"reach": {"families_heard": ["a", "b"], "families_not_heard": ["diffusion"]}}});
+        let en = verdict_text(&human, "en");
+        assert!(en.starts_with("NO SIGN of synthetic speech"), "{en}");
+        assert!(
+            en.contains("0.03") && en.contains("2 families") && en.contains("diffusion"),
+            "{en}"
+        );
+        let ru = verdict_text(&human, "ru");
+        assert!(ru.contains("0,03"), "{ru}");
+        let noisy = json!({"verdict": "inconclusive", "probability_synthetic": null, "reason_code": "too_noisy",
+            "voice": {"conditions": {"snr_db": 3.4}}});
+        let kk = verdict_text(&noisy, "kk");
+        assert_eq!(kk.lines().count(), 2, "{kk}");
+        assert!(kk.contains('3'), "{kk}");
+    }
+}
