@@ -288,6 +288,13 @@ enum Command {
         /// Seconds each long poll waits for updates.
         #[arg(long, value_name = "SECONDS", default_value_t = 30)]
         poll: u64,
+        /// Files one user may have checked per minute; beyond it a polite "wait a minute".
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        rate: u32,
+        /// Files waiting in one batch of updates beyond which the rest are answered "busy,
+        /// try again in a minute".
+        #[arg(long, value_name = "N", default_value_t = 32)]
+        queue: usize,
     },
     /// API keys for `aqiqat serve` (needed once one exists, or when serving beyond loopback).
     #[command(subcommand, name = "api-key")]
@@ -684,6 +691,8 @@ fn main() -> ExitCode {
             api_url,
             max_download,
             poll,
+            rate,
+            queue,
         } => telegram(
             data_dir.as_deref(),
             token_file.as_deref(),
@@ -691,6 +700,8 @@ fn main() -> ExitCode {
             aqiqat_telegram::Settings {
                 max_download,
                 poll_s: poll,
+                per_user_per_minute: rate,
+                queue,
             },
         ),
         Command::Voiceprint(cmd) => voiceprint::run(data_dir.as_deref(), cmd, Limits::default()),

@@ -21,6 +21,10 @@ pub struct Settings {
     pub max_download: u64,
     /// Long-polling wait per `getUpdates`.
     pub poll_s: u64,
+    /// Files one user may have checked per minute (a burst of this many, refilled evenly).
+    pub per_user_per_minute: u32,
+    /// Files waiting in one batch of updates beyond which the rest are answered "busy".
+    pub queue: usize,
 }
 
 impl Default for Settings {
@@ -28,6 +32,8 @@ impl Default for Settings {
         Self {
             max_download: 20 << 20,
             poll_s: 30,
+            per_user_per_minute: 10,
+            queue: 32,
         }
     }
 }
@@ -251,6 +257,8 @@ pub struct Bot {
     log: Log,
     store: BotStore,
     settings: Settings,
+    /// Each user's token bucket: (tokens, when last refilled).
+    buckets: std::collections::HashMap<String, (f64, std::time::Instant)>,
 }
 
 impl Bot {
@@ -267,6 +275,22 @@ impl Bot {
             log,
             store,
             settings,
+            buckets: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Takes one file from `user`'s allowance, if there is one.
+    fn allow(&mut self, user: &str) -> bool {
+        let rate = f64::from(self.settings.per_user_per_minute.max(1));
+        let now = std::time::Instant::now();
+        let (tokens, at) = self.buckets.entry(user.to_owned()).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate / 60.0).min(rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -293,6 +317,7 @@ impl Bot {
                 }
                 Err(e) => return Err(e.to_string()),
             };
+            let mut files_in_batch = 0;
             for update in updates {
                 let Some(id) = update["update_id"].as_i64() else {
                     continue;
@@ -300,7 +325,11 @@ impl Bot {
                 if id < offset {
                     continue;
                 }
-                let answers = self.handle(id, &update);
+                let busy = matches!(classify(&update["message"]), Asked::Media { .. }) && {
+                    files_in_batch += 1;
+                    files_in_batch > self.settings.queue
+                };
+                let answers = self.handle(id, &update, busy);
                 self.store
                     .handled(id, &answers)
                     .map_err(|e| e.to_string())?;
@@ -366,8 +395,8 @@ impl Bot {
         }
     }
 
-    /// The answers to one update (JSON for the outbox).
-    fn handle(&mut self, update_id: i64, update: &Value) -> Vec<String> {
+    /// The answers to one update (JSON for the outbox); `busy`: too many files wait before it.
+    fn handle(&mut self, update_id: i64, update: &Value, busy: bool) -> Vec<String> {
         let msg = &update["message"];
         let Some(chat) = msg["chat"]["id"].as_i64() else {
             return Vec::new();
@@ -389,7 +418,30 @@ impl Bot {
         match classify(msg) {
             Asked::Other => say(w.bot("unsupported")),
             Asked::Command { name, argument } => match name.as_str() {
-                "start" | "help" => say(w.bot("help")),
+                "start" | "help" => say(format!("{}\n\n{}", w.bot("help"), w.bot("help_privacy"))),
+                "keep" => {
+                    let on = !matches!(argument.to_ascii_lowercase().as_str(), "off" | "0" | "no");
+                    match self.store.set_keep(&user, on) {
+                        Ok(()) => say(w.bot(if on { "keep_on" } else { "keep_off" })),
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            say(w.bot("failed"))
+                        }
+                    }
+                }
+                "forget" => match self.store.forget(&user) {
+                    Ok((records, files)) => say(fill(
+                        &w.bot("forgotten"),
+                        &[
+                            ("records", records.to_string()),
+                            ("files", files.to_string()),
+                        ],
+                    )),
+                    Err(e) => {
+                        tracing::error!("forget: {e}");
+                        say(w.bot("failed"))
+                    }
+                },
                 "lang" => {
                     let chosen = argument.to_ascii_lowercase();
                     if LANGS.contains(&chosen.as_str()) {
@@ -407,6 +459,8 @@ impl Bot {
                 }
                 _ => say(w.bot("unsupported")),
             },
+            Asked::Media { .. } if busy => say(w.bot("busy")),
+            Asked::Media { .. } if !self.allow(&user) => say(w.bot("rate_limited")),
             Asked::Media {
                 file_id,
                 size,
@@ -528,6 +582,8 @@ impl Bot {
                 return say(w.bot("failed"));
             }
         };
+        let keep = self.store.keeps(user).unwrap_or(false);
+        let kept = keep.then(|| bytes.clone());
         let result = match self.scanner.scan_bytes(name, bytes) {
             Ok(r) => r,
             Err(e) if e.is_bad_input() => {
@@ -543,8 +599,13 @@ impl Bot {
             .record(update_id, value.clone())
             .and_then(|(leaf, index)| {
                 self.store
-                    .remember(user, &leaf, index, &aqiqat_evidence::utc_now())
-                    .map_err(|e| e.to_string())
+                    .remember(
+                        user,
+                        &leaf,
+                        index,
+                        &aqiqat_evidence::utc_now(),
+                        kept.as_deref(),
+                    )
                     .map(|()| leaf)
             });
         let mut text = verdict_text(&value, lang);

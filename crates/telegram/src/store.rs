@@ -24,15 +24,21 @@ const SCHEMA: &str = "
     );
     CREATE TABLE IF NOT EXISTS telegram_users (
         user_hash TEXT PRIMARY KEY,
-        lang TEXT
+        lang TEXT,
+        keep INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE IF NOT EXISTS telegram_records (
         user_hash TEXT NOT NULL,
         record_id TEXT NOT NULL,
         leaf_index BIGINT NOT NULL,
         created_at TEXT NOT NULL,
+        media_kept INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (user_hash, record_id)
     );";
+
+/// Where kept media lives, under the data directory: one owner-only file per record, named by
+/// the record's leaf hash.
+pub const MEDIA_DIR: &str = "telegram-media";
 
 /// The SQLite file in the data directory when no database URL is given.
 pub const SQLITE_FILE: &str = "telegram.sqlite";
@@ -40,6 +46,7 @@ pub const SQLITE_FILE: &str = "telegram.sqlite";
 pub struct BotStore {
     db: Db,
     salt: [u8; 32],
+    media: std::path::PathBuf,
 }
 
 /// One answer waiting to be sent (JSON, see `crate::bot::Answer`).
@@ -56,7 +63,11 @@ impl BotStore {
         let mut db = Db::open(&location, Durability::Full).map_err(|e| e.to_string())?;
         db.batch(SCHEMA).map_err(|e| e.to_string())?;
         let salt = load_or_create_salt(&data_dir.join("keys"))?;
-        Ok(Self { db, salt })
+        Ok(Self {
+            db,
+            salt,
+            media: data_dir.join(MEDIA_DIR),
+        })
     }
 
     /// The salted hash a user is known by.
@@ -152,21 +163,96 @@ impl BotStore {
             .map(|_| ())
     }
 
-    /// Remembers that `user` asked for the record `record_id` (at `leaf_index` in the log).
+    /// Whether `user` asked to keep their media as evidence (`/keep`).
+    pub fn keeps(&mut self, user: &str) -> Result<bool, DbError> {
+        Ok(self
+            .db
+            .query_opt(
+                "SELECT keep FROM telegram_users WHERE user_hash = ?1",
+                args![user],
+            )?
+            .map(|r| r.int(0))
+            .transpose()?
+            .unwrap_or(0)
+            != 0)
+    }
+
+    pub fn set_keep(&mut self, user: &str, keep: bool) -> Result<(), DbError> {
+        self.db
+            .execute(
+                "INSERT INTO telegram_users(user_hash, keep) VALUES (?1, ?2)
+                 ON CONFLICT (user_hash) DO UPDATE SET keep = excluded.keep",
+                args![user, i64::from(keep)],
+            )
+            .map(|_| ())
+    }
+
+    /// Remembers that `user` asked for the record `record_id` (at `leaf_index` in the log),
+    /// and keeps `media` beside it when given (the user asked to keep evidence).
     pub fn remember(
         &mut self,
         user: &str,
         record_id: &str,
         leaf_index: u64,
         at: &str,
-    ) -> Result<(), DbError> {
+        media: Option<&[u8]>,
+    ) -> Result<(), String> {
+        if let Some(bytes) = media {
+            std::fs::create_dir_all(&self.media)
+                .map_err(|e| format!("{}: {e}", self.media.display()))?;
+            let path = self.media.join(record_id);
+            if !path.exists() {
+                write_private(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
         self.db
             .execute(
-                "INSERT INTO telegram_records(user_hash, record_id, leaf_index, created_at)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                args![user, record_id, leaf_index, at],
+                "INSERT INTO telegram_records(user_hash, record_id, leaf_index, created_at, media_kept)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                args![user, record_id, leaf_index, at, i64::from(media.is_some())],
             )
             .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// `/forget`: deletes the media kept for `user`'s records and every link between the user
+    /// and their records and settings. The log keeps the signed records (hashes and results,
+    /// no user). Returns (records unlinked, media files deleted).
+    pub fn forget(&mut self, user: &str) -> Result<(u64, u64), String> {
+        let rows = self
+            .db
+            .query(
+                "SELECT record_id FROM telegram_records WHERE user_hash = ?1 AND media_kept = 1",
+                args![user],
+            )
+            .map_err(|e| e.to_string())?;
+        let mut deleted = 0;
+        for r in &rows {
+            let id = r.text(0).map_err(|e| e.to_string())?;
+            // Record ids are hex leaf hashes made here; anything else is not a file name.
+            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                match std::fs::remove_file(self.media.join(&id)) {
+                    Ok(()) => deleted += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(format!("{id}: {e}")),
+                }
+            }
+        }
+        let unlinked = self
+            .db
+            .write_transaction(|tx| {
+                let n = tx.execute(
+                    "DELETE FROM telegram_records WHERE user_hash = ?1",
+                    args![user],
+                )?;
+                tx.execute(
+                    "DELETE FROM telegram_users WHERE user_hash = ?1",
+                    args![user],
+                )?;
+                Ok::<_, DbError>(n)
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((unlinked, deleted))
     }
 
     /// The log index of `user`'s record whose id starts with `prefix` (at least 8 hex digits),
@@ -273,6 +359,7 @@ mod tests {
                 "0123456789abcdef0123456789abcdef",
                 7,
                 "2026-11-30T00:00:00Z",
+                None,
             )
             .unwrap();
         assert_eq!(
@@ -281,5 +368,45 @@ mod tests {
         );
         assert_eq!(store.record_of(&bob, "01234567").unwrap(), None);
         assert_eq!(store.record_of(&alice, "0123").unwrap(), None, "too short");
+    }
+
+    #[test]
+    fn kept_media_is_deleted_and_the_user_unlinked_by_forget() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = BotStore::open(dir.path(), None).unwrap();
+        let (alice, bob) = (store.user(1), store.user(2));
+        assert!(!store.keeps(&alice).unwrap());
+        store.set_keep(&alice, true).unwrap();
+        store.set_lang(&alice, "kk").unwrap();
+        assert!(
+            store.keeps(&alice).unwrap(),
+            "setting the language keeps /keep"
+        );
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        store
+            .remember(&alice, &a, 1, "t", Some(b"voice bytes"))
+            .unwrap();
+        store
+            .remember(&bob, &b, 2, "t", Some(b"other bytes"))
+            .unwrap();
+        let kept = dir.path().join(MEDIA_DIR).join(&a);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"voice bytes");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "owner-only");
+        }
+        assert_eq!(store.forget(&alice).unwrap(), (1, 1));
+        assert!(!kept.exists());
+        assert_eq!(store.record_of(&alice, &a[..8]).unwrap(), None);
+        assert!(!store.keeps(&alice).unwrap());
+        assert_eq!(store.lang(&alice).unwrap(), None);
+        // Bob's are untouched.
+        assert!(dir.path().join(MEDIA_DIR).join(&b).exists());
+        assert_eq!(
+            store.record_of(&bob, &b[..8]).unwrap(),
+            Some((b.clone(), 2))
+        );
     }
 }

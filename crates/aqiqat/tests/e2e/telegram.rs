@@ -94,7 +94,20 @@ impl StandIn {
         Self { base, state }
     }
 
-    fn push(&self, message: Value) -> i64 {
+    /// Several updates made visible at once, so that one `getUpdates` returns them together.
+    fn push_batch(&self, messages: Vec<Value>) -> Vec<i64> {
+        let ids: Vec<(Value, i64)> = messages.into_iter().map(|m| self.stage(m)).collect();
+        let mut s = self.state.lock().unwrap();
+        let mut out = Vec::new();
+        for (update, id) in ids {
+            s.updates.push(update);
+            out.push(id);
+        }
+        out
+    }
+
+    /// An update with its id taken, not yet visible.
+    fn stage(&self, message: Value) -> (Value, i64) {
         let mut s = self.state.lock().unwrap();
         let id = s.next_update;
         s.next_update += 1;
@@ -108,8 +121,11 @@ impl StandIn {
             message["from"] =
                 json!({"id": 7001, "is_bot": false, "first_name": "A", "language_code": "en"});
         }
-        s.updates.push(json!({"update_id": id, "message": message}));
-        id * 10
+        (json!({"update_id": id, "message": message}), id * 10)
+    }
+
+    fn push(&self, message: Value) -> i64 {
+        self.push_batch(vec![message])[0]
     }
 
     fn file(&self, id: &str, bytes: Vec<u8>) {
@@ -283,13 +299,14 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<State>) {
 struct Bot(Child);
 
 impl Bot {
-    fn start(data: &std::path::Path, api: &str) -> Self {
+    fn start(data: &std::path::Path, api: &str, extra: &[&str]) -> Self {
         let token = data.join("token");
         std::fs::write(&token, TOKEN).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
             .args(["telegram", "--token-file"])
             .arg(&token)
             .args(["--api-url", api, "--poll", "1", "--max-download", "5000000"])
+            .args(extra)
             .env("AQIQAT_DATA_DIR", data)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -367,7 +384,7 @@ fn the_bot_answers_voice_messages_files_and_commands_and_loses_no_update() {
         ),
     );
     api.file("pdf-1", b"%PDF-1.4 not audio".to_vec());
-    let bot = Bot::start(&data, &api.base);
+    let bot = Bot::start(&data, &api.base, &[]);
 
     // The first answer is refused once with 429: the bot waits and sends it again.
     api.fault(
@@ -500,7 +517,7 @@ fn the_bot_answers_voice_messages_files_and_commands_and_loses_no_update() {
     }
     let said = bot.kill();
     assert!(!said.contains(TOKEN), "the token never reaches the log");
-    let _bot = Bot::start(&data, &api.base);
+    let _bot = Bot::start(&data, &api.base, &["--rate", "2", "--queue", "1"]);
     let start = Instant::now();
     while batch.iter().any(|&id| api.replies(id).is_empty()) {
         assert!(
@@ -519,5 +536,67 @@ fn the_bot_answers_voice_messages_files_and_commands_and_loses_no_update() {
             1,
             "update {id} answered more than once or never"
         );
+    }
+
+    // This bot takes one file per batch and two per user per minute: three voices at once from
+    // a new user → one checked, two "busy"; then a third file within the minute → "wait".
+    let newcomer = json!({"id": 8001, "is_bot": false, "first_name": "C", "language_code": "en"});
+    let voice_from = |from: &Value| json!({"voice": {"file_id": "voice-1"}, "from": from});
+    let three = api.push_batch(vec![
+        voice_from(&newcomer),
+        voice_from(&newcomer),
+        voice_from(&newcomer),
+    ]);
+    let answered = |id: i64| wait_reply(&api, id);
+    assert!(answered(three[0]).contains("Record "));
+    for id in &three[1..] {
+        assert!(answered(*id).contains("send it again in a minute"));
+    }
+    let second = api.push(voice_from(&newcomer));
+    assert!(answered(second).contains("Record "));
+    let third = api.push(voice_from(&newcomer));
+    assert!(answered(third).contains("wait a minute"));
+
+    // /keep: the next recording is kept beside its record; /forget deletes it and the links.
+    let keeper = json!({"id": 8002, "is_bot": false, "first_name": "D", "language_code": "en"});
+    let keep = api.push(json!({"text": "/keep", "from": keeper}));
+    assert!(answered(keep).contains("keep each recording"));
+    let kept_voice = api.push(
+        json!({"audio": {"file_id": "audio-1", "file_name": "m.flac"},
+        "from": keeper}),
+    );
+    let reply = answered(kept_voice);
+    let kept_id = reply
+        .split("/record ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{reply}"))
+        .to_owned();
+    let media_dir = data.join("telegram-media");
+    let kept: Vec<_> = std::fs::read_dir(&media_dir).unwrap().flatten().collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        std::fs::read(kept[0].path()).unwrap(),
+        std::fs::read(&clip).unwrap()
+    );
+    let forget = api.push(json!({"text": "/forget", "from": keeper}));
+    assert!(answered(forget).contains("1 kept recordings are deleted"));
+    assert_eq!(std::fs::read_dir(&media_dir).unwrap().count(), 0);
+    let after = api.push(json!({"text": format!("/record {kept_id}"), "from": keeper}));
+    assert!(answered(after).contains("no record"));
+}
+
+/// The one reply to `message_id`, once it comes.
+fn wait_reply(api: &StandIn, message_id: i64) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(text) = api.replies(message_id).pop() {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no reply to {message_id}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
