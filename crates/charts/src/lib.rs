@@ -111,6 +111,115 @@ pub fn roc_svg(title: &str, curves: &[Curve]) -> String {
     s
 }
 
+/// One window of a timeline: where it lies (seconds), its probability of synthetic speech,
+/// and whether it counted towards the verdict.
+pub struct Window {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub probability: f64,
+    pub counted: bool,
+}
+
+/// The verdict timeline as bars, the web page's picture of it: red above the synthetic
+/// threshold, green below the human one, amber between, grey for windows that did not count;
+/// the thresholds dashed. `title` is drawn at the top, `seconds` labels the time axis.
+pub fn timeline_svg(
+    title: &str,
+    seconds: &str,
+    windows: &[Window],
+    thresholds: Option<(f64, f64)>,
+    duration_s: f64,
+) -> String {
+    let (w, h, left, right, top, bottom) = (640.0, 220.0, 40.0, 12.0, 34.0, 30.0);
+    let end = windows
+        .iter()
+        .map(|w| w.end_s)
+        .fold(duration_s.max(1.0), f64::max);
+    let x = |t: f64| left + (w - left - right) * t / end;
+    let y = |p: f64| top + (h - top - bottom) * (1.0 - p.clamp(0.0, 1.0));
+    let hop = match windows {
+        [a, b, ..] => b.start_s - a.start_s,
+        [a] => a.end_s - a.start_s,
+        [] => 1.0,
+    }
+    .max(1e-3);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="DejaVu Sans, sans-serif"><rect width="{w}" height="{h}" fill="white"/><text x="{left}" y="20" font-size="14">{}</text>"#,
+        escape(title)
+    );
+    for win in windows {
+        let colour = if !win.counted {
+            "#c8c8c8"
+        } else {
+            match thresholds {
+                Some((_, synthetic_above)) if win.probability >= synthetic_above => "#c02828",
+                Some((human_below, _)) if win.probability < human_below => "#288c46",
+                Some(_) => "#d69614",
+                None if win.probability >= 0.5 => "#c02828",
+                None => "#288c46",
+            }
+        };
+        let mid = (win.start_s + win.end_s) / 2.0;
+        let (x0, x1) = (x(mid - hop / 2.0), x(mid + hop / 2.0));
+        let _ = write!(
+            s,
+            r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"#,
+            y(win.probability),
+            (x1 - x0 - 1.0).max(1.0),
+            (y(0.0) - y(win.probability)).max(1.0)
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#444"/><line x1="{left}" y1="{top}" x2="{left}" y2="{0:.1}" stroke="#444"/>"##,
+        y(0.0),
+        w - right
+    );
+    if let Some((human_below, synthetic_above)) = thresholds {
+        for (p, colour) in [(human_below, "#288c46"), (synthetic_above, "#c02828")] {
+            let _ = write!(
+                s,
+                r#"<line x1="{left}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="{colour}" stroke-dasharray="4 3"/>"#,
+                y(p),
+                w - right
+            );
+        }
+    }
+    for p in [0.0, 0.5, 1.0] {
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" font-size="11" text-anchor="end">{p:.1}</text>"#,
+            left - 4.0,
+            y(p) + 4.0
+        );
+    }
+    let step = [1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0]
+        .into_iter()
+        .find(|s| end / s <= 8.0)
+        .unwrap_or(1800.0);
+    let mut t = 0.0;
+    while t <= end + 1e-9 {
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle">{t}</text>"#,
+            x(t),
+            h - 12.0
+        );
+        t += step;
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text></svg>"#,
+        w - right,
+        h - 1.0,
+        escape(seconds)
+    );
+    s.push('\n');
+    s
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("invalid SVG: {0}")]
@@ -167,5 +276,37 @@ mod tests {
         assert!(on_curve.blue() > on_curve.red(), "{on_curve:?}");
         let empty = at(80 + 400, 50 + 400);
         assert_eq!((empty.red(), empty.green(), empty.blue()), (255, 255, 255));
+    }
+
+    #[test]
+    fn a_timeline_colours_each_window_by_the_thresholds() {
+        let windows: Vec<Window> = [(0.9, true), (0.5, true), (0.05, true), (0.9, false)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, (p, counted))| Window {
+                start_s: i as f64,
+                end_s: i as f64 + 4.0,
+                probability: p,
+                counted,
+            })
+            .collect();
+        let svg = timeline_svg("Timeline & <title>", "s", &windows, Some((0.2, 0.8)), 7.0);
+        assert!(svg.contains("Timeline &amp; &lt;title&gt;"));
+        for colour in ["#c02828", "#d69614", "#288c46", "#c8c8c8"] {
+            assert!(svg.contains(&format!("fill=\"{colour}\"")), "{colour}");
+        }
+        let bytes = png(&svg).unwrap();
+        let pixmap = resvg::tiny_skia::Pixmap::decode_png(&bytes).unwrap();
+        // The first window's bar (p 0.9, red) at its foot, left of the second's.
+        let (w, h) = (640.0, 220.0);
+        let x = |t: f64| 40.0 + (w - 40.0 - 12.0) * t / 7.0;
+        let foot = (h - 30.0 - 3.0) as u32;
+        let red = pixmap.pixel(x(2.0) as u32, foot).unwrap();
+        assert!(red.red() > 150 && red.green() < 80, "{red:?}");
+        let green = pixmap.pixel(x(4.0) as u32, foot).unwrap();
+        assert!(
+            green.green() > red.green() && green.red() < 100,
+            "{green:?}"
+        );
     }
 }

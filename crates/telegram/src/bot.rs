@@ -175,6 +175,44 @@ fn message(chat: i64, text: String, reply_to: Option<i64>) -> String {
     json!({"kind": "message", "chat": chat, "text": text, "reply_to": reply_to}).to_string()
 }
 
+/// The verdict timeline as a picture, worded in `lang`; `None` when there is no timeline
+/// (no speech windows).
+fn timeline_png(result: &Value, lang: &str) -> Option<Vec<u8>> {
+    let segments = result["segments"].as_array().filter(|s| !s.is_empty())?;
+    let windows: Vec<aqiqat_charts::Window> = segments
+        .iter()
+        .map(|w| aqiqat_charts::Window {
+            start_s: w["start_s"].as_f64().unwrap_or(0.0),
+            end_s: w["end_s"].as_f64().unwrap_or(0.0),
+            probability: w["probability_synthetic"].as_f64().unwrap_or(0.0),
+            counted: w["counted"].as_bool().unwrap_or(false),
+        })
+        .collect();
+    let t = &result["voice"]["thresholds"];
+    let thresholds = t["human_below"].as_f64().zip(t["synthetic_above"].as_f64());
+    let w = Words::of(lang);
+    let svg = aqiqat_charts::timeline_svg(
+        &w.page("timeline"),
+        &w.page("seconds"),
+        &windows,
+        thresholds,
+        result["media"]["duration_s"].as_f64().unwrap_or(0.0),
+    );
+    match aqiqat_charts::png(&svg) {
+        Ok(png) => Some(png),
+        Err(e) => {
+            tracing::error!("timeline: {e}");
+            None
+        }
+    }
+}
+
+fn photo(chat: i64, png: &[u8]) -> String {
+    json!({"kind": "photo", "chat": chat, "name": "timeline.png", "content_type": "image/png",
+        "hex": hex::encode(png)})
+    .to_string()
+}
+
 fn document(chat: i64, name: &str, content_type: &str, bytes: &[u8], caption: String) -> String {
     json!({"kind": "document", "chat": chat, "name": name, "content_type": content_type,
         "hex": hex::encode(bytes), "caption": caption})
@@ -362,9 +400,9 @@ impl Bot {
             let sent = with_retries(
                 5,
                 || match a["kind"].as_str() {
-                    Some("document") => self.api.send_file(
+                    Some(kind @ ("document" | "photo")) => self.api.send_file(
                         chat,
-                        "document",
+                        kind,
                         a["name"].as_str().unwrap_or("file"),
                         a["content_type"]
                             .as_str()
@@ -620,7 +658,11 @@ impl Bot {
             }
             Err(e) => tracing::error!("record: {e}"),
         }
-        say(text)
+        let mut answers = say(text);
+        if let Some(png) = timeline_png(&value, lang) {
+            answers.push(photo(chat, &png));
+        }
+        answers
     }
 
     /// Signs the result and appends it to the log, once per update however often it is

@@ -406,6 +406,13 @@ fn the_bot_answers_voice_messages_files_and_commands_and_loses_no_update() {
     let help = api.push(json!({"text": "/start"}));
     api.wait_calls("sendMessage", 7);
 
+    // Each checked file's answer comes with its timeline as a picture.
+    let photos = api.calls("sendPhoto");
+    assert_eq!(photos.len(), 3, "{} timelines", photos.len());
+    for p in &photos {
+        let png = hex::decode(p["photo"]["hex"].as_str().unwrap()).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG timeline");
+    }
     for id in [voice, forwarded, note] {
         let replies = api.replies(id);
         assert_eq!(replies.len(), 1, "{id}: {replies:?}");
