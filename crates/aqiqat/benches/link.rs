@@ -18,33 +18,15 @@
 #[path = "../tests/e2e/common.rs"]
 #[allow(dead_code)] // the tests use more of it than this benchmark
 mod common;
+#[path = "support/inputs.rs"]
+#[allow(dead_code)] // not every benchmark uses every input
+mod inputs;
 
 use std::time::{Duration, Instant};
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// A 1-minute MP4 (64×64 H.264, AAC mono 16 kHz) of the smoke set's speech.
 fn minute_of_video(scratch: &std::path::Path) -> Vec<u8> {
-    let dir = common::smoke_dir();
-    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).unwrap();
-    let mut speech: Vec<i16> = Vec::new();
-    for line in manifest.lines().skip(1).cycle() {
-        if speech.len() >= 60 * 16000 {
-            break;
-        }
-        let path = dir.join(line.split('\t').next().unwrap());
-        speech.extend(
-            common::decode_with_aqiqat(&path, 16000, scratch)
-                .iter()
-                .map(|&x| (x.clamp(-1.0, 1.0) * 32767.0) as i16),
-        );
-    }
-    speech.truncate(60 * 16000);
+    let speech = inputs::speech_i16(16000, 60.0, scratch);
     let wav = scratch.join("speech.wav");
     common::write_wav_16k(&wav, speech);
     let mp4 = scratch.join("post.mp4");
@@ -85,7 +67,7 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Vec<f64>, T) {
 }
 
 fn main() {
-    let runs: usize = env_or("AQIQAT_BENCH_REPEAT", 5);
+    let runs: usize = inputs::env_or("AQIQAT_BENCH_REPEAT", 5);
     let scratch = tempfile::tempdir().unwrap();
     let video = minute_of_video(scratch.path());
     let size = video.len();

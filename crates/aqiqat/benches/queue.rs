@@ -18,18 +18,14 @@
 #[path = "../tests/e2e/common.rs"]
 #[allow(dead_code)] // the tests use more of it than this benchmark
 mod common;
+#[path = "support/inputs.rs"]
+#[allow(dead_code)] // not every benchmark uses every input
+mod inputs;
 #[path = "support/load.rs"]
 mod load;
 
 use common::{Backend, Nats, Server, Worker, smoke};
 use std::time::Instant;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn report(name: &str, (rate, mut ms): (f64, Vec<f64>), baseline: f64) {
     ms.sort_by(f64::total_cmp);
@@ -73,7 +69,7 @@ fn record(n: u64, signer: &aqiqat_evidence::Signer25519) -> aqiqat_evidence::Sig
 /// Evidence-log appends on the PostgreSQL test server: the serialised part of every job.
 fn log_appends() {
     use aqiqat_evidence::log::Durability;
-    let n: u64 = env_or("AQIQAT_BENCH_APPENDS", 2000);
+    let n: u64 = inputs::env_or("AQIQAT_BENCH_APPENDS", 2000);
     let signer = aqiqat_evidence::Signer25519::from_seed([5; 32]);
     let records: Vec<_> = (0..n).map(|i| record(i, &signer)).collect();
     let schema = aqiqat_store::testing::TestSchema::create();
@@ -107,7 +103,7 @@ fn log_appends() {
 /// acknowledge.
 fn stream_alone(scratch: &std::path::Path) {
     use futures_util::StreamExt;
-    let n: usize = env_or("AQIQAT_BENCH_MESSAGES", 5000);
+    let n: usize = inputs::env_or("AQIQAT_BENCH_MESSAGES", 5000);
     let nats = Nats::start(&scratch.join("stream-only"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -137,8 +133,8 @@ fn stream_alone(scratch: &std::path::Path) {
 }
 
 fn main() {
-    let clients: usize = env_or("AQIQAT_BENCH_CLIENTS", 4);
-    let seconds: f64 = env_or("AQIQAT_BENCH_SECONDS", 15.0);
+    let clients: usize = inputs::env_or("AQIQAT_BENCH_CLIENTS", 4);
+    let seconds: f64 = inputs::env_or("AQIQAT_BENCH_SECONDS", 15.0);
     let body = std::fs::read(smoke(0)).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     log_appends();

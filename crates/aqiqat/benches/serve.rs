@@ -17,20 +17,16 @@
 #[path = "../tests/e2e/common.rs"]
 #[allow(dead_code)] // the tests use more of it than this benchmark
 mod common;
+#[path = "support/inputs.rs"]
+#[allow(dead_code)] // not every benchmark uses every input
+mod inputs;
 #[path = "support/load.rs"]
 mod load;
 
-use common::{Server, decode_with_aqiqat, mulaw_encode, smoke_dir};
+use common::{Server, mulaw_encode};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -50,23 +46,6 @@ fn summary(name: &str, mut ms: Vec<f64>) {
         percentile(&ms, 99.0),
         ms.last().copied().unwrap_or(f64::NAN)
     );
-}
-
-/// Speech to send: the smoke set's clips, decoded by aqiqat, joined until `seconds` long.
-fn speech(rate: u32, seconds: f64, scratch: &std::path::Path) -> Vec<f32> {
-    let dir = smoke_dir();
-    let manifest = std::fs::read_to_string(dir.join("smoke.tsv")).unwrap();
-    let mut out = Vec::new();
-    let want = (seconds * f64::from(rate)) as usize;
-    for line in manifest.lines().skip(1).cycle() {
-        if out.len() >= want {
-            break;
-        }
-        let path = dir.join(line.split('\t').next().unwrap());
-        out.extend(decode_with_aqiqat(&path, rate, scratch));
-    }
-    out.truncate(want);
-    out
 }
 
 struct CallResult {
@@ -181,14 +160,14 @@ fn one_call(base: &str, audio: &[u8], start_at: Instant, protocol: Protocol) -> 
 }
 
 fn live_calls(scratch: &std::path::Path) {
-    let calls: usize = env_or("AQIQAT_BENCH_CALLS", 50);
-    let seconds: f64 = env_or("AQIQAT_BENCH_CALL_S", 30.0);
-    let audio: Vec<u8> = speech(8000, seconds, scratch)
+    let calls: usize = inputs::env_or("AQIQAT_BENCH_CALLS", 50);
+    let seconds: f64 = inputs::env_or("AQIQAT_BENCH_CALL_S", 30.0);
+    let audio: Vec<u8> = inputs::speech(8000, seconds, scratch)
         .iter()
         .map(|&x| mulaw_encode(x))
         .collect();
     let server = Server::start(&scratch.join("stream-data"), &[]);
-    let protocols: String = env_or("AQIQAT_BENCH_PROTOCOLS", "native,twilio".to_owned());
+    let protocols: String = inputs::env_or("AQIQAT_BENCH_PROTOCOLS", "native,twilio".to_owned());
     let mut first_p50 = Vec::new();
     for name in protocols.split(',') {
         let protocol = match name.trim() {
@@ -251,9 +230,9 @@ fn calls_over(
 }
 
 fn uploads(scratch: &std::path::Path) {
-    let seconds: f64 = env_or("AQIQAT_BENCH_UPLOAD_S", 20.0);
+    let seconds: f64 = inputs::env_or("AQIQAT_BENCH_UPLOAD_S", 20.0);
     let wav = scratch.join("ten-seconds.wav");
-    let samples = speech(16000, 10.0, scratch);
+    let samples = inputs::speech(16000, 10.0, scratch);
     common::write_wav_16k(
         &wav,
         samples

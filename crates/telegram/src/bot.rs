@@ -289,6 +289,73 @@ fn classify(msg: &Value) -> Asked {
     Asked::Other
 }
 
+/// Whether a file may be checked now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Go {
+        /// The user asked to keep their recordings (`/keep`).
+        keep: bool,
+    },
+    /// Too many files wait in this batch.
+    Busy,
+    /// Over the user's rate.
+    Limited,
+}
+
+/// A file downloaded and scanned, or why not.
+enum Scanned {
+    TooBig,
+    Failed,
+    NotAudio(String),
+    Done {
+        /// The scan result as JSON.
+        result: Value,
+        /// The file's bytes, when the user keeps their recordings.
+        kept: Option<Vec<u8>>,
+    },
+}
+
+/// Downloads a file (within `max` bytes, retrying transient failures) and scans it: the part
+/// of answering a file that runs on every core at once.
+fn fetch_and_scan(
+    api: &BotApi,
+    scanner: &Scanner,
+    max: u64,
+    file_id: &str,
+    size: Option<u64>,
+    name: &str,
+    keep: bool,
+) -> Scanned {
+    if size.is_some_and(|n| n > max) {
+        return Scanned::TooBig;
+    }
+    let bytes = match with_retries(5, || api.download(file_id, max), std::thread::sleep) {
+        Ok(b) => b,
+        Err(ApiError::TooLarge(_)) => return Scanned::TooBig,
+        Err(ApiError::Refused { description, .. })
+            if description.to_ascii_lowercase().contains("too big") =>
+        {
+            return Scanned::TooBig;
+        }
+        Err(e) => {
+            tracing::warn!("download: {e}");
+            return Scanned::Failed;
+        }
+    };
+    let kept = keep.then(|| bytes.clone());
+    match scanner.scan_bytes(name, bytes) {
+        Ok(r) => Scanned::Done {
+            result: serde_json::to_value(&r).expect("scan results serialise"),
+            kept,
+        },
+        Err(e) if e.is_bad_input() => Scanned::NotAudio(e.to_string()),
+        Err(e) => {
+            tracing::error!("scan: {e}");
+            Scanned::Failed
+        }
+    }
+}
+
 pub struct Bot {
     api: BotApi,
     scanner: Scanner,
@@ -355,23 +422,72 @@ impl Bot {
                 }
                 Err(e) => return Err(e.to_string()),
             };
+            let fresh: Vec<(i64, Value)> = updates
+                .into_iter()
+                .filter_map(|u| u["update_id"].as_i64().map(|id| (id, u)))
+                .filter(|(id, _)| *id >= offset)
+                .collect();
             let mut files_in_batch = 0;
-            for update in updates {
-                let Some(id) = update["update_id"].as_i64() else {
-                    continue;
-                };
-                if id < offset {
-                    continue;
+            // A chunk of updates is scanned on every core at once; their answers are
+            // recorded, queued and delivered in the updates' order.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            for chunk in fresh.chunks(cores) {
+                let mut planned = Vec::with_capacity(chunk.len());
+                for (_, update) in chunk {
+                    let msg = &update["message"];
+                    let gate = match classify(msg) {
+                        Asked::Media { .. } => {
+                            files_in_batch += 1;
+                            let user = self
+                                .store
+                                .user(msg["from"]["id"].as_i64().unwrap_or_default());
+                            if files_in_batch > self.settings.queue {
+                                Gate::Busy
+                            } else if !self.allow(&user) {
+                                Gate::Limited
+                            } else {
+                                Gate::Go {
+                                    keep: self.store.keeps(&user).unwrap_or(false),
+                                }
+                            }
+                        }
+                        _ => Gate::Go { keep: false },
+                    };
+                    planned.push(gate);
                 }
-                let busy = matches!(classify(&update["message"]), Asked::Media { .. }) && {
-                    files_in_batch += 1;
-                    files_in_batch > self.settings.queue
-                };
-                let answers = self.handle(id, &update, busy);
-                self.store
-                    .handled(id, &answers)
-                    .map_err(|e| e.to_string())?;
-                self.deliver();
+                let (api, scanner, max) = (&self.api, &self.scanner, self.settings.max_download);
+                let scanned: Vec<Option<Scanned>> = std::thread::scope(|scope| {
+                    let tasks: Vec<_> = chunk
+                        .iter()
+                        .zip(&planned)
+                        .map(|((_, update), gate)| {
+                            scope.spawn(move || match (classify(&update["message"]), gate) {
+                                (
+                                    Asked::Media {
+                                        file_id,
+                                        size,
+                                        name,
+                                    },
+                                    Gate::Go { keep },
+                                ) => Some(fetch_and_scan(
+                                    api, scanner, max, &file_id, size, &name, *keep,
+                                )),
+                                _ => None,
+                            })
+                        })
+                        .collect();
+                    tasks
+                        .into_iter()
+                        .map(|t| t.join().unwrap_or(Some(Scanned::Failed)))
+                        .collect()
+                });
+                for (((id, update), gate), scanned) in chunk.iter().zip(planned).zip(scanned) {
+                    let answers = self.handle(*id, update, gate, scanned);
+                    self.store
+                        .handled(*id, &answers)
+                        .map_err(|e| e.to_string())?;
+                    self.deliver();
+                }
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -433,8 +549,15 @@ impl Bot {
         }
     }
 
-    /// The answers to one update (JSON for the outbox); `busy`: too many files wait before it.
-    fn handle(&mut self, update_id: i64, update: &Value, busy: bool) -> Vec<String> {
+    /// The answers to one update (JSON for the outbox): `gate` says whether a file may be
+    /// checked, `scanned` is its download and scan when it was done ahead.
+    fn handle(
+        &mut self,
+        update_id: i64,
+        update: &Value,
+        gate: Gate,
+        scanned: Option<Scanned>,
+    ) -> Vec<String> {
         let msg = &update["message"];
         let Some(chat) = msg["chat"]["id"].as_i64() else {
             return Vec::new();
@@ -497,15 +620,27 @@ impl Bot {
                 }
                 _ => say(w.bot("unsupported")),
             },
-            Asked::Media { .. } if busy => say(w.bot("busy")),
-            Asked::Media { .. } if !self.allow(&user) => say(w.bot("rate_limited")),
+            Asked::Media { .. } if gate == Gate::Busy => say(w.bot("busy")),
+            Asked::Media { .. } if gate == Gate::Limited => say(w.bot("rate_limited")),
             Asked::Media {
                 file_id,
                 size,
                 name,
-            } => self.check(
-                update_id, chat, reply_to, &user, &lang, &file_id, size, &name,
-            ),
+            } => {
+                let keep = matches!(gate, Gate::Go { keep: true });
+                let scanned = scanned.unwrap_or_else(|| {
+                    fetch_and_scan(
+                        &self.api,
+                        &self.scanner,
+                        self.settings.max_download,
+                        &file_id,
+                        size,
+                        &name,
+                        keep,
+                    )
+                });
+                self.answer(update_id, chat, reply_to, &user, &lang, scanned)
+            }
         }
     }
 
@@ -582,57 +717,30 @@ impl Bot {
         }
     }
 
-    /// Downloads, scans, records and words the answer for one file.
-    #[allow(clippy::too_many_arguments)]
-    fn check(
+    /// Records a checked file and words its answer.
+    fn answer(
         &mut self,
         update_id: i64,
         chat: i64,
         reply_to: Option<i64>,
         user: &str,
         lang: &str,
-        file_id: &str,
-        size: Option<u64>,
-        name: &str,
+        scanned: Scanned,
     ) -> Vec<String> {
         let w = Words::of(lang);
         let say = |text: String| vec![message(chat, text, reply_to)];
-        let too_big = || {
-            say(fill(
-                &w.bot("too_big"),
-                &[("mb", (self.settings.max_download >> 20).to_string())],
-            ))
+        let (result, kept) = match scanned {
+            Scanned::TooBig => {
+                return say(fill(
+                    &w.bot("too_big"),
+                    &[("mb", (self.settings.max_download >> 20).to_string())],
+                ));
+            }
+            Scanned::Failed => return say(w.bot("failed")),
+            Scanned::NotAudio(why) => return say(fill(&w.bot("not_audio"), &[("error", why)])),
+            Scanned::Done { result, kept } => (result, kept),
         };
-        if size.is_some_and(|n| n > self.settings.max_download) {
-            return too_big();
-        }
-        let max = self.settings.max_download;
-        let bytes = match with_retries(5, || self.api.download(file_id, max), std::thread::sleep) {
-            Ok(b) => b,
-            Err(ApiError::TooLarge(_)) => return too_big(),
-            Err(ApiError::Refused { description, .. })
-                if description.to_ascii_lowercase().contains("too big") =>
-            {
-                return too_big();
-            }
-            Err(e) => {
-                tracing::warn!("download: {e}");
-                return say(w.bot("failed"));
-            }
-        };
-        let keep = self.store.keeps(user).unwrap_or(false);
-        let kept = keep.then(|| bytes.clone());
-        let result = match self.scanner.scan_bytes(name, bytes) {
-            Ok(r) => r,
-            Err(e) if e.is_bad_input() => {
-                return say(fill(&w.bot("not_audio"), &[("error", e.to_string())]));
-            }
-            Err(e) => {
-                tracing::error!("scan: {e}");
-                return say(w.bot("failed"));
-            }
-        };
-        let value = serde_json::to_value(&result).expect("scan results serialise");
+        let value = result;
         let recorded = self
             .record(update_id, value.clone())
             .and_then(|(leaf, index)| {

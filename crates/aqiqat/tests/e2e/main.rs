@@ -1,6 +1,7 @@
 //! aqiqat as a user meets it: the real binary, real files, real servers on loopback, a real
 //! browser. One test binary (each links every dependency); one module per part of the product.
 
+mod bot_api;
 mod common;
 
 mod cli;
