@@ -60,17 +60,7 @@ fn resolve_link(
     let ytdlp = aqiqat_link::YtDlp::find();
     let resolved = aqiqat_link::resolve(
         url,
-        &aqiqat_link::ResolveLimits {
-            fetch: aqiqat_link::FetchLimits {
-                max_bytes: limits.max_input_bytes,
-                allow_private,
-                timeout,
-                prefix_check: Some(aqiqat_scan::declared_duration_check(limits)),
-                ..Default::default()
-            },
-            max_duration_s: limits.max_duration_s,
-            ..Default::default()
-        },
+        &aqiqat_scan::link_limits(limits, allow_private, timeout),
         ytdlp.as_ref(),
     )
     .map_err(|e| {

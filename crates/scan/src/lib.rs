@@ -154,6 +154,26 @@ pub struct LinkSource {
     pub items: usize,
 }
 
+/// How far a link may go for a scan with these input limits: each item and all together
+/// within `max_input_bytes`, durations checked from the first MiB, one `timeout`.
+pub fn link_limits(
+    limits: &Limits,
+    allow_private: bool,
+    timeout: std::time::Duration,
+) -> aqiqat_link::ResolveLimits {
+    aqiqat_link::ResolveLimits {
+        fetch: aqiqat_link::FetchLimits {
+            max_bytes: limits.max_input_bytes,
+            timeout,
+            allow_private,
+            prefix_check: Some(declared_duration_check(limits)),
+            ..Default::default()
+        },
+        max_duration_s: limits.max_duration_s,
+        ..Default::default()
+    }
+}
+
 /// A link's first bytes judged against the duration limit: a media file whose header declares
 /// more than `limits.max_duration_s` is refused before the rest is downloaded. Headers that do
 /// not state a duration (or a prefix too short to open) pass; the decoder's own check then

@@ -818,11 +818,7 @@ async fn create_scan(
         return too_large(s.0.limits.max_input_bytes);
     }
     // A full queue is said before a byte of the body is read.
-    let full = match &s.0.dispatch {
-        Dispatch::Local(q) => q.capacity() == 0,
-        Dispatch::Nats(q) => !q.has_room().await,
-    };
-    if full {
+    if queue_is_full(&s).await {
         return queue_full();
     }
     let mut upload = match Incoming::create(&s.0.jobs, s.0.limits.max_input_bytes).await {
@@ -1030,24 +1026,10 @@ async fn create_link_scan(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let full = match &s.0.dispatch {
-        Dispatch::Local(q) => q.capacity() == 0,
-        Dispatch::Nats(q) => !q.has_room().await,
-    };
-    if full {
+    if queue_is_full(&s).await {
         return queue_full();
     }
-    let limits = aqiqat_link::ResolveLimits {
-        fetch: aqiqat_link::FetchLimits {
-            max_bytes: s.0.limits.max_input_bytes,
-            timeout: s.0.links.timeout,
-            allow_private: s.0.links.allow_private,
-            prefix_check: Some(aqiqat_scan::declared_duration_check(&s.0.limits)),
-            ..Default::default()
-        },
-        max_duration_s: s.0.limits.max_duration_s,
-        ..Default::default()
-    };
+    let limits = aqiqat_scan::link_limits(&s.0.limits, s.0.links.allow_private, s.0.links.timeout);
     let url = asked.url.clone();
     let resolved = tokio::task::spawn_blocking(move || {
         let ytdlp = aqiqat_link::YtDlp::find();
@@ -1224,6 +1206,14 @@ pub(crate) async fn within_upload_time<T>(
             "bad_input",
             "the upload arrived too slowly and was cut off",
         )),
+    }
+}
+
+/// Whether the scan queue has no room left (said before a byte of a body is read).
+async fn queue_is_full(s: &AppState) -> bool {
+    match &s.0.dispatch {
+        Dispatch::Local(q) => q.capacity() == 0,
+        Dispatch::Nats(q) => !q.has_room().await,
     }
 }
 

@@ -97,22 +97,38 @@ impl BotApi {
         })
     }
 
-    /// Calls `method` with JSON parameters.
-    pub fn call(&self, method: &str, params: &Value) -> Result<Value, ApiError> {
+    /// POSTs `body` to `method` and reads the Bot API's answer (at most `limit` bytes).
+    fn post(
+        &self,
+        method: &str,
+        content_type: &str,
+        body: &[u8],
+        limit: u64,
+    ) -> Result<Value, ApiError> {
         let mut response = self
             .agent
             .post(&self.url(method))
-            .header("Content-Type", "application/json")
-            .send(params.to_string().as_bytes())
+            .header("Content-Type", content_type)
+            .send(body)
             .map_err(|e| self.network(method, e))?;
         let status = response.status().as_u16();
-        let body = response
+        let answer = response
             .body_mut()
             .with_config()
-            .limit(16 << 20)
+            .limit(limit)
             .read_to_vec()
             .map_err(|e| self.network(method, e))?;
-        Self::answer(method, status, &body)
+        Self::answer(method, status, &answer)
+    }
+
+    /// Calls `method` with JSON parameters.
+    pub fn call(&self, method: &str, params: &Value) -> Result<Value, ApiError> {
+        self.post(
+            method,
+            "application/json",
+            params.to_string().as_bytes(),
+            16 << 20,
+        )
     }
 
     /// Updates from `offset` on, waiting up to `poll_s` seconds for one (long polling).
@@ -225,23 +241,13 @@ impl BotApi {
         );
         body.extend_from_slice(bytes);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let mut response = self
-            .agent
-            .post(&self.url(method))
-            .header(
-                "Content-Type",
-                &format!("multipart/form-data; boundary={boundary}"),
-            )
-            .send(&body[..])
-            .map_err(|e| self.network(method, e))?;
-        let status = response.status().as_u16();
-        let answer = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .map_err(|e| self.network(method, e))?;
-        Self::answer(method, status, &answer).map(|_| ())
+        self.post(
+            method,
+            &format!("multipart/form-data; boundary={boundary}"),
+            &body,
+            1 << 20,
+        )
+        .map(|_| ())
     }
 }
 
