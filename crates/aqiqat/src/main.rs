@@ -273,8 +273,8 @@ enum Command {
     },
     /// A Telegram bot: people forward a voice message, audio, video or video note and get
     /// the verdict back in Kazakh, Russian or English, with its signed record (`/report ID`,
-    /// `/record ID`). Long polling; the token comes from a file or AQIQAT_TELEGRAM_TOKEN,
-    /// never the command line.
+    /// `/record ID`). Long polling, or a webhook with `--webhook URL --listen ADDR`; the
+    /// token comes from a file or AQIQAT_TELEGRAM_TOKEN, never the command line.
     Telegram {
         /// A file holding the bot's token (from @BotFather).
         #[arg(long, value_name = "PATH")]
@@ -295,6 +295,13 @@ enum Command {
         /// try again in a minute".
         #[arg(long, value_name = "N", default_value_t = 32)]
         queue: usize,
+        /// Receive updates by webhook at this public https:// address (a reverse proxy that
+        /// terminates TLS and forwards to --listen) instead of long polling.
+        #[arg(long, value_name = "URL", requires = "listen")]
+        webhook: Option<String>,
+        /// The local address the webhook is served on.
+        #[arg(long, value_name = "ADDR", requires = "webhook")]
+        listen: Option<std::net::SocketAddr>,
     },
     /// API keys for `aqiqat serve` (needed once one exists, or when serving beyond loopback).
     #[command(subcommand, name = "api-key")]
@@ -693,6 +700,8 @@ fn main() -> ExitCode {
             poll,
             rate,
             queue,
+            webhook,
+            listen,
         } => telegram(
             data_dir.as_deref(),
             token_file.as_deref(),
@@ -703,6 +712,9 @@ fn main() -> ExitCode {
                 per_user_per_minute: rate,
                 queue,
             },
+            webhook
+                .zip(listen)
+                .map(|(url, listen)| aqiqat_telegram::Webhook { url, listen }),
         ),
         Command::Voiceprint(cmd) => voiceprint::run(data_dir.as_deref(), cmd, Limits::default()),
         Command::Label(args) => label::run(data_dir.as_deref(), args),
@@ -865,6 +877,7 @@ fn telegram(
     token_file: Option<&std::path::Path>,
     api_url: &str,
     settings: aqiqat_telegram::Settings,
+    webhook: Option<aqiqat_telegram::Webhook>,
 ) -> Outcome {
     let token = match token_file {
         Some(path) => match std::fs::read_to_string(path) {
@@ -880,6 +893,10 @@ fn telegram(
         eprintln!(
             "error: no usable bot token: give --token-file PATH or set AQIQAT_TELEGRAM_TOKEN"
         );
+        return Outcome::BadInput;
+    }
+    if let Some(Err(e)) = webhook.as_ref().map(aqiqat_telegram::Webhook::route) {
+        eprintln!("error: {e}");
         return Outcome::BadInput;
     }
     let data_dir = match evidence::data_dir(data_dir) {
@@ -906,9 +923,15 @@ fn telegram(
     };
     let api = aqiqat_telegram::BotApi::new(api_url, token);
     let mut bot = aqiqat_telegram::Bot::new(api, scanner, log, store, settings);
-    eprintln!("aqiqat telegram bot polling {api_url}");
     let stop = std::sync::atomic::AtomicBool::new(false);
-    match bot.run(&stop) {
+    let outcome = match webhook {
+        Some(hook) => aqiqat_telegram::webhook::serve(bot, &hook, &stop),
+        None => {
+            eprintln!("aqiqat telegram bot polling {api_url}");
+            bot.run(&stop)
+        }
+    };
+    match outcome {
         Ok(()) => Outcome::Ok,
         Err(e) => {
             eprintln!("error: {e}");

@@ -384,6 +384,11 @@ impl Bot {
         }
     }
 
+    /// The Bot API client the bot answers through.
+    pub fn api(&self) -> &BotApi {
+        &self.api
+    }
+
     /// Takes one file from `user`'s allowance, if there is one.
     fn allow(&mut self, user: &str) -> bool {
         let rate = f64::from(self.settings.per_user_per_minute.max(1));
@@ -403,6 +408,7 @@ impl Bot {
     pub fn run(&mut self, stop: &AtomicBool) -> Result<(), String> {
         self.deliver();
         let mut backoff = Duration::from_secs(1);
+        let mut webhook_removed = false;
         while !stop.load(Ordering::Relaxed) {
             let offset = self.store.next_update().map_err(|e| e.to_string())?;
             let updates = match self.api.get_updates(offset, self.settings.poll_s) {
@@ -412,6 +418,17 @@ impl Bot {
                 }
                 Err(ApiError::RetryAfter { seconds, .. }) => {
                     std::thread::sleep(Duration::from_secs(seconds.min(60)));
+                    continue;
+                }
+                // `getUpdates` is refused while a webhook is set (this bot ran with
+                // `--webhook` before): polling now means the webhook goes. Updates waiting
+                // for it stay and come by polling.
+                Err(ApiError::Refused { code: 409, .. }) if !webhook_removed => {
+                    webhook_removed = true;
+                    tracing::warn!("a webhook was set; removing it to poll");
+                    self.api
+                        .call("deleteWebhook", &json!({"drop_pending_updates": false}))
+                        .map_err(|e| e.to_string())?;
                     continue;
                 }
                 Err(e) if e.is_transient() => {
@@ -427,79 +444,98 @@ impl Bot {
                 .filter_map(|u| u["update_id"].as_i64().map(|id| (id, u)))
                 .filter(|(id, _)| *id >= offset)
                 .collect();
-            let mut files_in_batch = 0;
-            // A chunk of updates is scanned on every core at once; their answers are
-            // recorded, queued and delivered in the updates' order.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            for chunk in fresh.chunks(cores) {
-                let mut planned = Vec::with_capacity(chunk.len());
-                for (_, update) in chunk {
-                    let msg = &update["message"];
-                    let gate = match classify(msg) {
-                        Asked::Media { .. } => {
-                            files_in_batch += 1;
-                            let user = self
-                                .store
-                                .user(msg["from"]["id"].as_i64().unwrap_or_default());
-                            if files_in_batch > self.settings.queue {
-                                Gate::Busy
-                            } else if !self.allow(&user) {
-                                Gate::Limited
-                            } else {
-                                Gate::Go {
-                                    keep: self.store.keeps(&user).unwrap_or(false),
-                                }
+            self.answer_batch(&fresh, stop, |_| {})?;
+        }
+        Ok(())
+    }
+
+    /// Answers a batch of updates: a chunk of them (one per core) is downloaded and scanned
+    /// at once; their answers are recorded, queued and delivered in the updates' order. Files
+    /// beyond the queue bound are answered "busy". `done` hears of each update once its
+    /// answers are queued durably (a webhook acknowledges it then); updates left when `stop`
+    /// is set are not handled.
+    pub fn answer_batch(
+        &mut self,
+        batch: &[(i64, Value)],
+        stop: &AtomicBool,
+        mut done: impl FnMut(i64),
+    ) -> Result<(), String> {
+        let mut files_in_batch = 0;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for chunk in batch.chunks(cores) {
+            let mut planned = Vec::with_capacity(chunk.len());
+            for (_, update) in chunk {
+                let msg = &update["message"];
+                let gate = match classify(msg) {
+                    Asked::Media { .. } => {
+                        files_in_batch += 1;
+                        let user = self
+                            .store
+                            .user(msg["from"]["id"].as_i64().unwrap_or_default());
+                        if files_in_batch > self.settings.queue {
+                            Gate::Busy
+                        } else if !self.allow(&user) {
+                            Gate::Limited
+                        } else {
+                            Gate::Go {
+                                keep: self.store.keeps(&user).unwrap_or(false),
                             }
                         }
-                        _ => Gate::Go { keep: false },
-                    };
-                    planned.push(gate);
-                }
-                let (api, scanner, max) = (&self.api, &self.scanner, self.settings.max_download);
-                let scanned: Vec<Option<Scanned>> = std::thread::scope(|scope| {
-                    let tasks: Vec<_> = chunk
-                        .iter()
-                        .zip(&planned)
-                        .map(|((_, update), gate)| {
-                            scope.spawn(move || match (classify(&update["message"]), gate) {
-                                (
-                                    Asked::Media {
-                                        file_id,
-                                        size,
-                                        name,
-                                    },
-                                    Gate::Go { keep },
-                                ) => Some(fetch_and_scan(
-                                    api, scanner, max, &file_id, size, &name, *keep,
-                                )),
-                                _ => None,
-                            })
+                    }
+                    _ => Gate::Go { keep: false },
+                };
+                planned.push(gate);
+            }
+            let (api, scanner, max) = (&self.api, &self.scanner, self.settings.max_download);
+            let scanned: Vec<Option<Scanned>> = std::thread::scope(|scope| {
+                let tasks: Vec<_> = chunk
+                    .iter()
+                    .zip(&planned)
+                    .map(|((_, update), gate)| {
+                        scope.spawn(move || match (classify(&update["message"]), gate) {
+                            (
+                                Asked::Media {
+                                    file_id,
+                                    size,
+                                    name,
+                                },
+                                Gate::Go { keep },
+                            ) => Some(fetch_and_scan(
+                                api, scanner, max, &file_id, size, &name, *keep,
+                            )),
+                            _ => None,
                         })
-                        .collect();
-                    tasks
-                        .into_iter()
-                        .map(|t| t.join().unwrap_or(Some(Scanned::Failed)))
-                        .collect()
-                });
-                for (((id, update), gate), scanned) in chunk.iter().zip(planned).zip(scanned) {
-                    let answers = self.handle(*id, update, gate, scanned);
-                    self.store
-                        .handled(*id, &answers)
-                        .map_err(|e| e.to_string())?;
-                    self.deliver();
-                }
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
+                    })
+                    .collect();
+                tasks
+                    .into_iter()
+                    .map(|t| t.join().unwrap_or(Some(Scanned::Failed)))
+                    .collect()
+            });
+            for (((id, update), gate), scanned) in chunk.iter().zip(planned).zip(scanned) {
+                let answers = self.handle(*id, update, gate, scanned);
+                self.store
+                    .handled(*id, &answers)
+                    .map_err(|e| e.to_string())?;
+                done(*id);
+                self.deliver();
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
             }
         }
         Ok(())
     }
 
+    /// Whether an update was handled already (a webhook may deliver one again).
+    pub fn was_handled(&mut self, update_id: i64) -> Result<bool, String> {
+        self.store.was_handled(update_id).map_err(|e| e.to_string())
+    }
+
     /// Sends what the outbox holds, oldest first. An answer Telegram refuses for good (the
     /// user blocked the bot, the chat is gone) is dropped; one that keeps failing for a
     /// transient reason stays for the next round.
-    fn deliver(&mut self) {
+    pub fn deliver(&mut self) {
         let queued = match self.store.outbox() {
             Ok(q) => q,
             Err(e) => {

@@ -5,15 +5,18 @@
 //! Russian or English, with the signed evidence record behind it (issue 20).
 //!
 //! **Owns:** the Bot API client (`api`), the bot's state (update offset, outbox, users'
-//! languages, which records are whose: `store`), and turning a message into answers (`bot`),
-//! worded as the web page words verdicts.
+//! languages, which records are whose: `store`), turning a message into answers (`bot`),
+//! worded as the web page words verdicts, and the two ways updates arrive: long polling
+//! (`Bot::run`) and a webhook (`webhook`).
 //! **Must not touch:** analysis (it calls `aqiqat-scan`), signing and the log's format
 //! (`aqiqat-evidence`), report layout (`aqiqat-report`).
 
 pub mod api;
 pub mod bot;
 pub mod store;
+pub mod webhook;
 
 pub use api::{ApiError, BotApi, TELEGRAM_API};
 pub use bot::{Bot, Settings};
 pub use store::BotStore;
+pub use webhook::Webhook;

@@ -7,6 +7,11 @@
 //! outbox and the offset moves past it in one transaction, and only then are the answers
 //! sent (and deleted). A crash before the transaction refetches the update; a crash after it
 //! finds the answers still in the outbox.
+//!
+//! A webhook delivers updates one request each, several at once and again when an answer
+//! went missing, so an offset is not enough there: every handled update's id is kept (for two
+//! days, longer than Telegram keeps an update) and a repeated one is acknowledged, not
+//! answered twice.
 
 use aqiqat_store::{Db, DbError, Durability, Location, Sql, args};
 use sha2::{Digest, Sha256};
@@ -17,6 +22,11 @@ const SCHEMA: &str = "
         id INTEGER PRIMARY KEY,
         next_update BIGINT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS telegram_handled (
+        update_id BIGINT PRIMARY KEY,
+        handled_at BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS telegram_handled_at ON telegram_handled(handled_at);
     CREATE TABLE IF NOT EXISTS telegram_outbox (
         seq BIGINT PRIMARY KEY,
         update_id BIGINT NOT NULL,
@@ -39,6 +49,10 @@ const SCHEMA: &str = "
 /// Where kept media lives, under the data directory: one owner-only file per record, named by
 /// the record's leaf hash.
 pub const MEDIA_DIR: &str = "telegram-media";
+
+/// How long a handled update's id is remembered: Telegram keeps an undelivered update for
+/// 24 hours, so a repeat can come no later than that.
+const HANDLED_KEPT_S: i64 = 2 * 24 * 3600;
 
 /// The SQLite file in the data directory when no database URL is given.
 pub const SQLITE_FILE: &str = "telegram.sqlite";
@@ -88,9 +102,32 @@ impl BotStore {
             .unwrap_or(0))
     }
 
+    /// Whether `update_id` was handled already (a webhook's repeated delivery).
+    pub fn was_handled(&mut self, update_id: i64) -> Result<bool, DbError> {
+        Ok(self
+            .db
+            .query_opt(
+                "SELECT 1 FROM telegram_handled WHERE update_id = ?1",
+                args![update_id],
+            )?
+            .is_some())
+    }
+
     /// Marks `update_id` handled and queues its answers, in one transaction.
     pub fn handled(&mut self, update_id: i64, answers: &[String]) -> Result<(), DbError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         self.db.write_transaction(|tx| {
+            tx.execute(
+                "INSERT INTO telegram_handled(update_id, handled_at) VALUES (?1, ?2) \
+                 ON CONFLICT DO NOTHING",
+                args![update_id, now],
+            )?;
+            tx.execute(
+                "DELETE FROM telegram_handled WHERE handled_at < ?1",
+                args![now - HANDLED_KEPT_S],
+            )?;
             let seq: i64 = tx
                 .query_one("SELECT COALESCE(MAX(seq), 0) FROM telegram_outbox", &[])?
                 .int(0)?;
@@ -335,6 +372,11 @@ mod tests {
         // An old update handled again never moves the offset back.
         store.handled(10, &[]).unwrap();
         assert_eq!(store.next_update().unwrap(), 43);
+        // Handled ids are remembered, in any order, however often they come.
+        assert!(store.was_handled(41).unwrap() && store.was_handled(10).unwrap());
+        assert!(!store.was_handled(11).unwrap());
+        store.handled(41, &[]).unwrap();
+        assert!(store.was_handled(41).unwrap());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A stand-in for the Telegram Bot API on loopback, and the real `aqiqat telegram` binary
 //! pointed at it: what the bot's end-to-end test and its benchmark drive. The stand-in answers
-//! `getUpdates`, `getFile`, file downloads, `sendMessage`, `sendDocument` and `sendPhoto`
-//! (each call kept with its parameters and arrival time), and returns faults on demand.
+//! `getUpdates`, `getFile`, file downloads, `sendMessage`, `sendDocument`, `sendPhoto`,
+//! `setWebhook` and `deleteWebhook` (each call kept with its parameters and arrival time), and
+//! returns faults on demand; `post_update` plays Telegram's side of a webhook.
 
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -104,8 +105,9 @@ impl StandIn {
         out
     }
 
-    /// An update with its id taken, not yet visible.
-    fn stage(&self, message: Value) -> (Value, i64) {
+    /// An update with its id taken, not made visible to `getUpdates`: what a webhook
+    /// delivery carries. Returns it with its message's id.
+    pub fn stage(&self, message: Value) -> (Value, i64) {
         let mut s = self.state.lock().unwrap();
         let id = s.next_update;
         s.next_update += 1;
@@ -298,6 +300,24 @@ fn serve(stream: std::net::TcpStream, state: &Mutex<State>) {
         "application/json",
         json!({"ok": true, "result": result}).to_string().as_bytes(),
     );
+}
+
+/// Delivers `update` to a webhook bot as Telegram does: POSTed with the secret the bot gave
+/// `setWebhook` (`None`: without one). The HTTP status, or 0 when no answer came.
+pub fn post_update(url: &str, secret: Option<&str>, update: &Value) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    let mut request = agent.post(url).header("Content-Type", "application/json");
+    if let Some(secret) = secret {
+        request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+    }
+    match request.send(update.to_string().as_bytes()) {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
 }
 
 /// The real bot binary, killed when dropped.

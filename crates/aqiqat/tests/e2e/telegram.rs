@@ -2,28 +2,69 @@
 //! binary polls it, downloads the files it serves, and its answers are read back from what it
 //! sent.
 
-use crate::bot_api::{Bot, StandIn, TOKEN, encoded, wait_reply};
+use crate::bot_api::{Bot, StandIn, TOKEN, encoded, post_update, wait_reply};
 use crate::common;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// A data directory, a stand-in serving a spoof clip as the Opus voice message `voice-1`.
+struct Setup {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    api: StandIn,
+    clip: std::path::PathBuf,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let api = StandIn::start();
+        let clip = common::smoke_first("spoof");
+        api.file(
+            "voice-1",
+            encoded(
+                &clip,
+                dir.path(),
+                "voice.ogg",
+                &["-c:a", "libopus", "-b:a", "24k"],
+            ),
+        );
+        Self {
+            dir,
+            data,
+            api,
+            clip,
+        }
+    }
+}
+
+/// Kills `bot` once the stand-in has served `downloads` files in all (a batch under way);
+/// returns what the bot logged, which never holds the token.
+fn kill_while_downloading(api: &StandIn, bot: Bot, downloads: usize) -> String {
+    let start = Instant::now();
+    while api.calls("getFile").len() < downloads {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the batch never started"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let said = bot.kill();
+    assert!(!said.contains(TOKEN), "the token never reaches the log");
+    said
+}
+
 #[test]
 fn the_bot_answers_voice_messages_files_and_commands_and_loses_no_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let api = StandIn::start();
-    let clip = common::smoke_first("spoof");
-    api.file(
-        "voice-1",
-        encoded(
-            &clip,
-            dir.path(),
-            "voice.ogg",
-            &["-c:a", "libopus", "-b:a", "24k"],
-        ),
-    );
+    let Setup {
+        dir,
+        data,
+        api,
+        clip,
+    } = Setup::new();
     api.file("audio-1", std::fs::read(&clip).unwrap());
     api.file(
         "note-1",
@@ -175,16 +216,7 @@ fn the_bot_answers_voice_messages_files_and_commands_and_loses_no_update() {
         api.push(json!({"sticker": {"file_id": "s-2"}})),
     ];
     let downloads_before = api.calls("getFile").len();
-    let start = Instant::now();
-    while api.calls("getFile").len() == downloads_before {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the batch never started"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let said = bot.kill();
-    assert!(!said.contains(TOKEN), "the token never reaches the log");
+    kill_while_downloading(&api, bot, downloads_before + 1);
     let _bot = Bot::start(&data, &api.base, &["--rate", "2", "--queue", "1"]);
     let start = Instant::now();
     while batch.iter().any(|&id| api.replies(id).is_empty()) {
@@ -252,4 +284,132 @@ fn the_bot_answers_voice_messages_files_and_commands_and_loses_no_update() {
     assert_eq!(std::fs::read_dir(&media_dir).unwrap().count(), 0);
     let after = api.push(json!({"text": format!("/record {kept_id}"), "from": keeper}));
     assert!(answered(after).contains("no record"));
+}
+
+/// The secret the latest `setWebhook` gave Telegram, once the bot has called it `n` times.
+fn webhook_secret(api: &StandIn, n: usize) -> String {
+    let set = api.wait_calls("setWebhook", n);
+    let last = set.last().unwrap();
+    assert_eq!(last["url"], "https://bot.example.org/aqiqat/tg");
+    assert_eq!(last["allowed_updates"], json!(["message"]));
+    last["secret_token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_webhook_bot_answers_only_telegram_once_per_update_and_loses_none_across_a_restart() {
+    let Setup {
+        dir: _dir,
+        data,
+        api,
+        clip: _,
+    } = Setup::new();
+    let listen = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().to_string()
+    };
+    let hook_args = [
+        "--webhook",
+        "https://bot.example.org/aqiqat/tg",
+        "--listen",
+        listen.as_str(),
+    ];
+    let route = format!("http://{listen}/aqiqat/tg");
+    let bot = Bot::start(&data, &api.base, &hook_args);
+    let secret = webhook_secret(&api, 1);
+    assert_eq!(secret.len(), 64);
+
+    // Only a request carrying the secret is taken.
+    let (voice, voice_msg) = api.stage(json!({"voice": {"file_id": "voice-1", "duration": 4}}));
+    let start = Instant::now();
+    while post_update(&route, None, &voice) != 401 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the route never came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(post_update(&route, Some(&"0".repeat(64)), &voice), 401);
+    assert_eq!(
+        post_update(&route, Some(&secret), &json!({"no": "update_id"})),
+        400
+    );
+    assert!(
+        api.calls("getFile").is_empty(),
+        "nothing refused was handled"
+    );
+
+    // Acknowledged (200) only once handled; the answer follows. Delivered again: acknowledged,
+    // not answered twice.
+    assert_eq!(post_update(&route, Some(&secret), &voice), 200);
+    assert!(wait_reply(&api, voice_msg).contains("Record "));
+    assert_eq!(post_update(&route, Some(&secret), &voice), 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(api.replies(voice_msg).len(), 1);
+    assert_eq!(
+        api.calls("getFile").len(),
+        1,
+        "a repeat is not scanned again"
+    );
+
+    // Several deliveries at once, and a restart in the middle: killed while it downloads.
+    let batch: Vec<(Value, i64)> = vec![
+        api.stage(json!({"text": "/help"})),
+        api.stage(json!({"voice": {"file_id": "voice-1", "duration": 4}})),
+        api.stage(json!({"voice": {"file_id": "voice-1", "duration": 4}})),
+        api.stage(json!({"sticker": {"file_id": "s-2"}})),
+    ];
+    let first_round: Vec<_> = batch
+        .iter()
+        .map(|(update, _)| {
+            let (route, secret, update) = (route.clone(), secret.clone(), update.clone());
+            std::thread::spawn(move || post_update(&route, Some(&secret), &update))
+        })
+        .collect();
+    let said = kill_while_downloading(&api, bot, 2);
+    assert!(
+        !said.contains(&secret),
+        "the webhook's secret never reaches the log"
+    );
+    let acknowledged: Vec<bool> = first_round
+        .into_iter()
+        .map(|t| t.join().unwrap() == 200)
+        .collect();
+    // Telegram delivers again whatever was not acknowledged; this stand-in delivers all.
+    let _bot = Bot::start(&data, &api.base, &hook_args);
+    let secret = webhook_secret(&api, 2);
+    for (update, _) in &batch {
+        let start = Instant::now();
+        while post_update(&route, Some(&secret), update) != 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "not taken after the restart"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    for ((_, message), acked) in batch.iter().zip(&acknowledged) {
+        let replies = api.replies(*message);
+        assert_eq!(
+            replies.len(),
+            1,
+            "update {message} (acknowledged before the kill: {acked}) answered {} times",
+            replies.len()
+        );
+    }
+    drop(_bot);
+
+    // Back to polling: getUpdates is refused while the webhook is set, so the bot removes it
+    // and the updates come by polling.
+    api.fault(
+        "getUpdates",
+        409,
+        json!({"ok": false, "error_code": 409,
+            "description": "Conflict: can't use getUpdates method while webhook is active"}),
+    );
+    let _poller = Bot::start(&data, &api.base, &[]);
+    let polled = api.push(json!({"text": "/help"}));
+    assert!(wait_reply(&api, polled).contains("not a guarantee"));
+    let deleted = api.wait_calls("deleteWebhook", 1);
+    assert_eq!(deleted[0]["drop_pending_updates"], false);
 }
