@@ -17,6 +17,7 @@
 //! Everything random (initial weights, crops, augmentation, example order) comes from one seeded
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
+mod image_corpus;
 mod open_set;
 mod rawboost;
 mod rng;
@@ -68,6 +69,10 @@ enum What {
     /// Measure voiceprints on a corpus's genuine speakers and their clones, and set the
     /// speaker check's thresholds on half of the speakers.
     SpeakerEval(speaker_eval::SpeakerEvalArgs),
+    /// Normalise the image corpus that tools/image-data/extract.py took out of its sources:
+    /// the same decode, JPEG history, border cut, rescale, off-grid crop and re-encoding for
+    /// both classes, near-duplicates dropped, and the leakage check.
+    ImageCorpus(image_corpus::ImageCorpusArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -185,6 +190,7 @@ fn main() {
         What::WhisperCache(args) => whisper_head::cache(&args),
         What::WhisperHead(args) => whisper_head::train(&args),
         What::SpeakerEval(args) => speaker_eval::run(&args),
+        What::ImageCorpus(args) => image_corpus::run(&args).map_err(Into::into),
     };
     if let Err(e) = done {
         eprintln!("error: {e}");
