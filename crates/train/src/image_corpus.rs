@@ -24,6 +24,7 @@
 //! cross-validated, must stay near chance; the same regression on strips through the image's
 //! centre is the control for what content alone gives away.
 
+use crate::logistic::{Logistic, auc};
 use crate::rng::Rng;
 use image::imageops::FilterType;
 use image::{ImageReader, RgbImage};
@@ -292,34 +293,10 @@ impl Probes {
     }
 }
 
-/// Area under the ROC curve of `scores` for `labels` (true: positive), ties counted half.
-pub fn auc(scores: &[f64], labels: &[bool]) -> f64 {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        let rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|&k| labels[order[k]]).count() as f64 * rank;
-        i = j + 1;
-    }
-    let pos = labels.iter().filter(|&&l| l).count() as f64;
-    let neg = labels.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return 0.5;
-    }
-    (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
-}
-
 /// How well a logistic regression tells the labels apart from `features` alone: the AUC of
-/// its scores on held-out rows, `folds`-fold cross-validated (rows shuffled with `seed`),
-/// features standardised on each training part, classes weighted equally.
+/// its scores on held-out rows, `folds`-fold cross-validated (rows shuffled with `seed`).
 pub fn probe_auc(features: &[Vec<f64>], labels: &[bool], folds: usize, seed: u64) -> f64 {
     let n = features.len();
-    let dims = features.first().map_or(0, Vec::len);
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = Rng::new(seed);
     for i in (1..n).rev() {
@@ -327,62 +304,15 @@ pub fn probe_auc(features: &[Vec<f64>], labels: &[bool], folds: usize, seed: u64
     }
     let mut scores = vec![0.0; n];
     for fold in 0..folds {
-        let test: Vec<usize> = order.iter().copied().skip(fold).step_by(folds).collect();
         let train: Vec<usize> = order
             .iter()
-            .copied()
             .enumerate()
             .filter(|(i, _)| i % folds != fold)
-            .map(|(_, r)| r)
+            .map(|(_, &r)| r)
             .collect();
-        let mut mean = vec![0.0; dims];
-        let mut sd = vec![0.0; dims];
-        for &r in &train {
-            for (m, x) in mean.iter_mut().zip(&features[r]) {
-                *m += x / train.len() as f64;
-            }
-        }
-        for &r in &train {
-            for ((v, m), x) in sd.iter_mut().zip(&mean).zip(&features[r]) {
-                *v += (x - m).powi(2) / train.len() as f64;
-            }
-        }
-        let standard = |r: usize| -> Vec<f64> {
-            features[r]
-                .iter()
-                .zip(&mean)
-                .zip(&sd)
-                .map(|((x, m), v)| (x - m) / v.sqrt().max(1e-9))
-                .collect()
-        };
-        let z: Vec<Vec<f64>> = train.iter().map(|&r| standard(r)).collect();
-        let dot = |w: &[f64], x: &[f64]| w.iter().zip(x).map(|(a, b)| a * b).sum::<f64>();
-        let pos = train.iter().filter(|&&r| labels[r]).count().max(1) as f64;
-        let neg = (train.len() as f64 - pos).max(1.0);
-        let (mut w, mut b) = (vec![0.0; dims], 0.0);
-        for _ in 0..300 {
-            let mut gw = vec![0.0; dims];
-            let mut gb = 0.0;
-            for (x, &r) in z.iter().zip(&train) {
-                let p = 1.0 / (1.0 + (-(b + dot(&w, x))).exp());
-                let (y, weight) = if labels[r] {
-                    (1.0, 0.5 / pos)
-                } else {
-                    (0.0, 0.5 / neg)
-                };
-                let g = (p - y) * weight;
-                gb += g;
-                for (gd, xd) in gw.iter_mut().zip(x) {
-                    *gd += g * xd;
-                }
-            }
-            b -= 0.5 * gb;
-            for (wd, gd) in w.iter_mut().zip(&gw) {
-                *wd -= 0.5 * (gd + 1e-3 * *wd);
-            }
-        }
-        for &r in &test {
-            scores[r] = b + dot(&w, &standard(r));
+        let model = Logistic::fit(features, labels, &train);
+        for &r in order.iter().skip(fold).step_by(folds) {
+            scores[r] = model.score(&features[r]);
         }
     }
     auc(&scores, labels)

@@ -18,6 +18,8 @@
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
 mod image_corpus;
+mod image_folds;
+mod logistic;
 mod open_set;
 mod rawboost;
 mod rng;
@@ -73,6 +75,9 @@ enum What {
     /// the same decode, JPEG history, border cut, rescale, off-grid crop and re-encoding for
     /// both classes, near-duplicates dropped, and the leakage check.
     ImageCorpus(image_corpus::ImageCorpusArgs),
+    /// Measure an image detector candidate by leave-one-generator-out on a normalised image
+    /// corpus, then on its test split of generators and a real source never used.
+    ImageFolds(image_folds::ImageFoldsArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -191,6 +196,7 @@ fn main() {
         What::WhisperHead(args) => whisper_head::train(&args),
         What::SpeakerEval(args) => speaker_eval::run(&args),
         What::ImageCorpus(args) => image_corpus::run(&args).map_err(Into::into),
+        What::ImageFolds(args) => image_folds::run(&args),
     };
     if let Err(e) = done {
         eprintln!("error: {e}");

@@ -1,0 +1,14 @@
+//! # aqiqat-visual
+//!
+//! Traces of image generators in pixels (issue 21): what the image detector reads from an
+//! image, patch by patch, so that a score can also say *where* an image looks generated.
+//!
+//! **Owns:** the forensic features of decoded pixels (`residual`: the high-pass residual's
+//! spectrum and statistics, colour channels' residual correlations, neighbouring-pixel
+//! relations) and, as they land, the trained image models.
+//! **Must not touch:** decoding and its limits (`aqiqat-intake::image`), provenance labels and
+//! watermarks (`aqiqat-provenance`), verdicts and evidence (`aqiqat-scan`, `aqiqat-evidence`).
+
+pub mod residual;
+
+pub use residual::{FEATURES, PATCH, Reader, image_features, patch_features};
