@@ -58,6 +58,12 @@ pub struct ImageFoldsArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 20_261_130)]
     seed: u64,
+    /// `residual-logistic` (the residual features under a logistic regression) or
+    /// `residual-cnn` (the small network on the residual).
+    #[arg(long, default_value = "residual-logistic")]
+    candidate: String,
+    #[command(flatten)]
+    cnn: crate::image_cnn::CnnOptions,
 }
 
 struct Item {
@@ -67,6 +73,7 @@ struct Item {
     /// The fold a real photo is read in (by a hash of its name).
     real_fold: usize,
     features: Vec<f64>,
+    image: aqiqat_intake::image::RgbImage,
 }
 
 fn fold_of(name: &str) -> usize {
@@ -135,7 +142,7 @@ fn read(args: &ImageFoldsArgs) -> Result<Vec<Item>, String> {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(row) = rows.get(i) else { break };
-                    let features = std::fs::read(args.corpus.join("images").join(&row[file]))
+                    let read = std::fs::read(args.corpus.join("images").join(&row[file]))
                         .ok()
                         .and_then(|b| image::load_from_memory(&b).ok())
                         .map(|d| {
@@ -146,8 +153,8 @@ fn read(args: &ImageFoldsArgs) -> Result<Vec<Item>, String> {
                                 pixels: rgb.into_raw(),
                             }
                         })
-                        .and_then(|img| image_features(&reader, &img));
-                    out.lock().expect("no panics")[i] = features;
+                        .and_then(|img| image_features(&reader, &img).map(|f| (f, img)));
+                    out.lock().expect("no panics")[i] = read;
                 }
             });
         }
@@ -156,13 +163,14 @@ fn read(args: &ImageFoldsArgs) -> Result<Vec<Item>, String> {
     rows.iter()
         .zip(features)
         .map(|(row, f)| {
-            let f = f.ok_or(format!("{}: no features", row[file]))?;
+            let (f, image) = f.ok_or(format!("{}: no features", row[file]))?;
             Ok(Item {
                 family: row[family].clone(),
                 content: row[content].clone(),
                 ai: row[label] == "ai",
                 real_fold: fold_of(&row[file]),
                 features: f.iter().map(|&v| f64::from(v)).collect(),
+                image,
             })
         })
         .collect()
@@ -208,6 +216,27 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
             i.family != TEST_REAL
         }
     };
+    let images: Vec<aqiqat_intake::image::RgbImage> =
+        items.iter().map(|i| i.image.clone()).collect();
+    // Trains the candidate on `train` and scores `score`.
+    let fit_score = |train: &[usize], score: &[usize], split: u64| -> Result<Vec<f64>, String> {
+        match args.candidate.as_str() {
+            "residual-logistic" => {
+                let model = Logistic::fit(&features, &labels, train);
+                Ok(score.iter().map(|&r| model.score(&features[r])).collect())
+            }
+            "residual-cnn" => crate::image_cnn::fit_score(
+                &images,
+                &labels,
+                train,
+                score,
+                &args.cnn,
+                args.seed ^ split.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )
+            .map_err(|e| e.to_string()),
+            other => Err(format!("no candidate {other}")),
+        }
+    };
     let mut rng = Rng::new(args.seed);
     let mut folds = BTreeMap::new();
     // Every real photo's score from the fold that held it out: the threshold a deployed
@@ -224,11 +253,16 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
         let train: Vec<usize> = (0..items.len())
             .filter(|&r| in_folds(&items[r]) && !held(&items[r]))
             .collect();
-        let model = Logistic::fit(&features, &labels, &train);
         let test: Vec<usize> = (0..items.len())
             .filter(|&r| in_folds(&items[r]) && held(&items[r]))
             .collect();
-        let score = |r: usize| model.score(&features[r]);
+        eprintln!("fold {k} ({family}): training on {} images", train.len());
+        let scores: BTreeMap<usize, f64> = test
+            .iter()
+            .copied()
+            .zip(fit_score(&train, &test, k as u64)?)
+            .collect();
+        let score = |r: usize| scores[&r];
         let negatives: Vec<f64> = test
             .iter()
             .filter(|&&r| !items[r].ai)
@@ -261,10 +295,16 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     // The test split: one model on every fold's data.
     let train: Vec<usize> = (0..items.len()).filter(|&r| in_folds(&items[r])).collect();
-    let model = Logistic::fit(&features, &labels, &train);
+    let test_rows: Vec<usize> = (0..items.len()).filter(|&r| !in_folds(&items[r])).collect();
+    eprintln!("test split: training on {} images", train.len());
+    let test_scores: BTreeMap<usize, f64> = test_rows
+        .iter()
+        .copied()
+        .zip(fit_score(&train, &test_rows, FOLD_FAMILIES.len() as u64)?)
+        .collect();
     let camera: Vec<f64> = (0..items.len())
         .filter(|&r| !items[r].ai && items[r].family == TEST_REAL)
-        .map(|r| model.score(&features[r]))
+        .map(|r| test_scores[&r])
         .collect();
     let (_, deployed) = caught_at(&[], &held_out_real, FALSE_POSITIVES);
     let camera_false_positives =
@@ -273,7 +313,7 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
     for family in TEST_FAMILIES {
         let positives: Vec<f64> = (0..items.len())
             .filter(|&r| items[r].ai && items[r].family == family)
-            .map(|r| model.score(&features[r]))
+            .map(|r| test_scores[&r])
             .collect();
         let mut entry = figures(&positives, &camera, &mut rng);
         entry["caught_at_deployed_threshold"] = serde_json::json!(
@@ -295,7 +335,8 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
             / folds.len() as f64
     };
     let summary = serde_json::json!({
-        "candidate": "residual features + logistic regression",
+        "candidate": args.candidate,
+        "cnn": format!("{:?}", args.cnn),
         "features": FEATURES,
         "seed": args.seed,
         "folds": folds,

@@ -17,6 +17,7 @@
 //! Everything random (initial weights, crops, augmentation, example order) comes from one seeded
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
+mod image_cnn;
 mod image_corpus;
 mod image_folds;
 mod logistic;
@@ -614,7 +615,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// AdamW with light weight decay: every trainer's optimiser.
-fn optimiser(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
+pub(crate) fn optimiser(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
     AdamW::new(
         varmap.all_vars(),
         ParamsAdamW {
@@ -626,7 +627,7 @@ fn optimiser(varmap: &VarMap, lr: f64) -> candle_core::Result<AdamW> {
 }
 
 /// The learning rate of `epoch`: cosine decay from `base` over the run.
-fn cosine_rate(base: f64, epoch: usize, epochs: usize) -> f64 {
+pub(crate) fn cosine_rate(base: f64, epoch: usize, epochs: usize) -> f64 {
     let progress = epoch as f64 / epochs as f64;
     base * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
@@ -855,7 +856,7 @@ fn family_breakdown(scores: &[DevScore]) -> String {
 }
 
 /// He-uniform weights, zero biases, unit batch-norm scales, from the seeded generator.
-fn initialise(varmap: &VarMap, rng: &mut Rng) -> candle_core::Result<()> {
+pub(crate) fn initialise(varmap: &VarMap, rng: &mut Rng) -> candle_core::Result<()> {
     let data = varmap.data().lock().expect("varmap lock");
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();

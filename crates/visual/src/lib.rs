@@ -5,10 +5,12 @@
 //!
 //! **Owns:** the forensic features of decoded pixels (`residual`: the high-pass residual's
 //! spectrum and statistics, colour channels' residual correlations, neighbouring-pixel
-//! relations) and, as they land, the trained image models.
+//! relations), and the image models (`residual_cnn`: a small network on the residual that
+//! scores each 8×8 cell).
 //! **Must not touch:** decoding and its limits (`aqiqat-intake::image`), provenance labels and
 //! watermarks (`aqiqat-provenance`), verdicts and evidence (`aqiqat-scan`, `aqiqat-evidence`).
 
 pub mod residual;
+pub mod residual_cnn;
 
 pub use residual::{FEATURES, PATCH, Reader, image_features, patch_features};
