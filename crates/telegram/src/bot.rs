@@ -49,24 +49,33 @@ struct Words {
 }
 
 impl Words {
-    fn of(lang: &str) -> Self {
-        let (page, bot) = match lang {
-            "kk" => (
-                include_str!("../../server/web/i18n/kk.json"),
-                include_str!("../i18n/kk.json"),
-            ),
-            "ru" => (
-                include_str!("../../server/web/i18n/ru.json"),
-                include_str!("../i18n/ru.json"),
-            ),
-            _ => (
-                include_str!("../../server/web/i18n/en.json"),
-                include_str!("../i18n/en.json"),
-            ),
-        };
-        Self {
-            page: serde_json::from_str(page).expect("the page's texts are JSON"),
-            bot: serde_json::from_str(bot).expect("the bot's texts are JSON"),
+    /// The words of `lang` (English for any other), parsed once per process.
+    fn of(lang: &str) -> &'static Self {
+        static PARSED: std::sync::OnceLock<[Words; 3]> = std::sync::OnceLock::new();
+        let all = PARSED.get_or_init(|| {
+            let parse = |page: &str, bot: &str| Words {
+                page: serde_json::from_str(page).expect("the page's texts are JSON"),
+                bot: serde_json::from_str(bot).expect("the bot's texts are JSON"),
+            };
+            [
+                parse(
+                    include_str!("../../server/web/i18n/kk.json"),
+                    include_str!("../i18n/kk.json"),
+                ),
+                parse(
+                    include_str!("../../server/web/i18n/ru.json"),
+                    include_str!("../i18n/ru.json"),
+                ),
+                parse(
+                    include_str!("../../server/web/i18n/en.json"),
+                    include_str!("../i18n/en.json"),
+                ),
+            ]
+        });
+        match lang {
+            "kk" => &all[0],
+            "ru" => &all[1],
+            _ => &all[2],
         }
     }
 
@@ -90,6 +99,15 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
 fn number(x: f64, decimals: usize, lang: &str) -> String {
     let s = format!("{x:.decimals$}");
     if lang == "en" { s } else { s.replace('.', ",") }
+}
+
+/// Who sent a message: its sender, or the chat itself where Telegram names no sender
+/// (a channel's post). Rate limits, languages and records are keyed by this.
+fn sender(msg: &Value) -> i64 {
+    msg["from"]["id"]
+        .as_i64()
+        .or_else(|| msg["chat"]["id"].as_i64())
+        .unwrap_or_default()
 }
 
 /// The verdict in words, as the web page puts it (`crates/server/web/app.js`).
@@ -464,14 +482,13 @@ impl Bot {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         for chunk in batch.chunks(cores) {
             let mut planned = Vec::with_capacity(chunk.len());
+            let mut users = Vec::with_capacity(chunk.len());
             for (_, update) in chunk {
                 let msg = &update["message"];
+                let user = self.store.user(sender(msg));
                 let gate = match classify(msg) {
                     Asked::Media { .. } => {
                         files_in_batch += 1;
-                        let user = self
-                            .store
-                            .user(msg["from"]["id"].as_i64().unwrap_or_default());
                         if files_in_batch > self.settings.queue {
                             Gate::Busy
                         } else if !self.allow(&user) {
@@ -485,6 +502,7 @@ impl Bot {
                     _ => Gate::Go { keep: false },
                 };
                 planned.push(gate);
+                users.push(user);
             }
             let (api, scanner, max) = (&self.api, &self.scanner, self.settings.max_download);
             let scanned: Vec<Option<Scanned>> = std::thread::scope(|scope| {
@@ -512,8 +530,10 @@ impl Bot {
                     .map(|t| t.join().unwrap_or(Some(Scanned::Failed)))
                     .collect()
             });
-            for (((id, update), gate), scanned) in chunk.iter().zip(planned).zip(scanned) {
-                let answers = self.handle(*id, update, gate, scanned);
+            for ((((id, update), gate), scanned), user) in
+                chunk.iter().zip(planned).zip(scanned).zip(users)
+            {
+                let answers = self.handle(*id, update, &user, gate, scanned);
                 self.store
                     .handled(*id, &answers)
                     .map_err(|e| e.to_string())?;
@@ -591,6 +611,7 @@ impl Bot {
         &mut self,
         update_id: i64,
         update: &Value,
+        user: &str,
         gate: Gate,
         scanned: Option<Scanned>,
     ) -> Vec<String> {
@@ -598,10 +619,8 @@ impl Bot {
         let Some(chat) = msg["chat"]["id"].as_i64() else {
             return Vec::new();
         };
-        let from = msg["from"]["id"].as_i64().unwrap_or(chat);
         let reply_to = msg["message_id"].as_i64();
-        let user = self.store.user(from);
-        let lang = match self.store.lang(&user) {
+        let lang = match self.store.lang(user) {
             Ok(Some(l)) if LANGS.contains(&l.as_str()) => l,
             _ => match msg["from"]["language_code"].as_str().unwrap_or_default() {
                 "kk" => "kk",
@@ -618,7 +637,7 @@ impl Bot {
                 "start" | "help" => say(format!("{}\n\n{}", w.bot("help"), w.bot("help_privacy"))),
                 "keep" => {
                     let on = !matches!(argument.to_ascii_lowercase().as_str(), "off" | "0" | "no");
-                    match self.store.set_keep(&user, on) {
+                    match self.store.set_keep(user, on) {
                         Ok(()) => say(w.bot(if on { "keep_on" } else { "keep_off" })),
                         Err(e) => {
                             tracing::error!("{e}");
@@ -626,7 +645,7 @@ impl Bot {
                         }
                     }
                 }
-                "forget" => match self.store.forget(&user) {
+                "forget" => match self.store.forget(user) {
                     Ok((records, files)) => say(fill(
                         &w.bot("forgotten"),
                         &[
@@ -642,7 +661,7 @@ impl Bot {
                 "lang" => {
                     let chosen = argument.to_ascii_lowercase();
                     if LANGS.contains(&chosen.as_str()) {
-                        if let Err(e) = self.store.set_lang(&user, &chosen) {
+                        if let Err(e) = self.store.set_lang(user, &chosen) {
                             tracing::error!("{e}");
                             return say(w.bot("failed"));
                         }
@@ -651,9 +670,7 @@ impl Bot {
                         say(w.bot("lang_usage"))
                     }
                 }
-                "report" | "record" => {
-                    self.evidence(chat, reply_to, &user, &name, &argument, &lang)
-                }
+                "report" | "record" => self.evidence(chat, reply_to, user, &name, &argument, &lang),
                 _ => say(w.bot("unsupported")),
             },
             Asked::Media { .. } if gate == Gate::Busy => say(w.bot("busy")),
@@ -675,7 +692,7 @@ impl Bot {
                         keep,
                     )
                 });
-                self.answer(update_id, chat, reply_to, &user, &lang, scanned)
+                self.answer(update_id, chat, reply_to, user, &lang, scanned)
             }
         }
     }
