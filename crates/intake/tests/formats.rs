@@ -433,3 +433,113 @@ fn bytes_in_memory_and_files_give_the_same_facts() {
             .unwrap();
     assert_eq!(from_file, from_bytes);
 }
+
+/// The pixel at (x, y) of a decoded picture.
+fn pixel(rgb: &aqiqat_intake::image::RgbImage, x: u32, y: u32) -> [u8; 3] {
+    let i = ((y * rgb.width + x) * 3) as usize;
+    [rgb.pixels[i], rgb.pixels[i + 1], rgb.pixels[i + 2]]
+}
+
+fn close(got: [u8; 3], want: [u8; 3], tolerance: i16) -> bool {
+    got.iter()
+        .zip(want)
+        .all(|(&g, w)| (i16::from(g) - i16::from(w)).abs() <= tolerance)
+}
+
+#[test]
+fn unusual_pictures_decode_to_8_bit_rgb() {
+    use aqiqat_intake::image::{ImageLimits, load_image};
+    let limits = ImageLimits::default();
+    let decode = |name: &str, bytes: &[u8]| {
+        let (facts, rgb) = load_image(name, bytes, &limits).unwrap();
+        let rgb = rgb.expect("pixels");
+        assert_eq!(
+            (facts.width, facts.height),
+            (Some(rgb.width), Some(rgb.height))
+        );
+        assert_eq!(rgb.pixels.len(), (rgb.width * rgb.height * 3) as usize);
+        rgb
+    };
+
+    // 16 bits per channel: scaled to 8 (v / 257, rounded).
+    let mut png16 = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png16, 4, 2);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Sixteen);
+        let mut writer = encoder.write_header().unwrap();
+        let data: Vec<u8> = (0..8)
+            .flat_map(|i| [0xC8u8, 0x11, 0x32, 0x22, (i * 30) as u8, 0x00])
+            .collect();
+        writer.write_image_data(&data).unwrap();
+    }
+    let rgb = decode("deep.png", &png16);
+    assert!(
+        close(pixel(&rgb, 0, 0), [199, 50, 0], 1),
+        "{:?}",
+        pixel(&rgb, 0, 0)
+    );
+    assert!(
+        close(pixel(&rgb, 3, 1), [199, 50, 209], 1),
+        "{:?}",
+        pixel(&rgb, 3, 1)
+    );
+
+    // Grey with alpha: grey in every channel, alpha dropped.
+    let mut grey = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut grey, 2, 2);
+        encoder.set_color(png::ColorType::GrayscaleAlpha);
+        let mut writer = encoder.write_header().unwrap();
+        writer
+            .write_image_data(&[90, 0, 90, 255, 200, 128, 200, 255])
+            .unwrap();
+    }
+    let rgb = decode("grey.png", &grey);
+    assert_eq!(pixel(&rgb, 0, 1), [200, 200, 200]);
+
+    // A CMYK JPEG (as print workflows and some scanners write them): colours come back as
+    // RGB, not inverted.
+    let mut cmyk = Vec::new();
+    let (w, h) = (32u16, 16u16);
+    let data: Vec<u8> = (0..u32::from(w) * u32::from(h))
+        .flat_map(|i| {
+            if i % u32::from(w) < 16 {
+                [0u8, 255, 255, 0] // red: no cyan, full magenta and yellow
+            } else {
+                [255u8, 0, 255, 0] // green: full cyan and yellow
+            }
+        })
+        .collect();
+    jpeg_encoder::Encoder::new(&mut cmyk, 95)
+        .encode(&data, w, h, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    let rgb = decode("print.jpg", &cmyk);
+    assert!(
+        close(pixel(&rgb, 4, 8), [255, 0, 0], 40),
+        "{:?}",
+        pixel(&rgb, 4, 8)
+    );
+    assert!(
+        close(pixel(&rgb, 28, 8), [0, 255, 0], 40),
+        "{:?}",
+        pixel(&rgb, 28, 8)
+    );
+
+    // An animated GIF: its first frame.
+    let mut gif = Vec::new();
+    {
+        use image::codecs::gif::GifEncoder;
+        let mut encoder = GifEncoder::new(&mut gif);
+        for colour in [[0u8, 0, 255, 255], [255, 255, 0, 255]] {
+            let frame = image::RgbaImage::from_pixel(8, 8, image::Rgba(colour));
+            encoder.encode_frame(image::Frame::new(frame)).unwrap();
+        }
+    }
+    let rgb = decode("moving.gif", &gif);
+    assert!(
+        close(pixel(&rgb, 3, 3), [0, 0, 255], 8),
+        "{:?}",
+        pixel(&rgb, 3, 3)
+    );
+}

@@ -21,7 +21,7 @@ pub struct CnnOptions {
     pub crop: usize,
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 5e-4)]
     pub lr: f64,
 }
 
@@ -62,8 +62,12 @@ pub fn fit_score(
             let x = Tensor::from_vec(data, (opts.batch, 3, side, side), &device)?;
             let t = Tensor::from_vec(target, opts.batch, &device)?;
             let loss = candle_nn::loss::binary_cross_entropy_with_logit(&net.logits(&x)?, &t)?;
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                candle_core::bail!("the loss diverged at epoch {epoch}; try a lower --lr");
+            }
             opt.backward_step(&loss)?;
-            total += loss.to_scalar::<f32>()?;
+            total += value;
         }
         eprintln!(
             "  epoch {epoch}: loss {:.4} ({:.0?})",
