@@ -194,6 +194,10 @@ fn print_scan(r: &ScanResult) {
         (Verdict::Synthetic, VerdictBasis::VoiceDetector, Some(p)) => {
             format!("SYNTHETIC: signs of machine-generated or cloned speech (probability {p:.2})")
         }
+        (Verdict::Synthetic, VerdictBasis::ImageDetector, _) => format!(
+            "SYNTHETIC: {}",
+            r.reason.as_deref().unwrap_or("traces of image generation")
+        ),
         (Verdict::Human, _, Some(p)) => format!(
             "HUMAN, NOT PROVEN (probability synthetic {p:.2}): {}",
             r.reason
@@ -260,6 +264,9 @@ fn print_scan(r: &ScanResult) {
         }
     }
     print_provenance(&r.provenance);
+    if let Some(image) = &r.image {
+        print_image(image);
+    }
     if let Some(voice) = &r.voice {
         println!(
             "  thresholds   human below {:.2}, synthetic from {:.2}",
@@ -273,6 +280,42 @@ fn print_scan(r: &ScanResult) {
         );
     }
     println!("  sha256       {}", r.media.sha256());
+}
+
+fn print_image(image: &aqiqat_scan::ImageFinding) {
+    match (image.score, image.analysed) {
+        (Some(score), Some((w, h))) => println!(
+            "  image        score {score:.2} (synthetic above {:.2}), read at {w}×{h}",
+            image.threshold
+        ),
+        _ => println!("  image        not judged: {}", image.reason),
+    }
+    if let Some(map) = &image.heatmap {
+        let (cols, rows, cells) = map.coarse(24);
+        println!("  heat map     each mark a region; █ above the threshold, ▒ within 1 of it");
+        for row in cells.chunks(cols).take(rows) {
+            let line: String = row
+                .iter()
+                .map(|&v| {
+                    if f64::from(v) > image.threshold {
+                        '█'
+                    } else if f64::from(v) > image.threshold - 1.0 {
+                        '▒'
+                    } else {
+                        '·'
+                    }
+                })
+                .collect();
+            println!("               {line}");
+        }
+    }
+    println!(
+        "  image model  {} {} (weights sha256 {}), trained on {} generator families",
+        image.model.name,
+        image.model.version,
+        &image.model.weights_sha256[..16],
+        image.generators_seen.len()
+    );
 }
 
 fn print_claim(r: &ScanResult) {

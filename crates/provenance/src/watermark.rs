@@ -106,6 +106,34 @@ impl RgbImage {
         planes
     }
 
+    /// [`approximation`] of one of [`RgbImage::yuv`]'s planes, without making the planes.
+    fn approximation_of(&self, channel: usize, covered: (usize, usize)) -> Vec<f32> {
+        let value = |px: &[u8]| {
+            let (r, g, b) = (f32::from(px[0]), f32::from(px[1]), f32::from(px[2]));
+            let y = 0.299 * r + 0.587 * g + 0.114 * b;
+            match channel {
+                0 => y,
+                1 => (b - y) * 0.492 + 128.0,
+                _ => (r - y) * 0.877 + 128.0,
+            }
+        };
+        let (w2, h2) = (covered.0 / 2, covered.1 / 2);
+        let mut ll = vec![0f32; w2 * h2];
+        for y in 0..h2 {
+            let top = &self.data[2 * y * self.width * 3..(2 * y + 1) * self.width * 3];
+            let bottom = &self.data[(2 * y + 1) * self.width * 3..(2 * y + 2) * self.width * 3];
+            for (x, out) in ll[y * w2..(y + 1) * w2].iter_mut().enumerate() {
+                let at = 6 * x;
+                *out = (value(&top[at..at + 3])
+                    + value(&top[at + 3..at + 6])
+                    + value(&bottom[at..at + 3])
+                    + value(&bottom[at + 3..at + 6]))
+                    / 2.0;
+            }
+        }
+        ll
+    }
+
     fn set_yuv(&mut self, planes: &[Vec<f32>; 3]) {
         for (i, px) in self.data.chunks_exact_mut(3).enumerate() {
             let y = planes[0][i];
@@ -246,16 +274,17 @@ pub fn extract(
     }
     let covered = image.covered();
     let (bw, bh) = blocks_in(covered);
-    let planes = image.yuv();
     let w2 = covered.0 / 2;
     let mut ones = vec![0usize; n_bits];
     let mut votes = vec![0usize; n_bits];
     let mut blocks = 0;
-    for (plane, &scale) in planes.iter().zip(&scales) {
+    for (channel, &scale) in scales.iter().enumerate() {
         if scale <= 0.0 {
             continue;
         }
-        let ll = approximation(plane, image.width, covered);
+        // Only the marked channels' approximations, straight from the pixels: a 12-megapixel
+        // photo's three full YUV planes would be 144 MB written and read again.
+        let ll = image.approximation_of(channel, covered);
         for by in 0..bh {
             for bx in 0..bw {
                 let slot = (by * bw + bx) % n_bits;
@@ -298,6 +327,23 @@ pub fn detect(image: &RgbImage, message: &[u8]) -> Result<Detection, WatermarkEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_plane_straight_from_the_pixels_is_the_plane_approximated() {
+        let image = RgbImage {
+            width: 10,
+            height: 6,
+            data: (0..10 * 6 * 3).map(|i| (i * 97 % 256) as u8).collect(),
+        };
+        let covered = image.covered();
+        let planes = image.yuv();
+        for (channel, plane) in planes.iter().enumerate() {
+            assert_eq!(
+                image.approximation_of(channel, covered),
+                approximation(plane, image.width, covered)
+            );
+        }
+    }
 
     /// A photo-like test image: smooth colour gradients, edges and seeded noise.
     fn picture(width: usize, height: usize, seed: u32) -> RgbImage {

@@ -96,3 +96,17 @@ field-retrieved = Retrieved at (UTC)
 field-page-sha256 = Page SHA-256 (as served)
 field-link-media = Media item { $n } of { $count }
 field-link-found-by = Found by
+
+## The image detector
+verdict-synthetic-image = Signs of AI GENERATION were found in this image.
+verdict-inconclusive-image = INCONCLUSIVE: aqiqat cannot tell whether this image is AI-generated.
+section-image = Image detector
+image-score = Score { $score }; the detector says "AI-generated" only above { $threshold }, a threshold that lets at most 1 % of real photos through.
+image-reason-signs = the image detector found traces of image generation.
+image-reason-no-sign = no sign of generation was found by a detector that has seen { $n } generator families ({ $families }). Images from generators it has not seen can pass it, so this is not evidence that the image is real.
+image-reason-small = the image is too small to judge: the detector needs at least 128 pixels on each side.
+image-reason-palette = a GIF's palette of 256 colours erases the fine traces the detector reads.
+image-reason-compressed = the image is compressed more heavily than anything the detector was trained on; such compression erases the traces it reads.
+image-reason-flat = most of the image is flat, as in a screenshot, a scanned document or a graphic; the detector reads the texture of photographs.
+image-reason-not-decoded = this build cannot decode HEIF/AVIF pixels; only the provenance labels were checked.
+heatmap-caption = Where the detector looked: each square is a region of the image. Red squares look generated (above the threshold), amber ones come close; grey ones show no sign.

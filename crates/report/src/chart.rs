@@ -113,3 +113,38 @@ pub fn layout(view: &RecordView) -> Chart {
         y_ticks,
     }
 }
+
+/// The width of the image detector's heat map.
+pub const MAP_W: f32 = 240.0;
+
+/// The heat map's cells as bars (red above the detector's threshold, amber within one unit of
+/// it, greys below), and the map's height; `None` without a map.
+pub fn heatmap(image: &crate::view::ImageView) -> Option<(Vec<Bar>, f32)> {
+    let (cols, rows, cells) = image.heatmap.as_ref()?;
+    let side = MAP_W / *cols as f32;
+    let threshold = image.threshold as f32;
+    let bars = cells
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let color = if v > threshold {
+                RED
+            } else if v > threshold - 1.0 {
+                AMBER
+            } else {
+                // Lighter the further below: 3 units below and more is the lightest.
+                let t = ((threshold - 1.0 - v) / 2.0).clamp(0.0, 1.0);
+                let g = (170.0 + 75.0 * t) as u8;
+                (g, g, g)
+            };
+            Bar {
+                x: (i % cols) as f32 * side,
+                y: (i / cols) as f32 * side,
+                w: side,
+                h: side,
+                color,
+            }
+        })
+        .collect();
+    Some((bars, *rows as f32 * side))
+}

@@ -96,6 +96,14 @@ pub(crate) fn reason_text(v: &RecordView, t: &Texts) -> Option<String> {
     let lang = t.lang;
     let pct = |share: f64| num(lang, share * 100.0, 0);
     let conditions = v.conditions.unwrap_or((0.0, 0.0, 0.0));
+    if let Some(image) = v.image.as_ref().filter(|_| {
+        matches!(
+            v.verdict_basis.as_deref(),
+            Some("image_detector" | "nothing")
+        )
+    }) {
+        return Some(image_reason(image, t));
+    }
     match v.reason_code.as_deref() {
         Some("no_sign_found") => {
             return Some(match &v.reach {
@@ -129,6 +137,75 @@ pub(crate) fn reason_text(v: &RecordView, t: &Texts) -> Option<String> {
         (None, Some(s)) if s < 1.5 => Some(t.with("reason-short", &[("s", num(lang, s, 1))])),
         _ => v.reason.clone(),
     }
+}
+
+/// The image detector's answer in the report's language.
+pub(crate) fn image_reason(image: &crate::view::ImageView, t: &Texts) -> String {
+    match image.reason_code.as_str() {
+        "signs_of_generation" => t.get("image-reason-signs"),
+        "no_sign_found" => t.with(
+            "image-reason-no-sign",
+            &[
+                ("n", image.generators.len().to_string()),
+                ("families", image.generators.join(", ")),
+            ],
+        ),
+        "too_small" => t.get("image-reason-small"),
+        "palette" => t.get("image-reason-palette"),
+        "heavily_compressed" => t.get("image-reason-compressed"),
+        "flat" => t.get("image-reason-flat"),
+        "not_decoded" => t.get("image-reason-not-decoded"),
+        _ => image.reason.clone(),
+    }
+}
+
+/// The image detector's section: its score against its threshold, and the heat map.
+fn image_section(b: &mut String, image: &crate::view::ImageView, t: &Texts, h: u8) {
+    let _ = write!(
+        b,
+        "<section class=\"image\" data-image=\"{}\"><h{h}>{}</h{h}><p>{}</p>",
+        esc(&image.reason_code),
+        esc(&t.get("section-image")),
+        esc(&image_reason(image, t))
+    );
+    if let Some(score) = image.score {
+        let _ = write!(
+            b,
+            "<p class=\"small\">{}</p>",
+            esc(&t.with(
+                "image-score",
+                &[
+                    ("score", num(t.lang, score, 2)),
+                    ("threshold", num(t.lang, image.threshold, 2))
+                ]
+            ))
+        );
+    }
+    if let Some((bars, height)) = chart::heatmap(image) {
+        let _ = write!(
+            b,
+            "<svg class=\"heatmap\" viewBox=\"0 0 {} {height:.2}\" width=\"{}\" role=\"img\" xmlns=\"http://www.w3.org/2000/svg\">",
+            chart::MAP_W,
+            chart::MAP_W
+        );
+        for bar in &bars {
+            let _ = write!(
+                b,
+                "<rect x=\"{:.2}\" y=\"{:.2}\" width=\"{:.2}\" height=\"{:.2}\" fill=\"{}\"/>",
+                bar.x,
+                bar.y,
+                bar.w,
+                bar.h,
+                rgb(bar.color)
+            );
+        }
+        let _ = write!(
+            b,
+            "</svg><p class=\"small\">{}</p>",
+            esc(&t.get("heatmap-caption"))
+        );
+    }
+    b.push_str("</section>");
 }
 
 /// The claimed-person section as lines: `(text, emphasised)`. Shared by HTML and PDF.
@@ -285,6 +362,9 @@ fn record_section(b: &mut String, v: &RecordView, t: &Texts, h: u8) {
         }
     }
 
+    if let Some(image) = &v.image {
+        image_section(b, image, t, h);
+    }
     provenance_section(b, &v.provenance, t, h);
 
     let _ = write!(
@@ -474,7 +554,9 @@ pub(crate) fn verdict_words(v: &RecordView, t: &Texts) -> String {
     );
     match v.verdict.as_str() {
         "synthetic" if by_label => t.get("verdict-synthetic-label"),
+        "synthetic" if v.is_image => t.get("verdict-synthetic-image"),
         "synthetic" => t.get("verdict-synthetic"),
+        "inconclusive" if v.is_image => t.get("verdict-inconclusive-image"),
         "human" => t.get("verdict-human"),
         "inconclusive" => t.get("verdict-inconclusive"),
         _ => t.with("verdict-unknown", &[("verdict", v.verdict.clone())]),

@@ -288,6 +288,24 @@ impl<'f> Layout<'f> {
         self.y = top + height + 8.0;
     }
 
+    fn heatmap(&mut self, image: &crate::view::ImageView) {
+        let Some((bars, height)) = chart::heatmap(image) else {
+            return;
+        };
+        self.ensure(height + 10.0);
+        let (ox, oy) = (MARGIN, self.y + 4.0);
+        for b in &bars {
+            self.ops().push(Op::Rect {
+                x: ox + b.x,
+                y: oy + b.y,
+                w: b.w,
+                h: b.h,
+                color: b.color,
+            });
+        }
+        self.y = oy + height + 6.0;
+    }
+
     fn timeline(&mut self, view: &RecordView) {
         let c = chart::layout(view);
         let scale = TEXT_W / chart::W;
@@ -533,6 +551,34 @@ fn record_body(l: &mut Layout, v: &RecordView, t: &Texts) {
         } else {
             l.timeline(v);
             l.para(&t.get("timeline-caption"), Face::Regular, 8.0, MUTED);
+        }
+    }
+
+    if let Some(image) = &v.image {
+        l.heading(&t.get("section-image"), 12.0);
+        l.para(
+            &crate::html::image_reason(image, t),
+            Face::Regular,
+            9.5,
+            INK,
+        );
+        if let Some(score) = image.score {
+            l.para(
+                &t.with(
+                    "image-score",
+                    &[
+                        ("score", num(t.lang, score, 2)),
+                        ("threshold", num(t.lang, image.threshold, 2)),
+                    ],
+                ),
+                Face::Regular,
+                8.0,
+                MUTED,
+            );
+        }
+        if image.heatmap.is_some() {
+            l.heatmap(image);
+            l.para(&t.get("heatmap-caption"), Face::Regular, 8.0, MUTED);
         }
     }
 

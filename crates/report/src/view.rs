@@ -58,6 +58,76 @@ pub struct RecordView {
     pub claim: Option<ClaimView>,
     /// The link the input was fetched from, and how its media was found.
     pub link: Option<LinkView>,
+    /// The image detector's finding; `None` for audio and for records made before it existed.
+    pub image: Option<ImageView>,
+}
+
+/// The image detector's part of the record (`image` in the scan result).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageView {
+    /// `synthetic` or `inconclusive`.
+    pub verdict: String,
+    /// `signs_of_generation`, `no_sign_found`, `too_small`, `palette`, `heavily_compressed`,
+    /// `flat`, `not_decoded`.
+    pub reason_code: String,
+    /// The analyser's own sentence (evidence: kept as recorded).
+    pub reason: String,
+    pub score: Option<f64>,
+    pub threshold: f64,
+    pub generators: Vec<String>,
+    /// The heat map averaged to at most 24 columns: columns, rows, cell logits (row-major).
+    pub heatmap: Option<(usize, usize, Vec<f32>)>,
+}
+
+/// Columns a report's heat map shows at most.
+pub const HEATMAP_COLUMNS: usize = 24;
+
+impl ImageView {
+    fn read(image: &Value) -> Option<Self> {
+        let heatmap = (|| {
+            let map = &image["heatmap"];
+            let cols = map["cols"].as_u64()? as usize;
+            let rows = map["rows"].as_u64()? as usize;
+            let logits: Vec<f32> = map["logits"]
+                .as_array()?
+                .iter()
+                .map(|v| v.as_f64().map(|v| v as f32))
+                .collect::<Option<_>>()?;
+            if cols == 0 || logits.len() != cols * rows {
+                return None;
+            }
+            // Averaged into at most HEATMAP_COLUMNS columns, rows in proportion.
+            let step = cols.div_ceil(HEATMAP_COLUMNS);
+            let (c, r) = (cols.div_ceil(step), rows.div_ceil(step));
+            let mut sums = vec![(0.0f32, 0u32); c * r];
+            for (i, v) in logits.iter().enumerate() {
+                let cell = &mut sums[(i / cols / step) * c + i % cols / step];
+                cell.0 += v;
+                cell.1 += 1;
+            }
+            Some((
+                c,
+                r,
+                sums.iter().map(|&(s, n)| s / n.max(1) as f32).collect(),
+            ))
+        })();
+        Some(Self {
+            verdict: image["verdict"].as_str()?.to_owned(),
+            reason_code: image["reason_code"].as_str().unwrap_or_default().to_owned(),
+            reason: image["reason"].as_str().unwrap_or_default().to_owned(),
+            score: image["score"].as_f64(),
+            threshold: image["threshold"].as_f64().unwrap_or_default(),
+            generators: image["generators_seen"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|g| g.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            heatmap,
+        })
+    }
 }
 
 /// A link's part of the record (`source` in the scan result).
@@ -375,6 +445,7 @@ impl RecordView {
             provenance: ProvenanceView::read(&r["provenance"]),
             claim: ClaimView::read(r),
             link: LinkView::read(&r["source"]),
+            image: ImageView::read(&r["image"]),
         })
     }
 

@@ -1,7 +1,8 @@
 //! # aqiqat-scan
 //!
 //! One input in, one result out: decodes through intake, runs every analyser that applies (the
-//! synthetic-speech detector, provenance, and the speaker check when a voiceprint is claimed),
+//! synthetic-speech detector, the image detector, provenance, and the speaker check when a
+//! voiceprint is claimed),
 //! and merges their findings ([`Finding`]) into the result `aqiqat scan --json` prints and the
 //! server returns. The verdict policy ([`decide`]) lives here and only here.
 //!
@@ -14,6 +15,7 @@ use aqiqat_intake::sniff::SNIFF_LEN;
 use aqiqat_intake::{IntakeError, Limits, MediaFacts, Problem};
 use aqiqat_provenance::credentials::TrustAnchors;
 use aqiqat_provenance::{LabelKind, ProvenanceFindings, watermark};
+use aqiqat_visual::detector::{ImageDetector, ImageDetectorError, ImageInput};
 use aqiqat_voice::detector::{
     Conditions, DetectorError, ModelId, Reach, ReasonCode, SpeechSpan, TimelineWindow, Verdict,
     VoiceDetector, VoiceFinding,
@@ -25,6 +27,7 @@ use std::path::Path;
 pub mod speaker;
 
 pub use aqiqat_speaker::{self, Voiceprint};
+pub use aqiqat_visual::detector::{HeatMap, ImageFinding, ImageReason, ImageVerdict};
 pub use speaker::{
     Claim, ClaimVerdict, ClaimedVoice, EnrolError, EnrolmentFile, EnrolmentSample, SpeakerFinding,
 };
@@ -40,6 +43,9 @@ pub enum ScanError {
     /// The speaker encoder failed on audio intake accepted: a defect of aqiqat.
     #[error("speaker check failed: {0}")]
     Speaker(#[from] aqiqat_speaker::SpeakerError),
+    /// The image detector failed on pixels intake decoded: a defect of aqiqat.
+    #[error("image detector failed: {0}")]
+    Image(#[from] ImageDetectorError),
 }
 
 impl ScanError {
@@ -64,7 +70,7 @@ pub struct VoiceSummary {
 }
 
 /// The version of the result's shape; bumped on any change a reader could notice.
-pub const SCAN_SCHEMA: &str = "aqiqat.scan/4";
+pub const SCAN_SCHEMA: &str = "aqiqat.scan/5";
 
 /// One analyser that ran: what the evidence record names it by.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,6 +125,8 @@ pub enum VerdictBasis {
     Metadata,
     /// The synthetic-speech detector's calibrated score.
     VoiceDetector,
+    /// The image detector's score above its strict threshold.
+    ImageDetector,
     /// Nothing could judge the input.
     Nothing,
 }
@@ -272,6 +280,8 @@ pub struct ScanResult {
     pub media: Media,
     /// The voice detector's finding; `null` for images.
     pub voice: Option<VoiceSummary>,
+    /// The image detector's finding, with its heat map; `null` for audio.
+    pub image: Option<ImageFinding>,
     /// Content Credentials, metadata markers, watermark.
     pub provenance: ProvenanceFindings,
     /// The speaker check against a claimed voiceprint; `null` when none was claimed.
@@ -321,6 +331,7 @@ const MAX_SIDECAR_BYTES: u64 = 16 << 20;
 /// Holds the loaded analysers; build once, scan many (it is `Sync`).
 pub struct Scanner {
     voice: VoiceDetector,
+    image: ImageDetector,
     speaker: speaker::SpeakerCheck,
     limits: Limits,
     image_limits: ImageLimits,
@@ -332,6 +343,7 @@ impl Scanner {
     pub fn embedded(limits: Limits) -> Result<Self, ScanError> {
         Ok(Self {
             voice: VoiceDetector::embedded()?,
+            image: ImageDetector::embedded()?,
             speaker: speaker::SpeakerCheck::embedded()?,
             limits,
             image_limits: ImageLimits::default(),
@@ -611,6 +623,16 @@ impl Scanner {
         claimed: Option<&ClaimedVoice>,
     ) -> Result<ScanResult, ScanError> {
         let (facts, pixels) = load_image(label, bytes, &self.image_limits)?;
+        let image = match &pixels {
+            Some(p) => self.image.scan(
+                p,
+                ImageInput {
+                    palette: facts.container == "gif",
+                    jpeg_quality: aqiqat_visual::detector::jpeg_quality(bytes),
+                },
+            )?,
+            None => self.image.not_decoded("HEIF/AVIF"),
+        };
         let pixels = pixels.map(|p| watermark::RgbImage {
             width: p.width as usize,
             height: p.height as usize,
@@ -626,7 +648,7 @@ impl Scanner {
             },
             &self.trust,
         );
-        let mut findings = vec![Finding::Provenance(provenance)];
+        let mut findings = vec![Finding::Image(image), Finding::Provenance(provenance)];
         if let Some(claimed) = claimed {
             findings.push(Finding::Speaker(self.speaker.check(None, None, claimed)?));
         }
@@ -700,6 +722,8 @@ pub enum Finding {
     Provenance(ProvenanceFindings),
     /// The speaker check against a claimed voiceprint.
     Speaker(SpeakerFinding),
+    /// The image detector.
+    Image(ImageFinding),
 }
 
 /// What [`decide`] concludes.
@@ -716,7 +740,9 @@ pub struct Decision {
 /// 1. Content Credentials that hold and declare generative AI decide `synthetic`: the
 ///    producer signed it about these exact bytes. No detector score outranks that.
 /// 2. The Stable Diffusion watermark decides `synthetic` (a chance hit is ~3×10⁻⁹).
-/// 3. The voice detector decides when it can judge (`synthetic` or `human`).
+/// 3. The voice detector decides when it can judge (`synthetic` or `human`); the image
+///    detector decides `synthetic` when its score is above its strict threshold, and never
+///    decides anything else: it cannot vouch for an image.
 /// 4. A metadata marker declaring AI decides `synthetic` only when no detector could judge:
 ///    it is a claim anyone can write, so it never overrules a detector.
 /// 5. Otherwise `inconclusive`, with the reason.
@@ -733,14 +759,16 @@ pub fn decide(findings: &[Finding]) -> Decision {
     let mut voice = None;
     let mut provenance = None;
     let mut speaker = None;
+    let mut image = None;
     for f in findings {
         match f {
             Finding::Voice(v) => voice = Some(v),
             Finding::Provenance(p) => provenance = Some(p),
             Finding::Speaker(s) => speaker = Some(s),
+            Finding::Image(i) => image = Some(i),
         }
     }
-    let (verdict, basis, reason) = synthetic_verdict(voice, provenance);
+    let (verdict, basis, reason) = synthetic_verdict(voice, image, provenance);
     let claim = speaker.map(|s| speaker::claim(s, verdict, reason.as_deref()));
     Decision {
         verdict,
@@ -753,6 +781,7 @@ pub fn decide(findings: &[Finding]) -> Decision {
 /// Steps 1–5 of [`decide`].
 fn synthetic_verdict(
     voice: Option<&VoiceFinding>,
+    image: Option<&ImageFinding>,
     provenance: Option<&ProvenanceFindings>,
 ) -> (Verdict, VerdictBasis, Option<String>) {
     let declared = provenance.and_then(|p| p.declares_ai.as_ref());
@@ -774,22 +803,36 @@ fn synthetic_verdict(
     if let Some(v) = voice.filter(|v| v.verdict != Verdict::Inconclusive) {
         return (v.verdict, VerdictBasis::VoiceDetector, v.reason.clone());
     }
+    if let Some(i) = image.filter(|i| i.verdict == ImageVerdict::Synthetic) {
+        return (
+            Verdict::Synthetic,
+            VerdictBasis::ImageDetector,
+            Some(capitalise(&i.reason)),
+        );
+    }
     if let Some(d) = declared {
         let mut reason = format!(
             "{}. Metadata can be forged; no detector could judge this input",
             capitalise(&d.says)
         );
-        if let Some(why) = voice.and_then(|v| v.reason.as_deref()) {
+        if let Some(why) = voice
+            .and_then(|v| v.reason.as_deref())
+            .or(image.map(|i| i.reason.as_str()))
+        {
             reason.push_str(&format!(" ({why})"));
         }
         reason.push('.');
         return (Verdict::Synthetic, VerdictBasis::Metadata, Some(reason));
     }
-    let reason = match voice {
-        Some(v) => v.reason.clone(),
-        None => Some(
-            "no label declares this image AI-made, and aqiqat has no detector for images yet; \
-             the absence of a label proves nothing"
+    let reason = match (voice, image) {
+        (Some(v), _) => v.reason.clone(),
+        (None, Some(i)) => Some(format!(
+            "No label declares this image AI-made, and {}; the absence of a label proves nothing",
+            i.reason
+        )),
+        (None, None) => Some(
+            "no label declares this image AI-made, and no detector judged it; the absence of a \
+             label proves nothing"
                 .to_owned(),
         ),
     };
@@ -812,12 +855,13 @@ fn merge(media: Media, findings: Vec<Finding>) -> ScanResult {
         reason,
         claim,
     } = decide(&findings);
-    let (mut voice, mut provenance, mut speaker) = (None, None, None);
+    let (mut voice, mut provenance, mut speaker, mut image) = (None, None, None, None);
     for f in findings {
         match f {
             Finding::Voice(v) => voice = Some(v),
             Finding::Provenance(p) => provenance = Some(p),
             Finding::Speaker(s) => speaker = Some(s),
+            Finding::Image(i) => image = Some(i),
         }
     }
     let provenance = provenance.expect("every scan examines provenance");
@@ -833,6 +877,13 @@ fn merge(media: Media, findings: Vec<Finding>) -> ScanResult {
             name: v.model.name.clone(),
             version: v.model.version.clone(),
             weights_sha256: Some(v.model.weights_sha256.clone()),
+        });
+    }
+    if let Some(i) = &image {
+        analysers.push(AnalyserRef {
+            name: i.model.name.clone(),
+            version: i.model.version.clone(),
+            weights_sha256: Some(i.model.weights_sha256.clone()),
         });
     }
     analysers.push(provenance_ref());
@@ -874,11 +925,59 @@ fn merge(media: Media, findings: Vec<Finding>) -> ScanResult {
         speech,
         media,
         voice,
+        image,
         provenance,
         speaker,
         claim,
         source: None,
         analysers,
         tool: TOOL,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aqiqat_visual::detector::{ImageModelId, ImageReason, ImageVerdict};
+
+    fn image_finding(verdict: ImageVerdict, reason_code: ImageReason) -> ImageFinding {
+        ImageFinding {
+            verdict,
+            reason_code,
+            reason: "what the detector said".into(),
+            score: Some(0.5),
+            threshold: 1.0,
+            generators_seen: vec!["g".into()],
+            analysed: Some((200, 150)),
+            heatmap: None,
+            model: ImageModelId {
+                name: "m".into(),
+                version: "1".into(),
+                weights_sha256: "0".repeat(64),
+            },
+        }
+    }
+
+    #[test]
+    fn the_image_detector_decides_only_synthetic() {
+        let flagged = decide(&[Finding::Image(image_finding(
+            ImageVerdict::Synthetic,
+            ImageReason::SignsOfGeneration,
+        ))]);
+        assert_eq!(flagged.verdict, Verdict::Synthetic);
+        assert_eq!(flagged.basis, VerdictBasis::ImageDetector);
+        assert_eq!(flagged.reason.as_deref(), Some("What the detector said"));
+
+        let below = decide(&[Finding::Image(image_finding(
+            ImageVerdict::Inconclusive,
+            ImageReason::NoSignFound,
+        ))]);
+        assert_eq!(below.verdict, Verdict::Inconclusive);
+        assert_eq!(below.basis, VerdictBasis::Nothing);
+        let reason = below.reason.unwrap();
+        assert!(
+            reason.contains("what the detector said") && reason.contains("proves nothing"),
+            "{reason}"
+        );
     }
 }

@@ -9,6 +9,8 @@
   // The jobs of a link's media items, in the post's order, and which one is shown.
   let items = [];
   let shown = null;
+  // The picture being scanned, when it was uploaded from this page: the heat map is drawn over it.
+  let picture = null;
 
   async function setLang(l) {
     lang = l;
@@ -87,6 +89,8 @@
     shown = null;
     $("items").hidden = true;
     $("item-buttons").replaceChildren();
+    if (picture) URL.revokeObjectURL(picture);
+    picture = null;
   }
 
   // A link: the server fetches the post and its media, and makes one job per item.
@@ -131,6 +135,7 @@
 
   function upload(file) {
     reset();
+    picture = file.type.startsWith("image/") ? URL.createObjectURL(file) : null;
     showState("uploading");
     const xhr = new XMLHttpRequest();
     const claimed = $("claimed").value;
@@ -161,6 +166,8 @@
     setTimeout(() => poll(id), 300);
   }
 
+  const fill = (t, vars) => (t || "").replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : ""));
+
   function fmt(x, d) {
     const s = x.toFixed(d);
     return lang === "en" ? s : s.replace(".", ",");
@@ -171,7 +178,6 @@
   function reasonText(r) {
     const v = r.voice || {};
     const c = v.conditions || {};
-    const fill = (t, vars) => (t || "").replace(/\{(\w+)\}/g, (_, k) => (k in vars ? vars[k] : ""));
     switch (r.reason_code) {
       case undefined:
       case null:
@@ -215,9 +221,12 @@
       $("reason").textContent = "";
     }
     showClaim(r);
+    if (r.verdict_basis === "image_detector") $("verdict").textContent = texts.verdict_synthetic_image;
+    else if (r.media.kind === "image" && r.verdict === "inconclusive") $("verdict").textContent = texts.verdict_inconclusive_image;
     const audio = r.media.kind !== "image";
     $("timeline-part").hidden = !audio;
     if (audio) drawTimeline(r);
+    showImage(r);
     showProvenance(r.provenance);
     const src = r.source;
     $("f-link-row").hidden = !src;
@@ -299,6 +308,49 @@
     const w = p.watermark || {};
     if (w.status === "checked") row("p_watermark", `${w.detected ? texts.watermark_found : texts.watermark_absent} (${fmt(100 * w.bit_agreement, 0)} %)`);
     if (p.declares_ai) row("p_declared", p.declares_ai.says, "declared");
+  }
+
+  // The image detector's answer and, when it ran, where it looked: its cells over the picture
+  // itself when this page still holds the uploaded file.
+  function showImage(r) {
+    const im = r.image;
+    $("image-part").hidden = !im;
+    if (!im) return;
+    const code = im.reason_code;
+    $("image-reason").dataset.code = code;
+    $("image-reason").textContent = code === "no_sign_found"
+      ? fill(texts.image_no_sign_found, { n: im.generators_seen.length, families: im.generators_seen.join(", ") })
+      : (texts[`image_${code}`] || im.reason);
+    $("image-score").textContent = im.score == null ? ""
+      : fill(texts.image_score, { score: fmt(im.score, 2), threshold: fmt(im.threshold, 2) });
+    const svg = $("heatmap");
+    const ns = "http://www.w3.org/2000/svg";
+    svg.replaceChildren();
+    const map = im.heatmap;
+    svg.hidden = !map;
+    $("heatmap-caption").hidden = !map;
+    if (!map) return;
+    const W = r.media.width, H = r.media.height;
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    if (picture) {
+      const pic = document.createElementNS(ns, "image");
+      pic.setAttribute("href", picture);
+      pic.setAttribute("width", W);
+      pic.setAttribute("height", H);
+      svg.appendChild(pic);
+    }
+    map.logits.forEach((v, i) => {
+      const cell = document.createElementNS(ns, "rect");
+      const color = v > im.threshold ? "#c02828" : v > im.threshold - 1 ? "#d69614" : "#7a8ea3";
+      cell.setAttribute("x", map.left + (i % map.cols) * map.cell);
+      cell.setAttribute("y", map.top + Math.floor(i / map.cols) * map.cell);
+      cell.setAttribute("width", map.cell);
+      cell.setAttribute("height", map.cell);
+      cell.setAttribute("fill", color);
+      cell.setAttribute("fill-opacity", v > im.threshold - 1 ? "0.55" : "0.12");
+      cell.dataset.logit = v;
+      svg.appendChild(cell);
+    });
   }
 
   function drawTimeline(r) {

@@ -35,6 +35,24 @@ pub fn fit_score(
     opts: &CnnOptions,
     seed: u64,
 ) -> candle_core::Result<Vec<f64>> {
+    let (_, net) = fit(images, ai, train, opts, seed)?;
+    score.iter().map(|&r| logit(&net, &images[r])).collect()
+}
+
+/// The network's log-odds of AI for a whole image.
+pub fn logit(net: &ResidualCnn, image: &RgbImage) -> candle_core::Result<f64> {
+    let logit = net.logits(&whole(image, &Device::Cpu)?)?;
+    Ok(f64::from(logit.to_vec1::<f32>()?[0]))
+}
+
+/// Trains a network on `train`; the variables come back for saving.
+pub fn fit(
+    images: &[RgbImage],
+    ai: &[bool],
+    train: &[usize],
+    opts: &CnnOptions,
+    seed: u64,
+) -> candle_core::Result<(VarMap, ResidualCnn)> {
     let device = Device::Cpu;
     let varmap = VarMap::new();
     let net = ResidualCnn::new(VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
@@ -75,11 +93,5 @@ pub fn fit_score(
             started.elapsed()
         );
     }
-    score
-        .iter()
-        .map(|&r| {
-            let logit = net.logits(&whole(&images[r], &device)?)?;
-            Ok(f64::from(logit.to_vec1::<f32>()?[0]))
-        })
-        .collect()
+    Ok((varmap, net))
 }

@@ -44,7 +44,7 @@ pub const TEST_FAMILIES: [&str; 5] = [
 pub const TEST_REAL: &str = "camera";
 
 /// The false-positive rate the detection rate is read at.
-const FALSE_POSITIVES: f64 = 0.01;
+pub(crate) const FALSE_POSITIVES: f64 = 0.01;
 
 const BOOTSTRAP: usize = 1000;
 
@@ -66,14 +66,14 @@ pub struct ImageFoldsArgs {
     cnn: crate::image_cnn::CnnOptions,
 }
 
-struct Item {
-    family: String,
-    content: String,
-    ai: bool,
+pub(crate) struct Item {
+    pub family: String,
+    pub content: String,
+    pub ai: bool,
     /// The fold a real photo is read in (by a hash of its name).
-    real_fold: usize,
-    features: Vec<f64>,
-    image: aqiqat_intake::image::RgbImage,
+    pub real_fold: usize,
+    pub features: Vec<f64>,
+    pub image: aqiqat_intake::image::RgbImage,
 }
 
 fn fold_of(name: &str) -> usize {
@@ -115,9 +115,8 @@ fn interval(positives: &[f64], negatives: &[f64], rng: &mut Rng) -> (f64, f64) {
     )
 }
 
-fn read(args: &ImageFoldsArgs) -> Result<Vec<Item>, String> {
-    let text =
-        std::fs::read_to_string(args.corpus.join("corpus.tsv")).map_err(|e| e.to_string())?;
+pub(crate) fn read(corpus: &std::path::Path) -> Result<Vec<Item>, String> {
+    let text = std::fs::read_to_string(corpus.join("corpus.tsv")).map_err(|e| e.to_string())?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
     let col = |name: &str| {
@@ -142,7 +141,7 @@ fn read(args: &ImageFoldsArgs) -> Result<Vec<Item>, String> {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(row) = rows.get(i) else { break };
-                    let read = std::fs::read(args.corpus.join("images").join(&row[file]))
+                    let read = std::fs::read(corpus.join("images").join(&row[file]))
                         .ok()
                         .and_then(|b| image::load_from_memory(&b).ok())
                         .map(|d| {
@@ -176,7 +175,7 @@ fn read(args: &ImageFoldsArgs) -> Result<Vec<Item>, String> {
         .collect()
 }
 
-fn figures(positives: &[f64], negatives: &[f64], rng: &mut Rng) -> serde_json::Value {
+pub(crate) fn figures(positives: &[f64], negatives: &[f64], rng: &mut Rng) -> serde_json::Value {
     let labels: Vec<bool> = positives
         .iter()
         .map(|_| true)
@@ -195,13 +194,13 @@ fn figures(positives: &[f64], negatives: &[f64], rng: &mut Rng) -> serde_json::V
     })
 }
 
-fn photoreal(content: &str) -> bool {
+pub(crate) fn photoreal(content: &str) -> bool {
     matches!(content, "faces" | "people")
 }
 
 pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
-    let items = read(args)?;
+    let items = read(&args.corpus)?;
     eprintln!(
         "{} images, {FEATURES} features each ({:.0?})",
         items.len(),

@@ -20,6 +20,7 @@
 mod image_cnn;
 mod image_corpus;
 mod image_folds;
+mod image_model;
 mod logistic;
 mod open_set;
 mod rawboost;
@@ -79,6 +80,9 @@ enum What {
     /// Measure an image detector candidate by leave-one-generator-out on a normalised image
     /// corpus, then on its test split of generators and a real source never used.
     ImageFolds(image_folds::ImageFoldsArgs),
+    /// Train the image detector a scan ships (the residual CNN) with one seeded command, set
+    /// its threshold on real photos it never saw, and read the test split at it.
+    ImageModel(image_model::ImageModelArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -198,6 +202,7 @@ fn main() {
         What::SpeakerEval(args) => speaker_eval::run(&args),
         What::ImageCorpus(args) => image_corpus::run(&args).map_err(Into::into),
         What::ImageFolds(args) => image_folds::run(&args),
+        What::ImageModel(args) => image_model::run(&args),
     };
     if let Err(e) = done {
         eprintln!("error: {e}");

@@ -10,6 +10,7 @@
 //! **Must not touch:** decoding and its limits (`aqiqat-intake::image`), provenance labels and
 //! watermarks (`aqiqat-provenance`), verdicts and evidence (`aqiqat-scan`, `aqiqat-evidence`).
 
+pub mod detector;
 pub mod residual;
 pub mod residual_cnn;
 

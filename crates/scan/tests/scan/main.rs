@@ -2,6 +2,7 @@
 //! (`invariance`), the verdict policy with each kind of provenance label (`provenance`), and
 //! the recordings the detector must refuse to judge (`unfit`).
 
+mod image;
 mod invariance;
 mod provenance;
 mod unfit;
