@@ -5,8 +5,9 @@
 //!
 //! **Owns:** the forensic features of decoded pixels (`residual`: the high-pass residual's
 //! spectrum and statistics, colour channels' residual correlations, neighbouring-pixel
-//! relations), and the image models (`residual_cnn`: a small network on the residual that
-//! scores each 8×8 cell).
+//! relations), the image models (`residual_cnn`: a small network on the residual that
+//! scores each 16×16 cell), and the detector a scan runs (`detector`: the shipped weights and
+//! threshold, what it may say, and which pictures it refuses to judge and why).
 //! **Must not touch:** decoding and its limits (`aqiqat-intake::image`), provenance labels and
 //! watermarks (`aqiqat-provenance`), verdicts and evidence (`aqiqat-scan`, `aqiqat-evidence`).
 

@@ -295,6 +295,34 @@ pub fn png_picture(seed: u8) -> Vec<u8> {
     out
 }
 
+/// A photo-like PNG big enough for the image detector: smooth light with seeded noise.
+pub fn photo_png(w: u32, h: u32) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut pixels = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            for (c, base) in [60 + 120 * x / w, 50 + 110 * y / h, 140 - 50 * x / w]
+                .into_iter()
+                .enumerate()
+            {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let noise = (state % 15) as i64 - 7 + c as i64 % 2;
+                pixels.push((i64::from(base) + noise).clamp(0, 255) as u8);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, w, h);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&pixels).unwrap();
+    }
+    out
+}
+
 /// A temporary working folder with its own data directory, where the real binary runs as a
 /// user would run it.
 pub struct CliEnv {

@@ -35,6 +35,17 @@ impl Provenance for Env {
     }
 }
 
+/// The text of the PDF report of `record`, read back by poppler.
+fn pdf_text(env: &Env, record: &str) -> String {
+    env.ok(&["report", record, "--format", "pdf", "--out", "report.pdf"]);
+    let out = Command::new("pdftotext")
+        .arg(env.path("report.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian: poppler-utils) is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The same PNG with one pixel changed and every other chunk (the manifest too) kept.
 fn change_one_pixel(png: &[u8]) -> Vec<u8> {
     let mut out = png[..8].to_vec();
@@ -375,22 +386,66 @@ fn provenance_is_kept_in_the_evidence_record_and_shown_in_the_report() {
         );
     }
     // The PDF carries the same section.
-    env.ok(&[
-        "report",
-        "record.json",
-        "--format",
-        "pdf",
-        "--out",
-        "report.pdf",
-    ]);
-    let text = Command::new("pdftotext")
-        .arg(env.path("report.pdf"))
-        .arg("-")
-        .output()
-        .expect("pdftotext (Debian: poppler-utils) is installed");
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = pdf_text(&env, "record.json");
     assert!(text.contains("Provenance labels"), "{text}");
     assert!(text.contains("trainedAlgorithmicMedia"), "{text}");
+}
+
+#[test]
+fn the_image_detectors_answer_and_heat_map_reach_the_record_and_every_report() {
+    let env = Env::new();
+    std::fs::write(env.path("photo.png"), common::photo_png(320, 240)).unwrap();
+    let scan = env.scan("photo.png", &["--record", "record.json"]);
+    let image = &scan["image"];
+    // 320×240 is read as it is: 20×15 cells of 16 pixels.
+    assert_eq!(image["heatmap"]["cols"], 20, "{image}");
+    assert_eq!(image["heatmap"]["rows"], 15);
+    assert_eq!(image["heatmap"]["logits"].as_array().unwrap().len(), 300);
+    assert_ne!(scan["verdict"], "human", "a picture is never called real");
+    let flagged = image["verdict"] == "synthetic";
+    assert_eq!(
+        scan["verdict_basis"],
+        if flagged { "image_detector" } else { "nothing" }
+    );
+    assert!(
+        scan["analysers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "image-residual-cnn" && a["weights_sha256"].is_string())
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(env.path("record.json")).unwrap()).unwrap();
+    assert!(
+        record.to_string().contains("\"heatmap\""),
+        "the record keeps the map"
+    );
+    env.ok(&["verify", "record.json", "--media", "photo.png"]);
+
+    for (lang, heading, words) in [
+        ("en", "Image detector", "generator families"),
+        ("ru", "Детектор изображений", "семейств генераторов"),
+        ("kk", "Сурет детекторы", "генератор отбасын"),
+    ] {
+        let out = format!("report-{lang}.html");
+        env.ok(&["report", "record.json", "--lang", lang, "--out", &out]);
+        let html = std::fs::read_to_string(env.path(&out)).unwrap();
+        assert!(html.contains(heading), "{lang}");
+        assert!(
+            flagged || html.contains(words),
+            "{lang}: the inconclusive answer in words"
+        );
+        let map = &html[html.find("class=\"heatmap\"").expect("a heat map")..];
+        let map = &map[..map.find("</svg>").unwrap()];
+        assert_eq!(
+            map.matches("<rect").count(),
+            300,
+            "{lang}: one square per cell"
+        );
+    }
+    let text = pdf_text(&env, "record.json");
+    assert!(text.contains("Image detector"), "{text}");
+    assert!(text.contains("Where the detector looked"), "{text}");
 }
 
 #[test]

@@ -91,6 +91,21 @@ impl Driver {
         }
     }
 
+    /// "Check another" on the result, then a file chosen in the picker.
+    fn scan_another(&self, file: &Path) {
+        self.call(
+            "POST",
+            &format!("/element/{}/click", self.find("#again")),
+            None,
+        );
+        let input = self.find("#file");
+        self.call(
+            "POST",
+            &format!("/element/{input}/value"),
+            Some(json!({"text": file.to_str().unwrap()})),
+        );
+    }
+
     fn displayed(&self, css: &str) -> bool {
         let id = self.find(css);
         self.call("GET", &format!("/element/{id}/displayed"), None) == json!(true)
@@ -239,17 +254,7 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
         .status()
         .unwrap();
     assert!(status.success());
-    d.call(
-        "POST",
-        &format!("/element/{}/click", d.find("#again")),
-        None,
-    );
-    let input = d.find("input[type=file]");
-    d.call(
-        "POST",
-        &format!("/element/{input}/value"),
-        Some(json!({"text": labelled.to_str().unwrap()})),
-    );
+    d.scan_another(&labelled);
     let verdict = d.wait_for("const v = document.getElementById('verdict'); return document.getElementById('result').hidden || v.dataset.verdict !== 'synthetic' ? '' : v.textContent;");
     assert!(
         verdict.as_str().unwrap().contains("AI-GENERATED"),
@@ -272,6 +277,38 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
     assert!(provenance.contains("Acme ImageGen 3"), "{provenance}");
     assert!(!d.displayed("#timeline"), "a picture has no timeline");
     d.screenshot(&target_dir().join("web-page-image-en.png"));
+
+    // An unlabelled photo: the image detector's answer, and its heat map over the picture.
+    let photo = dir.path().join("photo.png");
+    std::fs::write(&photo, common::photo_png(320, 240)).unwrap();
+    d.scan_another(&photo);
+    let cells = d.wait_for("return document.getElementById('result').hidden || document.getElementById('image-part').hidden ? '' : String(document.querySelectorAll('#heatmap rect').length);");
+    assert_eq!(
+        cells, "300",
+        "one square per 16-pixel cell of a 320×240 picture"
+    );
+    assert!(d.displayed("#heatmap"));
+    assert_eq!(
+        d.script("return document.querySelectorAll('#heatmap image').length"),
+        1,
+        "the squares lie over the uploaded picture"
+    );
+    let verdict = d
+        .script("return document.getElementById('verdict').dataset.verdict")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(verdict, "human", "a picture is never called real");
+    let reason = d
+        .script("return document.getElementById('image-reason').innerText")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        verdict == "synthetic" || reason.contains("not evidence that the image is real"),
+        "{reason}"
+    );
+    d.screenshot(&target_dir().join("web-page-heatmap-en.png"));
 
     // Switch to Kazakh: the verdict is re-worded, the report link follows.
     d.call(
@@ -346,17 +383,7 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
     );
     let picked = d.wait_for("const c = document.getElementById('claimed'); return c.value && c.selectedOptions[0].textContent;");
     assert!(picked.as_str().unwrap().starts_with("Aigerim"), "{picked}");
-    d.call(
-        "POST",
-        &format!("/element/{}/click", d.find("#again")),
-        None,
-    );
-    let input = d.find("#file");
-    d.call(
-        "POST",
-        &format!("/element/{input}/value"),
-        Some(json!({"text": lj[4].to_str().unwrap()})),
-    );
+    d.scan_another(&lj[4]);
     let claim = d.wait_for("const c = document.getElementById('claim'); return document.getElementById('claim-box').hidden ? '' : c.dataset.claim + ': ' + c.textContent;");
     let claim = claim.as_str().unwrap();
     assert!(claim.starts_with("clone_of_claimed: "), "{claim}");
