@@ -58,7 +58,8 @@ pub struct ImageFoldsArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 20_261_130)]
     seed: u64,
-    /// `residual-logistic` (the residual features under a logistic regression) or
+    /// `residual-logistic` (the residual features under a logistic regression),
+    /// `spectrum-logistic` (only the residual's radial spectrum: a frequency model) or
     /// `residual-cnn` (the small network on the residual).
     #[arg(long, default_value = "residual-logistic")]
     candidate: String,
@@ -208,6 +209,10 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     let features: Vec<Vec<f64>> = items.iter().map(|i| i.features.clone()).collect();
     let labels: Vec<bool> = items.iter().map(|i| i.ai).collect();
+    let spectrum: Vec<Vec<f64>> = features
+        .iter()
+        .map(|f| aqiqat_visual::spectrum_features().map(|k| f[k]).collect())
+        .collect();
     let in_folds = |i: &Item| {
         if i.ai {
             FOLD_FAMILIES.contains(&i.family.as_str())
@@ -223,6 +228,10 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
             "residual-logistic" => {
                 let model = Logistic::fit(&features, &labels, train);
                 Ok(score.iter().map(|&r| model.score(&features[r])).collect())
+            }
+            "spectrum-logistic" => {
+                let model = Logistic::fit(&spectrum, &labels, train);
+                Ok(score.iter().map(|&r| model.score(&spectrum[r])).collect())
             }
             "residual-cnn" => crate::image_cnn::fit_score(
                 &images,

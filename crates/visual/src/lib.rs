@@ -15,4 +15,4 @@ pub mod detector;
 pub mod residual;
 pub mod residual_cnn;
 
-pub use residual::{FEATURES, PATCH, Reader, image_features, patch_features};
+pub use residual::{FEATURES, PATCH, Reader, image_features, patch_features, spectrum_features};

@@ -23,6 +23,12 @@ const BANDS: usize = 16;
 /// Features of one patch.
 pub const PATCH_FEATURES: usize = BANDS + 2 + 3 + 2 + 1;
 
+/// Where the residual's spectrum sits among an image's [`FEATURES`] (its bands' mean, then
+/// their spread): the frequency-only candidate reads these alone.
+pub fn spectrum_features() -> impl Iterator<Item = usize> {
+    (0..BANDS).chain(PATCH_FEATURES..PATCH_FEATURES + BANDS)
+}
+
 /// Features of an image: the patches' mean, then their standard deviation.
 pub const FEATURES: usize = 2 * PATCH_FEATURES;
 
