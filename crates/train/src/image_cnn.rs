@@ -23,6 +23,11 @@ pub struct CnnOptions {
     pub batch: usize,
     #[arg(long, default_value_t = 5e-4)]
     pub lr: f64,
+    /// Draw AI crops with the real crops' content mix (faces, objects, scenes…): each AI crop
+    /// comes from an image of the same content tag as a real image drawn at random, so content
+    /// that only one class has (AI art and people scenes) cannot become a shortcut.
+    #[arg(long)]
+    pub balance_content: bool,
 }
 
 /// Trains on `train` (rows of `images`, `ai` their labels) and returns the log-odds of AI for
@@ -30,12 +35,13 @@ pub struct CnnOptions {
 pub fn fit_score(
     images: &[RgbImage],
     ai: &[bool],
+    content: &[String],
     train: &[usize],
     score: &[usize],
     opts: &CnnOptions,
     seed: u64,
 ) -> candle_core::Result<Vec<f64>> {
-    let (_, net) = fit(images, ai, train, opts, seed)?;
+    let (_, net) = fit(images, ai, content, train, opts, seed)?;
     score.iter().map(|&r| logit(&net, &images[r])).collect()
 }
 
@@ -49,6 +55,7 @@ pub fn logit(net: &ResidualCnn, image: &RgbImage) -> candle_core::Result<f64> {
 pub fn fit(
     images: &[RgbImage],
     ai: &[bool],
+    content: &[String],
     train: &[usize],
     opts: &CnnOptions,
     seed: u64,
@@ -59,7 +66,23 @@ pub fn fit(
     let mut rng = Rng::new(seed);
     crate::initialise(&varmap, &mut rng)?;
     let mut opt = crate::optimiser(&varmap, opts.lr)?;
-    let (pos, neg): (Vec<usize>, Vec<usize>) = train.iter().partition(|&&r| ai[r]);
+    let (mut pos, mut neg): (Vec<usize>, Vec<usize>) = train.iter().partition(|&&r| ai[r]);
+    // With --balance-content: AI images by content tag, real images only of tags AI also has.
+    let mut pos_by: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    if opts.balance_content {
+        for &r in &pos {
+            pos_by.entry(content[r].as_str()).or_default().push(r);
+        }
+        neg.retain(|&r| pos_by.contains_key(content[r].as_str()));
+        pos_by.retain(|c, _| neg.iter().any(|&r| content[r] == *c));
+        pos = pos_by.values().flatten().copied().collect();
+        eprintln!(
+            "  content balanced: {} AI and {} real images of {:?}",
+            pos.len(),
+            neg.len(),
+            pos_by.keys().collect::<Vec<_>>()
+        );
+    }
     let side = opts.crop;
     let steps = (opts.examples / opts.batch).max(1);
     for epoch in 0..opts.epochs {
@@ -70,8 +93,17 @@ pub fn fit(
             let mut data = Vec::with_capacity(opts.batch * 3 * side * side);
             let mut target = Vec::with_capacity(opts.batch);
             for k in 0..opts.batch {
-                let from = if k % 2 == 0 { &pos } else { &neg };
-                let image = &images[from[rng.below(from.len())]];
+                let row = if k % 2 == 1 {
+                    neg[rng.below(neg.len())]
+                } else if opts.balance_content {
+                    // A real image's tag drawn first, then an AI image of that tag.
+                    let tag = content[neg[rng.below(neg.len())]].as_str();
+                    let same = &pos_by[tag];
+                    same[rng.below(same.len())]
+                } else {
+                    pos[rng.below(pos.len())]
+                };
+                let image = &images[row];
                 let x = rng.below(image.width as usize - side + 1);
                 let y = rng.below(image.height as usize - side + 1);
                 data.extend(residual(image, (x, y), (side, side), rng.below(2) == 1));

@@ -209,6 +209,7 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     let features: Vec<Vec<f64>> = items.iter().map(|i| i.features.clone()).collect();
     let labels: Vec<bool> = items.iter().map(|i| i.ai).collect();
+    let contents: Vec<String> = items.iter().map(|i| i.content.clone()).collect();
     let spectrum: Vec<Vec<f64>> = features
         .iter()
         .map(|f| aqiqat_visual::spectrum_features().map(|k| f[k]).collect())
@@ -236,6 +237,7 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
             "residual-cnn" => crate::image_cnn::fit_score(
                 &images,
                 &labels,
+                &contents,
                 train,
                 score,
                 &args.cnn,

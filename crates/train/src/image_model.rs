@@ -38,6 +38,7 @@ pub fn run(args: &ImageModelArgs) -> Result<(), Box<dyn std::error::Error>> {
     let items = crate::image_folds::read(&args.corpus)?;
     let images: Vec<_> = items.iter().map(|i| i.image.clone()).collect();
     let labels: Vec<bool> = items.iter().map(|i| i.ai).collect();
+    let contents: Vec<String> = items.iter().map(|i| i.content.clone()).collect();
     let real_kept = |r: usize| {
         !items[r].ai && items[r].family != TEST_REAL && items[r].real_fold == THRESHOLD_FOLD
     };
@@ -56,7 +57,8 @@ pub fn run(args: &ImageModelArgs) -> Result<(), Box<dyn std::error::Error>> {
         train.iter().filter(|&&r| items[r].ai).count(),
         (0..items.len()).filter(|&r| real_kept(r)).count()
     );
-    let (varmap, _) = crate::image_cnn::fit(&images, &labels, &train, &args.cnn, args.seed)?;
+    let (varmap, _) =
+        crate::image_cnn::fit(&images, &labels, &contents, &train, &args.cnn, args.seed)?;
     std::fs::create_dir_all(&args.out)?;
     let weights_path = args.out.join(format!("{NAME}.safetensors"));
     varmap.save(&weights_path)?;
