@@ -223,6 +223,12 @@
     showClaim(r);
     if (r.verdict_basis === "image_detector") $("verdict").textContent = texts.verdict_synthetic_image;
     else if (r.media.kind === "image" && r.verdict === "inconclusive") $("verdict").textContent = texts.verdict_inconclusive_image;
+    // The image detector's answer is worded, in this page's language, in its own section below;
+    // the scan's English sentence is not repeated here.
+    if (r.image && ["image_detector", "nothing"].includes(r.verdict_basis)) {
+      $("probability").textContent = "";
+      $("reason").textContent = "";
+    }
     const audio = r.media.kind !== "image";
     $("timeline-part").hidden = !audio;
     if (audio) drawTimeline(r);

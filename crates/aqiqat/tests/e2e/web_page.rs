@@ -308,6 +308,13 @@ fn a_person_drops_a_file_and_reads_the_verdict_in_three_languages() {
         verdict == "synthetic" || reason.contains("not evidence that the image is real"),
         "{reason}"
     );
+    assert_eq!(
+        d.script(
+            "return document.getElementById('probability').innerText + document.getElementById('reason').innerText"
+        ),
+        "",
+        "the verdict box does not repeat the scan's English sentence"
+    );
     d.screenshot(&target_dir().join("web-page-heatmap-en.png"));
 
     // Switch to Kazakh: the verdict is re-worded, the report link follows.
