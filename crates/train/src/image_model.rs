@@ -68,7 +68,7 @@ pub fn run(args: &ImageModelArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut card = ImageModelCard {
         name: NAME.into(),
         version: VERSION.into(),
-        weights_sha256: sha256_hex(&weights),
+        weights_sha256: aqiqat_intake::hash::sha256_bytes(&weights),
         threshold: 0.0,
         generators,
         held_out_real: 0,
@@ -166,12 +166,4 @@ pub fn run(args: &ImageModelArgs) -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed()
     );
     Ok(())
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

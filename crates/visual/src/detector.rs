@@ -18,7 +18,6 @@ use aqiqat_intake::image::RgbImage;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../weights/image-residual-cnn.safetensors");
 pub const EMBEDDED_CARD: &str = include_str!("../weights/image-residual-cnn.json");
@@ -176,7 +175,7 @@ impl ImageDetector {
     /// A detector from safetensors bytes and its card; the card's hash must match.
     pub fn load(weights: &[u8], card: &str) -> Result<Self, ImageDetectorError> {
         let card: ImageModelCard = serde_json::from_str(card)?;
-        let actual = hex(&Sha256::digest(weights));
+        let actual = aqiqat_intake::hash::sha256_bytes(weights);
         if actual != card.weights_sha256 {
             return Err(ImageDetectorError::WeightsHash {
                 expected: card.weights_sha256,
@@ -188,19 +187,6 @@ impl ImageDetector {
             net: ResidualCnn::new(vb)?.inference()?,
             card,
         })
-    }
-
-    /// A detector from a network in memory (training uses this to set the threshold with
-    /// exactly the code a scan runs).
-    pub fn from_parts(net: &ResidualCnn, card: ImageModelCard) -> Result<Self, ImageDetectorError> {
-        Ok(Self {
-            net: net.inference()?,
-            card,
-        })
-    }
-
-    pub fn card(&self) -> &ImageModelCard {
-        &self.card
     }
 
     pub fn model(&self) -> ImageModelId {
@@ -451,10 +437,6 @@ pub fn jpeg_quality(bytes: &[u8]) -> Option<u8> {
         at += 2 + len;
     }
     None
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
