@@ -11,6 +11,7 @@
 //! **Must not touch:** decoding and its limits (`aqiqat-intake::image`), provenance labels and
 //! watermarks (`aqiqat-provenance`), verdicts and evidence (`aqiqat-scan`, `aqiqat-evidence`).
 
+pub mod clip;
 pub mod detector;
 pub mod residual;
 pub mod residual_cnn;
