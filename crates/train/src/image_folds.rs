@@ -60,7 +60,8 @@ pub struct ImageFoldsArgs {
     seed: u64,
     /// `residual-logistic` (the residual features under a logistic regression),
     /// `spectrum-logistic` (only the residual's radial spectrum: a frequency model) or
-    /// `residual-cnn` (the small network on the residual).
+    /// `residual-cnn` (the small network on the residual) or `clip-logistic` (the frozen CLIP
+    /// encoder's first six blocks: class token and mean patch token, under the same regression).
     #[arg(long, default_value = "residual-logistic")]
     candidate: String,
     #[command(flatten)]
@@ -223,6 +224,11 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let images: Vec<aqiqat_intake::image::RgbImage> =
         items.iter().map(|i| i.image.clone()).collect();
+    let clip = if args.candidate == "clip-logistic" {
+        crate::image_clip::features(&args.corpus, &images)?
+    } else {
+        Vec::new()
+    };
     // Trains the candidate on `train` and scores `score`.
     let fit_score = |train: &[usize], score: &[usize], split: u64| -> Result<Vec<f64>, String> {
         match args.candidate.as_str() {
@@ -233,6 +239,10 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
             "spectrum-logistic" => {
                 let model = Logistic::fit(&spectrum, &labels, train);
                 Ok(score.iter().map(|&r| model.score(&spectrum[r])).collect())
+            }
+            "clip-logistic" => {
+                let model = Logistic::fit(&clip, &labels, train);
+                Ok(score.iter().map(|&r| model.score(&clip[r])).collect())
             }
             "residual-cnn" => crate::image_cnn::fit_score(
                 &images,

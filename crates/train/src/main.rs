@@ -17,6 +17,7 @@
 //! Everything random (initial weights, crops, augmentation, example order) comes from one seeded
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
+mod image_clip;
 mod image_cnn;
 mod image_corpus;
 mod image_folds;
