@@ -265,4 +265,21 @@ fn camera_jpeg(scanner: &Scanner, runs: usize) {
         provenance * 1000.0,
         total * 1000.0
     );
+
+    // The CLIP encoder's first six blocks (issue 21's candidate, not yet in the scan): one
+    // 224×224 square, which is all it reads of any picture.
+    let clip = aqiqat_visual::clip::ClipEncoder::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../visual/weights/clip-vit-b16-6.safetensors"
+    )))
+    .unwrap();
+    let side = aqiqat_visual::clip::SIDE;
+    let square: Vec<u8> = (0..side)
+        .flat_map(|y| pixels.pixels[y * w as usize * 3..][..side * 3].to_vec())
+        .collect();
+    let forward = best_of(runs, || clip.features(&square).unwrap());
+    println!(
+        "CLIP ViT-B/16, six blocks, one 224×224 square, one thread: {:.0} ms (not yet part of a scan)",
+        forward * 1000.0
+    );
 }
