@@ -42,7 +42,7 @@ impl PolicyProxy {
                 let Ok(client) = client else { continue };
                 let (policy, refused) = (policy.clone(), refused.clone());
                 std::thread::spawn(move || {
-                    if let Err(why) = serve(client, &policy, deadline) {
+                    if let Err(why) = serve(client, &policy, deadline, &refused) {
                         refused.lock().unwrap_or_else(|p| p.into_inner()).push(why);
                     }
                 });
@@ -83,8 +83,15 @@ fn remaining(deadline: Instant) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-/// Serves one client connection; `Err` carries a refusal worth reporting.
-fn serve(client: TcpStream, policy: &AddressPolicy, deadline: Instant) -> Result<(), String> {
+/// Serves one client connection; refusals go to `refused` before the client hears them, and
+/// `Err` carries a failure worth reporting.
+fn serve(
+    client: TcpStream,
+    policy: &AddressPolicy,
+    deadline: Instant,
+    refused: &Mutex<Vec<String>>,
+) -> Result<(), String> {
+    let refuse = |status: u16, why: String| deny(&client, status, why, refused);
     let Some(left) = remaining(deadline) else {
         return Ok(());
     };
@@ -101,7 +108,7 @@ fn serve(client: TcpStream, policy: &AddressPolicy, deadline: Instant) -> Result
             return Ok(());
         }
         if head.len() > MAX_HEAD {
-            return deny(&client, 431, "request head too large".into());
+            return refuse(431, "request head too large".into());
         }
         let line = &head[before..];
         if line == b"\r\n" || line == b"\n" {
@@ -116,11 +123,11 @@ fn serve(client: TcpStream, policy: &AddressPolicy, deadline: Instant) -> Result
     if method.eq_ignore_ascii_case("CONNECT") {
         let (host, port) = match target.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
             Some((h, Ok(p))) => (h.trim_start_matches('[').trim_end_matches(']'), p),
-            _ => return deny(&client, 400, format!("CONNECT {target:?}: not host:port")),
+            _ => return refuse(400, format!("CONNECT {target:?}: not host:port")),
         };
         let upstream = match connect(policy, host, port, deadline) {
             Ok(s) => s,
-            Err(why) => return deny(&client, 403, why),
+            Err(why) => return refuse(403, why),
         };
         (&client)
             .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -130,11 +137,11 @@ fn serve(client: TcpStream, policy: &AddressPolicy, deadline: Instant) -> Result
     }
     let (host, port) = match check_url(target) {
         Ok(hp) => hp,
-        Err(refusal) => return deny(&client, 403, refusal.to_string()),
+        Err(refusal) => return refuse(403, refusal.to_string()),
     };
     let upstream = match connect(policy, &host, port, deadline) {
         Ok(s) => s,
-        Err(why) => return deny(&client, 403, why),
+        Err(why) => return refuse(403, why),
     };
     // Origin-form for the server, and one request per connection.
     let after_authority = target.split_once("://").map_or("", |(_, r)| r);
@@ -189,9 +196,16 @@ fn connect(
     Err(last)
 }
 
-/// Answers the client with `status` and the reason, and reports the refusal.
-fn deny(mut client: &TcpStream, status: u16, why: String) -> Result<(), String> {
+/// Records the refusal, then answers the client with `status` and the reason: in that order,
+/// so that whoever reads the answer also finds the refusal recorded.
+fn deny(
+    mut client: &TcpStream,
+    status: u16,
+    why: String,
+    refused: &Mutex<Vec<String>>,
+) -> Result<(), String> {
     let body = format!("aqiqat refused this request: {why}\n");
+    refused.lock().unwrap_or_else(|p| p.into_inner()).push(why);
     let _ = write!(
         client,
         "HTTP/1.1 {status} Refused\r\nContent-Type: text/plain; charset=utf-8\r\n\
@@ -199,7 +213,7 @@ fn deny(mut client: &TcpStream, status: u16, why: String) -> Result<(), String> 
         body.len()
     );
     let _ = client.shutdown(Shutdown::Both);
-    Err(why)
+    Ok(())
 }
 
 /// Copies both ways until either side closes (or the deadline's timeouts end it); `first` is
