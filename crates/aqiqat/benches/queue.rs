@@ -56,7 +56,7 @@ fn record(n: u64, signer: &aqiqat_evidence::Signer25519) -> aqiqat_evidence::Sig
             weights_sha256: Some("9c".repeat(32)),
         }],
         verdict: "human".into(),
-        result: serde_json::json!({"schema": "aqiqat.scan/5", "padding": "x".repeat(1100)}),
+        result: serde_json::json!({"schema": "aqiqat.scan/6", "padding": "x".repeat(1100)}),
         context: Context::default(),
         tool: ToolId {
             name: "aqiqat".into(),

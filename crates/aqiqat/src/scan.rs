@@ -285,21 +285,24 @@ fn print_scan(r: &ScanResult) {
 fn print_image(image: &aqiqat_scan::ImageFinding) {
     match (image.score, image.analysed) {
         (Some(score), Some((w, h))) => println!(
-            "  image        score {score:.2} (synthetic above {:.2}), read at {w}×{h}",
-            image.threshold
+            "  image        score {score:.2} (synthetic above {:.2}; {}), read at {w}×{h}",
+            image.threshold, image.model.name
         ),
         _ => println!("  image        not judged: {}", image.reason),
     }
     if let Some(map) = &image.heatmap {
         let (cols, rows, cells) = map.coarse(24);
-        println!("  heat map     each mark a region; █ above the threshold, ▒ within 1 of it");
+        println!(
+            "  heat map     the residual network's cells: █ above its threshold {:.2}, ▒ within 1 of it",
+            map.threshold
+        );
         for row in cells.chunks(cols).take(rows) {
             let line: String = row
                 .iter()
                 .map(|&v| {
-                    if f64::from(v) > image.threshold {
+                    if f64::from(v) > map.threshold {
                         '█'
-                    } else if f64::from(v) > image.threshold - 1.0 {
+                    } else if f64::from(v) > map.threshold - 1.0 {
                         '▒'
                     } else {
                         '·'

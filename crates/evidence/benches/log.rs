@@ -36,7 +36,7 @@ fn record(n: u64, signer: &Signer25519) -> SignedRecord {
             weights_sha256: Some("9c".repeat(32)),
         }],
         verdict: "human".into(),
-        result: serde_json::json!({"schema": "aqiqat.scan/5", "verdict": "human",
+        result: serde_json::json!({"schema": "aqiqat.scan/6", "verdict": "human",
             "probability_synthetic": (n % 100) as f64 / 100.0, "segments": segments}),
         context: Context {
             case_id: None,

@@ -117,12 +117,12 @@ pub fn layout(view: &RecordView) -> Chart {
 /// The width of the image detector's heat map.
 pub const MAP_W: f32 = 240.0;
 
-/// The heat map's cells as bars (red above the detector's threshold, amber within one unit of
+/// The heat map's cells as bars (red above the network's threshold, amber within one unit of
 /// it, greys below), and the map's height; `None` without a map.
 pub fn heatmap(image: &crate::view::ImageView) -> Option<(Vec<Bar>, f32)> {
     let (cols, rows, cells) = image.heatmap.as_ref()?;
     let side = MAP_W / *cols as f32;
-    let threshold = image.threshold as f32;
+    let threshold = image.map_threshold as f32;
     let bars = cells
         .iter()
         .enumerate()

@@ -77,6 +77,11 @@ pub struct ImageView {
     pub generators: Vec<String>,
     /// The heat map averaged to at most 24 columns: columns, rows, cell logits (row-major).
     pub heatmap: Option<(usize, usize, Vec<f32>)>,
+    /// The threshold the map's cells compare with: the network's own (`aqiqat.scan/6`), the
+    /// finding's in older records, where the network also decided.
+    pub map_threshold: f64,
+    /// The deciding model's name.
+    pub model: String,
 }
 
 /// Columns a report's heat map shows at most.
@@ -117,6 +122,14 @@ impl ImageView {
             reason: image["reason"].as_str().unwrap_or_default().to_owned(),
             score: image["score"].as_f64(),
             threshold: image["threshold"].as_f64().unwrap_or_default(),
+            map_threshold: image["heatmap"]["threshold"]
+                .as_f64()
+                .or(image["threshold"].as_f64())
+                .unwrap_or_default(),
+            model: image["model"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             generators: image["generators_seen"]
                 .as_array()
                 .map(|a| {

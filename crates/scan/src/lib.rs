@@ -27,7 +27,9 @@ use std::path::Path;
 pub mod speaker;
 
 pub use aqiqat_speaker::{self, Voiceprint};
-pub use aqiqat_visual::detector::{HeatMap, ImageFinding, ImageReason, ImageVerdict};
+pub use aqiqat_visual::detector::{
+    HeatMap, ImageFinding, ImageReader, ImageReason, ImageVerdict, ReaderRole,
+};
 pub use speaker::{
     Claim, ClaimVerdict, ClaimedVoice, EnrolError, EnrolmentFile, EnrolmentSample, SpeakerFinding,
 };
@@ -70,7 +72,7 @@ pub struct VoiceSummary {
 }
 
 /// The version of the result's shape; bumped on any change a reader could notice.
-pub const SCAN_SCHEMA: &str = "aqiqat.scan/5";
+pub const SCAN_SCHEMA: &str = "aqiqat.scan/6";
 
 /// One analyser that ran: what the evidence record names it by.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -880,11 +882,21 @@ fn merge(media: Media, findings: Vec<Finding>) -> ScanResult {
         });
     }
     if let Some(i) = &image {
-        analysers.push(AnalyserRef {
-            name: i.model.name.clone(),
-            version: i.model.version.clone(),
-            weights_sha256: Some(i.model.weights_sha256.clone()),
-        });
+        // Every model that read the image; the deciding one alone when none ran.
+        if i.readers.is_empty() {
+            analysers.push(AnalyserRef {
+                name: i.model.name.clone(),
+                version: i.model.version.clone(),
+                weights_sha256: Some(i.model.weights_sha256.clone()),
+            });
+        }
+        for r in &i.readers {
+            analysers.push(AnalyserRef {
+                name: r.name.clone(),
+                version: r.version.clone(),
+                weights_sha256: Some(r.weights_sha256.clone()),
+            });
+        }
     }
     analysers.push(provenance_ref());
     if let Some(s) = &speaker {
@@ -955,6 +967,7 @@ mod tests {
                 version: "1".into(),
                 weights_sha256: "0".repeat(64),
             },
+            readers: Vec::new(),
         }
     }
 

@@ -345,15 +345,17 @@
       pic.setAttribute("height", H);
       svg.appendChild(pic);
     }
+    // The network's own threshold (records before aqiqat.scan/6 had only the finding's).
+    const t = map.threshold ?? im.threshold;
     map.logits.forEach((v, i) => {
       const cell = document.createElementNS(ns, "rect");
-      const color = v > im.threshold ? "#c02828" : v > im.threshold - 1 ? "#d69614" : "#7a8ea3";
+      const color = v > t ? "#c02828" : v > t - 1 ? "#d69614" : "#7a8ea3";
       cell.setAttribute("x", map.left + (i % map.cols) * map.cell);
       cell.setAttribute("y", map.top + Math.floor(i / map.cols) * map.cell);
       cell.setAttribute("width", map.cell);
       cell.setAttribute("height", map.cell);
       cell.setAttribute("fill", color);
-      cell.setAttribute("fill-opacity", v > im.threshold - 1 ? "0.55" : "0.12");
+      cell.setAttribute("fill-opacity", v > t - 1 ? "0.55" : "0.12");
       cell.dataset.logit = v;
       svg.appendChild(cell);
     });

@@ -33,24 +33,33 @@ pub struct ImageModelArgs {
     cnn: crate::image_cnn::CnnOptions,
 }
 
+/// A real photo kept out of training to set the threshold.
+pub(crate) fn kept_for_threshold(item: &crate::image_folds::Item) -> bool {
+    !item.ai && item.family != TEST_REAL && item.real_fold == THRESHOLD_FOLD
+}
+
+/// The rows a shipped model trains on: every fold family, and the real photos of the folds
+/// less those kept for the threshold.
+pub(crate) fn training_rows(items: &[crate::image_folds::Item]) -> Vec<usize> {
+    (0..items.len())
+        .filter(|&r| {
+            if items[r].ai {
+                FOLD_FAMILIES.contains(&items[r].family.as_str())
+            } else {
+                items[r].family != TEST_REAL && !kept_for_threshold(&items[r])
+            }
+        })
+        .collect()
+}
+
 pub fn run(args: &ImageModelArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let items = crate::image_folds::read(&args.corpus)?;
     let images: Vec<_> = items.iter().map(|i| i.image.clone()).collect();
     let labels: Vec<bool> = items.iter().map(|i| i.ai).collect();
     let contents: Vec<String> = items.iter().map(|i| i.content.clone()).collect();
-    let real_kept = |r: usize| {
-        !items[r].ai && items[r].family != TEST_REAL && items[r].real_fold == THRESHOLD_FOLD
-    };
-    let train: Vec<usize> = (0..items.len())
-        .filter(|&r| {
-            if items[r].ai {
-                FOLD_FAMILIES.contains(&items[r].family.as_str())
-            } else {
-                items[r].family != TEST_REAL && !real_kept(r)
-            }
-        })
-        .collect();
+    let real_kept = |r: usize| kept_for_threshold(&items[r]);
+    let train = training_rows(&items);
     eprintln!(
         "training on {} images ({} AI), {} real photos kept out for the threshold",
         train.len(),

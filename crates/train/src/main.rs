@@ -18,6 +18,7 @@
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
 mod image_clip;
+mod image_clip_head;
 mod image_cnn;
 mod image_corpus;
 mod image_folds;
@@ -84,6 +85,9 @@ enum What {
     /// Train the image detector a scan ships (the residual CNN) with one seeded command, set
     /// its threshold on real photos it never saw, and read the test split at it.
     ImageModel(image_model::ImageModelArgs),
+    /// Train the head that lets the frozen CLIP encoder decide a scan's image verdict, set its
+    /// threshold on real photos it never saw, and read the test split through the scan's code.
+    ImageClipHead(image_clip_head::ImageClipHeadArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -204,6 +208,7 @@ fn main() {
         What::ImageCorpus(args) => image_corpus::run(&args).map_err(Into::into),
         What::ImageFolds(args) => image_folds::run(&args),
         What::ImageModel(args) => image_model::run(&args),
+        What::ImageClipHead(args) => image_clip_head::run(&args),
     };
     if let Err(e) = done {
         eprintln!("error: {e}");

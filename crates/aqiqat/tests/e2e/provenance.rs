@@ -407,13 +407,24 @@ fn the_image_detectors_answer_and_heat_map_reach_the_record_and_every_report() {
         scan["verdict_basis"],
         if flagged { "image_detector" } else { "nothing" }
     );
-    assert!(
-        scan["analysers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["name"] == "image-residual-cnn" && a["weights_sha256"].is_string())
-    );
+    // Every reader is named with its weights: the CLIP encoder, the head that decides, and
+    // the network that draws the map.
+    for name in [
+        "clip-vit-b16-blocks-1-6",
+        "image-clip-logistic",
+        "image-residual-cnn",
+    ] {
+        assert!(
+            scan["analysers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["name"] == name && a["weights_sha256"].is_string()),
+            "{name}: {}",
+            scan["analysers"]
+        );
+    }
+    assert_eq!(image["model"]["name"], "image-clip-logistic");
     let record: Value =
         serde_json::from_slice(&std::fs::read(env.path("record.json")).unwrap()).unwrap();
     assert!(
@@ -445,7 +456,7 @@ fn the_image_detectors_answer_and_heat_map_reach_the_record_and_every_report() {
     }
     let text = pdf_text(&env, "record.json");
     assert!(text.contains("Image detector"), "{text}");
-    assert!(text.contains("Where the detector looked"), "{text}");
+    assert!(text.contains("pixel-level network"), "{text}");
 }
 
 #[test]

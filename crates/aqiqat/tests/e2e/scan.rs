@@ -267,7 +267,7 @@ fn bulk_scan_writes_a_line_per_input_and_resumes() {
     assert!(
         first
             .iter()
-            .filter(|l| l["schema"] == "aqiqat.scan/5")
+            .filter(|l| l["schema"] == "aqiqat.scan/6")
             .count()
             == 3
     );
@@ -280,7 +280,7 @@ fn bulk_scan_writes_a_line_per_input_and_resumes() {
     // An interrupted run's torn line is cut off; then only the new inputs are scanned, and
     // their records written.
     let mut file = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
-    std::io::Write::write_all(&mut file, b"{\"schema\": \"aqiqat.scan/5\", \"verd").unwrap();
+    std::io::Write::write_all(&mut file, b"{\"schema\": \"aqiqat.scan/6\", \"verd").unwrap();
     let records = dir.path().join("records");
     let data = dir.path().join("data");
     let run = Command::new(env!("CARGO_BIN_EXE_aqiqat"))

@@ -74,7 +74,7 @@ fn enrol_then_check_a_clone_a_stranger_and_delete() {
         "--record",
         s(&record),
     ]));
-    assert_eq!(result["schema"], "aqiqat.scan/5");
+    assert_eq!(result["schema"], "aqiqat.scan/6");
     assert_eq!(result["speaker"]["decision"], "same_speaker", "{result}");
     assert_eq!(result["claim"]["verdict"], "clone_of_claimed", "{result}");
     assert!(

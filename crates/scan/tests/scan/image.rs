@@ -3,7 +3,7 @@
 //! picture it read.
 
 use aqiqat_intake::Limits;
-use aqiqat_scan::{ImageReason, ImageVerdict, ScanResult, Scanner, VerdictBasis};
+use aqiqat_scan::{ImageReason, ImageVerdict, ReaderRole, ScanResult, Scanner, VerdictBasis};
 use aqiqat_voice::detector::Verdict;
 
 fn scanner() -> Scanner {
@@ -82,10 +82,39 @@ fn assert_judged(r: &ScanResult, what: &str) {
         }
     }
     assert!(!image.generators_seen.is_empty());
-    assert!(
-        r.analysers.iter().any(|a| a.name == image.model.name),
-        "{what}: the image model is named among the analysers"
+    // The CLIP reader decides; the network draws the map against its own threshold; each is
+    // named among the analysers with its weights.
+    let role = |role: ReaderRole| {
+        image
+            .readers
+            .iter()
+            .find(|reader| reader.role == role)
+            .unwrap_or_else(|| panic!("{what}: no {role:?} reader: {:?}", image.readers))
+    };
+    let verdict = role(ReaderRole::Verdict);
+    assert_eq!(verdict.name, image.model.name);
+    assert_eq!(verdict.name, "image-clip-logistic");
+    assert_eq!(
+        (verdict.score, verdict.threshold),
+        (Some(score), Some(image.threshold))
     );
+    assert!(role(ReaderRole::Features).name.starts_with("clip-vit-b16"));
+    let map = role(ReaderRole::HeatMap);
+    let heatmap = image.heatmap.as_ref().expect("a judged picture has a map");
+    assert_eq!(map.threshold, Some(heatmap.threshold));
+    assert_ne!(
+        map.threshold,
+        Some(image.threshold),
+        "{what}: two thresholds"
+    );
+    for reader in &image.readers {
+        assert!(
+            r.analysers.iter().any(|a| a.name == reader.name
+                && a.weights_sha256.as_deref() == Some(reader.weights_sha256.as_str())),
+            "{what}: {} is named among the analysers",
+            reader.name
+        );
+    }
 }
 
 fn assert_not_judged(r: &ScanResult, code: ImageReason, what: &str) {
@@ -118,10 +147,16 @@ fn a_photo_is_scored_cell_by_cell_and_never_called_real() {
     // The grid lies inside the picture, in its own pixels.
     assert!(map.left >= 0.0 && map.left + map.cols as f64 * map.cell <= 640.0 + 1e-6);
     assert!(map.top >= 0.0 && map.top + map.rows as f64 * map.cell <= 480.0 + 1e-6);
+    // The network's score, shown beside the map, is the cells' mean.
     let mean = map.logits.iter().map(|&v| f64::from(v)).sum::<f64>() / map.logits.len() as f64;
+    let network = image
+        .readers
+        .iter()
+        .find(|r| r.role == ReaderRole::HeatMap)
+        .unwrap();
     assert!(
-        (mean - image.score.unwrap()).abs() < 0.01,
-        "the score is the cells' mean"
+        (mean - network.score.unwrap()).abs() < 0.01,
+        "the network's score is the cells' mean"
     );
 }
 
