@@ -13,12 +13,10 @@
 //! so the 1 % did not carry over to photos from another source. The card records both.
 
 use crate::image_folds::{FOLD_FAMILIES, TEST_FAMILIES, TEST_REAL, caught_at};
-use crate::image_model::{kept_for_threshold, training_rows};
+use crate::image_model::{kept_for_threshold, read_through_scan, training_rows};
 use crate::logistic::Logistic;
 use aqiqat_visual::clip::{ClipHead, EMBEDDED_ENCODER};
-use aqiqat_visual::detector::{
-    EMBEDDED_CARD, EMBEDDED_WEIGHTS, ImageDetector, ImageInput, ImageReason,
-};
+use aqiqat_visual::detector::{EMBEDDED_CARD, EMBEDDED_WEIGHTS, ImageDetector};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -77,32 +75,14 @@ pub fn run(args: &ImageClipHeadArgs) -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     eprintln!("reading {} images through the detector", read.len());
+    let (scanned, not_judged) = read_through_scan(&detector, &items, &images, &read)?;
+    // The scan's score is rounded to 0.001; the cached features must give it.
     let mut scores: BTreeMap<usize, f64> = BTreeMap::new();
-    let mut not_judged: BTreeMap<String, usize> = BTreeMap::new();
     let mut largest_gap = 0.0f64;
-    for &r in &read {
-        let finding = detector.scan(&images[r], ImageInput::default())?;
-        match finding.score {
-            Some(s) => {
-                // The scan's score is rounded to 0.001; the cached features must give it.
-                let cached = model.score(&features[r]);
-                largest_gap = largest_gap.max((cached - s).abs());
-                scores.insert(r, cached);
-            }
-            None => {
-                let reason = match finding.reason_code {
-                    ImageReason::Flat => "flat",
-                    ImageReason::TooSmall => "too_small",
-                    _ => "other",
-                };
-                *not_judged
-                    .entry(format!(
-                        "{} {reason}",
-                        if items[r].ai { "ai" } else { "real" }
-                    ))
-                    .or_default() += 1;
-            }
-        }
+    for (r, s) in scanned {
+        let cached = model.score(&features[r]);
+        largest_gap = largest_gap.max((cached - s).abs());
+        scores.insert(r, cached);
     }
     if largest_gap > 0.01 {
         return Err(format!(

@@ -52,6 +52,43 @@ pub(crate) fn training_rows(items: &[crate::image_folds::Item]) -> Vec<usize> {
         .collect()
 }
 
+/// Rows a scan did not judge, by label and reason.
+pub(crate) type NotJudged = BTreeMap<String, usize>;
+
+/// Each row's score from [`ImageDetector::scan`] itself, and a tally of the rows it did not
+/// judge (`"ai flat"`, `"real too_small"`, …).
+pub(crate) fn read_through_scan(
+    detector: &ImageDetector,
+    items: &[crate::image_folds::Item],
+    images: &[aqiqat_intake::image::RgbImage],
+    rows: &[usize],
+) -> Result<(BTreeMap<usize, f64>, NotJudged), Box<dyn std::error::Error>> {
+    let mut scores = BTreeMap::new();
+    let mut not_judged = NotJudged::new();
+    for &r in rows {
+        let finding = detector.scan(&images[r], ImageInput::default())?;
+        match finding.score {
+            Some(s) => {
+                scores.insert(r, s);
+            }
+            None => {
+                let reason = match finding.reason_code {
+                    ImageReason::Flat => "flat",
+                    ImageReason::TooSmall => "too_small",
+                    _ => "other",
+                };
+                *not_judged
+                    .entry(format!(
+                        "{} {reason}",
+                        if items[r].ai { "ai" } else { "real" }
+                    ))
+                    .or_default() += 1;
+            }
+        }
+    }
+    Ok((scores, not_judged))
+}
+
 pub fn run(args: &ImageModelArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let items = crate::image_folds::read(&args.corpus)?;
@@ -96,29 +133,8 @@ pub fn run(args: &ImageModelArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     // Scored through the scan's own code; answers without a score (flat images) are counted.
     let detector = ImageDetector::load(&weights, &serde_json::to_string(&card)?)?;
-    let mut scores: BTreeMap<usize, f64> = BTreeMap::new();
-    let mut not_judged: BTreeMap<String, usize> = BTreeMap::new();
-    for r in 0..items.len() {
-        let finding = detector.scan(&images[r], ImageInput::default())?;
-        match finding.score {
-            Some(s) => {
-                scores.insert(r, s);
-            }
-            None => {
-                let reason = match finding.reason_code {
-                    ImageReason::Flat => "flat",
-                    ImageReason::TooSmall => "too_small",
-                    _ => "other",
-                };
-                *not_judged
-                    .entry(format!(
-                        "{} {reason}",
-                        if items[r].ai { "ai" } else { "real" }
-                    ))
-                    .or_default() += 1;
-            }
-        }
-    }
+    let rows: Vec<usize> = (0..items.len()).collect();
+    let (scores, not_judged) = read_through_scan(&detector, &items, &images, &rows)?;
     let kept: Vec<f64> = (0..items.len())
         .filter(|&r| real_kept(r))
         .filter_map(|r| scores.get(&r).copied())
