@@ -11,6 +11,7 @@
 //! speech, HTTP.
 
 use aqiqat_dsp::speaker_mel::{self, N_MELS, SpeakerMel};
+pub use aqiqat_models::ge2e::Precision;
 use aqiqat_models::ge2e::{EMBEDDING, Ge2e};
 use candle_core::{Device, Tensor};
 
@@ -175,6 +176,7 @@ pub fn raise_level(samples: &mut [f32]) {
 pub struct SpeakerEncoder {
     model: Ge2e,
     partials_per_second: f64,
+    precision: Precision,
 }
 
 impl SpeakerEncoder {
@@ -183,7 +185,15 @@ impl SpeakerEncoder {
         Ok(Self {
             model: Ge2e::from_safetensors(EMBEDDED_WEIGHTS.to_vec())?,
             partials_per_second: PARTIALS_PER_SECOND,
+            precision: Precision::Int16,
         })
+    }
+
+    /// The same encoder on another arithmetic (the shipped one is 16-bit integer products;
+    /// f32 is what they are measured against).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
     }
 
     /// The same encoder taking `per_second` partial utterances a second.
@@ -217,7 +227,7 @@ impl SpeakerEncoder {
         let x = Tensor::from_vec(batch, (starts.len(), PARTIAL_FRAMES, N_MELS), &Device::Cpu)?;
         let partials: Vec<Voiceprint> = self
             .model
-            .forward(&x)?
+            .forward_with(&x, self.precision)?
             .to_vec2::<f32>()?
             .into_iter()
             .map(Voiceprint)

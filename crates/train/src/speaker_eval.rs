@@ -22,7 +22,7 @@
 
 use crate::rng::Rng;
 use aqiqat_intake::{AudioStream, Limits};
-use aqiqat_speaker::{ENROL_SECONDS, SAMPLE_RATE, SpeakerEncoder, Voiceprint};
+use aqiqat_speaker::{ENROL_SECONDS, Precision, SAMPLE_RATE, SpeakerEncoder, Voiceprint};
 use aqiqat_voice::manifest::{self, Entry};
 use aqiqat_voice::metrics;
 use std::collections::BTreeMap;
@@ -48,6 +48,9 @@ pub struct SpeakerEvalArgs {
     /// Partial utterances per second in every voiceprint (the product's rate by default).
     #[arg(long, default_value_t = aqiqat_speaker::PARTIALS_PER_SECOND)]
     partials_per_second: f64,
+    /// The encoder's arithmetic: `int16` (shipped) or `f32` (what it is measured against).
+    #[arg(long, default_value = "int16", value_parser = ["int16", "f32"])]
+    precision: String,
 }
 
 /// A clip's speech span at 16 kHz: what a scan would hand the speaker check.
@@ -130,7 +133,13 @@ fn trial_figures(
 pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     let clean = manifest::read(&args.data.join("manifest.tsv"))?;
     let variants = manifest::read(&args.data.join("manifest_aug.tsv")).unwrap_or_default();
-    let encoder = SpeakerEncoder::embedded()?.with_partials_per_second(args.partials_per_second);
+    let precision = match args.precision.as_str() {
+        "f32" => Precision::F32,
+        _ => Precision::Int16,
+    };
+    let encoder = SpeakerEncoder::embedded()?
+        .with_partials_per_second(args.partials_per_second)
+        .with_precision(precision);
     let print_of = |e: &Entry| -> Option<(Voiceprint, f64)> {
         let (samples, seconds) = speech(&e.path)?;
         Some((encoder.embed(&samples).ok()?.0, seconds))

@@ -17,7 +17,7 @@ use aqiqat_intake::image::RgbImage;
 use candle_core::{D, DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::int8::QuantLinear;
+use aqiqat_kernels::int8::QuantLinear;
 
 /// The converted encoder, compiled in (46 MB; only binaries that build a detector keep it).
 pub const EMBEDDED_ENCODER: &[u8] = include_bytes!("../weights/clip-vit-b16-6.safetensors");

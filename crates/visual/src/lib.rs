@@ -6,8 +6,8 @@
 //! **Owns:** the forensic features of decoded pixels (`residual`: the high-pass residual's
 //! spectrum and statistics, colours' residual correlations, neighbouring-pixel relations), the
 //! image models (`residual_cnn`: a small network on the residual that scores each 16×16 cell;
-//! `clip`: the frozen CLIP encoder's first six blocks and the head on its features, with
-//! `int8`: the 8-bit linear layers it runs on), and the detector a scan runs (`detector`: the
+//! `clip`: the frozen CLIP encoder's first six blocks, on `aqiqat-kernels`' 8-bit linear
+//! layers, and the head on its features), and the detector a scan runs (`detector`: the
 //! shipped weights and thresholds, which reader decides and which draws the heat map, what it
 //! may say, and which pictures it refuses to judge and why).
 //! **Must not touch:** decoding and its limits (`aqiqat-intake::image`), provenance labels and
@@ -15,7 +15,6 @@
 
 pub mod clip;
 pub mod detector;
-pub mod int8;
 pub mod residual;
 pub mod residual_cnn;
 

@@ -1,10 +1,11 @@
-//! Linear layers in 8-bit integers, for the CLIP encoder: weights int8 with one scale per
-//! output column (as converted), activations quantised per row to u8 with their own scale
-//! and zero point, products summed in i32.
+//! Linear layers in 8-bit integers: weights int8 with one scale per output column,
+//! activations quantised per row to u8 with their own step and zero point, products summed in
+//! i32. CLIP's blocks (`aqiqat-visual`) and GE2E's LSTM (`aqiqat-models`) run on them.
 //!
 //! Per-row (not per-tensor) activation scales, and a row's few outlying values kept in f32
-//! ([`OUTLIERS`], [`OUTLIER_RATIO`]), are what hold the result to the f32 path: CLIP's tokens carry a few channels tens
-//! of times larger than the rest, which would otherwise take most of the 256 levels.
+//! ([`OUTLIERS`], [`OUTLIER_RATIO`]), are what hold the result to the f32 path: CLIP's tokens
+//! carry a few channels tens of times larger than the rest, which would otherwise take most of
+//! the 256 levels.
 //!
 //! The integer product runs on AVX-512 VNNI (`vpdpbusd`: 64 u8×i8 products summed into 16
 //! i32 lanes per instruction) where the CPU has it, else on a portable loop; both give the
@@ -16,13 +17,7 @@ pub const OUTLIERS: usize = 8;
 /// magnitude.
 pub const OUTLIER_RATIO: f32 = 6.0;
 
-/// Columns in one packed block: one 512-bit register of i32 sums.
-const LANES: usize = 16;
-/// Registers of columns a micro-kernel keeps (a panel of 64 columns).
-const PANEL_REGS: usize = 4;
-const PANEL: usize = LANES * PANEL_REGS;
-/// Rows a micro-kernel keeps (6 × 4 accumulators of the 32 registers).
-const ROWS: usize = 6;
+use crate::vnni::PANEL;
 
 /// A linear layer `y = x·W + b` with `W` int8 `[in, out]` times a per-column scale.
 pub struct QuantLinear {
@@ -108,42 +103,102 @@ impl QuantLinear {
         &self.bias
     }
 
+    /// The layer from f32 weights row-major `[n_in, n_out]`, each column quantised
+    /// symmetrically to int8 with its own scale (its largest magnitude maps to 127).
+    pub fn from_f32(n_in: usize, n_out: usize, weights: &[f32], bias: Vec<f32>) -> Self {
+        assert_eq!(weights.len(), n_in * n_out);
+        let mut scale = vec![0f32; n_out];
+        for row in weights.chunks_exact(n_out) {
+            for (s, &w) in scale.iter_mut().zip(row) {
+                *s = s.max(w.abs());
+            }
+        }
+        for s in &mut scale {
+            *s = (*s / 127.0).max(f32::MIN_POSITIVE);
+        }
+        let quantised = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| (w / scale[i % n_out]).round().clamp(-127.0, 127.0) as i8)
+            .collect();
+        Self::new(n_in, n_out, quantised, scale, bias)
+    }
+
     /// `x` is `[m, n_in]` row-major; returns `[m, n_out]`.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let m = x.len() / self.n_in;
+        let mut y: Vec<f32> = self
+            .bias
+            .iter()
+            .copied()
+            .cycle()
+            .take(m * self.n_out)
+            .collect();
+        self.add_product(x, &mut y, self.n_out, &mut Scratch::default());
+        y
+    }
+
+    /// `dst[r] += x[r]·W` for every row `r` of `x` (`[m, n_in]` row-major), without the bias;
+    /// `dst`'s rows `dst_stride` apart. `scratch` is reused between calls, so that a loop of
+    /// small products (an LSTM's steps) allocates nothing.
+    pub fn add_product(
+        &self,
+        x: &[f32],
+        dst: &mut [f32],
+        dst_stride: usize,
+        scratch: &mut Scratch,
+    ) {
+        let m = crate::rows_checked(x.len(), (self.n_in, self.n_out), dst.len(), dst_stride);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-        {
+        if crate::has_avx512() {
             // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { self.forward_avx512(x) };
+            return unsafe { self.add_product_avx512(x, m, dst, dst_stride, scratch) };
         }
-        self.forward_portable(x)
+        self.add_product_portable(x, m, dst, dst_stride, scratch)
     }
 
     /// The quantisation and the rows' final sums compiled for AVX-512 (the same code).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
-    unsafe fn forward_avx512(&self, x: &[f32]) -> Vec<f32> {
-        self.forward_portable(x)
+    unsafe fn add_product_avx512(
+        &self,
+        x: &[f32],
+        m: usize,
+        dst: &mut [f32],
+        dst_stride: usize,
+        scratch: &mut Scratch,
+    ) {
+        self.add_product_portable(x, m, dst, dst_stride, scratch)
     }
 
     #[inline(always)]
-    fn forward_portable(&self, x: &[f32]) -> Vec<f32> {
-        let m = x.len() / self.n_in;
-        assert_eq!(m * self.n_in, x.len());
-        let mut q = vec![0u8; m * self.n_in];
+    fn add_product_portable(
+        &self,
+        x: &[f32],
+        m: usize,
+        dst: &mut [f32],
+        dst_stride: usize,
+        scratch: &mut Scratch,
+    ) {
+        let Scratch {
+            q,
+            rows,
+            rest,
+            sums,
+            kept,
+        } = scratch;
+        q.resize(m * self.n_in, 0);
+        rest.resize(self.n_in, 0.0);
+        sums.resize(m * self.n_out, 0);
+        kept.resize(self.n_out, 0.0);
+        rows.clear();
         // A plain loop, so that the row's code is compiled into the caller's features.
-        let mut rows: Vec<QuantRow> = Vec::with_capacity(m);
-        let mut rest = vec![0f32; self.n_in];
         for (x, q) in x.chunks_exact(self.n_in).zip(q.chunks_exact_mut(self.n_in)) {
-            rows.push(quantise_row(x, q, &mut rest));
+            rows.push(quantise_row(x, q, rest));
         }
-        let mut sums = vec![0i32; m * self.n_out];
-        integer_product(&q, m, self.n_in, &self.packed, self.n_out, &mut sums);
-        let mut y = vec![0f32; m * self.n_out];
-        let mut kept = vec![0f32; self.n_out];
+        integer_product(q, m, self.n_in, &self.packed, self.n_out, sums);
         for (r, row) in rows.iter().enumerate() {
-            let out = &mut y[r * self.n_out..(r + 1) * self.n_out];
+            let out = &mut dst[r * dst_stride..r * dst_stride + self.n_out];
             let sums = &sums[r * self.n_out..(r + 1) * self.n_out];
             // The kept values' products, in f32 with the unscaled weights, then one scale.
             kept.fill(0.0);
@@ -153,19 +208,27 @@ impl QuantLinear {
                     *acc += v * f32::from(w);
                 }
             }
-            for ((((out, &sum), &column_sum), &kept), (&scale, &bias)) in out
+            for (((out, &sum), &column_sum), (&kept, &scale)) in out
                 .iter_mut()
                 .zip(sums)
                 .zip(&self.column_sums)
-                .zip(&kept)
-                .zip(self.scale.iter().zip(&self.bias))
+                .zip(kept.iter().zip(&self.scale))
             {
                 let integer = (sum - row.zero * column_sum) as f32 * row.step;
-                *out = (integer + kept) * scale + bias;
+                *out += (integer + kept) * scale;
             }
         }
-        y
     }
+}
+
+/// Buffers an [`QuantLinear::add_product`] call works in, kept between calls.
+#[derive(Default)]
+pub struct Scratch {
+    q: Vec<u8>,
+    rows: Vec<QuantRow>,
+    rest: Vec<f32>,
+    sums: Vec<i32>,
+    kept: Vec<f32>,
 }
 
 /// Quantises one row into `q`, keeping apart its values larger than [`OUTLIER_RATIO`] times
@@ -238,9 +301,8 @@ fn quantise_row(x: &[f32], q: &mut [u8], rest: &mut [f32]) -> QuantRow {
     let step = ((hi - lo) / 255.0).max(f32::MIN_POSITIVE);
     let inverse = 1.0 / step;
     let zero = (-lo * inverse).round().clamp(0.0, 255.0);
-    // Adding 0.5 then truncating rounds these non-negative values.
     for (qk, &v) in q.iter_mut().zip(rest.iter()) {
-        *qk = (v * inverse + zero + 0.5) as u8;
+        *qk = to_level(v * inverse + zero + 0.5);
     }
     QuantRow {
         step,
@@ -250,6 +312,14 @@ fn quantise_row(x: &[f32], q: &mut [u8], rest: &mut [f32]) -> QuantRow {
     }
 }
 
+/// `t as u8` (truncation, saturating at 0 and 255), in a form that vectorises: the cast itself
+/// keeps the loop scalar. Adding 0.5 before it rounds the non-negative levels; the arithmetic is
+/// the one the CLIP head's features were computed with, to the bit (a test holds it).
+#[inline(always)]
+fn to_level(t: f32) -> u8 {
+    crate::nearest_int(t.trunc()).clamp(0, 255) as u8
+}
+
 /// `sums[m, n_out] = q[m, n_in] · W`, with `W` packed as [`QuantLinear::packed`].
 fn integer_product(q: &[u8], m: usize, n_in: usize, packed: &[i8], n_out: usize, sums: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
@@ -257,10 +327,16 @@ fn integer_product(q: &[u8], m: usize, n_in: usize, packed: &[i8], n_out: usize,
         && std::arch::is_x86_feature_detected!("avx512f")
     {
         // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { vnni::product(q, m, n_in, packed, n_out, sums) };
+        unsafe { crate::vnni::product::<false>(q, m, n_in, bytes_of(packed), n_out, sums) };
         return;
     }
     portable_product(q, m, n_in, packed, n_out, sums);
+}
+
+/// The int8 weights as the bytes the kernel reads.
+fn bytes_of(packed: &[i8]) -> &[u8] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
+    unsafe { std::slice::from_raw_parts(packed.as_ptr().cast(), packed.len()) }
 }
 
 /// The same product in plain Rust, for CPUs without VNNI.
@@ -287,92 +363,6 @@ fn portable_product(
                 }
             }
             sums[r * n_out + panel * PANEL..r * n_out + (panel + 1) * PANEL].copy_from_slice(&acc);
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod vnni {
-    use super::{LANES, PANEL, PANEL_REGS, ROWS};
-    use std::arch::x86_64::*;
-
-    /// # Safety
-    /// The CPU must have AVX-512F and AVX-512 VNNI.
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn product(
-        q: &[u8],
-        m: usize,
-        n_in: usize,
-        packed: &[i8],
-        n_out: usize,
-        sums: &mut [i32],
-    ) {
-        let panel_bytes = n_in * PANEL;
-        for (panel, weights) in packed.chunks_exact(panel_bytes).enumerate() {
-            let mut r = 0;
-            while r < m {
-                let rows = (m - r).min(ROWS);
-                // SAFETY: the slices hold `rows` rows from `r` and the panel's weights.
-                unsafe {
-                    match rows {
-                        6 => block::<6>(q, r, n_in, weights, n_out, panel, sums),
-                        5 => block::<5>(q, r, n_in, weights, n_out, panel, sums),
-                        4 => block::<4>(q, r, n_in, weights, n_out, panel, sums),
-                        3 => block::<3>(q, r, n_in, weights, n_out, panel, sums),
-                        2 => block::<2>(q, r, n_in, weights, n_out, panel, sums),
-                        _ => block::<1>(q, r, n_in, weights, n_out, panel, sums),
-                    }
-                }
-                r += rows;
-            }
-        }
-    }
-
-    /// `R` rows from `r` against one panel of 64 columns.
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    #[inline]
-    unsafe fn block<const R: usize>(
-        q: &[u8],
-        r: usize,
-        n_in: usize,
-        weights: &[i8],
-        n_out: usize,
-        panel: usize,
-        sums: &mut [i32],
-    ) {
-        assert!(q.len() >= (r + R) * n_in && weights.len() == n_in * PANEL);
-        assert!(sums.len() >= (r + R - 1) * n_out + (panel + 1) * PANEL);
-        let mut acc = [[_mm512_setzero_si512(); PANEL_REGS]; R];
-        let a = q.as_ptr();
-        let w = weights.as_ptr();
-        for group in 0..n_in / 4 {
-            // SAFETY: `group * 4 * PANEL + 64 · PANEL_REGS ≤ weights.len()` and each row's 4
-            // bytes lie inside `q` (asserted above).
-            unsafe {
-                let b = w.add(group * 4 * PANEL);
-                let regs = [
-                    _mm512_loadu_si512(b as *const _),
-                    _mm512_loadu_si512(b.add(64) as *const _),
-                    _mm512_loadu_si512(b.add(128) as *const _),
-                    _mm512_loadu_si512(b.add(192) as *const _),
-                ];
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let four = (a.add((r + i) * n_in + group * 4) as *const i32).read_unaligned();
-                    let broadcast = _mm512_set1_epi32(four);
-                    for j in 0..PANEL_REGS {
-                        acc[j] = _mm512_dpbusd_epi32(acc[j], broadcast, regs[j]);
-                    }
-                }
-            }
-        }
-        for (i, acc) in acc.iter().enumerate() {
-            let at = (r + i) * n_out + panel * PANEL;
-            for (j, reg) in acc.iter().enumerate() {
-                // SAFETY: `at + 16·(j+1) ≤ sums.len()` (asserted above).
-                unsafe {
-                    _mm512_storeu_si512(sums.as_mut_ptr().add(at + LANES * j) as *mut _, *reg)
-                };
-            }
         }
     }
 }
@@ -419,6 +409,17 @@ mod tests {
             let mut dispatched = vec![0i32; m * 128];
             integer_product(&q, m, 96, &layer.packed, 128, &mut dispatched);
             assert_eq!(dispatched, portable, "{m} rows");
+        }
+    }
+
+    #[test]
+    fn levels_are_the_saturating_cast_to_the_bit() {
+        let mut t = -3.0f32;
+        while t < 259.0 {
+            assert_eq!(to_level(t), t as u8, "{t}");
+            // Every f32 near the half-integers, and a coarse walk elsewhere.
+            let near_half = (t - t.floor() - 0.5).abs() < 1e-3;
+            t = if near_half { t.next_up() } else { t + 1e-3 };
         }
     }
 
