@@ -87,14 +87,6 @@ impl Linear16 {
         most.min(i16::MAX as i64) as i32
     }
 
-    pub fn n_in(&self) -> usize {
-        self.n_in
-    }
-
-    pub fn n_out(&self) -> usize {
-        self.n_out
-    }
-
     /// `W` in f32 `[in, out]` as the layer holds it.
     pub fn dequantised(&self) -> Vec<f32> {
         let mut w = vec![0f32; self.n_in * self.n_out];

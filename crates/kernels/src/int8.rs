@@ -139,15 +139,8 @@ impl QuantLinear {
     }
 
     /// `dst[r] += x[r]·W` for every row `r` of `x` (`[m, n_in]` row-major), without the bias;
-    /// `dst`'s rows `dst_stride` apart. `scratch` is reused between calls, so that a loop of
-    /// small products (an LSTM's steps) allocates nothing.
-    pub fn add_product(
-        &self,
-        x: &[f32],
-        dst: &mut [f32],
-        dst_stride: usize,
-        scratch: &mut Scratch,
-    ) {
+    /// `dst`'s rows `dst_stride` apart.
+    fn add_product(&self, x: &[f32], dst: &mut [f32], dst_stride: usize, scratch: &mut Scratch) {
         let m = crate::rows_checked(x.len(), (self.n_in, self.n_out), dst.len(), dst_stride);
         #[cfg(target_arch = "x86_64")]
         if crate::has_avx512() {
@@ -223,7 +216,7 @@ impl QuantLinear {
 
 /// Buffers an [`QuantLinear::add_product`] call works in, kept between calls.
 #[derive(Default)]
-pub struct Scratch {
+struct Scratch {
     q: Vec<u8>,
     rows: Vec<QuantRow>,
     rest: Vec<f32>,
