@@ -199,7 +199,8 @@ fn decode(bytes: &[u8], format: ImageFormat, limits: &ImageLimits) -> Result<Rgb
             detail: other.to_string(),
         },
     })?;
-    let rgb = decoded.to_rgb8();
+    // `into_rgb8` keeps an RGB decode's buffer (a 12-megapixel copy saved) and converts others.
+    let rgb = decoded.into_rgb8();
     Ok(RgbImage {
         width: rgb.width(),
         height: rgb.height(),

@@ -126,16 +126,18 @@ impl QuantLinear {
 
     /// `x` is `[m, n_in]` row-major; returns `[m, n_out]`.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let m = x.len() / self.n_in;
-        let mut y: Vec<f32> = self
-            .bias
-            .iter()
-            .copied()
-            .cycle()
-            .take(m * self.n_out)
-            .collect();
-        self.add_product(x, &mut y, self.n_out, &mut Scratch::default());
+        let mut y = vec![0.0; x.len() / self.n_in * self.n_out];
+        self.forward_into(x, &mut y, &mut Scratch::default());
         y
+    }
+
+    /// `dst = x·W + b`, `x` `[m, n_in]` and `dst` `[m, n_out]` row-major; `scratch` is reused
+    /// between calls, so that a network's layers allocate nothing per call.
+    pub fn forward_into(&self, x: &[f32], dst: &mut [f32], scratch: &mut Scratch) {
+        for row in dst.chunks_exact_mut(self.n_out) {
+            row.copy_from_slice(&self.bias);
+        }
+        self.add_product(x, dst, self.n_out, scratch);
     }
 
     /// `dst[r] += x[r]·W` for every row `r` of `x` (`[m, n_in]` row-major), without the bias;
@@ -214,9 +216,9 @@ impl QuantLinear {
     }
 }
 
-/// Buffers an [`QuantLinear::add_product`] call works in, kept between calls.
+/// Buffers a [`QuantLinear::forward_into`] call works in, kept between calls.
 #[derive(Default)]
-struct Scratch {
+pub struct Scratch {
     q: Vec<u8>,
     rows: Vec<QuantRow>,
     rest: Vec<f32>,

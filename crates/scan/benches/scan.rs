@@ -274,8 +274,8 @@ fn camera_jpeg(scanner: &Scanner, runs: usize) {
     let square: Vec<u8> = (0..side)
         .flat_map(|y| pixels.pixels[y * w as usize * 3..][..side * 3].to_vec())
         .collect();
-    let precise = best_of(runs, || clip.features_precise(&square).unwrap());
-    let fast = best_of(runs, || clip.features(&square).unwrap());
+    let precise = best_of(runs, || clip.features_precise(&square));
+    let fast = best_of(runs, || clip.features(&square));
     println!(
         "CLIP encoder (six blocks), one 224×224 square, one thread: f32 {:.0} ms, 8-bit {:.0} ms ({:.1}× faster)",
         precise * 1000.0,

@@ -390,7 +390,7 @@ impl ImageDetector {
         let mut readers = Vec::new();
         let score = match &self.clip {
             Some(clip) => {
-                let features = clip.encoder.features(&crate::clip::square(&analysed))?;
+                let features = clip.encoder.features(&crate::clip::square(&analysed));
                 let score = clip.head.score(&features);
                 readers.push(ImageReader {
                     role: ReaderRole::Features,

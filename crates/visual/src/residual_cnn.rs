@@ -118,13 +118,14 @@ impl ResidualCnn {
 }
 
 /// The trained network for inference: the same arithmetic as [`ResidualCnn::logit_map`] on one
-/// image, as plain loops over contiguous rows. candle's CPU path spends most of its time
-/// copying the unfolded taps and reducing the pools over strided views (175 ms against 20 ms
-/// here for a 448×597 image on one core); the network is small enough that direct
-/// convolution, which the compiler vectorises along each row, is the fast way.
+/// image, as direct convolution in register tiles. candle's CPU path spends most of its time
+/// copying the unfolded taps and reducing the pools over strided views; the network is small
+/// enough that direct convolution, which the compiler vectorises along each row, is the fast
+/// way. For a 597×448 image on one core: candle about 175 ms, one output row at a time
+/// (each input value loaded once per output channel) about 80 ms, tiles of 8 channels × 8
+/// pixels about 32 ms, with the same bits on 346 camera and Midjourney pictures.
 pub struct Inference {
-    /// Per convolution: weights `[c_out][c_in][3][3]`, biases, `c_in`, `c_out`.
-    convs: Vec<(Vec<f32>, Vec<f32>, usize, usize)>,
+    convs: Vec<Layer>,
     head: Vec<f32>,
     head_bias: f32,
 }
@@ -137,14 +138,14 @@ impl ResidualCnn {
             .iter()
             .map(|c| {
                 let (c_out, c_in, _, _) = c.weight.dims4()?;
-                Ok((
-                    c.weight.flatten_all()?.to_vec1::<f32>()?,
+                Ok(Layer::new(
+                    &c.weight.flatten_all()?.to_vec1::<f32>()?,
                     c.bias.to_vec1::<f32>()?,
                     c_in,
                     c_out,
                 ))
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(Inference {
             convs,
             head: self.head_weight.flatten_all()?.to_vec1::<f32>()?,
@@ -176,44 +177,11 @@ impl Inference {
 
     #[inline(always)]
     fn logit_map_with<M: MulAdd>(&self, input: &[f32], w: usize, h: usize) -> Vec<f32> {
-        let (mut planes, mut w, mut h) = (input.to_vec(), w, h);
-        for (weight, bias, c_in, c_out) in &self.convs {
-            let (pw, ph) = (w / 2, h / 2);
-            let mut out = vec![0.0f32; c_out * ph * pw];
-            // Two output rows at a time (one pooled row): they stay in L1 while every input
-            // channel's taps are added.
-            let mut rows = [vec![0.0f32; w], vec![0.0f32; w]];
-            for o in 0..*c_out {
-                let k_o = &weight[o * c_in * 9..(o + 1) * c_in * 9];
-                for py in 0..ph {
-                    for (r, acc) in rows.iter_mut().enumerate() {
-                        acc.iter_mut().for_each(|v| *v = bias[o]);
-                        for c in 0..*c_in {
-                            let plane = &planes[c * h * w..(c + 1) * h * w];
-                            conv3x3_row::<M>(
-                                plane,
-                                &k_o[c * 9..(c + 1) * 9],
-                                acc,
-                                2 * py + r,
-                                w,
-                                h,
-                            );
-                        }
-                    }
-                    // ReLU, then the 2×2 mean.
-                    let pooled = &mut out[(o * ph + py) * pw..(o * ph + py + 1) * pw];
-                    for (x, p) in pooled.iter_mut().enumerate() {
-                        *p = 0.25
-                            * (rows[0][2 * x].max(0.0)
-                                + rows[0][2 * x + 1].max(0.0)
-                                + rows[1][2 * x].max(0.0)
-                                + rows[1][2 * x + 1].max(0.0));
-                    }
-                }
-            }
-            planes = out;
-            w = pw;
-            h = ph;
+        let (mut planes, mut w, mut h) = (Vec::new(), w, h);
+        for (i, layer) in self.convs.iter().enumerate() {
+            planes = layer.forward::<M>(if i == 0 { input } else { &planes }, w, h);
+            w /= 2;
+            h /= 2;
         }
         let mut map = vec![self.head_bias; w * h];
         for (c, &k) in self.head.iter().enumerate() {
@@ -222,6 +190,125 @@ impl Inference {
             }
         }
         map
+    }
+}
+
+/// Output channels one tile computes: [`TILE_OUT`] × [`TILE_PIXELS`] sums stay in registers
+/// while every input channel's taps are added, so each input value is loaded once per tile
+/// instead of once per output channel.
+const TILE_OUT: usize = 8;
+/// Pixels of one output row one tile computes.
+const TILE_PIXELS: usize = 8;
+
+/// One 3×3 convolution, its ReLU and its 2×2 mean pool, for inference.
+struct Layer {
+    /// `[c_out / TILE_OUT][c_in][9][TILE_OUT]`: one tile's weights for one tap side by side.
+    tiled: Vec<f32>,
+    bias: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+}
+
+impl Layer {
+    /// `weight`: `[c_out][c_in][3][3]`, as the network holds it.
+    fn new(weight: &[f32], bias: Vec<f32>, c_in: usize, c_out: usize) -> Self {
+        assert_eq!(
+            c_out % TILE_OUT,
+            0,
+            "every layer's width is a multiple of the tile"
+        );
+        let mut tiled = vec![0.0; weight.len()];
+        for o in 0..c_out {
+            for c in 0..c_in {
+                for tap in 0..9 {
+                    let (group, lane) = (o / TILE_OUT, o % TILE_OUT);
+                    tiled[((group * c_in + c) * 9 + tap) * TILE_OUT + lane] =
+                        weight[(o * c_in + c) * 9 + tap];
+                }
+            }
+        }
+        Self {
+            tiled,
+            bias,
+            c_in,
+            c_out,
+        }
+    }
+
+    /// `[c_in][h][w]` → `[c_out][h/2][w/2]`. Each output adds its taps in the order the
+    /// network was measured with (input channel, then row, then centre, left, right), so
+    /// the tiling changes no result; the zero padding adds exact zeros where the edges once
+    /// skipped a tap.
+    #[inline(always)]
+    fn forward<M: MulAdd>(&self, planes: &[f32], w: usize, h: usize) -> Vec<f32> {
+        let (c_in, c_out) = (self.c_in, self.c_out);
+        // One zero row above and below, one zero column on the left, and on the right enough
+        // that the last tile's right taps stay inside the row.
+        let tiled_w = w.div_ceil(TILE_PIXELS) * TILE_PIXELS;
+        let stride = tiled_w + 2;
+        let mut padded = vec![0.0f32; c_in * (h + 2) * stride];
+        for c in 0..c_in {
+            for y in 0..h {
+                let at = (c * (h + 2) + y + 1) * stride + 1;
+                padded[at..at + w].copy_from_slice(&planes[(c * h + y) * w..][..w]);
+            }
+        }
+        let (pw, ph) = (w / 2, h / 2);
+        let mut out = vec![0.0f32; c_out * ph * pw];
+        // Two output rows (one pooled row) of one tile's channels: `[2][TILE_OUT][tiled_w]`.
+        let mut rows = vec![0.0f32; 2 * TILE_OUT * tiled_w];
+        for group in 0..c_out / TILE_OUT {
+            let k = &self.tiled[group * c_in * 9 * TILE_OUT..][..c_in * 9 * TILE_OUT];
+            let bias = &self.bias[group * TILE_OUT..][..TILE_OUT];
+            for py in 0..ph {
+                for r in 0..2 {
+                    let y = 2 * py + r;
+                    for x0 in (0..tiled_w).step_by(TILE_PIXELS) {
+                        let mut acc = [[0.0f32; TILE_PIXELS]; TILE_OUT];
+                        for (a, &b) in acc.iter_mut().zip(bias) {
+                            *a = [b; TILE_PIXELS];
+                        }
+                        for c in 0..c_in {
+                            for dy in 0..3 {
+                                let row = &padded[(c * (h + 2) + y + dy) * stride + x0..]
+                                    [..TILE_PIXELS + 2];
+                                let taps = &k[(c * 9 + dy * 3) * TILE_OUT..][..3 * TILE_OUT];
+                                for dx in [1, 0, 2] {
+                                    let v: &[f32; TILE_PIXELS] =
+                                        row[dx..dx + TILE_PIXELS].try_into().unwrap();
+                                    let kk = &taps[dx * TILE_OUT..][..TILE_OUT];
+                                    for (a, &kv) in acc.iter_mut().zip(kk) {
+                                        for (s, &x) in a.iter_mut().zip(v) {
+                                            *s = M::mul_add(*s, kv, x);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        for (o, a) in acc.iter().enumerate() {
+                            rows[(r * TILE_OUT + o) * tiled_w + x0..][..TILE_PIXELS]
+                                .copy_from_slice(a);
+                        }
+                    }
+                }
+                // ReLU, then the 2×2 mean.
+                for o in 0..TILE_OUT {
+                    let (top, bottom) = (
+                        &rows[o * tiled_w..][..tiled_w],
+                        &rows[(TILE_OUT + o) * tiled_w..][..tiled_w],
+                    );
+                    let pooled = &mut out[((group * TILE_OUT + o) * ph + py) * pw..][..pw];
+                    for (x, p) in pooled.iter_mut().enumerate() {
+                        *p = 0.25
+                            * (top[2 * x].max(0.0)
+                                + top[2 * x + 1].max(0.0)
+                                + bottom[2 * x].max(0.0)
+                                + bottom[2 * x + 1].max(0.0));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -250,29 +337,6 @@ impl MulAdd for Fused {
     }
 }
 
-/// `out += (plane ⋆ k)` for output row `y` (3×3, zero padding).
-#[inline(always)]
-fn conv3x3_row<M: MulAdd>(plane: &[f32], k: &[f32], out: &mut [f32], y: usize, w: usize, h: usize) {
-    for dy in 0..3 {
-        let sy = y + dy;
-        if sy == 0 || sy > h {
-            continue;
-        }
-        let row = &plane[(sy - 1) * w..sy * w];
-        let (k0, k1, k2) = (k[dy * 3], k[dy * 3 + 1], k[dy * 3 + 2]);
-        // Centre tap over the whole row; left and right taps shifted by one.
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = M::mul_add(*o, k1, v);
-        }
-        for (o, &v) in out[1..].iter_mut().zip(&row[..w - 1]) {
-            *o = M::mul_add(*o, k0, v);
-        }
-        for (o, &v) in out[..w - 1].iter_mut().zip(&row[1..]) {
-            *o = M::mul_add(*o, k2, v);
-        }
-    }
-}
-
 /// The residual of the `side_w`×`side_h` region at `(x0, y0)`, flipped left-right if asked:
 /// `[3, h, w]` values, each pixel less the mean of its 3×3 neighbourhood (edges clamped),
 /// divided by 32.
@@ -282,26 +346,25 @@ pub fn residual(
     (w, h): (usize, usize),
     flip: bool,
 ) -> Vec<f32> {
-    let iw = image.width as usize;
-    let ih = image.height as usize;
-    let px = |x: isize, y: isize, c: usize| {
-        let x = x.clamp(0, iw as isize - 1) as usize;
-        let y = y.clamp(0, ih as isize - 1) as usize;
-        f32::from(image.pixels[(y * iw + x) * 3 + c])
-    };
+    let (iw, ih) = (image.width as usize, image.height as usize);
+    let pixel = |x: usize, y: usize, c: usize| f32::from(image.pixels[(y * iw + x) * 3 + c]);
     let mut out = vec![0.0f32; 3 * h * w];
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let sx = if flip { x0 + w - 1 - x } else { x0 + x } as isize;
-                let sy = (y0 + y) as isize;
-                let mut sum = 0.0;
-                for dy in -1..=1 {
-                    for dx in -1..=1 {
-                        sum += px(sx + dx, sy + dy, c);
-                    }
-                }
-                out[(c * h + y) * w + x] = (px(sx, sy, c) - sum / 9.0) / 32.0;
+    // Column sums of three rows for source columns x0 − 1 ..= x0 + w (edges clamped); each
+    // 3×3 sum is then three of them. The sums are of small integers, exact in f32 in any order.
+    let mut columns = vec![0.0f32; w + 2];
+    for y in 0..h {
+        let sy = y0 + y;
+        let rows = [sy.saturating_sub(1), sy, (sy + 1).min(ih - 1)];
+        for c in 0..3 {
+            for (i, column) in columns.iter_mut().enumerate() {
+                let sx = (x0 + i).saturating_sub(1).min(iw - 1);
+                *column = pixel(sx, rows[0], c) + pixel(sx, rows[1], c) + pixel(sx, rows[2], c);
+            }
+            let out = &mut out[(c * h + y) * w..][..w];
+            for (x, o) in out.iter_mut().enumerate() {
+                let i = if flip { w - 1 - x } else { x };
+                let sum = columns[i] + columns[i + 1] + columns[i + 2];
+                *o = (pixel(x0 + i, sy, c) - sum / 9.0) / 32.0;
             }
         }
     }
@@ -396,6 +459,45 @@ mod tests {
         assert_eq!(got.len(), expected.len());
         for (g, e) in got.iter().zip(&expected) {
             assert!((g - e).abs() < 1e-4, "{g} vs {e}");
+        }
+    }
+
+    /// The residual against its definition, pixel by pixel, edges and flips included.
+    #[test]
+    fn the_residual_is_each_pixel_less_its_clamped_3x3_mean() {
+        let (iw, ih) = (23usize, 17usize);
+        let image = RgbImage {
+            width: iw as u32,
+            height: ih as u32,
+            pixels: (0..iw * ih * 3).map(|i| (i * 97 % 253) as u8).collect(),
+        };
+        let at = |x: isize, y: isize, c: usize| {
+            let (x, y) = (x.clamp(0, iw as isize - 1), y.clamp(0, ih as isize - 1));
+            f32::from(image.pixels[(y as usize * iw + x as usize) * 3 + c])
+        };
+        for ((x0, y0), (w, h), flip) in [
+            ((0, 0), (iw, ih), false),
+            ((0, 0), (iw, ih), true),
+            ((3, 5), (16, 12), true),
+            ((7, 0), (16, 17), false),
+        ] {
+            let got = residual(&image, (x0, y0), (w, h), flip);
+            for c in 0..3 {
+                for y in 0..h {
+                    for x in 0..w {
+                        let sx = if flip { x0 + w - 1 - x } else { x0 + x } as isize;
+                        let sy = (y0 + y) as isize;
+                        let mut sum = 0.0;
+                        for dy in -1..=1 {
+                            for dx in -1..=1 {
+                                sum += at(sx + dx, sy + dy, c);
+                            }
+                        }
+                        let expected = (at(sx, sy, c) - sum / 9.0) / 32.0;
+                        assert_eq!(got[(c * h + y) * w + x], expected, "{c} {x} {y} {flip}");
+                    }
+                }
+            }
         }
     }
 
