@@ -7,7 +7,8 @@
 //!
 //! Input: SECONDS (default 60) of feature frames laid out as a scan lays them out. The networks
 //! carry their real shapes (weights random, which costs the same, except the converted Whisper
-//! and GE2E weights, which are real):
+//! weights, which are real; GE2E's are random too, and its 16-bit path quantises them as it
+//! would the real ones):
 //! - `tdnn-mfm`: v1's network (60-value LFCC frames, 32 channels, 5 layers), one pass over the
 //!   whole chunk, then the 4 s windows' pooled statistics and head (as `analysis` runs it);
 //! - `whisper-base L2`: the Whisper front (stem + two blocks) over 4 s windows of 80-band
