@@ -86,6 +86,10 @@ impl QuantLinear {
         }
     }
 
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+
     pub fn n_out(&self) -> usize {
         self.n_out
     }

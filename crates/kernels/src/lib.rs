@@ -3,7 +3,8 @@
 //! The arithmetic aqiqat's networks spend their time in, written for the CPUs the scans run
 //! on: linear layers in 8-bit integers (`int8`), whose products run on AVX-512 VNNI where the
 //! CPU has it and on a portable loop that gives the same integers where it does not; and the gates' sigmoid
-//! and tanh in a form the compiler vectorises (`activation`).
+//! and tanh in a form the compiler vectorises (`activation`); and f32 products of blocks read in
+//! place through strides, with their bounds checked (`matmul`).
 //!
 //! **Owns:** quantisation of weights and activations, the packed weight layout and the integer
 //! micro-kernels, and the tests that hold each kernel to the plain definition.
@@ -13,6 +14,7 @@
 pub mod activation;
 pub mod int16;
 pub mod int8;
+pub mod matmul;
 mod vnni;
 
 /// Whether the CPU runs the AVX-512 builds of the layers' quantisation and sums.

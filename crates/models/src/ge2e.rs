@@ -13,6 +13,7 @@
 
 use aqiqat_kernels::activation::lstm_cell;
 use aqiqat_kernels::int16::{Linear16, Scratch16};
+use aqiqat_kernels::matmul::{View, product};
 use candle_core::{D, DType, Device, Result, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 
@@ -34,41 +35,17 @@ fn matmul_add(
     lhs_stride: usize,
     rhs: &[f32],
 ) {
-    assert!(
-        m == 0 || dst.len() >= (m - 1) * dst_stride + n,
-        "dst too small"
+    // A row of lhs must not run into the next: the gates read each input once.
+    assert!(k <= lhs_stride);
+    product(
+        (m, k, n),
+        View::rows(lhs, lhs_stride),
+        View::rows(rhs, n),
+        dst,
+        dst_stride,
+        true,
+        1.0,
     );
-    assert!(
-        m == 0 || lhs.len() >= (m - 1) * lhs_stride + k,
-        "lhs too small"
-    );
-    assert!(rhs.len() >= k * n, "rhs too small");
-    assert!(n <= dst_stride && k <= lhs_stride);
-    // SAFETY: the asserts above keep every element the strides reach inside the slices, and
-    // `dst` is borrowed mutably, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_stride as isize,
-            true,
-            lhs.as_ptr(),
-            1,
-            lhs_stride as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// Which arithmetic a forward pass runs on.

@@ -14,7 +14,7 @@
 //!   per row (`aqiqat_kernels::int8`), everything else in f32, held to the reference path.
 //!
 //! Both run on plain slices in buffers allocated once per picture, with the attention's
-//! products in `gemm` and the element-wise work vectorised: through candle's tensors, the
+//! products in `aqiqat_kernels::matmul` (on `gemm`) and the element-wise work vectorised: through candle's tensors, the
 //! allocations, copies and scalar `expf` cost more than the 8-bit products themselves.
 
 use std::path::Path;
@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use aqiqat_kernels::activation;
 use aqiqat_kernels::int8::{QuantLinear, Scratch};
+use aqiqat_kernels::matmul::{View, product};
 
 /// The converted encoder, compiled in (46 MB; only binaries that build a detector keep it).
 pub const EMBEDDED_ENCODER: &[u8] = include_bytes!("../weights/clip-vit-b16-6.safetensors");
@@ -75,61 +76,20 @@ impl Linear {
         if !precise {
             return self.quant.forward_into(x, dst, scratch);
         }
-        let n_out = self.quant.n_out();
-        let n_in = x.len() / (dst.len() / n_out);
+        let (n_in, n_out) = (self.quant.n_in(), self.quant.n_out());
         let weight = self.dequantised.get_or_init(|| self.quant.dequantised());
         for row in dst.chunks_exact_mut(n_out) {
             row.copy_from_slice(self.quant.bias());
         }
-        let rows = dst.len() / n_out;
+        let rows = x.len() / n_in;
         product(
             (rows, n_in, n_out),
-            (x, n_in, 1),
-            (weight, n_out, 1),
-            (dst, n_out),
-            (true, 1.0),
-        );
-    }
-}
-
-/// `dst ← dst·[accumulate] + scale·a·b` for `a` `[m, k]` and `b` `[k, n]`, each given with its
-/// row and column strides (so that a head's slice of q, k and v, or k transposed, needs no
-/// copy), on one thread: a scan's workers share the cores between files.
-fn product(
-    (m, k, n): (usize, usize, usize),
-    (a, a_rs, a_cs): (&[f32], usize, usize),
-    (b, b_rs, b_cs): (&[f32], usize, usize),
-    (dst, dst_rs): (&mut [f32], usize),
-    (accumulate, scale): (bool, f32),
-) {
-    let last = |rows: usize, rs: usize, cols: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(m > 0 && k > 0 && n > 0);
-    assert!(last(m, a_rs, k, a_cs) < a.len(), "a holds [{m}, {k}]");
-    assert!(last(k, b_rs, n, b_cs) < b.len(), "b holds [{k}, {n}]");
-    assert!(last(m, dst_rs, n, 1) < dst.len(), "dst holds [{m}, {n}]");
-    // SAFETY: every element the product reads or writes lies inside its slice (asserted above),
-    // and `dst` does not alias `a` or `b` (a `&mut` borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
+            View::rows(x, n_in),
+            View::rows(weight, n_out),
+            dst,
+            n_out,
+            true,
             1.0,
-            scale,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
         );
     }
 }
@@ -233,18 +193,22 @@ impl Block {
             // scores = scale · q kᵀ: k read transposed through its strides.
             product(
                 (TOKENS, HEAD, TOKENS),
-                (q, 3 * WIDTH, 1),
-                (k, 1, 3 * WIDTH),
-                (&mut ws.scores, TOKENS),
-                (false, scale),
+                View::rows(q, 3 * WIDTH),
+                View::transposed(k, 3 * WIDTH),
+                &mut ws.scores,
+                TOKENS,
+                false,
+                scale,
             );
             softmax_rows(&mut ws.scores, TOKENS);
             product(
                 (TOKENS, TOKENS, HEAD),
-                (&ws.scores, TOKENS, 1),
-                (v, 3 * WIDTH, 1),
-                (&mut ws.mixed[head * HEAD..], WIDTH),
-                (false, 1.0),
+                View::rows(&ws.scores, TOKENS),
+                View::rows(v, 3 * WIDTH),
+                &mut ws.mixed[head * HEAD..],
+                WIDTH,
+                false,
+                1.0,
             );
         }
         self.out
@@ -438,10 +402,12 @@ impl ClipEncoder {
         let mut embedded = vec![0.0; grid * grid * WIDTH];
         product(
             (grid * grid, n_in, WIDTH),
-            (&patches, n_in, 1),
-            (&self.patch, WIDTH, 1),
-            (&mut embedded, WIDTH),
-            (false, 1.0),
+            View::rows(&patches, n_in),
+            View::rows(&self.patch, WIDTH),
+            &mut embedded,
+            WIDTH,
+            false,
+            1.0,
         );
         for (t, &e) in tokens[WIDTH..].iter_mut().zip(&embedded) {
             *t += e;
