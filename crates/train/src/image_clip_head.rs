@@ -12,7 +12,7 @@
 //! at the 1 % point, 2.8 % of the camera photos (a real source never used) came out above it,
 //! so the 1 % did not carry over to photos from another source. The card records both.
 
-use crate::image_folds::{FOLD_FAMILIES, TEST_FAMILIES, TEST_REAL, caught_at};
+use crate::image_folds::{FOLD_FAMILIES, TEST_FAMILIES, TEST_REAL, caught_at, row_weights};
 use crate::image_model::{kept_for_threshold, read_through_scan, training_rows};
 use crate::logistic::Logistic;
 use aqiqat_visual::clip::{ClipHead, EMBEDDED_ENCODER};
@@ -31,6 +31,10 @@ pub struct ImageClipHeadArgs {
     /// Where `image-clip-head.json` goes.
     #[arg(long)]
     out: PathBuf,
+    /// Weigh the AI training images to the real ones' content mix (`image-folds
+    /// --balance-content` measures it on the folds).
+    #[arg(long)]
+    balance_content: bool,
 }
 
 pub fn run(args: &ImageClipHeadArgs) -> Result<(), Box<dyn std::error::Error>> {
@@ -46,7 +50,9 @@ pub fn run(args: &ImageClipHeadArgs) -> Result<(), Box<dyn std::error::Error>> {
         train.len(),
         train.iter().filter(|&&r| items[r].ai).count()
     );
-    let model = Logistic::fit(&features, &labels, &train);
+    let contents: Vec<String> = items.iter().map(|i| i.content.clone()).collect();
+    let weight = row_weights(&contents, &labels, &train, args.balance_content);
+    let model = Logistic::fit_weighted(&features, &labels, &train, &weight);
     let mut generators: Vec<String> = FOLD_FAMILIES.iter().map(|f| f.to_string()).collect();
     generators.sort();
     let mut head = ClipHead {
@@ -61,7 +67,14 @@ pub fn run(args: &ImageClipHeadArgs) -> Result<(), Box<dyn std::error::Error>> {
         generators,
         held_out_real: 0,
         held_out_false_positives: 0.0,
-        command: "aqiqat-train image-clip-head --corpus CORPUS --out crates/visual/weights".into(),
+        command: format!(
+            "aqiqat-train image-clip-head --corpus CORPUS --out crates/visual/weights{}",
+            if args.balance_content {
+                " --balance-content"
+            } else {
+                ""
+            }
+        ),
         measured: serde_json::Value::Null,
     };
     // Read through the scan's own code: the held-out real photos and the test split.

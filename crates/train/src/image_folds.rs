@@ -68,6 +68,42 @@ pub struct ImageFoldsArgs {
     cnn: crate::image_cnn::CnnOptions,
 }
 
+/// Row weights for a regression on `train`: all 1, or with `balance_content` the AI rows'
+/// content mix made the real rows' (each AI row of tag T weighs real share of T / AI share of
+/// T, over the tags both classes have), and rows of a tag only one class has weighing 0, so
+/// that content (AI art, real people scenes) cannot become the cue.
+pub(crate) fn row_weights(
+    content: &[String],
+    ai: &[bool],
+    train: &[usize],
+    balance_content: bool,
+) -> Vec<f64> {
+    let mut weight = vec![if balance_content { 0.0 } else { 1.0 }; content.len()];
+    if !balance_content {
+        return weight;
+    }
+    let mut counts: std::collections::BTreeMap<&str, [usize; 2]> = Default::default();
+    for &r in train {
+        counts.entry(content[r].as_str()).or_default()[usize::from(ai[r])] += 1;
+    }
+    counts.retain(|_, [real, generated]| *real > 0 && *generated > 0);
+    let totals = counts
+        .values()
+        .fold([0usize; 2], |[r, g], [real, generated]| {
+            [r + real, g + generated]
+        });
+    for &r in train {
+        if let Some([real, generated]) = counts.get(content[r].as_str()) {
+            weight[r] = if ai[r] {
+                (*real as f64 / totals[0] as f64) / (*generated as f64 / totals[1] as f64)
+            } else {
+                1.0
+            };
+        }
+    }
+    weight
+}
+
 pub(crate) struct Item {
     pub family: String,
     pub content: String,
@@ -241,7 +277,8 @@ pub fn run(args: &ImageFoldsArgs) -> Result<(), Box<dyn std::error::Error>> {
                 Ok(score.iter().map(|&r| model.score(&spectrum[r])).collect())
             }
             "clip-logistic" => {
-                let model = Logistic::fit(&clip, &labels, train);
+                let weight = row_weights(&contents, &labels, train, args.cnn.balance_content);
+                let model = Logistic::fit_weighted(&clip, &labels, train, &weight);
                 Ok(score.iter().map(|&r| model.score(&clip[r])).collect())
             }
             "residual-cnn" => crate::image_cnn::fit_score(
@@ -394,6 +431,36 @@ mod tests {
         // Fewer than 100 negatives: no false positive is allowed.
         let (_, strict) = caught_at(&[1.0], &[0.1, 0.5, 0.3], 0.01);
         assert_eq!(strict, 0.5);
+    }
+
+    #[test]
+    fn balanced_weights_give_the_ai_rows_the_real_content_mix() {
+        // Real: 30 faces, 10 scenes. AI: 10 faces, 40 scenes, 5 art.
+        let tags = [("faces", false, 30), ("scenes", false, 10)]
+            .into_iter()
+            .chain([("faces", true, 10), ("scenes", true, 40), ("art", true, 5)]);
+        let (content, ai): (Vec<String>, Vec<bool>) = tags
+            .flat_map(|(t, a, n)| std::iter::repeat_n((t.to_owned(), a), n))
+            .unzip();
+        let train: Vec<usize> = (0..content.len()).collect();
+        assert!(
+            row_weights(&content, &ai, &train, false)
+                .iter()
+                .all(|&w| w == 1.0)
+        );
+        let w = row_weights(&content, &ai, &train, true);
+        let mass = |tag: &str, generated: bool| -> f64 {
+            train
+                .iter()
+                .filter(|&&r| content[r] == tag && ai[r] == generated)
+                .map(|&r| w[r])
+                .sum()
+        };
+        let ai_total = mass("faces", true) + mass("scenes", true);
+        assert!((mass("faces", true) / ai_total - 0.75).abs() < 1e-12);
+        assert!((mass("scenes", true) / ai_total - 0.25).abs() < 1e-12);
+        assert_eq!(mass("art", true), 0.0);
+        assert_eq!(mass("faces", false), 30.0);
     }
 
     #[test]

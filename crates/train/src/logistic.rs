@@ -18,6 +18,17 @@ const L2: f64 = 1e-3;
 impl Logistic {
     /// Fits on the rows `train` of `features` (labels: true is the positive class).
     pub fn fit(features: &[Vec<f64>], labels: &[bool], train: &[usize]) -> Self {
+        Self::fit_weighted(features, labels, train, &vec![1.0; features.len()])
+    }
+
+    /// As [`Logistic::fit`], each row counting `row_weight[row]` times within its class
+    /// (a row of weight 0 is left out of the loss; each class still weighs half in all).
+    pub fn fit_weighted(
+        features: &[Vec<f64>],
+        labels: &[bool],
+        train: &[usize],
+        row_weight: &[f64],
+    ) -> Self {
         let dims = features.first().map_or(0, Vec::len);
         let n = train.len().max(1) as f64;
         let mut mean = vec![0.0; dims];
@@ -43,17 +54,24 @@ impl Logistic {
             .iter()
             .map(|&r| model.standard(&features[r]))
             .collect();
-        let pos = train.iter().filter(|&&r| labels[r]).count().max(1) as f64;
-        let neg = (train.len() as f64 - pos).max(1.0);
+        let class_weight = |positive: bool| {
+            let sum: f64 = train
+                .iter()
+                .filter(|&&r| labels[r] == positive)
+                .map(|&r| row_weight[r])
+                .sum();
+            if sum > 0.0 { sum } else { 1.0 }
+        };
+        let (pos, neg) = (class_weight(true), class_weight(false));
         for _ in 0..STEPS {
             let mut gw = vec![0.0; dims];
             let mut gb = 0.0;
             for (x, &r) in z.iter().zip(train) {
                 let p = 1.0 / (1.0 + (-model.linear(x)).exp());
                 let (y, weight) = if labels[r] {
-                    (1.0, 0.5 / pos)
+                    (1.0, 0.5 * row_weight[r] / pos)
                 } else {
-                    (0.0, 0.5 / neg)
+                    (0.0, 0.5 * row_weight[r] / neg)
                 };
                 let g = (p - y) * weight;
                 gb += g;
@@ -107,4 +125,41 @@ pub fn auc(scores: &[f64], labels: &[bool]) -> f64 {
         return 0.5;
     }
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Logistic;
+
+    /// Feature 0 says the label; rows 40..60 say the opposite.
+    fn data() -> (Vec<Vec<f64>>, Vec<bool>) {
+        let rows = (0..60)
+            .map(|i| {
+                let positive = i % 2 == 0;
+                let x = if positive == (i < 40) { 1.0 } else { -1.0 };
+                (vec![x, (i % 7) as f64], positive)
+            })
+            .collect::<Vec<_>>();
+        rows.into_iter().unzip()
+    }
+
+    #[test]
+    fn a_row_of_weight_zero_is_left_out_and_a_heavy_one_counts_more() {
+        let (features, labels) = data();
+        let train: Vec<usize> = (0..60).collect();
+        let agrees = |m: &Logistic| {
+            (0..40)
+                .filter(|&r| (m.score(&features[r]) > 0.0) == labels[r])
+                .count()
+        };
+        let plain = Logistic::fit(&features, &labels, &train);
+        let mut weight = vec![1.0; 60];
+        weight[40..].fill(0.0);
+        let without = Logistic::fit_weighted(&features, &labels, &train, &weight);
+        weight[40..].fill(10.0);
+        let against = Logistic::fit_weighted(&features, &labels, &train, &weight);
+        assert_eq!(agrees(&without), 40);
+        assert!(without.weights[0] > plain.weights[0]);
+        assert!(against.weights[0] < 0.0, "{:?}", against.weights);
+    }
 }
