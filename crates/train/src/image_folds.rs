@@ -78,10 +78,10 @@ pub(crate) fn row_weights(
     train: &[usize],
     balance_content: bool,
 ) -> Vec<f64> {
-    let mut weight = vec![if balance_content { 0.0 } else { 1.0 }; content.len()];
     if !balance_content {
-        return weight;
+        return vec![1.0; content.len()];
     }
+    let mut weight = vec![0.0; content.len()];
     let mut counts: std::collections::BTreeMap<&str, [usize; 2]> = Default::default();
     for &r in train {
         counts.entry(content[r].as_str()).or_default()[usize::from(ai[r])] += 1;

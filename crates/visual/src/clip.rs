@@ -14,8 +14,9 @@
 //!   per row (`aqiqat_kernels::int8`), everything else in f32, held to the reference path.
 //!
 //! Both run on plain slices in buffers allocated once per picture, with the attention's
-//! products in `aqiqat_kernels::matmul` (on `gemm`) and the element-wise work vectorised: through candle's tensors, the
-//! allocations, copies and scalar `expf` cost more than the 8-bit products themselves.
+//! products in `aqiqat_kernels::matmul` (on `gemm`) and the element-wise work vectorised:
+//! through candle's tensors, the allocations, copies and scalar `expf` cost more than the
+//! 8-bit products themselves.
 
 use std::path::Path;
 
@@ -82,6 +83,8 @@ impl Linear {
             row.copy_from_slice(self.quant.bias());
         }
         let rows = x.len() / n_in;
+        // The 8-bit path's contract (`rows_checked`): an input of whole rows.
+        assert_eq!(rows * n_in, x.len(), "input of whole rows");
         product(
             (rows, n_in, n_out),
             View::rows(x, n_in),
