@@ -514,8 +514,7 @@ pub fn eval(
             return Outcome::Internal;
         }
     };
-    let card = detector.card();
-    let report = match evaluate(&scored, card.thresholds, |s| detector.probability(s)) {
+    let report = match evaluate(&scored, detector.thresholds(), |s| detector.probability(s)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {}: {e}", manifest_path.display());

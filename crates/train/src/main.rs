@@ -17,6 +17,7 @@
 //! Everything random (initial weights, crops, augmentation, example order) comes from one seeded
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
+mod fuse;
 mod image_clip;
 mod image_clip_head;
 mod image_cnn;
@@ -67,6 +68,10 @@ enum What {
     /// (the folds of a corpus built by tools/voice-data/corpus.py), and record per fold how
     /// held-out clips are judged; rewrites its card, the weights stay as they are.
     OpenSet(open_set::OpenSetArgs),
+    /// Fuse several candidates' networks into one detector: weights learnt on their
+    /// leave-one-page-out folds, verdict bands set on the folds' clips scanned through the
+    /// fused fold networks; writes the fused card beside the shipped members.
+    Fuse(fuse::FuseArgs),
     /// Encode every clip of a corpus with the frozen front of Whisper base (stem + two
     /// blocks) and cache the frames, for `whisper-head`.
     WhisperCache(whisper_head::CacheArgs),
@@ -202,6 +207,7 @@ fn main() {
         What::Voice(args) => train_voice(&args),
         What::Calibrate(args) => calibrate(&args),
         What::OpenSet(args) => open_set::run(&args),
+        What::Fuse(args) => fuse::run(&args),
         What::WhisperCache(args) => whisper_head::cache(&args),
         What::WhisperHead(args) => whisper_head::train(&args),
         What::SpeakerEval(args) => speaker_eval::run(&args),
@@ -357,7 +363,10 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
     let card_json = std::fs::read_to_string(&card_path)?;
     let weights = std::fs::read(args.model.join("voice-tdnn-mfm.safetensors"))?;
     let detector = VoiceDetector::load(&weights, &card_json)?;
-    let mut card = detector.card().clone();
+    let mut card = detector
+        .single_card()
+        .ok_or("calibrate rewrites the card of a single network")?
+        .clone();
     let manifest_sha256 = manifest_sha256(&args.data)?;
     if manifest_sha256 != card.training.manifest_sha256 {
         return Err(format!(

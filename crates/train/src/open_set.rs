@@ -13,7 +13,7 @@
 
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_voice::calibration::{
-    MAX_BONAFIDE_CALLED_SYNTHETIC, MAX_SPOOF_CALLED_HUMAN, ScoreBands,
+    MAX_BONAFIDE_CALLED_SYNTHETIC, MAX_SPOOF_CALLED_HUMAN, ScoreBands, Thresholds,
 };
 use aqiqat_voice::card::{FoldShares, OpenSetCard, RefusalCount, Shares};
 use aqiqat_voice::detector::{ReasonCode, VoiceDetector};
@@ -51,15 +51,15 @@ pub struct OpenSetArgs {
 /// One held-out clip as `aqiqat scan` sees it: its score (`None` with too little speech to
 /// score), and the reason code when scan refuses to judge it whatever the score (too little
 /// speech for a verdict, music, several voices, too noisy).
-struct Scored {
-    entry: Entry,
-    score: Option<f64>,
-    refused: Option<String>,
+pub(crate) struct Scored {
+    pub(crate) entry: Entry,
+    pub(crate) score: Option<f64>,
+    pub(crate) refused: Option<String>,
 }
 
 impl Scored {
     /// The score when scan would judge the clip by it.
-    fn judged(&self) -> Option<f64> {
+    pub(crate) fn judged(&self) -> Option<f64> {
         self.score.filter(|_| self.refused.is_none())
     }
 }
@@ -69,13 +69,49 @@ pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
     let card_json = std::fs::read_to_string(&card_path)?;
     let weights = std::fs::read(args.model.join("voice-tdnn-mfm.safetensors"))?;
     let detector = VoiceDetector::load(&weights, &card_json)?;
-    let mut card = detector.card().clone();
+    let mut card = detector
+        .single_card()
+        .ok_or("open-set rewrites the card of a single network")?
+        .clone();
 
     let entries = held_out_entries(args)?;
     if entries.is_empty() {
         return Err("no held-out clips: every fold's page or system was excluded".into());
     }
-    let scores = score_all(&detector, &args.model, entries)?;
+    let cache = args.model.join("open-set-scores.tsv");
+    let scores = score_all(&detector, &card.weights_sha256, &cache, entries)?;
+    // A card that went through here before keeps what its development split gave.
+    let development_thresholds = card
+        .open_set
+        .as_ref()
+        .map_or(card.thresholds, |o| o.development_thresholds);
+    let (open_set, bands) = judge(&scores, &args.heard, &args.corpus, development_thresholds)?;
+    card.thresholds = bands.thresholds(&card.calibration);
+    card.open_set = Some(open_set);
+    let everything: Vec<&Scored> = scores.iter().collect();
+    print_report(
+        &card.thresholds,
+        card.open_set.as_ref().expect("just written"),
+        &everything,
+        &bands,
+    );
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")?;
+    eprintln!(
+        "thresholds {development_thresholds:?} -> {:?}\nwrote {}",
+        card.thresholds,
+        card_path.display()
+    );
+    Ok(())
+}
+
+/// The open-set section from held-out clips as scan judged them: bands on all of them, each
+/// fold's shares with bands set on the others, the families heard and not heard.
+pub(crate) fn judge(
+    scores: &[Scored],
+    heard: &[(String, String)],
+    corpus: &Path,
+    development_thresholds: Thresholds,
+) -> Result<(OpenSetCard, ScoreBands), Box<dyn std::error::Error>> {
     // The bands come from the clips scan would judge by their score; the shares count every
     // clip, a refused or unscored one as `inconclusive`, which is what scan answers for it.
     let scored: Vec<&Scored> = scores.iter().filter(|s| s.judged().is_some()).collect();
@@ -96,7 +132,6 @@ pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
     if bonafide.is_empty() || spoof.is_empty() {
         return Err("the held-out clips hold only one label".into());
     }
-    let platt = card.calibration;
     let bands = ScoreBands::from_held_out(&bonafide, &spoof);
 
     let fold_of = |s: &Scored| -> usize {
@@ -137,46 +172,33 @@ pub fn run(args: &OpenSetArgs) -> Result<(), Box<dyn std::error::Error>> {
     let families_not_heard: BTreeSet<String> = spoof_rows
         .clone()
         .map(|s| column(s, "family"))
-        .filter(|f| !args.heard.iter().any(|(key, _)| key == f))
+        .filter(|f| !heard.iter().any(|(key, _)| key == f))
         .collect();
     let systems: BTreeSet<String> = spoof_rows.map(|s| column(s, "system")).collect();
     let pages: BTreeSet<String> = everything.iter().map(|s| column(s, "page")).collect();
-    // A card that went through here before keeps what its development split gave.
-    let development_thresholds = card
-        .open_set
-        .as_ref()
-        .map_or(card.thresholds, |o| o.development_thresholds);
-    card.thresholds = bands.thresholds(&platt);
-    card.open_set = Some(OpenSetCard {
+    let open_set = OpenSetCard {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         corpus_manifest_sha256: aqiqat_intake::hash::sha256_bytes(&std::fs::read(
-            args.corpus.join("manifest.tsv"),
+            corpus.join("manifest.tsv"),
         )?),
-        families_heard: args.heard.iter().map(|(_, words)| words.clone()).collect(),
+        families_heard: heard.iter().map(|(_, words)| words.clone()).collect(),
         families_not_heard: families_not_heard.into_iter().collect(),
         pages: pages.len(),
         systems: systems.len(),
         n_bonafide: bonafide.len(),
         n_spoof: spoof.len(),
         unscored: scores.iter().filter(|s| s.score.is_none()).count(),
-        refused: refusals(&scores),
+        refused: refusals(scores),
         eer: metrics::eer(&bonafide, &spoof).eer,
         max_spoof_called_human: MAX_SPOOF_CALLED_HUMAN,
         max_bonafide_called_synthetic: MAX_BONAFIDE_CALLED_SYNTHETIC,
         development_thresholds,
         folds: fold_shares,
-    });
-    print_report(&card, &everything, &bands);
-    std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")?;
-    eprintln!(
-        "thresholds {development_thresholds:?} -> {:?}\nwrote {}",
-        card.thresholds,
-        card_path.display()
-    );
-    Ok(())
+    };
+    Ok((open_set, bands))
 }
 
-fn parse_heard(text: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_heard(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, words)) if !key.trim().is_empty() && !words.trim().is_empty() => {
             Ok((key.trim().to_owned(), words.trim().to_owned()))
@@ -206,19 +228,20 @@ fn held_out_entries(args: &OpenSetArgs) -> Result<Vec<Entry>, Box<dyn std::error
         .collect())
 }
 
-/// Scans every entry with the detector, on all cores. Results are kept beside the run in
-/// `open-set-scores.tsv`, keyed by the weights' hash and each clip's path, so that a rerun
-/// (another exclusion, another report) does not decode the corpus again.
-fn score_all(
+/// Scans every entry with the detector, on all cores. Results are kept in `cache_path`, keyed
+/// by `key` (what makes the detector's scores what they are: its weights' hash, and for a
+/// fusion its terms) and each clip's path, so that a rerun (another exclusion, another report)
+/// does not decode the corpus again.
+pub(crate) fn score_all(
     detector: &VoiceDetector,
-    run: &Path,
+    key: &str,
+    cache_path: &Path,
     entries: Vec<Entry>,
 ) -> Result<Vec<Scored>, Box<dyn std::error::Error>> {
     type Outcome = (Option<f64>, Option<String>);
-    let cache_path = run.join("open-set-scores.tsv");
-    let header = format!("# weights {} with refusals", detector.card().weights_sha256);
+    let header = format!("# weights {key} with refusals");
     let mut cache: BTreeMap<String, Outcome> = BTreeMap::new();
-    if let Ok(text) = std::fs::read_to_string(&cache_path)
+    if let Ok(text) = std::fs::read_to_string(cache_path)
         && text.lines().next() == Some(header.as_str())
     {
         for line in text.lines().skip(1) {
@@ -264,7 +287,7 @@ fn score_all(
             refused.as_deref().unwrap_or("")
         ));
     }
-    std::fs::write(&cache_path, text)?;
+    std::fs::write(cache_path, text)?;
     Ok(entries
         .into_iter()
         .map(|entry| {
@@ -348,8 +371,12 @@ fn shares(outcomes: &[Option<f64>], bands: &ScoreBands) -> Shares {
 
 /// Markdown tables for the model card: each fold (bands from the other folds), then, with the
 /// final bands, spoofs by family and genuine clips by language and channel.
-fn print_report(card: &aqiqat_voice::card::ModelCard, all: &[&Scored], bands: &ScoreBands) {
-    let open = card.open_set.as_ref().expect("just written");
+pub(crate) fn print_report(
+    thresholds: &Thresholds,
+    open: &OpenSetCard,
+    all: &[&Scored],
+    bands: &ScoreBands,
+) {
     let pct = |x: f64| format!("{:.1} %", x * 100.0);
     println!(
         "held out: {} pages, {} systems; {} genuine and {} synthetic clips judged by their score ({} unscored, the rest refused: table at the end); EER {}",
@@ -363,9 +390,9 @@ fn print_report(card: &aqiqat_voice::card::ModelCard, all: &[&Scored], bands: &S
     println!(
         "thresholds: human below p {:.4} (score {:.3}), synthetic from p {:.4} (score {:.3}); \
          development alone gave {:.4} / {:.4}\n",
-        card.thresholds.human_below,
+        thresholds.human_below,
         bands.human,
-        card.thresholds.synthetic_above,
+        thresholds.synthetic_above,
         bands.synthetic,
         open.development_thresholds.human_below,
         open.development_thresholds.synthetic_above

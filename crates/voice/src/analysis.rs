@@ -7,6 +7,7 @@
 //! chunk of consecutive windows (its convolutions are unpadded, so this equals running it per
 //! window) and the clip's raw score is the mean of its windows' logits.
 
+use crate::card::Fusion;
 use crate::features::{FeatureExtractor, Frames, WINDOW_FRAMES, window_starts};
 use aqiqat_dsp::vad::Segment;
 use aqiqat_models::tdnn_mfm::TdnnMfm;
@@ -54,11 +55,39 @@ pub fn analyse(
     fx: &mut FeatureExtractor,
     samples: &[f32],
 ) -> candle_core::Result<ClipAnalysis> {
-    let (rate, hop) = (fx.sample_rate() as f64, fx.hop());
-    let segments = fx.speech_segments(samples);
+    analyse_fused(&mut [Part {
+        model,
+        fx,
+        samples,
+        fusion: Fusion::ALONE,
+    }])
+}
+
+/// One network's part in an analysis: the network, its feature extractor, the input at the
+/// extractor's rate, and how its logits join the others'.
+pub struct Part<'a> {
+    pub model: &'a TdnnMfm,
+    pub fx: &'a mut FeatureExtractor,
+    pub samples: &'a [f32],
+    pub fusion: Fusion,
+}
+
+/// Scores the same recording with every part and fuses their window logits.
+///
+/// The first part is the reference: speech is found once, at its rate, and every other part
+/// reads the same segments scaled to its own rate, so that all of them cut the same windows
+/// (every card has 10 ms frames and 4 s windows; [`crate::card::FeatureCard::lfcc`] refuses
+/// any other) and a window's fused logit is the weighted sum of what each network said about
+/// the same seconds. The clip score is the mean of the counted windows' fused logits, which is
+/// the fusion of the parts' clip scores. One part with [`Fusion::ALONE`] is the plain analysis.
+pub fn analyse_fused(parts: &mut [Part<'_>]) -> candle_core::Result<ClipAnalysis> {
+    let reference = parts.first().expect("an analysis needs a network");
+    let (rate, hop) = (reference.fx.sample_rate() as f64, reference.fx.hop());
+    let samples_len = reference.samples.len();
+    let segments = reference.fx.speech_segments(reference.samples);
     let speech_samples: usize = segments.iter().map(|s| s.end - s.start).sum();
     let mut analysis = ClipAnalysis {
-        duration_s: samples.len() as f64 / rate,
+        duration_s: samples_len as f64 / rate,
         speech: segments
             .iter()
             .map(|s| (s.start as f64 / rate, s.end as f64 / rate))
@@ -79,33 +108,51 @@ pub fn analyse(
         return Ok(analysis);
     }
     let offset = first.start;
-    let span = &samples[first.start..last.end];
-    let local: Vec<Segment> = segments
-        .iter()
-        .map(|s| Segment {
-            start: s.start - offset,
-            end: s.end - offset,
+    let frames: Vec<Frames> = parts
+        .iter_mut()
+        .map(|part| {
+            // The reference's sample offsets at this part's rate (the same ones at its own).
+            let scale = part.fx.sample_rate() as f64 / rate;
+            let at = |i: usize| ((i as f64 * scale).round() as usize).min(part.samples.len());
+            let (from, to) = (at(offset), at(last.end));
+            let local: Vec<Segment> = segments
+                .iter()
+                .map(|s| Segment {
+                    start: at(s.start) - from,
+                    end: at(s.end) - from,
+                })
+                .collect();
+            part.fx.compute(&part.samples[from..to], &local)
         })
         .collect();
-    let frames = fx.compute(span, &local);
-    let (starts, len) = windows(&frames);
-    let logits = window_logits(model, &frames, &starts, len)?;
+    // Rounding can leave one part a frame short of another: all read the frames they share.
+    let shared = frames.iter().map(|f| f.frames).min().unwrap_or(0);
+    let (starts, len) = (window_starts(shared), shared.min(WINDOW_FRAMES));
+    let mut fused = vec![0f64; starts.len()];
+    for (part, frames) in parts.iter().zip(&frames) {
+        for (sum, logit) in fused
+            .iter_mut()
+            .zip(window_logits(part.model, frames, &starts, len)?)
+        {
+            *sum += part.fusion.apply(f64::from(logit));
+        }
+    }
     let fractions: Vec<f32> = starts
         .iter()
-        .map(|&s| frames.speech_fraction(s, len))
+        .map(|&s| frames[0].speech_fraction(s, len))
         .collect();
     let counted = counted_windows(&fractions);
     let offset_s = offset as f64 / rate;
     analysis.windows = starts
         .iter()
-        .zip(&logits)
+        .zip(&fused)
         .zip(&fractions)
         .enumerate()
         .map(|(i, ((&s, &logit), &fraction))| WindowScore {
             start_s: offset_s + (s * hop) as f64 / rate,
             end_s: (offset_s + ((s + len) * hop) as f64 / rate).min(analysis.duration_s),
             speech_fraction: fraction,
-            logit,
+            logit: logit as f32,
             counted: counted[i],
         })
         .collect();

@@ -85,6 +85,67 @@ pub struct Shares {
     pub inconclusive: f64,
 }
 
+/// How one network's window logits join a fusion: `weight · (logit − mean) / sd`. The mean and
+/// spread are those of its held-out clip scores, so that networks whose logits live on
+/// different scales are weighed alike before the weight says how much each counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fusion {
+    pub weight: f64,
+    pub mean: f64,
+    pub sd: f64,
+}
+
+impl Fusion {
+    /// A network on its own: its logit unchanged.
+    pub const ALONE: Fusion = Fusion {
+        weight: 1.0,
+        mean: 0.0,
+        sd: 1.0,
+    };
+
+    pub fn apply(&self, logit: f64) -> f64 {
+        self.weight * (logit - self.mean) / self.sd
+    }
+
+    /// A usable term: finite, a positive spread and a weight that is not negative (a network
+    /// whose evidence counted against its own scores would be a training fault, not a fusion).
+    pub fn is_sound(&self) -> bool {
+        self.weight.is_finite()
+            && self.weight >= 0.0
+            && self.mean.is_finite()
+            && self.sd.is_finite()
+            && self.sd > 0.0
+    }
+}
+
+/// The card of a detector made of several networks whose scores are fused: each member keeps
+/// its own card (and weights file) as `aqiqat-train voice` wrote it; this card says how they
+/// join and holds the verdict policy of the fused score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedCard {
+    pub model: String,
+    /// aqiqat version that wrote it.
+    pub version: String,
+    pub members: Vec<FusedMember>,
+    /// Platt scaling of the fused score.
+    pub calibration: Platt,
+    pub thresholds: Thresholds,
+    /// The command that wrote this card.
+    pub command: String,
+    /// What the fused detector has heard, and its bands set on pages none of its members heard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<OpenSetCard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedMember {
+    /// The member's own card file, beside this one.
+    pub card: String,
+    /// The SHA-256 of the member's weights (its card says the same; both are checked).
+    pub weights_sha256: String,
+    pub fusion: Fusion,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureCard {
     pub kind: String,

@@ -2,16 +2,19 @@
 //! fetched, and a scan turned into a timeline, a calibrated probability and a verdict.
 
 use crate::analysis::{self, ClipAnalysis, Outcome};
-use crate::card::ModelCard;
+use crate::calibration::{Platt, Thresholds};
+use crate::card::{FusedCard, Fusion, ModelCard, OpenSetCard};
 use crate::features::FeatureExtractor;
 use aqiqat_dsp::LfccConfig;
 use aqiqat_dsp::quality::{self, QualityConfig, Unfit};
 use aqiqat_dsp::vad::Segment;
+use aqiqat_intake::resample::MonoResampler;
 use aqiqat_models::tdnn_mfm::{TdnnMfm, TdnnMfmConfig};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// The weights `aqiqat-train voice` wrote; `weights/voice-tdnn-mfm.json` says how to remake them.
 pub const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../weights/voice-tdnn-mfm.safetensors");
@@ -27,6 +30,8 @@ pub enum DetectorError {
     Features(String),
     #[error("model: {0}")]
     Model(#[from] candle_core::Error),
+    #[error("fusion: {0}")]
+    Fusion(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -166,11 +171,27 @@ pub struct VoiceFinding {
     pub reach: Option<Reach>,
 }
 
-pub struct VoiceDetector {
+/// One network of the detector.
+struct Member {
     model: TdnnMfm,
     card: ModelCard,
     /// The filterbank the card names: weights and features always travel together.
     lfcc: LfccConfig,
+    fusion: Fusion,
+}
+
+/// The synthetic-speech detector: one network, or several whose window logits are fused
+/// (see [`analysis::analyse_fused`]), with the calibration and verdict bands of the score it
+/// judges by.
+pub struct VoiceDetector {
+    /// Lowest rate first: the first member finds the speech and times the windows.
+    members: Vec<Member>,
+    id: ModelId,
+    calibration: Platt,
+    thresholds: Thresholds,
+    open_set: Option<OpenSetCard>,
+    /// The rate the input must have: the highest member's.
+    input_rate: u32,
 }
 
 /// The models compiled into this binary, as `aqiqat --version` names them: the card's name and
@@ -202,65 +223,156 @@ impl VoiceDetector {
     /// A detector from weights and their card, refusing weights that do not match the card's
     /// hash or a card whose features this build does not compute.
     pub fn load(weights: &[u8], card_json: &str) -> Result<Self, DetectorError> {
-        let card: ModelCard = serde_json::from_str(card_json)?;
-        let actual = hex(&Sha256::digest(weights));
-        if actual != card.weights_sha256 {
-            return Err(DetectorError::WeightsHash {
-                expected: card.weights_sha256,
-                actual,
-            });
-        }
-        let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
-        if card.network.dims != lfcc.dims() {
-            return Err(DetectorError::Features(format!(
-                "the network reads {} values per frame, the features give {}",
-                card.network.dims,
-                lfcc.dims()
-            )));
-        }
-        let vb = VarBuilder::from_buffered_safetensors(weights.to_vec(), DType::F32, &Device::Cpu)?;
-        let config = TdnnMfmConfig {
-            dims: card.network.dims,
-            channels: card.network.channels,
-            embed: card.network.embed,
-            hidden: card.network.hidden,
-            layers: card.network.layers,
-        };
+        let member = Member::load(weights, card_json, Fusion::ALONE)?;
         Ok(Self {
-            model: TdnnMfm::new(config, vb)?,
-            card,
-            lfcc,
+            id: ModelId {
+                name: member.card.model.clone(),
+                version: member.card.version.clone(),
+                weights_sha256: member.card.weights_sha256.clone(),
+            },
+            calibration: member.card.calibration,
+            thresholds: member.card.thresholds,
+            open_set: member.card.open_set.clone(),
+            input_rate: member.lfcc.sample_rate,
+            members: vec![member],
         })
     }
 
+    /// A fused detector from its card and, in the card's order, each member's weights and
+    /// card. Its id's `weights_sha256` is the SHA-256 of the members' weights files joined in
+    /// that order (`cat A B | sha256sum`), so that a record names exactly the networks that
+    /// spoke.
+    pub fn load_fused(fused_json: &str, members: &[(&[u8], &str)]) -> Result<Self, DetectorError> {
+        let card: FusedCard = serde_json::from_str(fused_json)?;
+        if card.members.len() != members.len() || members.is_empty() {
+            return Err(DetectorError::Fusion(format!(
+                "the card names {} members, {} were given",
+                card.members.len(),
+                members.len()
+            )));
+        }
+        let mut joined = Sha256::new();
+        let mut loaded = Vec::with_capacity(members.len());
+        for (named, &(weights, member_json)) in card.members.iter().zip(members) {
+            if !named.fusion.is_sound() {
+                return Err(DetectorError::Fusion(format!(
+                    "member {}: unusable fusion term {:?}",
+                    named.card, named.fusion
+                )));
+            }
+            let member = Member::load(weights, member_json, named.fusion)?;
+            if member.card.weights_sha256 != named.weights_sha256 {
+                return Err(DetectorError::WeightsHash {
+                    expected: named.weights_sha256.clone(),
+                    actual: member.card.weights_sha256,
+                });
+            }
+            joined.update(weights);
+            loaded.push(member);
+        }
+        loaded.sort_by_key(|m| m.lfcc.sample_rate);
+        Ok(Self {
+            id: ModelId {
+                name: card.model,
+                version: card.version,
+                weights_sha256: hex(&joined.finalize()),
+            },
+            calibration: card.calibration,
+            thresholds: card.thresholds,
+            open_set: card.open_set,
+            input_rate: loaded.last().expect("checked").lfcc.sample_rate,
+            members: loaded,
+        })
+    }
+
+    /// A fused detector from a folder holding its card and each member's card and weights
+    /// (the card names the member cards; each member card names its weights file).
+    pub fn load_fused_dir(dir: &std::path::Path, card: &str) -> Result<Self, DetectorError> {
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| {
+                DetectorError::Fusion(format!("cannot read {}: {e}", dir.join(name).display()))
+            })
+        };
+        let text = |name: &str| {
+            String::from_utf8(read(name)?).map_err(|_| {
+                DetectorError::Fusion(format!("{} is not UTF-8", dir.join(name).display()))
+            })
+        };
+        let fused_json = text(card)?;
+        let fused: FusedCard = serde_json::from_str(&fused_json)?;
+        let mut files = Vec::new();
+        for m in &fused.members {
+            let member_json = text(&m.card)?;
+            let member: ModelCard = serde_json::from_str(&member_json)?;
+            files.push((read(&member.weights)?, member_json));
+        }
+        let members: Vec<(&[u8], &str)> = files
+            .iter()
+            .map(|(w, c)| (w.as_slice(), c.as_str()))
+            .collect();
+        Self::load_fused(&fused_json, &members)
+    }
+
+    /// The first network (the only one of a single-network detector): the one benches time.
     pub fn model(&self) -> &TdnnMfm {
-        &self.model
+        &self.members[0].model
     }
 
-    pub fn card(&self) -> &ModelCard {
-        &self.card
-    }
-
-    pub fn id(&self) -> ModelId {
-        ModelId {
-            name: self.card.model.clone(),
-            version: self.card.version.clone(),
-            weights_sha256: self.card.weights_sha256.clone(),
+    /// The card of a single-network detector, which tools that rewrite a card edit; `None`
+    /// for a fusion, whose policy lives in its own card.
+    pub fn single_card(&self) -> Option<&ModelCard> {
+        match &self.members[..] {
+            [only] if only.fusion == Fusion::ALONE => Some(&only.card),
+            _ => None,
         }
     }
 
-    /// The rate samples must have for [`Self::analyse`] and [`Self::scan`]: the card's
-    /// (8 kHz for a telephone-band model, 16 kHz for a wideband one). Callers decode or
-    /// resample to it.
+    /// The members' own cards, lowest rate first.
+    pub fn member_cards(&self) -> impl Iterator<Item = &ModelCard> {
+        self.members.iter().map(|m| &m.card)
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    pub fn id(&self) -> ModelId {
+        self.id.clone()
+    }
+
+    /// The rate samples must have for [`Self::analyse`] and [`Self::scan`]: the highest
+    /// member's (8 kHz for a telephone-band model, 16 kHz once a wideband one is a member).
+    /// Callers decode or resample to it; members at a lower rate get it resampled here.
     pub fn sample_rate(&self) -> u32 {
-        self.lfcc.sample_rate
+        self.input_rate
     }
 
     /// Raw analysis of mono samples at [`Self::sample_rate`] (for evaluation, which needs
     /// uncalibrated scores).
     pub fn analyse(&self, samples: &[f32]) -> Result<ClipAnalysis, DetectorError> {
-        let mut fx = FeatureExtractor::new(self.lfcc);
-        Ok(analysis::analyse(&self.model, &mut fx, samples)?)
+        let inputs: Vec<Cow<'_, [f32]>> = self
+            .members
+            .iter()
+            .map(|m| resampled(samples, self.input_rate, m.lfcc.sample_rate))
+            .collect::<Result<_, _>>()?;
+        let mut extractors: Vec<FeatureExtractor> = self
+            .members
+            .iter()
+            .map(|m| FeatureExtractor::new(m.lfcc))
+            .collect();
+        let mut parts: Vec<analysis::Part<'_>> = self
+            .members
+            .iter()
+            .zip(&mut extractors)
+            .zip(&inputs)
+            .map(|((m, fx), input)| analysis::Part {
+                model: &m.model,
+                fx,
+                samples: input,
+                fusion: m.fusion,
+            })
+            .collect();
+        Ok(analysis::analyse_fused(&mut parts)?)
     }
 
     /// Judges mono samples at [`Self::sample_rate`].
@@ -271,11 +383,11 @@ impl VoiceDetector {
     }
 
     pub fn probability(&self, score: f64) -> f64 {
-        self.card.calibration.probability(score)
+        self.calibration.probability(score)
     }
 
     pub fn verdict(&self, probability: f64) -> Verdict {
-        let t = &self.card.thresholds;
+        let t = &self.thresholds;
         if probability >= t.synthetic_above {
             Verdict::Synthetic
         } else if probability < t.human_below {
@@ -287,7 +399,7 @@ impl VoiceDetector {
 
     /// What this detector has and has not heard, from its card.
     pub fn reach(&self) -> Option<Reach> {
-        self.card.open_set.as_ref().map(|o| Reach {
+        self.open_set.as_ref().map(|o| Reach {
             families_heard: o.families_heard.clone(),
             families_not_heard: o.families_not_heard.clone(),
         })
@@ -361,7 +473,7 @@ impl VoiceDetector {
                         Some(format!(
                             "the probability {p:.2} lies between the human ({:.2}) and synthetic \
                              ({:.2}) thresholds",
-                            self.card.thresholds.human_below, self.card.thresholds.synthetic_above
+                            self.thresholds.human_below, self.thresholds.synthetic_above
                         )),
                         Some(ReasonCode::BetweenThresholds),
                     ),
@@ -396,12 +508,59 @@ impl VoiceDetector {
                     counted: w.counted,
                 })
                 .collect(),
-            thresholds: self.card.thresholds,
+            thresholds: self.thresholds,
             model: self.id(),
             conditions,
             reach: self.reach(),
         }
     }
+}
+
+impl Member {
+    fn load(weights: &[u8], card_json: &str, fusion: Fusion) -> Result<Self, DetectorError> {
+        let card: ModelCard = serde_json::from_str(card_json)?;
+        let actual = hex(&Sha256::digest(weights));
+        if actual != card.weights_sha256 {
+            return Err(DetectorError::WeightsHash {
+                expected: card.weights_sha256,
+                actual,
+            });
+        }
+        let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
+        if card.network.dims != lfcc.dims() {
+            return Err(DetectorError::Features(format!(
+                "the network reads {} values per frame, the features give {}",
+                card.network.dims,
+                lfcc.dims()
+            )));
+        }
+        let vb = VarBuilder::from_buffered_safetensors(weights.to_vec(), DType::F32, &Device::Cpu)?;
+        let config = TdnnMfmConfig {
+            dims: card.network.dims,
+            channels: card.network.channels,
+            embed: card.network.embed,
+            hidden: card.network.hidden,
+            layers: card.network.layers,
+        };
+        Ok(Self {
+            model: TdnnMfm::new(config, vb)?,
+            card,
+            lfcc,
+            fusion,
+        })
+    }
+}
+
+/// `samples` at `to` Hz: borrowed when already there.
+fn resampled(samples: &[f32], from: u32, to: u32) -> Result<Cow<'_, [f32]>, DetectorError> {
+    if from == to {
+        return Ok(Cow::Borrowed(samples));
+    }
+    let mut resampler = MonoResampler::new(from, to).map_err(DetectorError::Fusion)?;
+    let mut out = Vec::with_capacity(samples.len() * to as usize / from as usize + 1);
+    resampler.push(samples, &mut out);
+    resampler.finish(&mut out);
+    Ok(Cow::Owned(out))
 }
 
 /// Noise, music and overlapping voices over the speech the analysis found; `None` when it
@@ -471,6 +630,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::card::FusedMember;
 
     fn card_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
         let mut card: serde_json::Value = serde_json::from_str(EMBEDDED_CARD).unwrap();
@@ -492,7 +652,8 @@ mod tests {
     fn the_embedded_card_sets_its_thresholds_on_pages_it_never_heard() {
         let d = VoiceDetector::embedded().unwrap();
         let open = d
-            .card()
+            .single_card()
+            .expect("one network")
             .open_set
             .as_ref()
             .expect("the shipped card has an open-set section");
@@ -501,7 +662,7 @@ mod tests {
         for heard in &open.families_heard {
             assert!(!open.families_not_heard.contains(heard), "{heard}");
         }
-        let t = d.card().thresholds;
+        let t = d.thresholds();
         assert!(t.human_below <= t.synthetic_above, "{t:?}");
         assert!(
             t != open.development_thresholds,
@@ -591,7 +752,8 @@ mod tests {
     #[test]
     fn the_embedded_pair_loads() {
         let d = VoiceDetector::embedded().unwrap();
-        assert_eq!(d.lfcc, crate::features::lfcc_config());
+        assert_eq!(d.members.len(), 1);
+        assert_eq!(d.members[0].lfcc, crate::features::lfcc_config());
     }
 
     #[test]
@@ -608,16 +770,249 @@ mod tests {
         let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
         assert!(err.to_string().contains("not usable"), "{err}");
         // A sound wideband filterbank loads, and asks for 16 kHz input.
-        let card = card_with(|c| {
+        let wideband = VoiceDetector::load(EMBEDDED_WEIGHTS, &wideband_card()).unwrap();
+        assert_eq!(wideband.sample_rate(), 16_000);
+        assert_eq!(VoiceDetector::embedded().unwrap().sample_rate(), 8_000);
+    }
+
+    fn smoke(name: &str, rate: u32) -> Vec<f32> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/data/voice/smoke")
+            .join(name);
+        aqiqat_intake::load(&path, rate, &aqiqat_intake::Limits::default())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (CI puts ../shared beside the checkout)",
+                    path.display()
+                )
+            })
+            .1
+    }
+
+    const CLIPS: [&str; 2] = ["bonafide_103-1240-0000.flac", "spoof_centaur_LJ_14.flac"];
+
+    /// The embedded network read through a wideband card: the same weights (a 20-filter bank
+    /// keeps its 60 values per frame) at 16 kHz, so a test has a second member at another rate.
+    fn wideband_card() -> String {
+        card_with(|c| {
             let f = &mut c["features"];
             f["sample_rate"] = 16_000.into();
             f["hop"] = 160.into();
             f["win"] = 400.into();
             f["n_fft"] = 512.into();
             f["f_max"] = 8_000.0.into();
-        });
-        let wideband = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).unwrap();
-        assert_eq!(wideband.sample_rate(), 16_000);
-        assert_eq!(VoiceDetector::embedded().unwrap().sample_rate(), 8_000);
+        })
+    }
+
+    fn fused_card(fusions: &[Fusion]) -> String {
+        let plain: ModelCard = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        serde_json::to_string(&FusedCard {
+            model: "voice-test-fusion".into(),
+            version: "0".into(),
+            members: fusions
+                .iter()
+                .enumerate()
+                .map(|(i, &fusion)| FusedMember {
+                    card: format!("member-{i}.json"),
+                    weights_sha256: plain.weights_sha256.clone(),
+                    fusion,
+                })
+                .collect(),
+            calibration: plain.calibration,
+            thresholds: plain.thresholds,
+            command: "test".into(),
+            open_set: plain.open_set,
+        })
+        .unwrap()
+    }
+
+    fn scores(a: &ClipAnalysis) -> f64 {
+        match a.outcome {
+            Outcome::Scored(s) => s,
+            Outcome::Unscored(ref why) => panic!("unscored: {why}"),
+        }
+    }
+
+    #[test]
+    fn one_member_alone_is_the_plain_detector() {
+        let plain = VoiceDetector::embedded().unwrap();
+        let fused = VoiceDetector::load_fused(
+            &fused_card(&[Fusion::ALONE]),
+            &[(EMBEDDED_WEIGHTS, EMBEDDED_CARD)],
+        )
+        .unwrap();
+        assert_eq!(fused.sample_rate(), 8_000);
+        assert!(fused.single_card().is_some());
+        for clip in CLIPS {
+            let samples = smoke(clip, 8_000);
+            let (a, b) = (plain.scan(&samples).unwrap(), fused.scan(&samples).unwrap());
+            assert_eq!(b.model.name, "voice-test-fusion");
+            assert_eq!(
+                VoiceFinding {
+                    model: a.model.clone(),
+                    ..b
+                },
+                a,
+                "{clip}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_members_add_their_standardised_window_logits() {
+        let (f1, f2) = (
+            Fusion {
+                weight: 0.3,
+                mean: 1.5,
+                sd: 2.0,
+            },
+            Fusion {
+                weight: 0.7,
+                mean: -0.5,
+                sd: 4.0,
+            },
+        );
+        let fused = VoiceDetector::load_fused(
+            &fused_card(&[f1, f2]),
+            &[
+                (EMBEDDED_WEIGHTS, EMBEDDED_CARD),
+                (EMBEDDED_WEIGHTS, EMBEDDED_CARD),
+            ],
+        )
+        .unwrap();
+        assert!(fused.single_card().is_none());
+        let plain = VoiceDetector::embedded().unwrap();
+        for clip in CLIPS {
+            let samples = smoke(clip, 8_000);
+            let (a, b) = (
+                plain.analyse(&samples).unwrap(),
+                fused.analyse(&samples).unwrap(),
+            );
+            assert_eq!(a.windows.len(), b.windows.len());
+            assert!(!a.windows.is_empty());
+            for (x, y) in a.windows.iter().zip(&b.windows) {
+                let expected = f1.apply(f64::from(x.logit)) + f2.apply(f64::from(x.logit));
+                assert!(
+                    (f64::from(y.logit) - expected).abs() < 1e-4,
+                    "{clip}: {x:?} {y:?}"
+                );
+                assert_eq!(
+                    (x.start_s, x.end_s, x.counted),
+                    (y.start_s, y.end_s, y.counted)
+                );
+            }
+            let expected = f1.apply(scores(&a)) + f2.apply(scores(&a));
+            assert!((scores(&b) - expected).abs() < 1e-4, "{clip}");
+        }
+    }
+
+    #[test]
+    fn members_at_two_rates_judge_the_same_seconds() {
+        let (narrow, wide) = (
+            Fusion {
+                weight: 0.6,
+                mean: 0.5,
+                sd: 3.0,
+            },
+            Fusion {
+                weight: 0.4,
+                mean: -1.0,
+                sd: 2.0,
+            },
+        );
+        let wide_card = wideband_card();
+        // Given in the other order: the lower rate leads whatever the card's order.
+        let fused = VoiceDetector::load_fused(
+            &fused_card(&[wide, narrow]),
+            &[
+                (EMBEDDED_WEIGHTS, &wide_card),
+                (EMBEDDED_WEIGHTS, EMBEDDED_CARD),
+            ],
+        )
+        .unwrap();
+        assert_eq!(fused.sample_rate(), 16_000);
+        let rates: Vec<u32> = fused
+            .member_cards()
+            .map(|c| c.features.sample_rate)
+            .collect();
+        assert_eq!(rates, [8_000, 16_000]);
+        let joined = hex(&Sha256::digest(
+            [EMBEDDED_WEIGHTS, EMBEDDED_WEIGHTS].concat(),
+        ));
+        assert_eq!(fused.id().weights_sha256, joined);
+
+        let plain = VoiceDetector::embedded().unwrap();
+        let wide_alone = VoiceDetector::load(EMBEDDED_WEIGHTS, &wide_card).unwrap();
+        for clip in CLIPS {
+            let wideband = smoke(clip, 16_000);
+            let narrowband = resampled(&wideband, 16_000, 8_000).unwrap();
+            let a = plain.analyse(&narrowband).unwrap();
+            let f = fused.analyse(&wideband).unwrap();
+            // Speech and windows are the 8 kHz member's, to the sample.
+            assert_eq!(a.speech, f.speech, "{clip}");
+            assert_eq!(a.windows.len(), f.windows.len(), "{clip}");
+            for (x, y) in a.windows.iter().zip(&f.windows) {
+                assert_eq!(
+                    (x.start_s, x.end_s, x.counted),
+                    (y.start_s, y.end_s, y.counted)
+                );
+            }
+            // What is left after the narrowband term is the wideband network's own judgement
+            // of the 16 kHz signal: its score alone, which finds speech itself at 16 kHz (the
+            // same segments on these clips, though not to the sample on every recording).
+            let wide_part =
+                (scores(&f) - narrow.apply(scores(&a))) * wide.sd / wide.weight + wide.mean;
+            let alone = scores(&wide_alone.analyse(&wideband).unwrap());
+            assert!(
+                (wide_part - alone).abs() < 0.01 * alone.abs().max(1.0),
+                "{clip}: {wide_part} against {alone} alone (narrowband {})",
+                scores(&a)
+            );
+        }
+    }
+
+    #[test]
+    fn a_fusion_that_does_not_match_its_members_is_refused() {
+        let one = [(EMBEDDED_WEIGHTS, EMBEDDED_CARD)];
+        let two = [one[0], one[0]];
+        let err = VoiceDetector::load_fused(&fused_card(&[Fusion::ALONE]), &two)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("names 1 members, 2 were given"),
+            "{err}"
+        );
+        for bad in [
+            Fusion {
+                sd: 0.0,
+                ..Fusion::ALONE
+            },
+            Fusion {
+                weight: -1.0,
+                ..Fusion::ALONE
+            },
+            Fusion {
+                sd: -2.0,
+                ..Fusion::ALONE
+            },
+        ] {
+            let err = VoiceDetector::load_fused(&fused_card(&[bad]), &one)
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("unusable fusion term"), "{err}");
+        }
+        let mut card: serde_json::Value =
+            serde_json::from_str(&fused_card(&[Fusion::ALONE])).unwrap();
+        card["members"][0]["weights_sha256"] = "00".repeat(32).into();
+        let err = VoiceDetector::load_fused(&card.to_string(), &one)
+            .err()
+            .unwrap();
+        assert!(matches!(err, DetectorError::WeightsHash { .. }), "{err}");
+        let other = card_with(|c| c["weights_sha256"] = "11".repeat(32).into());
+        let err =
+            VoiceDetector::load_fused(&fused_card(&[Fusion::ALONE]), &[(EMBEDDED_WEIGHTS, &other)])
+                .err()
+                .unwrap();
+        assert!(matches!(err, DetectorError::WeightsHash { .. }), "{err}");
     }
 }

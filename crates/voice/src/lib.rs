@@ -8,7 +8,11 @@
 //! Training (`crates/train`), `aqiqat eval` and `aqiqat scan` all go through this crate, so the
 //! features a model was trained on are, by construction, the features it is scored on.
 //!
-//! **Must not touch:** decoding (that is intake's), network definitions (models'), verdict
+//! A detector is one network or several fused at the window level ([`card::FusedCard`],
+//! [`analysis::analyse_fused`]).
+//!
+//! **Must not touch:** decoding (that is intake's; only intake's resampler is used here, for
+//! fused members at a lower rate than the input), network definitions (models'), verdict
 //! policy beyond the detector's own thresholds, storage.
 
 pub mod analysis;
