@@ -7,7 +7,8 @@
 //! 1. standardises each candidate's held-out clip scores (pooled over the folds) and picks the
 //!    weights, on a grid, that give the lowest pooled equal error rate over all folds;
 //! 2. scans every fold's held-out clips the way `aqiqat scan` does, through the fused detector
-//!    made of that fold's networks: one speech detector, aligned windows, scan's refusals;
+//!    made of that fold's networks (each run's last epoch, `fold-K/last/`: the best epoch was
+//!    chosen on these clips): one speech detector, aligned windows, scan's refusals;
 //! 3. fits the calibration and sets the `human` and `synthetic` bands on those scans
 //!    (`ScoreBands::from_held_out`), and judges each fold with bands set on the others;
 //! 4. writes the fused card and the shipped members' cards and weights.
@@ -36,8 +37,8 @@ pub struct FuseArgs {
     /// the member.
     #[arg(long = "runs", required = true, num_args = 1)]
     runs: Vec<PathBuf>,
-    /// The shipped network of each candidate, in the same order: a run of the same recipe on
-    /// the whole train split.
+    /// The shipped network of each candidate, in the same order: the last epoch (`RUN/last`)
+    /// of a run of the same recipe on the whole train split.
     #[arg(long = "final", required = true, num_args = 1)]
     finals: Vec<PathBuf>,
     /// Where the fused card (`NAME.json`) and the members' cards and weights
@@ -160,10 +161,11 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut scans: Vec<Scored> = Vec::new();
     let mut drift: Vec<f64> = Vec::new();
     for &k in &folds {
+        // The last epoch's networks: the best ones were chosen on these very clips.
         let runs: Vec<PathBuf> = args
             .runs
             .iter()
-            .map(|r| r.join(format!("fold-{k}")))
+            .map(|r| r.join(format!("fold-{k}/last")))
             .collect();
         let detector = fused_detector(&runs, &terms)?;
         let scores = read_scores(&args.runs[0].join(format!("fold-{k}/dev-scores-last.tsv")))?;
@@ -268,12 +270,22 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
             finished.join("voice-tdnn-mfm.json"),
         )?)?;
         let fold_card: ModelCard = serde_json::from_str(&std::fs::read_to_string(
-            runs.join(format!("fold-{}/voice-tdnn-mfm.json", folds[0])),
+            runs.join(format!("fold-{}/last/voice-tdnn-mfm.json", folds[0])),
         )?)?;
         if let Some(k) = card.training.fold {
             return Err(format!(
                 "{}: trained on fold {k}, not on the whole train split",
                 finished.display()
+            )
+            .into());
+        }
+        if card.dev.epoch + 1 != card.training.epochs {
+            return Err(format!(
+                "{}: the network of epoch {} of {}, chosen on its development split; the folds \
+                 measured the last epoch's (give the run's `last/` folder)",
+                finished.display(),
+                card.dev.epoch,
+                card.training.epochs
             )
             .into());
         }

@@ -481,16 +481,18 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut fx = FeatureExtractor::new(lfcc);
     let dims = fx.dims();
     let steps = args.examples.div_ceil(args.batch);
-    // Every improvement is written at once, so an interrupted run keeps its best model.
-    let write_model = |best_epoch: usize,
+    // Every improvement is written at once, so an interrupted run keeps its best model; the
+    // last epoch's goes to `OUT/last/` at the end.
+    let write_model = |dir: &Path,
+                       best_epoch: usize,
                        dev_eer: f64,
                        scores: &[DevScore]|
      -> Result<(), Box<dyn std::error::Error>> {
         let (b, s) = split_scores(scores);
         let (platt, thresholds) = fit_calibration(&b, &s);
 
-        std::fs::create_dir_all(&args.out)?;
-        let weights_path = args.out.join("voice-tdnn-mfm.safetensors");
+        std::fs::create_dir_all(dir)?;
+        let weights_path = dir.join("voice-tdnn-mfm.safetensors");
         varmap.save(&weights_path)?;
         let weights_sha256 = aqiqat_intake::hash::sha256_bytes(&std::fs::read(&weights_path)?);
         let parameters = varmap.all_vars().iter().map(|v| v.elem_count()).sum();
@@ -536,7 +538,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             open_set: None,
         };
         std::fs::write(
-            args.out.join("voice-tdnn-mfm.json"),
+            dir.join("voice-tdnn-mfm.json"),
             serde_json::to_string_pretty(&card)? + "\n",
         )?;
         eprintln!(
@@ -553,6 +555,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut epochs_log = EpochLog::new(&args.out)?;
     let mut last_scores = Vec::new();
+    let mut last_eer = f64::NAN;
     let mut best: Option<(f64, usize, Snapshot)> = None;
     for epoch in 0..args.epochs {
         opt.set_learning_rate(cosine_rate(args.lr, epoch, args.epochs));
@@ -612,10 +615,19 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         epochs_log.record(epoch, loss_sum / steps as f64, eer, t0.elapsed())?;
         if best.as_ref().is_none_or(|(e, _, _)| eer <= *e) {
             best = Some((eer, epoch, snapshot(&varmap)?));
-            write_model(epoch, eer, &scores)?;
+            write_model(&args.out, epoch, eer, &scores)?;
         }
         last_scores = scores;
+        last_eer = eer;
     }
+    // The fixed recipe's model, chosen by nothing but the epoch count: what a fold run's
+    // held-out scores (`dev-scores-last.tsv`) come from, and what a fusion ships.
+    write_model(
+        &args.out.join("last"),
+        args.epochs.saturating_sub(1),
+        last_eer,
+        &last_scores,
+    )?;
     write_scores(
         &args.out.join("dev-scores-last.tsv"),
         last_scores
