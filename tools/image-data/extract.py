@@ -172,6 +172,9 @@ def extract(sources, mirrors, out, only=None):
         if only and row["id"] not in only:
             continue
         git_dir = os.path.join(mirrors, row["repo"].replace("/", "+"), "repo")
+        # fetch leaves most snapshots bare, some as a work-tree-less `repo/.git`.
+        if os.path.isdir(os.path.join(git_dir, ".git")):
+            git_dir = os.path.join(git_dir, ".git")
         if not os.path.isdir(git_dir):
             raise FileNotFoundError(f"{row['repo']}: no mirror at {git_dir} (bring it with fetch)")
         mirror = Mirror(git_dir)

@@ -98,6 +98,17 @@ class ExtractTest(unittest.TestCase):
             with open(os.path.join(self.out, "raw", r["file"]), "rb") as f:
                 self.assertEqual(len(f.read()), int(r["bytes"]))
 
+    def test_a_mirror_left_as_a_git_folder_is_read_too(self):
+        # fetch leaves some snapshots as `repo/.git` rather than a bare `repo`.
+        bare = os.path.join(self.mirrors, "someone+pics", "repo")
+        os.rename(bare, bare + ".bare")
+        os.makedirs(bare)
+        os.rename(bare + ".bare", os.path.join(bare, ".git"))
+        lines = extract.extract(
+            [self.row(id="cam", select="glob:photos/*.jpg|!*skip-me*", label="real")],
+            self.mirrors, self.out)
+        self.assertEqual([l["path"] for l in lines], ["photos/one.jpg"])
+
     def test_the_registry_is_checked(self):
         with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as f:
             f.write("# comment\n" + "\t".join(extract.COLUMNS) + "\n")
