@@ -153,10 +153,6 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. Every fold's clips scanned through that fold's networks, fused.
     let entries = crate::corpus_entries(&args.corpus, false, None)?;
-    let by_path: BTreeMap<String, &Entry> = entries
-        .iter()
-        .map(|e| (e.path.display().to_string(), e))
-        .collect();
     std::fs::create_dir_all(&args.work)?;
     let mut scans: Vec<Scored> = Vec::new();
     let mut drift: Vec<f64> = Vec::new();
@@ -168,16 +164,12 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
             .map(|r| r.join(format!("fold-{k}/last")))
             .collect();
         let detector = fused_detector(&runs, &terms)?;
-        let scores = read_scores(&args.runs[0].join(format!("fold-{k}/dev-scores-last.tsv")))?;
-        let held_out: Vec<Entry> = scores
-            .keys()
-            .map(|p| {
-                by_path
-                    .get(p)
-                    .map(|e| (*e).clone())
-                    .ok_or_else(|| format!("fold {k}: {p} is in none of the corpus's manifests"))
-            })
-            .collect::<Result<_, _>>()?;
+        // Every clip of the fold, those too short to score included: scan answers them too.
+        let held_out: Vec<Entry> = entries
+            .iter()
+            .filter(|e| e.get("fold").and_then(|f| f.parse::<usize>().ok()) == Some(k))
+            .cloned()
+            .collect();
         let key = format!("{} fused {terms:?}", detector.id().weights_sha256);
         let cache = args.work.join(format!("fold-{k}-scans.tsv"));
         eprintln!("fold {k}:");
