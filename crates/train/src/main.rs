@@ -815,7 +815,10 @@ fn load(entries: &[Entry], rate: u32) -> Result<Vec<Clip>, Box<dyn std::error::E
     Ok(parts.into_iter().flatten().collect())
 }
 
-/// A development clip's score, computed exactly as `aqiqat scan` computes it.
+/// A development clip's score, by the analysis `aqiqat scan` runs, on the clip cut to its speech
+/// span at load. The speech detector run again on the cut clip finds other segments on about
+/// 1 % of clips, which then score a little differently from a scan of the whole file (up to a
+/// logit; `aqiqat-train fuse` measures it), so bands are set on scans, not on these.
 struct DevScore<'a> {
     clip: &'a Clip,
     score: f64,
