@@ -62,9 +62,10 @@ pub struct FuseArgs {
     only: Vec<usize>,
 }
 
-/// One held-out clip: its label and each candidate's score for it.
+/// One held-out clip: its path, its label and each candidate's score for it.
 #[derive(Debug, Clone, PartialEq)]
 struct Clip {
+    path: String,
     spoof: bool,
     scores: Vec<f64>,
 }
@@ -110,14 +111,8 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| mean_sd(pooled.iter().map(|c| c.scores[i])))
         .collect();
     let grid = weight_grid(names.len(), args.step);
-    let fusions = |w: &[f64]| -> Vec<Fusion> {
-        w.iter()
-            .zip(&standard)
-            .map(|(&weight, &(mean, sd))| Fusion { weight, mean, sd })
-            .collect()
-    };
     let weights = best_weights(&grid, &standard, pooled.iter().copied())?;
-    let terms = fusions(&weights);
+    let terms = fusion_terms(&weights, &standard);
     eprintln!("pooled over {} folds, {} clips:", folds.len(), pooled.len());
     for (i, name) in names.iter().enumerate() {
         let alone = pooled_eer(pooled.iter().copied(), |c| c.scores[i]);
@@ -140,7 +135,7 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
             .filter(|(j, _)| **j != k)
             .flat_map(|(_, c)| c);
         let w = best_weights(&grid, &standard, others)?;
-        let t = fusions(&w);
+        let t = fusion_terms(&w, &standard);
         let alone: Vec<String> = (0..names.len())
             .map(|i| percent(pooled_eer(clips.iter(), |c| c.scores[i])))
             .collect();
@@ -176,17 +171,11 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
         let scanned = open_set::score_all(&detector, &key, &cache, held_out)?;
         // What the scan gives against what the folds' own scores fuse to: the runtime finds
         // speech once and reads the lower-rate member from the resampled input.
-        let tables: Vec<BTreeMap<String, (bool, f64)>> = args
-            .runs
-            .iter()
-            .map(|r| read_scores(&r.join(format!("fold-{k}/dev-scores-last.tsv"))))
-            .collect::<Result<_, _>>()?;
+        let own: BTreeMap<&str, &Clip> = by_fold[&k].iter().map(|c| (c.path.as_str(), c)).collect();
         for s in &scanned {
             let path = s.entry.path.display().to_string();
-            let parts: Option<Vec<f64>> =
-                tables.iter().map(|t| t.get(&path).map(|v| v.1)).collect();
-            if let (Some(score), Some(parts)) = (s.score, parts) {
-                drift.push((score - fused(&terms, &parts)).abs());
+            if let (Some(score), Some(clip)) = (s.score, own.get(path.as_str())) {
+                drift.push((score - fused(&terms, &clip.scores)).abs());
             }
         }
         scans.extend(scanned);
@@ -364,10 +353,7 @@ fn fused_detector(
         .iter()
         .map(|(w, c)| (w.as_slice(), c.as_str()))
         .collect();
-    Ok(VoiceDetector::load_fused(
-        &serde_json::to_string(&card)?,
-        &given,
-    )?)
+    Ok(VoiceDetector::from_fused_card(card, &given)?)
 }
 
 fn fold_numbers(corpus: &Path) -> Result<Vec<usize>, Box<dyn std::error::Error>> {
@@ -413,7 +399,11 @@ fn shared_clips(tables: &[BTreeMap<String, (bool, f64)>]) -> Vec<Clip> {
             for t in &tables[1..] {
                 scores.push(t.get(path)?.1);
             }
-            Some(Clip { spoof, scores })
+            Some(Clip {
+                path: path.clone(),
+                spoof,
+                scores,
+            })
         })
         .collect()
 }
@@ -449,6 +439,15 @@ fn weight_grid(n: usize, step: f64) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Each candidate's weight with its standardisation (pooled mean and spread).
+fn fusion_terms(weights: &[f64], standard: &[(f64, f64)]) -> Vec<Fusion> {
+    weights
+        .iter()
+        .zip(standard)
+        .map(|(&weight, &(mean, sd))| Fusion { weight, mean, sd })
+        .collect()
+}
+
 fn fused(terms: &[Fusion], scores: &[f64]) -> f64 {
     terms.iter().zip(scores).map(|(t, &s)| t.apply(s)).sum()
 }
@@ -472,11 +471,7 @@ fn best_weights<'a>(
 ) -> Result<Vec<f64>, String> {
     let mut best: Option<(f64, &Vec<f64>)> = None;
     for w in grid {
-        let terms: Vec<Fusion> = w
-            .iter()
-            .zip(standard)
-            .map(|(&weight, &(mean, sd))| Fusion { weight, mean, sd })
-            .collect();
+        let terms = fusion_terms(w, standard);
         let eer = pooled_eer(clips.clone(), |c| fused(&terms, &c.scores));
         if eer.is_nan() {
             return Err("the folds' clips hold only one label".into());
@@ -536,6 +531,7 @@ mod tests {
                 let spoof = i % 2 == 0;
                 let noise = ((i * 7919) % 101) as f64 - 50.0;
                 Clip {
+                    path: i.to_string(),
                     spoof,
                     scores: vec![
                         if spoof { 1.0 } else { -1.0 } + noise * 0.001,
@@ -558,6 +554,7 @@ mod tests {
                 let sign = if spoof { 1.0 } else { -1.0 };
                 let shift = if (i / 2) % 2 == 0 { 10.0 } else { -10.0 };
                 Clip {
+                    path: i.to_string(),
                     spoof,
                     scores: vec![sign + shift, sign - shift],
                 }
@@ -569,11 +566,7 @@ mod tests {
         assert!(pooled_eer(clips.iter(), |c| c.scores[0]) > 0.2);
         let w = best_weights(&weight_grid(2, 0.1), &standard, clips.iter()).unwrap();
         assert_eq!(w, [0.5, 0.5]);
-        let terms: Vec<Fusion> = w
-            .iter()
-            .zip(&standard)
-            .map(|(&weight, &(mean, sd))| Fusion { weight, mean, sd })
-            .collect();
+        let terms = fusion_terms(&w, &standard);
         assert_eq!(pooled_eer(clips.iter(), |c| fused(&terms, &c.scores)), 0.0);
     }
 
@@ -590,10 +583,12 @@ mod tests {
             shared_clips(&[a, b]),
             [
                 Clip {
+                    path: "x".into(),
                     spoof: true,
                     scores: vec![1.0, 10.0]
                 },
                 Clip {
+                    path: "z".into(),
                     spoof: true,
                     scores: vec![2.0, 20.0]
                 },

@@ -127,7 +127,7 @@ pub fn analyse_fused(parts: &mut [Part<'_>]) -> candle_core::Result<ClipAnalysis
         .collect();
     // Rounding can leave one part a frame short of another: all read the frames they share.
     let shared = frames.iter().map(|f| f.frames).min().unwrap_or(0);
-    let (starts, len) = (window_starts(shared), shared.min(WINDOW_FRAMES));
+    let (starts, len) = window_span(shared);
     let mut fused = vec![0f64; starts.len()];
     for (part, frames) in parts.iter().zip(&frames) {
         for (sum, logit) in fused
@@ -168,10 +168,12 @@ pub fn analyse_fused(parts: &mut [Part<'_>]) -> candle_core::Result<ClipAnalysis
 
 /// Window starts and the window length (shorter than [`WINDOW_FRAMES`] only for short input).
 pub fn windows(frames: &Frames) -> (Vec<usize>, usize) {
-    (
-        window_starts(frames.frames),
-        frames.frames.min(WINDOW_FRAMES),
-    )
+    window_span(frames.frames)
+}
+
+/// [`windows`] over a count of frames.
+fn window_span(frames: usize) -> (Vec<usize>, usize) {
+    (window_starts(frames), frames.min(WINDOW_FRAMES))
 }
 
 /// Which windows count: those that are mostly speech, or, when none is, the one with the most.

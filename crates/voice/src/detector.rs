@@ -243,7 +243,15 @@ impl VoiceDetector {
     /// that order (`cat A B | sha256sum`), so that a record names exactly the networks that
     /// spoke.
     pub fn load_fused(fused_json: &str, members: &[(&[u8], &str)]) -> Result<Self, DetectorError> {
-        let card: FusedCard = serde_json::from_str(fused_json)?;
+        Self::from_fused_card(serde_json::from_str(fused_json)?, members)
+    }
+
+    /// [`Self::load_fused`] from a card already read (or made, as a training tool makes one
+    /// per fold).
+    pub fn from_fused_card(
+        card: FusedCard,
+        members: &[(&[u8], &str)],
+    ) -> Result<Self, DetectorError> {
         if card.members.len() != members.len() || members.is_empty() {
             return Err(DetectorError::Fusion(format!(
                 "the card names {} members, {} were given",
@@ -298,8 +306,7 @@ impl VoiceDetector {
                 DetectorError::Fusion(format!("{} is not UTF-8", dir.join(name).display()))
             })
         };
-        let fused_json = text(card)?;
-        let fused: FusedCard = serde_json::from_str(&fused_json)?;
+        let fused: FusedCard = serde_json::from_str(&text(card)?)?;
         let mut files = Vec::new();
         for m in &fused.members {
             let member_json = text(&m.card)?;
@@ -310,7 +317,7 @@ impl VoiceDetector {
             .iter()
             .map(|(w, c)| (w.as_slice(), c.as_str()))
             .collect();
-        Self::load_fused(&fused_json, &members)
+        Self::from_fused_card(fused, &members)
     }
 
     /// The first network (the only one of a single-network detector): the one benches time.
@@ -969,6 +976,23 @@ mod tests {
                 scores(&a)
             );
         }
+    }
+
+    #[test]
+    fn a_fused_detector_loads_from_its_folder() {
+        let dir = std::env::temp_dir().join(format!("aqiqat-fused-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("member.safetensors"), EMBEDDED_WEIGHTS).unwrap();
+        let member = card_with(|c| c["weights"] = "member.safetensors".into());
+        std::fs::write(dir.join("member-0.json"), member).unwrap();
+        std::fs::write(dir.join("fused.json"), fused_card(&[Fusion::ALONE])).unwrap();
+        let loaded = VoiceDetector::load_fused_dir(&dir, "fused.json");
+        let missing = VoiceDetector::load_fused_dir(&dir, "absent.json").err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.id().name, "voice-test-fusion");
+        assert_eq!(loaded.sample_rate(), 8_000);
+        assert!(missing.unwrap().to_string().contains("cannot read"));
     }
 
     #[test]
