@@ -13,8 +13,9 @@
 //! Then still images: a 1024×768 PNG, unlabelled and labelled (C2PA), scanned from memory —
 //! decode, the image detector, credentials, markers, the watermark — in milliseconds per
 //! picture; and a 12-megapixel camera-like JPEG by stage (decode, the image detector,
-//! provenance) against the bar of 250 ms end to end. `-- images` runs the pictures
-//! only.
+//! provenance) against the bar of 250 ms end to end, best and median of 15 scans (the
+//! decode column is a decode into fresh memory; a scan recycles the thread's last picture's).
+//! `-- images` runs the pictures only.
 
 use aqiqat_dsp::quality::QualityConfig;
 use aqiqat_intake::{AudioStream, Limits};
@@ -193,7 +194,8 @@ fn images(scanner: &Scanner) {
     }
     let signing = best_of(runs, || label(&png, &request, &signer, true).unwrap());
     println!("{:18} {:>9.1} ms", "labelling (sign)", signing * 1000.0);
-    camera_jpeg(scanner, runs);
+    // The host's noise is larger than the margin under the bar: more tries for the photo.
+    camera_jpeg(scanner, 3 * runs);
 }
 
 /// A 4000×3000 JPEG (quality 90) with a photo's texture: smooth light and sensor noise.
@@ -219,9 +221,24 @@ fn camera_jpeg(scanner: &Scanner, runs: usize) {
         .encode_image(&photo)
         .unwrap();
     let limits = aqiqat_intake::image::ImageLimits::default();
-    let decode = best_of(runs, || {
-        aqiqat_intake::image::load_image("camera.jpg", &jpeg, &limits).unwrap()
-    });
+    // Decoding into fresh memory against decoding into the last picture's, as a scan does,
+    // taken in turns so that the host's noise falls on both alike.
+    let (mut decode, mut recycled, mut buffer) = (f64::INFINITY, f64::INFINITY, Vec::new());
+    for _ in 0..runs {
+        decode = decode.min(best_of(1, || {
+            aqiqat_intake::image::load_image("camera.jpg", &jpeg, &limits).unwrap()
+        }));
+        let t = Instant::now();
+        let (_, pixels) = aqiqat_intake::image::load_image_into(
+            "camera.jpg",
+            &jpeg,
+            &limits,
+            std::mem::take(&mut buffer),
+        )
+        .unwrap();
+        recycled = recycled.min(t.elapsed().as_secs_f64());
+        buffer = pixels.unwrap().pixels;
+    }
     let (_, pixels) = aqiqat_intake::image::load_image("camera.jpg", &jpeg, &limits).unwrap();
     let pixels = pixels.unwrap();
     let detector = aqiqat_visual::detector::ImageDetector::embedded().unwrap();
@@ -247,23 +264,37 @@ fn camera_jpeg(scanner: &Scanner, runs: usize) {
             &TrustAnchors::default(),
         )
     });
-    let total = best_of(runs, || {
-        scanner.scan_bytes("camera.jpg", jpeg.clone()).unwrap()
-    });
+    let mut totals: Vec<f64> = (0..runs)
+        .map(|_| {
+            best_of(1, || {
+                scanner.scan_bytes("camera.jpg", jpeg.clone()).unwrap()
+            })
+        })
+        .collect();
+    totals.sort_by(f64::total_cmp);
+    let (total, median) = (totals[0], totals[runs / 2]);
     println!(
         "\n12-megapixel JPEG ({:.1} MB), one thread, ms (lower is faster); bar: 250 ms end to end",
         jpeg.len() as f64 / 1e6
     );
     println!(
-        "{:>10} {:>15} {:>11} {:>11}",
-        "decode", "image detector", "provenance", "end to end"
+        "{:>10} {:>15} {:>11} {:>11} {:>8}",
+        "decode", "image detector", "provenance", "end to end", "median"
     );
     println!(
-        "{:>10.0} {:>15.0} {:>11.0} {:>11.0}",
+        "{:>10.0} {:>15.0} {:>11.0} {:>11.0} {:>8.0}",
         decode * 1000.0,
         detect * 1000.0,
         provenance * 1000.0,
-        total * 1000.0
+        total * 1000.0,
+        median * 1000.0
+    );
+
+    println!(
+        "decode into fresh memory {:.0} ms, into the last picture's memory {:.0} ms ({:.2}× faster)",
+        decode * 1000.0,
+        recycled * 1000.0,
+        decode / recycled
     );
 
     // The CLIP reader's encoder on one 224×224 square, which is all it reads of any picture:
