@@ -290,44 +290,17 @@ impl Layer {
                     let y = 2 * py + r;
                     for x0 in (0..tiled_w).step_by(PIXELS) {
                         let mut acc = [[0.0f32; PIXELS]; TILE_OUT];
+                        let at = (&padded[y * stride + x0..], ((h + 2) * stride, stride, c_in));
                         #[cfg(target_arch = "x86_64")]
-                        let vectorised = PIXELS == 16 && {
+                        if PIXELS == 16 {
                             // SAFETY: only `logit_map_avx512` asks for 16 lanes, after the CPU
                             // was found to have AVX-512F; the padding holds every tap read.
-                            unsafe {
-                                tile_avx512(
-                                    &padded[y * stride + x0..],
-                                    ((h + 2) * stride, stride, c_in),
-                                    (k, bias),
-                                    acc.as_flattened_mut(),
-                                )
-                            };
-                            true
-                        };
-                        #[cfg(not(target_arch = "x86_64"))]
-                        let vectorised = false;
-                        if !vectorised {
-                            for (a, &b) in acc.iter_mut().zip(bias) {
-                                *a = [b; PIXELS];
-                            }
-                            for c in 0..c_in {
-                                for dy in 0..3 {
-                                    let row = &padded[(c * (h + 2) + y + dy) * stride + x0..]
-                                        [..PIXELS + 2];
-                                    let taps = &k[(c * 9 + dy * 3) * TILE_OUT..][..3 * TILE_OUT];
-                                    for dx in [1, 0, 2] {
-                                        let v: &[f32; PIXELS] =
-                                            row[dx..dx + PIXELS].try_into().unwrap();
-                                        let kk = &taps[dx * TILE_OUT..][..TILE_OUT];
-                                        for (a, &kv) in acc.iter_mut().zip(kk) {
-                                            for (s, &x) in a.iter_mut().zip(v) {
-                                                *s = M::mul_add(*s, kv, x);
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+                            unsafe { tile_avx512(at, (k, bias), acc.as_flattened_mut()) };
+                        } else {
+                            tile::<M, PIXELS>(at, (k, bias), &mut acc);
                         }
+                        #[cfg(not(target_arch = "x86_64"))]
+                        tile::<M, PIXELS>(at, (k, bias), &mut acc);
                         for (o, a) in acc.iter().enumerate() {
                             rows[(r * TILE_OUT + o) * tiled_w + x0..][..PIXELS].copy_from_slice(a);
                         }
@@ -354,16 +327,45 @@ impl Layer {
     }
 }
 
-/// One tile of [`Layer::forward`] with 16 pixels, written with AVX-512 intrinsics: the
-/// compiler, left to the generic loops, spilled the 8 × 16 sums to memory and ran 7× slower
-/// than with 8 lanes. The sums add their taps in the generic loops' order, fused.
-/// `padded` starts at the tile's top-left tap in the first input channel; `plane` and
-/// `stride` step to the next channel and row; `out` is `[TILE_OUT][16]`.
+/// Where a tile reads: the padded planes from the tile's top-left tap in the first input
+/// channel, and the steps to the next channel and the next row, and the channel count.
+type TileInput<'a> = (&'a [f32], (usize, usize, usize));
+
+/// One tile of [`Layer::forward`]: `[TILE_OUT][PIXELS]` sums, each the bias plus every input
+/// channel's taps (row by row; centre, left, right) with `k`'s weights.
+#[inline(always)]
+fn tile<M: MulAdd, const PIXELS: usize>(
+    (padded, (plane, stride, c_in)): TileInput<'_>,
+    (k, bias): (&[f32], &[f32]),
+    acc: &mut [[f32; PIXELS]; TILE_OUT],
+) {
+    for (a, &b) in acc.iter_mut().zip(bias) {
+        *a = [b; PIXELS];
+    }
+    for c in 0..c_in {
+        for dy in 0..3 {
+            let row = &padded[c * plane + dy * stride..][..PIXELS + 2];
+            let taps = &k[(c * 9 + dy * 3) * TILE_OUT..][..3 * TILE_OUT];
+            for dx in [1, 0, 2] {
+                let v: &[f32; PIXELS] = row[dx..dx + PIXELS].try_into().unwrap();
+                let kk = &taps[dx * TILE_OUT..][..TILE_OUT];
+                for (a, &kv) in acc.iter_mut().zip(kk) {
+                    for (s, &x) in a.iter_mut().zip(v) {
+                        *s = M::mul_add(*s, kv, x);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`tile`] with 16 pixels, written with AVX-512 intrinsics: the compiler, left to the
+/// generic loops, spilled the 8 × 16 sums to memory and ran 7× slower than with 8 lanes.
+/// The sums add their taps in [`tile`]'s order, fused. `out` is `[TILE_OUT][16]`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn tile_avx512(
-    padded: &[f32],
-    (plane, stride, c_in): (usize, usize, usize),
+    (padded, (plane, stride, c_in)): TileInput<'_>,
     (k, bias): (&[f32], &[f32]),
     out: &mut [f32],
 ) {
