@@ -5,6 +5,11 @@
 #
 #   tools/voice-data/folds.sh CORPUS OUT [FOLDS] -- TRAINER-ARGS...
 #
+# With AQIQAT_KEEP=DIR each finished fold's outputs (the last epoch's network and card, the
+# epoch log, the held-out scores with paths relative to CORPUS, gzipped) are copied to
+# DIR/fold-K, and a fold found there is restored instead of trained: DIR lives in the
+# repository (runs/voice-v2/), so a new machine resumes the folds without the hours they took.
+#
 # FOLDS defaults to every fold in CORPUS/folds.json. TRAINER-ARGS go to `aqiqat-train voice`
 # (or to the subcommand named by $AQIQAT_TRAINER, e.g. `whisper-head`), the same for every
 # fold, so the folds compare a recipe, not per-fold choices. Figures:
@@ -20,12 +25,31 @@ if [[ -z $folds ]]; then
 fi
 train=${AQIQAT_TRAIN:-$(dirname "$0")/../../target/release/aqiqat-train}
 mkdir -p "$out"
+keep=${AQIQAT_KEEP:-}
+prefix=$(cd "$corpus" && pwd)/
 for k in $folds; do
+    if [[ ! -f $out/fold-$k/dev-scores-last.tsv && -n $keep && -f $keep/fold-$k/dev-scores-last.tsv.gz ]]; then
+        mkdir -p "$out/fold-$k/last"
+        cp "$keep/fold-$k/last/"* "$out/fold-$k/last/"
+        cp "$keep/fold-$k/epochs.tsv" "$out/fold-$k/"
+        gzip -dc "$keep/fold-$k/dev-scores-last.tsv.gz" |
+            awk -v p="$prefix" 'BEGIN { FS = OFS = "\t" } NR > 1 { $1 = p $1 } 1' >"$out/fold-$k/dev-scores-last.tsv"
+        echo "fold $k: restored from $keep"
+    fi
     if [[ -f $out/fold-$k/dev-scores-last.tsv ]]; then
         echo "fold $k: done"
-        continue
+    else
+        echo "fold $k: training ($(date -u +%H:%M:%S))"
+        "$train" "${AQIQAT_TRAINER:-voice}" --data "$corpus" --fold "$k" --out "$out/fold-$k" "$@" >"$out/fold-$k.log" 2>&1
+        tail -n 1 "$out/fold-$k.log"
     fi
-    echo "fold $k: training ($(date -u +%H:%M:%S))"
-    "$train" "${AQIQAT_TRAINER:-voice}" --data "$corpus" --fold "$k" --out "$out/fold-$k" "$@" >"$out/fold-$k.log" 2>&1
-    tail -n 1 "$out/fold-$k.log"
+    if [[ -n $keep && ! -f $keep/fold-$k/dev-scores-last.tsv.gz ]]; then
+        mkdir -p "$keep/fold-$k/last"
+        cp "$out/fold-$k/last/"*.json "$out/fold-$k/last/"*.safetensors "$keep/fold-$k/last/"
+        cp "$out/fold-$k/epochs.tsv" "$keep/fold-$k/"
+        awk -v p="$prefix" 'BEGIN { FS = OFS = "\t" } NR > 1 && index($1, p) == 1 { $1 = substr($1, length(p) + 1) } 1' \
+            "$out/fold-$k/dev-scores-last.tsv" | gzip -9n >"$keep/fold-$k/dev-scores-last.tsv.gz.part"
+        mv "$keep/fold-$k/dev-scores-last.tsv.gz.part" "$keep/fold-$k/dev-scores-last.tsv.gz"
+        echo "fold $k: kept in $keep"
+    fi
 done

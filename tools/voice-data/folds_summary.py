@@ -124,8 +124,12 @@ def read_candidate(folder, corpus, manifest):
         folds[k] = clips
         with open(os.path.join(folder, name, "epochs.tsv"), newline="") as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
-        best = min(rows, key=lambda r: float(r["dev_eer"]))
-        epochs[k] = (float(rows[-1]["dev_eer"]), float(best["dev_eer"]), int(best["epoch"]))
+        # A run with --score-last-only scored its last epoch alone (the others read NaN):
+        # it chose no best epoch, so none is printed.
+        scored = [r for r in rows if not math.isnan(float(r["dev_eer"]))]
+        if len(scored) > 1:
+            best = min(scored, key=lambda r: float(r["dev_eer"]))
+            epochs[k] = (float(rows[-1]["dev_eer"]), float(best["dev_eer"]), int(best["epoch"]))
     return folds, epochs
 
 

@@ -79,5 +79,31 @@ class FoldTest(unittest.TestCase):
             self.assertLess(e, 0.15, k)
 
 
+class EpochLogTest(unittest.TestCase):
+    def candidate(self, tmp, eers):
+        corpus = os.path.join(tmp, "corpus")
+        fold = os.path.join(tmp, "cand", "fold-0")
+        os.makedirs(fold)
+        with open(os.path.join(fold, "dev-scores-last.tsv"), "w") as f:
+            f.write(f"path\tlabel\tscore\n{corpus}/a.flac\tbonafide\t-1.0\n")
+        with open(os.path.join(fold, "epochs.tsv"), "w") as f:
+            f.write("epoch\tloss\tdev_eer\tseconds\n")
+            for epoch, eer in enumerate(eers):
+                f.write(f"{epoch}\t0.5\t{eer}\t1.0\n")
+        return fs.read_candidate(os.path.join(tmp, "cand"), corpus, {"a.flac": {}})
+
+    def test_epochs_left_unscored_are_not_taken_for_the_best(self):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folds, epochs = self.candidate(tmp, ["NaN", "0.3", "0.2", "0.25"])
+            self.assertEqual(folds[0], [("a.flac", False, -1.0)])
+            self.assertEqual(epochs[0], (0.25, 0.2, 2))
+        with tempfile.TemporaryDirectory() as tmp:
+            # --score-last-only: one scored epoch, no best epoch to print.
+            _, epochs = self.candidate(tmp, ["NaN", "NaN", "0.25"])
+            self.assertEqual(epochs, {})
+
+
 if __name__ == "__main__":
     unittest.main()
