@@ -331,8 +331,9 @@ enum Command {
         jobs: Option<usize>,
         /// Measure these weights instead of the built-in ones: a folder holding
         /// `voice-tdnn-mfm.safetensors` and `voice-tdnn-mfm.json` as `aqiqat-train` writes
-        /// them (a candidate is measured before it ships; leave-one-out runs are measured so).
-        #[arg(long, value_name = "DIR")]
+        /// them (a candidate is measured before it ships; leave-one-out runs are measured so),
+        /// or a fused card file that `aqiqat-train fuse` wrote beside its members.
+        #[arg(long, value_name = "DIR|CARD")]
         model: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,

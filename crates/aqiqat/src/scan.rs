@@ -558,8 +558,16 @@ pub fn eval(
     Outcome::Ok
 }
 
-/// A detector from a training run's output folder; its weights must match its card's hash.
+/// A detector from a training run's output folder, or from a fused card (`aqiqat-train fuse`
+/// writes it beside its members' cards and weights); weights must match their cards' hashes.
 fn load_candidate(dir: &Path) -> Result<VoiceDetector, String> {
+    if dir.is_file() {
+        let (Some(folder), Some(card)) = (dir.parent(), dir.file_name()) else {
+            return Err(format!("{}: not a fused card", dir.display()));
+        };
+        return VoiceDetector::load_fused_dir(folder, &card.to_string_lossy())
+            .map_err(|e| format!("{}: {e}", dir.display()));
+    }
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))

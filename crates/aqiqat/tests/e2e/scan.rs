@@ -212,6 +212,59 @@ fn eval_measures_candidate_weights_and_refuses_altered_ones() {
     );
 }
 
+/// `--model CARD` measures a fused detector (the card `aqiqat-train fuse` writes beside its
+/// members): the shipped network as the only member, or twice at half weight each, scores
+/// exactly as the built-in detector, under the fused card's name.
+#[test]
+fn eval_measures_a_fused_card() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../voice/weights");
+    let dir = tempfile::tempdir().unwrap();
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shipped.join("voice-tdnn-mfm.json")).unwrap())
+            .unwrap();
+    for name in ["voice-tdnn-mfm.safetensors", "voice-tdnn-mfm.json"] {
+        std::fs::copy(shipped.join(name), dir.path().join(name)).unwrap();
+    }
+    let fused = |weights: &[f64]| {
+        serde_json::json!({
+            "model": "voice-test-fusion",
+            "version": "0",
+            "members": weights.iter().map(|w| serde_json::json!({
+                "card": "voice-tdnn-mfm.json",
+                "weights_sha256": card["weights_sha256"],
+                "fusion": {"weight": w, "mean": 0.0, "sd": 1.0},
+            })).collect::<Vec<_>>(),
+            "calibration": card["calibration"],
+            "thresholds": card["thresholds"],
+            "command": "test",
+            "open_set": card["open_set"],
+        })
+        .to_string()
+    };
+    let built_in = eval_smoke(&[]);
+    for (name, weights) in [("alone.json", &[1.0][..]), ("halves.json", &[0.5, 0.5][..])] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, fused(weights)).unwrap();
+        let v = eval_smoke(&["--model", path.to_str().unwrap()]);
+        assert_eq!(v["eer"], built_in["eer"], "{name}");
+        assert_eq!(v["accuracy"], built_in["accuracy"], "{name}");
+        assert_eq!(v["model"]["name"], "voice-test-fusion", "{name}");
+    }
+    // A member whose weights are not those its fused card names is refused.
+    let path = dir.path().join("wrong.json");
+    let mut wrong: serde_json::Value = serde_json::from_str(&fused(&[1.0])).unwrap();
+    wrong["members"][0]["weights_sha256"] = "00".repeat(32).into();
+    std::fs::write(&path, wrong.to_string()).unwrap();
+    let manifest = smoke().join("smoke.tsv");
+    let out = aqiqat(&[
+        "eval",
+        manifest.to_str().unwrap(),
+        "--model",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn eval_refuses_a_manifest_without_labels() {
     let dir = tempfile::tempdir().unwrap();
