@@ -15,6 +15,8 @@
 # fold, so the folds compare a recipe, not per-fold choices. Figures:
 # tools/voice-data/folds_summary.py.
 set -euo pipefail
+# shellcheck source=keep.sh
+source "$(dirname "$0")/keep.sh"
 corpus=$1 out=$2
 shift 2
 folds=""
@@ -29,11 +31,9 @@ keep=${AQIQAT_KEEP:-}
 prefix=$(cd "$corpus" && pwd)/
 for k in $folds; do
     if [[ ! -f $out/fold-$k/dev-scores-last.tsv && -n $keep && -f $keep/fold-$k/dev-scores-last.tsv.gz ]]; then
-        mkdir -p "$out/fold-$k/last"
-        cp "$keep/fold-$k/last/"* "$out/fold-$k/last/"
+        copy_network "$keep/fold-$k/last" "$out/fold-$k/last"
         cp "$keep/fold-$k/epochs.tsv" "$out/fold-$k/"
-        gzip -dc "$keep/fold-$k/dev-scores-last.tsv.gz" |
-            awk -v p="$prefix" 'BEGIN { FS = OFS = "\t" } NR > 1 { $1 = p $1 } 1' >"$out/fold-$k/dev-scores-last.tsv"
+        restore_table "$keep/fold-$k/dev-scores-last.tsv.gz" "$out/fold-$k/dev-scores-last.tsv" "$prefix"
         echo "fold $k: restored from $keep"
     fi
     if [[ -f $out/fold-$k/dev-scores-last.tsv ]]; then
@@ -44,12 +44,9 @@ for k in $folds; do
         tail -n 1 "$out/fold-$k.log"
     fi
     if [[ -n $keep && ! -f $keep/fold-$k/dev-scores-last.tsv.gz ]]; then
-        mkdir -p "$keep/fold-$k/last"
-        cp "$out/fold-$k/last/"*.json "$out/fold-$k/last/"*.safetensors "$keep/fold-$k/last/"
+        copy_network "$out/fold-$k/last" "$keep/fold-$k/last"
         cp "$out/fold-$k/epochs.tsv" "$keep/fold-$k/"
-        awk -v p="$prefix" 'BEGIN { FS = OFS = "\t" } NR > 1 && index($1, p) == 1 { $1 = substr($1, length(p) + 1) } 1' \
-            "$out/fold-$k/dev-scores-last.tsv" | gzip -9n >"$keep/fold-$k/dev-scores-last.tsv.gz.part"
-        mv "$keep/fold-$k/dev-scores-last.tsv.gz.part" "$keep/fold-$k/dev-scores-last.tsv.gz"
+        keep_table "$out/fold-$k/dev-scores-last.tsv" "$keep/fold-$k/dev-scores-last.tsv.gz" "$prefix"
         echo "fold $k: kept in $keep"
     fi
 done

@@ -1,6 +1,7 @@
-"""Tests for folds.sh's keeping and restoring of finished folds (AQIQAT_KEEP), with a stand-in
-trainer: a fold kept once is restored on a new machine, not trained again, and its held-out
-scores come back naming the clips of the corpus where that machine has it."""
+"""Tests for folds.sh's and v2.sh's keeping and restoring of finished work (AQIQAT_KEEP), with a
+stand-in trainer: a fold, a final member or a fold's fusion scans kept once are restored on a
+new machine, not computed again, and their tables come back naming the clips of the corpus
+where that machine has it."""
 
 import gzip
 import json
@@ -14,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Writes what `aqiqat-train voice --fold K --out OUT` writes, and counts its calls.
 TRAINER = """#!/usr/bin/env bash
 set -euo pipefail
+fold=null
 echo "$*" >> "$CALLS"
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -33,6 +35,44 @@ echo "best: epoch 1"
 """
 
 
+# Also answers `fuse`: writes each fold's scans into --work (stopping at fold $LOST_AT_FOLD, as
+# a machine lost while scanning it would), then the fused card into --out.
+FUSE = """
+if [[ $1 == fuse ]]; then
+    echo "$*" >> "$CALLS"
+    heard=()
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+            --corpus) data=$2; shift 2;;
+            --out) out=$2; shift 2;;
+            --work) work=$2; shift 2;;
+            --heard) heard+=("$2"); shift 2;;
+            *) shift;;
+        esac
+    done
+    printf '%s\\n' "${heard[@]}" > "$HEARD"
+    for k in 0 1; do
+        if [[ -f $work/fold-$k-scans.tsv ]]; then continue; fi
+        if [[ ${LOST_AT_FOLD:-} == "$k" ]]; then exit 3; fi
+        printf '# weights w%s fused with refusals\\n%s/audio/p%s/a.flac\\t0.5\\t\\n' "$k" "$data" "$k" > "$work/fold-$k-scans.tsv"
+        echo "scanned fold $k" >> "$CALLS"
+    done
+    mkdir -p "$out"
+    printf w > "$out/voice-v2-lfcc-tdnn.safetensors"
+    echo '{}' > "$out/voice-v2-lfcc-tdnn.json"
+    echo '{"model": "voice-v2"}' > "$out/voice-v2.json"
+    exit 0
+fi
+"""
+TRAINER = TRAINER.replace('echo "$*" >> "$CALLS"\n', FUSE + 'echo "$*" >> "$CALLS"\n', 1)
+
+MANIFEST = "path\tlabel\tsystem\tgenerator\tfamily\tpage\tspeaker\tlanguage\tchannel\tstyle\tsplit\tfold\n" + "".join(
+    f"audio/p{k}/{c}.flac\t{label}\t{system}\tg\t{family}\tp{k}\ts{k}\ten\tclean\tread\ttrain\t{k}\n"
+    for k in (0, 1)
+    for c, label, system, family in (("a", "bonafide", "human", "human"), ("b", "spoof", "x", "vits"))
+)
+
+
 class KeepTest(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -50,7 +90,26 @@ class KeepTest(unittest.TestCase):
         os.makedirs(path)
         with open(os.path.join(path, "folds.json"), "w") as f:
             json.dump([{"fold": 0}, {"fold": 1}], f)
+        with open(os.path.join(path, "manifest.tsv"), "w") as f:
+            f.write(MANIFEST)
         return path
+
+    def v2(self, corpus, work, lost_at_fold=""):
+        env = dict(
+            os.environ,
+            AQIQAT_TRAIN=self.trainer,
+            AQIQAT_KEEP=self.keep,
+            CALLS=self.calls,
+            HEARD=os.path.join(self.tmp.name, "heard"),
+            LOST_AT_FOLD=lost_at_fold,
+        )
+        return subprocess.run(
+            ["bash", os.path.join(HERE, "v2.sh"), corpus, work], env=env, capture_output=True, text=True
+        )
+
+    def calls_matching(self, word):
+        with open(self.calls) as f:
+            return [line for line in f if word in line]
 
     def folds(self, corpus, out):
         env = dict(os.environ, AQIQAT_TRAIN=self.trainer, AQIQAT_KEEP=self.keep, CALLS=self.calls)
@@ -105,6 +164,39 @@ class KeepTest(unittest.TestCase):
         self.folds(corpus, out)
         self.assertEqual(self.calls_made(), 2)
         self.assertTrue(os.path.exists(os.path.join(self.keep, "fold-0", "dev-scores-last.tsv.gz")))
+
+    def test_v2_keeps_finals_and_each_folds_fusion_scans_so_a_new_machine_resumes_the_fusion(self):
+        first = self.corpus("first")
+        # The machine is lost while the fusion scans fold 1: fold 0's scans were written.
+        lost = self.v2(first, os.path.join(self.tmp.name, "work-1"), lost_at_fold="1")
+        self.assertEqual(lost.returncode, 3, lost.stdout + lost.stderr)
+        self.assertEqual(len(self.calls_matching("--fold")), 4)  # 2 candidates × 2 folds
+        self.assertEqual(len(self.calls_matching("voice --data")) - 4, 2)  # the finals
+        kept_fuse = os.path.join(self.keep, "fuse")
+        with gzip.open(os.path.join(kept_fuse, "fold-0-scans.tsv.gz"), "rt") as f:
+            self.assertEqual(f.read(), "# weights w0 fused with refusals\naudio/p0/a.flac\t0.5\t\n")
+        self.assertFalse(os.path.exists(os.path.join(kept_fuse, "fold-1-scans.tsv.gz")))
+        self.assertFalse(os.path.exists(os.path.join(self.keep, "fused")))
+        for name in ("lfcc-tdnn", "wide-rawboost"):
+            self.assertTrue(os.path.exists(os.path.join(self.keep, "final", name, "last", "voice-tdnn-mfm.json")))
+        with open(os.path.join(self.tmp.name, "heard")) as f:
+            heard = f.read().splitlines()
+        self.assertIn("vits=VITS", heard)
+        self.assertIn("formant=formant synthesis (eSpeak NG)", heard)
+
+        # A new machine: nothing trained again, fold 0 not scanned again, fold 1 scanned.
+        second = self.corpus("second")
+        work = os.path.join(self.tmp.name, "work-2")
+        done = self.v2(second, work)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(len(self.calls_matching("voice --data")), 6, done.stdout)
+        self.assertEqual(len(self.calls_matching("scanned fold 0")), 1)
+        self.assertEqual(len(self.calls_matching("scanned fold 1")), 1)
+        with open(os.path.join(work, "fuse-work", "fold-0-scans.tsv")) as f:
+            self.assertEqual(f.read(), f"# weights w0 fused with refusals\n{second}/audio/p0/a.flac\t0.5\t\n")
+        with open(os.path.join(self.keep, "fused", "voice-v2.json")) as f:
+            self.assertEqual(json.load(f), {"model": "voice-v2"})
+        self.assertTrue(os.path.exists(os.path.join(work, "folds-summary.md")))
 
 
 if __name__ == "__main__":

@@ -8,17 +8,21 @@
 #    RawBoost), 8 epochs of 4,096 crops each, seed 20261125, scored after the last epoch;
 # 2. each candidate's final member, the same recipe on the whole train split;
 # 3. `aqiqat-train fuse`: the fusion weights learnt on the folds, the verdict bands set on the
-#    folds' clips scanned through the fused fold networks, the card written to WORK/fused;
+#    folds' clips scanned through the fused fold networks, the card written to WORK/fused
+#    (families named in the verdicts' words of tools/voice-data/families.tsv);
 # 4. the folds' figures, side by side (tools/voice-data/folds_summary.py), into
 #    WORK/folds-summary.md.
 #
 # Runs one training at a time (a wideband run holds about 14 GB of decoded audio). Each
-# finished fold and final member is also copied to runs/voice-v2/ in the repository (the
-# networks are 0.2 MB, the scores gzipped): commit that folder, and a new machine with the
-# corpus rebuilt restores them instead of training them again. The runs are deterministic for
+# finished fold, final member, fold's fusion scans and the fused card are also copied to
+# runs/voice-v2/ in the repository (the networks are 0.2 MB, tables gzipped): commit that
+# folder, and a new machine with the corpus rebuilt restores them instead of computing them
+# again. The runs are deterministic for
 # a given corpus, seed and thread count: a restored fold is the fold this script would train.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=keep.sh
+source "$here/keep.sh"
 repo=$(cd "$here/../.." && pwd)
 corpus=$(cd "$1" && pwd)
 mkdir -p "$2"
@@ -43,8 +47,7 @@ for name in "${candidates[@]}"; do
     final=$work/final/$name
     kept=$keep/final/$name
     if [[ ! -f $final/last/voice-tdnn-mfm.json && -f $kept/last/voice-tdnn-mfm.json ]]; then
-        mkdir -p "$final/last"
-        cp "$kept/last/"* "$final/last/"
+        copy_network "$kept/last" "$final/last"
         echo "final $name: restored from $kept"
     fi
     if [[ ! -f $final/last/voice-tdnn-mfm.json ]]; then
@@ -55,21 +58,47 @@ for name in "${candidates[@]}"; do
         tail -n 1 "$final.log"
     fi
     if [[ ! -f $kept/last/voice-tdnn-mfm.json ]]; then
-        mkdir -p "$kept/last"
-        cp "$final/last/voice-tdnn-mfm.safetensors" "$kept/last/"
-        cp "$final/last/voice-tdnn-mfm.json" "$kept/last/voice-tdnn-mfm.json.part"
-        mv "$kept/last/voice-tdnn-mfm.json.part" "$kept/last/voice-tdnn-mfm.json"
+        copy_network "$final/last" "$kept/last"
         echo "final $name: kept in $kept"
     fi
 done
 
+# The fusion scans every fold's clips through that fold's fused networks (the longest step);
+# each fold's scans are kept once written, so that a new machine scans only the rest.
+prefix=$corpus/
+mkdir -p "$work/fuse-work" "$keep/fuse"
+for gz in "$keep/fuse/"fold-*-scans.tsv.gz; do
+    [[ -f $gz ]] || continue
+    scans=$work/fuse-work/$(basename "$gz" .gz)
+    [[ -f $scans ]] || restore_table "$gz" "$scans" "$prefix"
+done
+heard=()
+while IFS=$'\t' read -r key words; do
+    [[ -z $key || $key == \#* ]] || heard+=(--heard "$key=$words")
+done <"$here/families.tsv"
 if [[ ! -f $work/fused/voice-v2.json ]]; then
     echo "fuse ($(date -u +%H:%M:%S))"
+    status=0
     "$train" fuse --corpus "$corpus" \
         --runs "$work/lfcc-tdnn" --runs "$work/wide-rawboost" \
         --final "$work/final/lfcc-tdnn/last" --final "$work/final/wide-rawboost/last" \
-        --out "$work/fused" --work "$work/fuse-work" >"$work/fuse.log" 2>&1
+        "${heard[@]}" --out "$work/fused" --work "$work/fuse-work" >"$work/fuse.log" 2>&1 || status=$?
+    for scans in "$work/fuse-work/"fold-*-scans.tsv; do
+        [[ -f $scans ]] || continue
+        gz=$keep/fuse/$(basename "$scans").gz
+        [[ -f $gz && ! $scans -nt $gz ]] || keep_table "$scans" "$gz" "$prefix"
+    done
     tail -n 3 "$work/fuse.log"
+    [[ $status == 0 ]] || exit "$status"
+fi
+if [[ ! -f $keep/fused/voice-v2.json ]]; then
+    mkdir -p "$keep/fused"
+    cp "$work/fused/"*.safetensors "$keep/fused/"
+    cp "$work/fused/"voice-v2-*.json "$keep/fused/"
+    cp "$work/fused/voice-v2.json" "$keep/fused/voice-v2.json.part"
+    mv "$keep/fused/voice-v2.json.part" "$keep/fused/voice-v2.json"
+    cp "$work/fuse.log" "$keep/fused/fuse.log"
+    echo "fused: kept in $keep/fused"
 fi
 
 python3 "$here/folds_summary.py" "$corpus" "$work/lfcc-tdnn" "$work/wide-rawboost" \
