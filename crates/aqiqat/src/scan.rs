@@ -459,7 +459,10 @@ pub fn eval(
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let candidate = match model.map(load_candidate).transpose() {
+    let candidate = match model
+        .map(|p| VoiceDetector::from_path(p).map_err(|e| format!("{}: {e}", p.display())))
+        .transpose()
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -556,26 +559,6 @@ pub fn eval(
         print_report(manifest_path, &report);
     }
     Outcome::Ok
-}
-
-/// A detector from a training run's output folder, or from a fused card (`aqiqat-train fuse`
-/// writes it beside its members' cards and weights); weights must match their cards' hashes.
-fn load_candidate(dir: &Path) -> Result<VoiceDetector, String> {
-    if dir.is_file() {
-        let (Some(folder), Some(card)) = (dir.parent(), dir.file_name()) else {
-            return Err(format!("{}: not a fused card", dir.display()));
-        };
-        return VoiceDetector::load_fused_dir(folder, &card.to_string_lossy())
-            .map_err(|e| format!("{}: {e}", dir.display()));
-    }
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
-    let weights = read("voice-tdnn-mfm.safetensors")?;
-    let card = String::from_utf8(read("voice-tdnn-mfm.json")?)
-        .map_err(|_| format!("{}: the model card is not UTF-8", dir.display()))?;
-    VoiceDetector::load(&weights, &card).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 fn print_report(path: &Path, r: &EvalReport) {

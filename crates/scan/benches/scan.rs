@@ -1,14 +1,18 @@
 //! Speed of `aqiqat scan`, end to end and by stage, on one thread, in multiples of real time.
 //!
-//!     cargo bench -p aqiqat-scan --bench scan [-- MINUTES]
+//!     cargo bench -p aqiqat-scan --bench scan [-- MINUTES] [-- --model PATH]
 //!
 //! Input: the shared smoke set's 48 clips (bonafide and spoof) decoded and laid end to end,
 //! repeated to MINUTES minutes (default 3), written as a 16 kHz 16-bit WAV, and as an 8 kHz
-//! G.711 µ-law WAV by ffmpeg when it is installed. Stages: decode + resample to 8 kHz, features
-//! (VAD + LFCC + normalisation), the network over the timeline's windows, the recording checks
-//! (`aqiqat_dsp::quality`: noise, music, two voices), and the whole scan
-//! (which also hashes the file and runs provenance). The provenance column is provenance
-//! alone on the same file (C2PA look-up, metadata markers), for its share of the whole.
+//! G.711 µ-law WAV by ffmpeg when it is installed. The voice detector is the embedded one, or
+//! the candidate at PATH (a run folder or a fused card, as `aqiqat eval --model` takes).
+//! Stages: decode + resample to the detector's rate; the analysis (speech found once, every
+//! network's features and forward pass over the timeline's windows, fused); the recording
+//! checks (`aqiqat_dsp::quality`: noise, music, two voices); and the whole scan (which also
+//! hashes the file and runs provenance). The provenance column is provenance alone on the same
+//! file (C2PA look-up, metadata markers), for its share of the whole. Under each input, one
+//! line per network: its resampling when its rate is below the input's, its features (VAD +
+//! LFCC + normalisation on its own input) and its forward pass.
 //!
 //! Then still images: a 1024×768 PNG, unlabelled and labelled (C2PA), scanned from memory —
 //! decode, the image detector, credentials, markers, the watermark — in milliseconds per
@@ -18,6 +22,7 @@
 //! `-- images` runs the pictures only.
 
 use aqiqat_dsp::quality::QualityConfig;
+use aqiqat_intake::resample::MonoResampler;
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_provenance::credentials::{
     LabelRequest, LabelSigner, LocalIdentity, TrustAnchors, label,
@@ -25,7 +30,8 @@ use aqiqat_provenance::credentials::{
 use aqiqat_provenance::{Input, examine};
 use aqiqat_scan::Scanner;
 use aqiqat_voice::analysis;
-use aqiqat_voice::features::{FeatureExtractor, SAMPLE_RATE};
+use aqiqat_voice::detector::VoiceDetector;
+use aqiqat_voice::features::FeatureExtractor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -77,10 +83,12 @@ fn main() {
         images(&scanner);
         return;
     }
-    let minutes: f64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(3.0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let minutes: f64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(3.0);
+    let model = args
+        .iter()
+        .position(|a| a == "--model")
+        .map(|i| PathBuf::from(args.get(i + 1).expect("--model needs a path")));
     let dir = tempfile::tempdir().unwrap();
     let (wav, seconds) = input(dir.path(), minutes);
     let mut inputs = vec![("16 kHz s16 WAV", wav.clone())];
@@ -95,37 +103,54 @@ fn main() {
     if made {
         inputs.push(("8 kHz µ-law WAV", mulaw));
     }
-    let scanner = Scanner::embedded(Limits::default()).unwrap();
-    println!("scan speed, one thread, {seconds:.0} s of speech; × real time (higher is faster)");
+    let mut scanner = Scanner::embedded(Limits::default()).unwrap();
+    if let Some(path) = &model {
+        let candidate =
+            VoiceDetector::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        scanner = scanner.with_voice(candidate);
+    }
+    let detector = scanner.voice();
+    let rate = detector.sample_rate();
     println!(
-        "{:18} {:>10} {:>10} {:>10} {:>10} {:>11} {:>12}",
-        "input", "decode", "features", "network", "quality", "provenance", "end to end"
+        "scan speed, one thread, {seconds:.0} s of speech; × real time (higher is faster); \
+         voice detector {} ({} network(s), input at {rate} Hz)",
+        detector.id().name,
+        detector.networks().count()
+    );
+    println!(
+        "{:18} {:>10} {:>10} {:>10} {:>11} {:>12}",
+        "input", "decode", "analysis", "quality", "provenance", "end to end"
     );
     for (name, path) in &inputs {
         let runs = 3;
         let decode = best_of(runs, || {
-            AudioStream::open(path, SAMPLE_RATE, &Limits::default())
+            AudioStream::open(path, rate, &Limits::default())
                 .unwrap()
                 .read_to_end()
                 .unwrap()
         });
-        let samples = AudioStream::open(path, SAMPLE_RATE, &Limits::default())
+        let samples = AudioStream::open(path, rate, &Limits::default())
             .unwrap()
             .read_to_end()
             .unwrap();
-        let mut fx = FeatureExtractor::default();
-        let features = best_of(runs, || {
-            let segs = fx.speech_segments(&samples);
-            fx.compute(&samples, &segs)
-        });
+        let analysis = best_of(runs, || detector.analyse(&samples).unwrap());
+        let fx = FeatureExtractor::new(
+            detector
+                .networks()
+                .next()
+                .unwrap()
+                .0
+                .features
+                .lfcc()
+                .unwrap(),
+        );
         let segs = fx.speech_segments(&samples);
-        let frames = fx.compute(&samples, &segs);
-        let (starts, len) = analysis::windows(&frames);
-        let network = best_of(runs, || {
-            analysis::window_logits(scanner.voice().model(), &frames, &starts, len).unwrap()
-        });
         let quality = best_of(runs, || {
-            aqiqat_dsp::quality::assess(&samples, &segs, &QualityConfig::default())
+            let config = QualityConfig {
+                sample_rate: rate,
+                ..QualityConfig::default()
+            };
+            aqiqat_dsp::quality::assess(&samples, &segs, &config)
         });
         let provenance = best_of(runs, || {
             let bytes = std::fs::read(path).unwrap();
@@ -142,14 +167,48 @@ fn main() {
         });
         let total = best_of(runs, || scanner.scan_file(path).unwrap());
         println!(
-            "{name:18} {:>9.0}× {:>9.0}× {:>9.0}× {:>9.0}× {:>10.0}× {:>11.0}×",
+            "{name:18} {:>9.0}× {:>9.0}× {:>9.0}× {:>10.0}× {:>11.0}×",
             seconds / decode,
-            seconds / features,
-            seconds / network,
+            seconds / analysis,
             seconds / quality,
             seconds / provenance,
             seconds / total
         );
+        for (card, network) in detector.networks() {
+            let lfcc = card.features.lfcc().unwrap();
+            let resample = |input: &[f32]| {
+                let mut resampler = MonoResampler::new(rate, lfcc.sample_rate).unwrap();
+                let mut out = Vec::with_capacity(input.len());
+                resampler.push(input, &mut out);
+                resampler.finish(&mut out);
+                out
+            };
+            let own = if lfcc.sample_rate == rate {
+                samples.clone()
+            } else {
+                resample(&samples)
+            };
+            let resampling =
+                (lfcc.sample_rate != rate).then(|| best_of(runs, || resample(&samples)));
+            let mut fx = FeatureExtractor::new(lfcc);
+            let features = best_of(runs, || {
+                let segs = fx.speech_segments(&own);
+                fx.compute(&own, &segs)
+            });
+            let segs = fx.speech_segments(&own);
+            let frames = fx.compute(&own, &segs);
+            let (starts, len) = analysis::windows(&frames);
+            let forward = best_of(runs, || {
+                analysis::window_logits(network, &frames, &starts, len).unwrap()
+            });
+            println!(
+                "  {:30} resample {:>8} features {:>7.0}× network {:>7.0}×",
+                format!("{} at {} Hz", card.model, lfcc.sample_rate),
+                resampling.map_or("—".to_owned(), |t| format!("{:.0}×", seconds / t)),
+                seconds / features,
+                seconds / forward
+            );
+        }
     }
     images(&scanner);
 }

@@ -359,6 +359,12 @@ impl Scanner {
         self
     }
 
+    /// Another voice detector in place of the embedded one (a candidate being measured).
+    pub fn with_voice(mut self, voice: VoiceDetector) -> Self {
+        self.voice = voice;
+        self
+    }
+
     pub fn voice(&self) -> &VoiceDetector {
         &self.voice
     }

@@ -206,23 +206,23 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
     let development =
         Thresholds::from_development(&platt, &bonafide, metrics::eer(&bonafide, &spoof).threshold);
     let train_families = families(&entries, |e| e.get("split") == Some("train"));
+    // A family in the words users read, by its key where no words were given.
+    let words = |key: &String| {
+        args.heard
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| key.clone(), |(_, w)| w.clone())
+    };
     let heard: Vec<(String, String)> = train_families
         .iter()
-        .map(|key| {
-            let words = args
-                .heard
-                .iter()
-                .find(|(k, _)| k == key)
-                .map_or_else(|| key.clone(), |(_, w)| w.clone());
-            (key.clone(), words)
-        })
+        .map(|key| (key.clone(), words(key)))
         .collect();
     let (mut open, bands) = open_set::judge(&scans, &heard, &args.corpus, development)?;
     // The shipped members heard every family of the train split; what they did not hear is
     // what the corpus holds elsewhere (the folds' own unheard families are in `folds`).
     open.families_not_heard = families(&entries, |_| true)
         .difference(&train_families)
-        .cloned()
+        .map(words)
         .collect();
     let thresholds = bands.thresholds(&platt);
     let everything: Vec<&Scored> = scans.iter().collect();

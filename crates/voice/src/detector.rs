@@ -32,6 +32,9 @@ pub enum DetectorError {
     Model(#[from] candle_core::Error),
     #[error("fusion: {0}")]
     Fusion(String),
+    /// A model file that cannot be read.
+    #[error("{0}")]
+    Files(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -298,12 +301,12 @@ impl VoiceDetector {
     pub fn load_fused_dir(dir: &std::path::Path, card: &str) -> Result<Self, DetectorError> {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| {
-                DetectorError::Fusion(format!("cannot read {}: {e}", dir.join(name).display()))
+                DetectorError::Files(format!("cannot read {}: {e}", dir.join(name).display()))
             })
         };
         let text = |name: &str| {
             String::from_utf8(read(name)?).map_err(|_| {
-                DetectorError::Fusion(format!("{} is not UTF-8", dir.join(name).display()))
+                DetectorError::Files(format!("{} is not UTF-8", dir.join(name).display()))
             })
         };
         let fused: FusedCard = serde_json::from_str(&text(card)?)?;
@@ -320,9 +323,41 @@ impl VoiceDetector {
         Self::from_fused_card(fused, &members)
     }
 
-    /// The first network (the only one of a single-network detector): the one benches time.
+    /// A detector from a path a person types: a training run's output folder
+    /// (`voice-tdnn-mfm.json` and its weights), or a fused card file, which
+    /// `aqiqat-train fuse` writes beside its members' cards and weights. Weights must match
+    /// their cards' hashes.
+    pub fn from_path(path: &std::path::Path) -> Result<Self, DetectorError> {
+        if path.is_file() {
+            let (Some(folder), Some(card)) = (path.parent(), path.file_name()) else {
+                return Err(DetectorError::Files(format!(
+                    "{}: not a fused card",
+                    path.display()
+                )));
+            };
+            return Self::load_fused_dir(folder, &card.to_string_lossy());
+        }
+        let read = |name: &str| {
+            let file = path.join(name);
+            std::fs::read(&file)
+                .map_err(|e| DetectorError::Files(format!("cannot read {}: {e}", file.display())))
+        };
+        let weights = read("voice-tdnn-mfm.safetensors")?;
+        let card = String::from_utf8(read("voice-tdnn-mfm.json")?).map_err(|_| {
+            DetectorError::Files(format!("{}: the model card is not UTF-8", path.display()))
+        })?;
+        Self::load(&weights, &card)
+    }
+
+    /// The first network (the only one of a single-network detector).
     pub fn model(&self) -> &TdnnMfm {
         &self.members[0].model
+    }
+
+    /// Every network with its card, lowest rate first (the first finds the speech): for
+    /// benches that time each member's features and forward pass.
+    pub fn networks(&self) -> impl Iterator<Item = (&ModelCard, &TdnnMfm)> {
+        self.members.iter().map(|m| (&m.card, &m.model))
     }
 
     /// The card of a single-network detector, which tools that rewrite a card edit; `None`
@@ -988,11 +1023,27 @@ mod tests {
         std::fs::write(dir.join("fused.json"), fused_card(&[Fusion::ALONE])).unwrap();
         let loaded = VoiceDetector::load_fused_dir(&dir, "fused.json");
         let missing = VoiceDetector::load_fused_dir(&dir, "absent.json").err();
+        // The path a person types: the card file, or a run folder.
+        let typed = VoiceDetector::from_path(&dir.join("fused.json"));
+        std::fs::write(dir.join("voice-tdnn-mfm.safetensors"), EMBEDDED_WEIGHTS).unwrap();
+        std::fs::write(dir.join("voice-tdnn-mfm.json"), EMBEDDED_CARD).unwrap();
+        let run = VoiceDetector::from_path(&dir);
+        let not_a_run = VoiceDetector::from_path(&dir.join("nowhere")).err();
         std::fs::remove_dir_all(&dir).unwrap();
         let loaded = loaded.unwrap();
         assert_eq!(loaded.id().name, "voice-test-fusion");
         assert_eq!(loaded.sample_rate(), 8_000);
         assert!(missing.unwrap().to_string().contains("cannot read"));
+        assert_eq!(typed.unwrap().id(), loaded.id());
+        let run = run.unwrap();
+        assert_eq!(run.id(), VoiceDetector::embedded().unwrap().id());
+        assert_eq!(run.networks().count(), 1);
+        assert_eq!(loaded.networks().count(), 1);
+        let not_a_run = not_a_run.unwrap().to_string();
+        assert!(
+            not_a_run.contains("cannot read") && not_a_run.contains("voice-tdnn-mfm.safetensors"),
+            "{not_a_run}"
+        );
     }
 
     #[test]
