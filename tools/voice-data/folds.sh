@@ -46,6 +46,7 @@ for k in $folds; do
     if [[ -n $keep && ! -f $keep/fold-$k/dev-scores-last.tsv.gz ]]; then
         copy_network "$out/fold-$k/last" "$keep/fold-$k/last"
         cp "$out/fold-$k/epochs.tsv" "$keep/fold-$k/"
+        keep_corpus_hashes "$corpus" "$keep/fold-$k"
         keep_table "$out/fold-$k/dev-scores-last.tsv" "$keep/fold-$k/dev-scores-last.tsv.gz" "$prefix"
         echo "fold $k: kept in $keep"
     fi

@@ -26,3 +26,9 @@ copy_network() {
     cp "$1/voice-tdnn-mfm.json" "$2/voice-tdnn-mfm.json.part"
     mv "$2/voice-tdnn-mfm.json.part" "$2/voice-tdnn-mfm.json"
 }
+
+# keep_corpus_hashes CORPUS DIR: which corpus build a kept run was trained on (the clean and the
+# channel-variant manifests' SHA-256), since the Opus variants differ between CPUs.
+keep_corpus_hashes() {
+    (cd "$1" && sha256sum manifest.tsv $([[ -f manifest_aug.tsv ]] && echo manifest_aug.tsv)) >"$2/corpus.sha256"
+}

@@ -172,6 +172,8 @@ class KeepTest(unittest.TestCase):
         self.assertEqual(lost.returncode, 3, lost.stdout + lost.stderr)
         self.assertEqual(len(self.calls_matching("--fold")), 4)  # 2 candidates × 2 folds
         self.assertEqual(len(self.calls_matching("voice --data")) - 4, 2)  # the finals
+        with open(os.path.join(self.keep, "lfcc-tdnn", "fold-0", "corpus.sha256")) as f:
+            self.assertRegex(f.read(), r"^[0-9a-f]{64}  manifest.tsv\n$")
         kept_fuse = os.path.join(self.keep, "fuse")
         with gzip.open(os.path.join(kept_fuse, "fold-0-scans.tsv.gz"), "rt") as f:
             self.assertEqual(f.read(), "# weights w0 fused with refusals\naudio/p0/a.flac\t0.5\t\n")

@@ -59,6 +59,7 @@ for name in "${candidates[@]}"; do
     fi
     if [[ ! -f $kept/last/voice-tdnn-mfm.json ]]; then
         copy_network "$final/last" "$kept/last"
+        keep_corpus_hashes "$corpus" "$kept"
         echo "final $name: kept in $kept"
     fi
 done
