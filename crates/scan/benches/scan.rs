@@ -8,7 +8,8 @@
 //! the candidate at PATH (a run folder or a fused card, as `aqiqat eval --model` takes).
 //! Stages: decode + resample to the detector's rate; the analysis (speech found once, every
 //! network's features and forward pass over the timeline's windows, fused); the recording
-//! checks (`aqiqat_dsp::quality`: noise, music, two voices); and the whole scan (which also
+//! checks (`aqiqat_dsp::quality`: noise, music, two voices, on the first network's input, as a
+//! scan runs them); and the whole scan (which also
 //! hashes the file and runs provenance). The provenance column is provenance alone on the same
 //! file (C2PA look-up, metadata markers), for its share of the whole. Under each input, one
 //! line per network: its resampling when its rate is below the input's, its features (VAD +
@@ -74,6 +75,18 @@ fn input(dir: &Path, minutes: f64) -> (PathBuf, f64) {
     (path, target as f64 / 16_000.0)
 }
 
+/// `input` at `to` Hz (a copy when already there), as the detector resamples for a member.
+fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
+    if from == to {
+        return input.to_vec();
+    }
+    let mut resampler = MonoResampler::new(from, to).unwrap();
+    let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 1);
+    resampler.push(input, &mut out);
+    resampler.finish(&mut out);
+    out
+}
+
 fn main() {
     // One thread for the network too: candle sizes its pool from this variable at first use.
     // SAFETY: set before any other thread exists.
@@ -134,23 +147,23 @@ fn main() {
             .read_to_end()
             .unwrap();
         let analysis = best_of(runs, || detector.analyse(&samples).unwrap());
-        let fx = FeatureExtractor::new(
-            detector
-                .networks()
-                .next()
-                .unwrap()
-                .0
-                .features
-                .lfcc()
-                .unwrap(),
-        );
-        let segs = fx.speech_segments(&samples);
+        // The recording checks read the first (lowest-rate) network's input, as a scan does.
+        let first = detector
+            .networks()
+            .next()
+            .unwrap()
+            .0
+            .features
+            .lfcc()
+            .unwrap();
+        let reference = resample(&samples, rate, first.sample_rate);
+        let segs = FeatureExtractor::new(first).speech_segments(&reference);
         let quality = best_of(runs, || {
             let config = QualityConfig {
-                sample_rate: rate,
+                sample_rate: first.sample_rate,
                 ..QualityConfig::default()
             };
-            aqiqat_dsp::quality::assess(&samples, &segs, &config)
+            aqiqat_dsp::quality::assess(&reference, &segs, &config)
         });
         let provenance = best_of(runs, || {
             let bytes = std::fs::read(path).unwrap();
@@ -176,20 +189,9 @@ fn main() {
         );
         for (card, network) in detector.networks() {
             let lfcc = card.features.lfcc().unwrap();
-            let resample = |input: &[f32]| {
-                let mut resampler = MonoResampler::new(rate, lfcc.sample_rate).unwrap();
-                let mut out = Vec::with_capacity(input.len());
-                resampler.push(input, &mut out);
-                resampler.finish(&mut out);
-                out
-            };
-            let own = if lfcc.sample_rate == rate {
-                samples.clone()
-            } else {
-                resample(&samples)
-            };
-            let resampling =
-                (lfcc.sample_rate != rate).then(|| best_of(runs, || resample(&samples)));
+            let own = resample(&samples, rate, lfcc.sample_rate);
+            let resampling = (lfcc.sample_rate != rate)
+                .then(|| best_of(runs, || resample(&samples, rate, lfcc.sample_rate)));
             let mut fx = FeatureExtractor::new(lfcc);
             let features = best_of(runs, || {
                 let segs = fx.speech_segments(&own);
