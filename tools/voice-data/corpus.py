@@ -420,6 +420,36 @@ def write_manifest(path, rows, extra=()):
             w.writerow(r)
 
 
+def build_environment():
+    """What shaped the bytes of this build besides the registry and the seed: the packages that
+    decode, synthesise and degrade the audio, and the CPU (ffmpeg's Opus decoder and libopus
+    pick SIMD code at run time, so the Opus variants differ between CPUs)."""
+    from importlib import metadata
+    env = {"python": {}, "debian": {}, "cpu": {}}
+    for package in ("numpy", "scipy", "soundfile", "pyworld", "pyroomacoustics"):
+        try:
+            env["python"][package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            env["python"][package] = None
+    for package in ("ffmpeg", "libopus0", "espeak-ng", "festival", "libopencore-amrnb0",
+                    "libopencore-amrwb0", "libvo-amrwbenc0", "libgsm1"):
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
+                             capture_output=True, text=True)
+        env["debian"][package] = out.stdout.strip() if out.returncode == 0 else None
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        info = []
+    for line in info:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and "model" not in env["cpu"]:
+            env["cpu"]["model"] = value.strip()
+        if key.strip() == "flags" and "simd" not in env["cpu"]:
+            env["cpu"]["simd"] = sorted(f for f in value.split()
+                                        if f.startswith(("sse", "ssse", "avx", "fma")))
+    return env
+
+
 def list_sources(sources, args):
     """Per source and rule: files matched now against the count the rule was written with."""
     totals = {"bonafide": 0, "spoof": 0}
@@ -517,6 +547,7 @@ def main():
     write_manifest(args.out / "manifest.tsv", rows)
     (args.out / "folds.json").write_text(json.dumps(folds, indent=1))
     (args.out / "sources.json").write_text(json.dumps(report, indent=1))
+    (args.out / "environment.json").write_text(json.dumps(build_environment(), indent=1))
     variants = []
     if args.augment:
         scratch.mkdir(parents=True, exist_ok=True)

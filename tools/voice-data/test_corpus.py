@@ -216,6 +216,19 @@ class SplitsCapsFolds(unittest.TestCase):
         self.assertTrue(all(f["bonafide"] and f["spoof"] for f in folds), folds)
 
 
+class Environment(unittest.TestCase):
+    def test_the_build_records_its_packages_and_cpu(self):
+        env = corpus.build_environment()
+        self.assertEqual(sorted(env), ["cpu", "debian", "python"])
+        # A package that is absent is named with no version, not left out.
+        self.assertLessEqual({"numpy", "scipy", "pyroomacoustics"}, set(env["python"]))
+        self.assertLessEqual({"ffmpeg", "libopus0", "espeak-ng"}, set(env["debian"]))
+        for version in list(env["python"].values()) + list(env["debian"].values()):
+            self.assertTrue(version is None or (isinstance(version, str) and version), version)
+        if env["cpu"]:
+            self.assertTrue(all(f.startswith(("sse", "ssse", "avx", "fma")) for f in env["cpu"].get("simd", [])))
+
+
 class Balance(unittest.TestCase):
     def test_a_language_or_channel_under_one_label_fails(self):
         rows = [row("bonafide", language="kk"), row("spoof", language="en"),
