@@ -433,9 +433,13 @@ def build_environment():
             env["python"][package] = None
     for package in ("ffmpeg", "libopus0", "espeak-ng", "festival", "libopencore-amrnb0",
                     "libopencore-amrwb0", "libvo-amrwbenc0", "libgsm1"):
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
-                             capture_output=True, text=True)
-        env["debian"][package] = out.stdout.strip() if out.returncode == 0 else None
+        try:
+            out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
+                                 capture_output=True, text=True)
+        except FileNotFoundError:  # not a Debian system
+            env["debian"][package] = None
+            continue
+        env["debian"][package] = out.stdout.strip() or None if out.returncode == 0 else None
     try:
         info = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
