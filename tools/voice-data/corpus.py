@@ -439,7 +439,7 @@ def build_environment():
         except FileNotFoundError:  # not a Debian system
             env["debian"][package] = None
             continue
-        env["debian"][package] = out.stdout.strip() or None if out.returncode == 0 else None
+        env["debian"][package] = (out.stdout.strip() or None) if out.returncode == 0 else None
     try:
         info = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:

@@ -186,6 +186,9 @@ class KeepTest(unittest.TestCase):
         self.assertIn("vits=VITS", heard)
         self.assertIn("formant=formant synthesis (eSpeak NG)", heard)
 
+        kept_fold_0 = os.path.join(kept_fuse, "fold-0-scans.tsv.gz")
+        os.utime(kept_fold_0, ns=(1_000_000_000, 1_000_000_000))
+
         # A new machine: nothing trained again, fold 0 not scanned again, fold 1 scanned.
         second = self.corpus("second")
         work = os.path.join(self.tmp.name, "work-2")
@@ -194,6 +197,8 @@ class KeepTest(unittest.TestCase):
         self.assertEqual(len(self.calls_matching("voice --data")), 6, done.stdout)
         self.assertEqual(len(self.calls_matching("scanned fold 0")), 1)
         self.assertEqual(len(self.calls_matching("scanned fold 1")), 1)
+        # What was restored is not written back.
+        self.assertEqual(os.stat(kept_fold_0).st_mtime_ns, 1_000_000_000)
         with open(os.path.join(work, "fuse-work", "fold-0-scans.tsv")) as f:
             self.assertEqual(f.read(), f"# weights w0 fused with refusals\n{second}/audio/p0/a.flac\t0.5\t\n")
         with open(os.path.join(self.keep, "fused", "voice-v2.json")) as f:

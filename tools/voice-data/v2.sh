@@ -71,7 +71,10 @@ mkdir -p "$work/fuse-work" "$keep/fuse"
 for gz in "$keep/fuse/"fold-*-scans.tsv.gz; do
     [[ -f $gz ]] || continue
     scans=$work/fuse-work/$(basename "$gz" .gz)
-    [[ -f $scans ]] || restore_table "$gz" "$scans" "$prefix"
+    if [[ ! -f $scans ]]; then
+        restore_table "$gz" "$scans" "$prefix"
+        touch -r "$gz" "$scans" # as old as what it came from: not kept again below
+    fi
 done
 heard=()
 while IFS=$'\t' read -r key words; do

@@ -23,7 +23,6 @@
 //! `-- images` runs the pictures only.
 
 use aqiqat_dsp::quality::QualityConfig;
-use aqiqat_intake::resample::MonoResampler;
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_provenance::credentials::{
     LabelRequest, LabelSigner, LocalIdentity, TrustAnchors, label,
@@ -31,7 +30,7 @@ use aqiqat_provenance::credentials::{
 use aqiqat_provenance::{Input, examine};
 use aqiqat_scan::Scanner;
 use aqiqat_voice::analysis;
-use aqiqat_voice::detector::VoiceDetector;
+use aqiqat_voice::detector::{VoiceDetector, resampled};
 use aqiqat_voice::features::FeatureExtractor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -73,18 +72,6 @@ fn input(dir: &Path, minutes: f64) -> (PathBuf, f64) {
     }
     w.finalize().unwrap();
     (path, target as f64 / 16_000.0)
-}
-
-/// `input` at `to` Hz (a copy when already there), as the detector resamples for a member.
-fn resample(input: &[f32], from: u32, to: u32) -> Vec<f32> {
-    if from == to {
-        return input.to_vec();
-    }
-    let mut resampler = MonoResampler::new(from, to).unwrap();
-    let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 1);
-    resampler.push(input, &mut out);
-    resampler.finish(&mut out);
-    out
 }
 
 fn main() {
@@ -156,7 +143,7 @@ fn main() {
             .features
             .lfcc()
             .unwrap();
-        let reference = resample(&samples, rate, first.sample_rate);
+        let reference = resampled(&samples, rate, first.sample_rate).unwrap();
         let segs = FeatureExtractor::new(first).speech_segments(&reference);
         let quality = best_of(runs, || {
             let config = QualityConfig {
@@ -189,9 +176,12 @@ fn main() {
         );
         for (card, network) in detector.networks() {
             let lfcc = card.features.lfcc().unwrap();
-            let own = resample(&samples, rate, lfcc.sample_rate);
-            let resampling = (lfcc.sample_rate != rate)
-                .then(|| best_of(runs, || resample(&samples, rate, lfcc.sample_rate)));
+            let own = resampled(&samples, rate, lfcc.sample_rate).unwrap();
+            let resampling = (lfcc.sample_rate != rate).then(|| {
+                best_of(runs, || {
+                    resampled(&samples, rate, lfcc.sample_rate).unwrap()
+                })
+            });
             let mut fx = FeatureExtractor::new(lfcc);
             let features = best_of(runs, || {
                 let segs = fx.speech_segments(&own);

@@ -401,7 +401,7 @@ impl VoiceDetector {
     fn analyse_keeping_reference<'s>(
         &self,
         samples: &'s [f32],
-    ) -> Result<(ClipAnalysis, Cow<'s, [f32]>, u32), DetectorError> {
+    ) -> Result<(ClipAnalysis, Cow<'s, [f32]>), DetectorError> {
         let mut inputs: Vec<Cow<'s, [f32]>> = self
             .members
             .iter()
@@ -426,14 +426,13 @@ impl VoiceDetector {
             .collect();
         let analysis = analysis::analyse_fused(&mut parts)?;
         drop(parts);
-        let rate = self.members[0].lfcc.sample_rate;
-        Ok((analysis, inputs.swap_remove(0), rate))
+        Ok((analysis, inputs.swap_remove(0)))
     }
 
     /// Judges mono samples at [`Self::sample_rate`].
     pub fn scan(&self, samples: &[f32]) -> Result<VoiceFinding, DetectorError> {
-        let (a, reference, rate) = self.analyse_keeping_reference(samples)?;
-        let measured = measure_conditions(&reference, rate, &a);
+        let (a, reference) = self.analyse_keeping_reference(samples)?;
+        let measured = measure_conditions(&reference, self.members[0].lfcc.sample_rate, &a);
         Ok(self.finding(&a, measured))
     }
 
@@ -606,8 +605,9 @@ impl Member {
     }
 }
 
-/// `samples` at `to` Hz: borrowed when already there.
-fn resampled(samples: &[f32], from: u32, to: u32) -> Result<Cow<'_, [f32]>, DetectorError> {
+/// `samples` at `to` Hz, as the detector gives each member its input: borrowed when already
+/// there (benches time this step with it).
+pub fn resampled(samples: &[f32], from: u32, to: u32) -> Result<Cow<'_, [f32]>, DetectorError> {
     if from == to {
         return Ok(Cow::Borrowed(samples));
     }
