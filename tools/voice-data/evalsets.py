@@ -11,14 +11,20 @@ Writes, under --out:
                     (bonafide) and donald_trump/fake (spoof, real-world deepfakes).
   smoke.tsv         a copy of the shared smoke manifest pointing at its files.
   <set>_<channel>.tsv  the same sets after a channel round trip, both labels alike:
-                    mulaw8k / alaw8k (8 kHz G.711 µ-law / A-law), mp3-32k (MP3 32 kbit/s), opus-16k (Opus 16 kbit/s).
+                    mulaw8k / alaw8k (8 kHz G.711 µ-law / A-law), amr-nb-12.2k / amr-nb-4.75k
+                    (AMR narrowband, the mobile call codec at its highest and lowest mode,
+                    through the reference library as the corpus builder does; an 8 kHz WAV),
+                    mp3-32k (MP3 32 kbit/s), opus-16k (Opus 16 kbit/s).
   heldout_<family>.tsv  with --corpus (prepare.py's output): every clean spoof of one generator
                     family, from all splits, against the test split's clean bonafide clips. A run
                     trained with `aqiqat-train voice --exclude-family <family>` has heard none
                     of those spoofs: the leave-one-generator-out figures.
   test.tsv          with --corpus: the corpus's test split, clean, both labels (speakers and
-                    voices no training or tuning run has heard, generators it has).
-Columns: path label generator source [channel]. Needs git and Debian's ffmpeg.
+                    voices no training or tuning run has heard, generators it has), with its
+                    family and language columns; with --test-channels also test_<channel>.tsv.
+Columns: path label generator source [family language] [channel]. Needs git and Debian's
+ffmpeg (and, for AMR, libopencore-amrnb0 and numpy/scipy, as the corpus builder does).
+
 """
 
 import argparse
@@ -29,12 +35,31 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# ffmpeg arguments and file type, or (for AMR, which Debian's ffmpeg cannot encode) the AMR-NB
+# mode number of augment.AMR_NB_KBPS.
 CHANNELS = {
     "mulaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_mulaw"], "wav"),
     "alaw8k": (["-ar", "8000", "-ac", "1", "-c:a", "pcm_alaw"], "wav"),
+    "amr-nb-12.2k": (7, "wav"),
+    "amr-nb-4.75k": (0, "wav"),
     "mp3-32k": (["-ac", "1", "-c:a", "libmp3lame", "-b:a", "32k"], "mp3"),
     "opus-16k": (["-ac", "1", "-c:a", "libopus", "-b:a", "16k"], "opus"),
 }
+
+
+def amr_nb(src, dst, mode):
+    """An AMR-NB call leg: the clip at 8 kHz through the reference encoder and decoder at
+    `mode`, written as the 8 kHz 16-bit WAV a telephony system would hand over."""
+    import numpy as np
+    import soundfile
+    from scipy.signal import resample_poly
+    from augment import AMR_NB, RATE, _amr
+    pcm = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-ac", "1",
+                          "-ar", str(RATE), "-f", "f32le", "-"],
+                         check=True, capture_output=True).stdout
+    x = np.frombuffer(pcm, dtype=np.float32).astype(np.float64)
+    y = resample_poly(_amr(x, 8000, 160, mode, *AMR_NB), 8000, RATE)
+    soundfile.write(dst, np.clip(y, -1.0, 1.0), 8000, subtype="PCM_16")
 
 
 def extract(git_dir, folder, dest):
@@ -80,7 +105,8 @@ def smoke_rows(out, smoke):
 def test_rows(corpus):
     with open(corpus / "manifest.tsv") as f:
         return [{"path": str((corpus / r["path"]).resolve()), "label": r["label"],
-                 "generator": r["generator"], "source": r["source"]}
+                 "generator": r["generator"], "source": r.get("source") or r["page"],
+                 "family": r["family"], "language": r["language"]}
                 for r in csv.DictReader(f, delimiter="\t") if r["split"] == "test"]
 
 
@@ -109,8 +135,13 @@ def degrade(out, name, rows, channel):
         src = Path(row["path"]) if Path(row["path"]).is_absolute() else out / row["path"]
         dst = folder / f"{i:04d}.{ext}"
         if not dst.exists():
-            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), *args, str(dst)],
-                           check=True)
+            part = dst.with_name(f"part-{dst.name}")
+            if isinstance(args, int):
+                amr_nb(src, part, args)
+            else:
+                subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), *args,
+                                str(part)], check=True)
+            part.rename(dst)  # a stopped run leaves no half-written clip under the final name
         return {**row, "path": str(dst.relative_to(out)), "channel": channel}
 
     with ThreadPoolExecutor(2) as pool:
@@ -123,6 +154,8 @@ def main():
     p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
     p.add_argument("--smoke", type=Path, required=True, help="the shared smoke.tsv")
     p.add_argument("--corpus", type=Path, help="prepare.py's output, for the held-out family sets")
+    p.add_argument("--test-channels", action="store_true",
+                   help="with --corpus: the test split after every channel too")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     columns = ["path", "label", "generator", "source"]
@@ -134,8 +167,14 @@ def main():
         print(f"{name}: {len(rows)} clips, {len(CHANNELS)} channel variants")
     if a.corpus:
         rows = test_rows(a.corpus.resolve())
-        write(a.out / "test.tsv", rows, columns)
+        test_columns = columns + ["family", "language"]
+        write(a.out / "test.tsv", rows, test_columns)
         print(f"test: {len(rows)} clips")
+        if a.test_channels:
+            for channel in CHANNELS:
+                write(a.out / f"test_{channel}.tsv", degrade(a.out, "test", rows, channel),
+                      test_columns + ["channel"])
+            print(f"test: {len(CHANNELS)} channel variants")
         for family, rows in heldout_rows(a.corpus.resolve()).items():
             write(a.out / f"heldout_{family}.tsv", rows, columns)
             print(f"heldout_{family}: {len(rows)} clips")

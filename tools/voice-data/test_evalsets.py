@@ -1,0 +1,86 @@
+"""Checks of the evaluation manifests' channel round trips (needs Debian's ffmpeg; the AMR
+channels also numpy, scipy, soundfile and libopencore-amrnb0, as the corpus builder does).
+
+    python3 -m unittest discover -s tools/voice-data -p 'test_*.py'
+"""
+
+import importlib.util
+import ctypes.util
+import math
+import shutil
+import struct
+import subprocess
+import tempfile
+import unittest
+import wave
+from pathlib import Path
+
+import evalsets
+
+
+def tone(path, rate=16000, seconds=1.0):
+    """A 440 Hz tone (in every channel's band) and a 6 kHz one (above a call's)."""
+    n = int(rate * seconds)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(
+            struct.pack("<h", int(8000 * (math.sin(2 * math.pi * 440 * i / rate)
+                                          + math.sin(2 * math.pi * 6000 * i / rate))))
+            for i in range(n)))
+
+
+def probe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate",
+                          "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True)
+    codec, rate = out.stdout.strip().split(",")
+    return codec, int(rate)
+
+
+@unittest.skipUnless(shutil.which("ffmpeg") and shutil.which("ffprobe"), "needs ffmpeg")
+class Channels(unittest.TestCase):
+    def degrade(self, channel):
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d)
+            tone(out / "clip.wav")
+            rows = [{"path": "clip.wav", "label": "bonafide", "generator": "human", "source": "t"}]
+            [row] = evalsets.degrade(out, "t", rows, channel)
+            self.assertEqual(row["channel"], channel)
+            target = out / row["path"]
+            # Written under a temporary name and renamed: nothing else is left in the folder.
+            self.assertEqual([p.name for p in target.parent.iterdir()], [target.name])
+            return probe(target)
+
+    def test_the_issue_s_channels_are_all_there(self):
+        self.assertEqual(set(evalsets.CHANNELS), {"mulaw8k", "alaw8k", "amr-nb-12.2k", "amr-nb-4.75k",
+                                                  "mp3-32k", "opus-16k"})
+
+    def test_ffmpeg_channels_use_their_codec(self):
+        for channel, expected in [("mulaw8k", ("pcm_mulaw", 8000)), ("alaw8k", ("pcm_alaw", 8000)),
+                                  ("mp3-32k", ("mp3", 16000)), ("opus-16k", ("opus", 48000))]:
+            with self.subTest(channel):
+                self.assertEqual(self.degrade(channel), expected)
+
+    @unittest.skipUnless(all(importlib.util.find_spec(m) for m in ("numpy", "scipy", "soundfile"))
+                         and ctypes.util.find_library("opencore-amrnb"),
+                         "AMR needs numpy, scipy, soundfile and libopencore-amrnb0")
+    def test_amr_is_an_8_khz_call_leg_that_keeps_the_voice_band(self):
+        import numpy as np
+        import soundfile
+        for channel in ("amr-nb-12.2k", "amr-nb-4.75k"):
+            with self.subTest(channel), tempfile.TemporaryDirectory() as d:
+                out = Path(d)
+                tone(out / "clip.wav")
+                [row] = evalsets.degrade(out, "t", [{"path": "clip.wav", "label": "bonafide",
+                                                     "generator": "human", "source": "t"}], channel)
+                y, rate = soundfile.read(out / row["path"])
+                self.assertEqual(rate, 8000)
+                spectrum = np.abs(np.fft.rfft(y[800:7200]))
+                freqs = np.fft.rfftfreq(6400, 1 / 8000)
+                # The 440 Hz tone comes through the codec (AMR passes a steady tone, roughly).
+                self.assertGreater(spectrum[np.abs(freqs - 440) < 20].max(), 10 * np.median(spectrum))
+
+
+if __name__ == "__main__":
+    unittest.main()
