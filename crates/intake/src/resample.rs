@@ -24,20 +24,35 @@ struct Engine {
     delay_left: usize,
 }
 
-/// Input frames per FFT block; large enough to amortise the FFT, small enough for live audio.
+/// Input frames per FFT block for files: large enough to amortise the FFT.
 const CHUNK: usize = 1024;
 const SUB_CHUNKS: usize = 4;
+/// Input per FFT block for live audio: 20 ms, one telephony frame. Output waits for a whole
+/// block, so a file's 1,024 frames (128 ms at 8 kHz) would hold back every verdict of a call.
+const LIVE_BLOCK_S: f64 = 0.02;
 
 impl MonoResampler {
     pub fn new(from: u32, to: u32) -> Result<Self, String> {
+        Self::with_blocks(from, to, CHUNK, SUB_CHUNKS)
+    }
+
+    /// A resampler for live audio: the same conversion in 20 ms blocks, so that output lags
+    /// input by one frame and the filter's delay instead of a file's block (at some cost in
+    /// throughput, which a call's real-time pace leaves plenty of).
+    pub fn live(from: u32, to: u32) -> Result<Self, String> {
+        let block = (f64::from(from) * LIVE_BLOCK_S).round() as usize;
+        Self::with_blocks(from, to, block.max(1), 1)
+    }
+
+    fn with_blocks(from: u32, to: u32, chunk: usize, sub_chunks: usize) -> Result<Self, String> {
         let engine = if from == to {
             None
         } else {
             let fft = Fft::<f32>::new_custom(
                 from as usize,
                 to as usize,
-                CHUNK,
-                SUB_CHUNKS,
+                chunk,
+                sub_chunks,
                 1,
                 rubato::WindowFunction::BlackmanHarris2,
                 FixedSync::Both,
@@ -172,6 +187,56 @@ mod tests {
             r.finish(&mut out);
             let expected = (input.len() as u64 * to as u64).div_ceil(from as u64) as usize;
             assert_eq!(out.len(), expected, "{from} -> {to}");
+        }
+    }
+
+    /// How far output trails input, in milliseconds, at the worst point of a call fed in
+    /// 20 ms frames.
+    fn worst_lag_ms(mut r: MonoResampler, from: u32, to: u32) -> f64 {
+        let input = tone(from, 440.0, 2.0);
+        let mut out = Vec::new();
+        let mut worst = 0.0f64;
+        for frame in input.chunks(from as usize / 50) {
+            r.push(frame, &mut out);
+            let due = r.in_total as f64 * f64::from(to) / f64::from(from);
+            worst = worst.max((due - out.len() as f64) / f64::from(to) * 1_000.0);
+        }
+        worst
+    }
+
+    #[test]
+    fn a_live_resampler_trails_a_call_by_little_more_than_a_frame() {
+        for (from, to) in [
+            (8_000, 16_000),
+            (16_000, 8_000),
+            (48_000, 16_000),
+            (44_100, 16_000),
+        ] {
+            let live = worst_lag_ms(MonoResampler::live(from, to).unwrap(), from, to);
+            assert!(live <= 30.0, "{from} -> {to}: {live:.1} ms behind");
+            // A file's blocks hold a call back by over 100 ms at telephone rates.
+            if from == 8_000 {
+                let file = worst_lag_ms(MonoResampler::new(from, to).unwrap(), from, to);
+                assert!(file > 100.0, "{from} -> {to}: {file:.1} ms");
+            }
+            // And it is the same conversion: exact length, same samples within rounding.
+            let input = tone(from, 440.0, 1.37);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut live = MonoResampler::live(from, to).unwrap();
+            let mut file = MonoResampler::new(from, to).unwrap();
+            for piece in input.chunks(333) {
+                live.push(piece, &mut a);
+                file.push(piece, &mut b);
+            }
+            live.finish(&mut a);
+            file.finish(&mut b);
+            assert_eq!(a.len(), b.len(), "{from} -> {to}");
+            let worst = a[200..a.len() - 200]
+                .iter()
+                .zip(&b[200..b.len() - 200])
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst < 0.02, "{from} -> {to}: {worst}");
         }
     }
 

@@ -143,7 +143,7 @@ impl Call {
         let resampler = if settings.rate == analysis_rate {
             None
         } else {
-            Some(MonoResampler::new(settings.rate, analysis_rate)?)
+            Some(MonoResampler::live(settings.rate, analysis_rate)?)
         };
         Ok(Self {
             settings,
@@ -168,7 +168,7 @@ impl Call {
         let resampler = if self.settings.rate == rate {
             None
         } else {
-            Some(MonoResampler::new(self.settings.rate, rate)?)
+            Some(MonoResampler::live(self.settings.rate, rate)?)
         };
         self.speaker = Some(SpeakerTrack {
             claimed,
@@ -252,10 +252,29 @@ impl Call {
             Some(r) => r.push(&self.scratch, &mut at_rate),
             None => at_rate.extend_from_slice(&self.scratch),
         }
+        let due = self.windows(&at_rate);
+        if self.seconds() > MAX_CALL_S {
+            return Err(format!("the call is longer than {MAX_CALL_S} s"));
+        }
+        Ok(due)
+    }
+
+    /// The call is over: the audio the resampler still holds (its last block and filter
+    /// delay) is let out, and the windows it completes are returned as [`Self::push`] would.
+    pub fn flush(&mut self) -> Vec<(f64, Vec<f32>)> {
+        let mut at_rate = Vec::new();
+        if let Some(r) = self.resampler.as_mut() {
+            r.finish(&mut at_rate);
+        }
+        self.windows(&at_rate)
+    }
+
+    /// Appends audio at the analysis rate; the windows that became due.
+    fn windows(&mut self, at_rate: &[f32]) -> Vec<(f64, Vec<f32>)> {
         let mut due = Vec::new();
         let window = (WINDOW_S * f64::from(self.analysis_rate)) as usize;
         let hop = (HOP_S * f64::from(self.analysis_rate)) as u64;
-        let mut rest = at_rate.as_slice();
+        let mut rest = at_rate;
         while !rest.is_empty() {
             // Feed up to the next emission point, so each window ends exactly on it.
             let room = (self.next_emit - self.total) as usize;
@@ -272,10 +291,7 @@ impl Call {
                 self.next_emit += hop;
             }
         }
-        if self.seconds() > MAX_CALL_S {
-            return Err(format!("the call is longer than {MAX_CALL_S} s"));
-        }
-        Ok(due)
+        due
     }
 }
 
@@ -432,6 +448,21 @@ pub(crate) async fn feed(
         Ok(d) => d,
         Err(e) => return (call, Vec::new(), Some(e)),
     };
+    let (mut call, mut messages) = analyse_windows(scanner, call, due).await;
+    if let Some(audio) = call.speaker_due(false) {
+        let (back, message) = speaker_message(scanner, call, audio).await;
+        call = back;
+        messages.push(message);
+    }
+    (call, messages, None)
+}
+
+/// Each due window's verdict message, in order; the call comes back.
+async fn analyse_windows(
+    scanner: &Arc<Scanner>,
+    mut call: Call,
+    due: Vec<(f64, Vec<f32>)>,
+) -> (Call, Vec<serde_json::Value>) {
     let mut messages = Vec::new();
     for (end_s, samples) in due {
         let scanner_for_job = Arc::clone(scanner);
@@ -446,17 +477,18 @@ pub(crate) async fn feed(
         call = back;
         messages.push(result.unwrap_or_else(|e| error_json(&e)));
     }
-    if let Some(audio) = call.speaker_due(false) {
-        let (back, message) = speaker_message(scanner, call, audio).await;
-        call = back;
-        messages.push(message);
-    }
-    (call, messages, None)
+    (call, messages)
 }
 
-/// The call's final message: the rolling verdict over all of it, with the last speaker check
-/// (run once more if audio arrived after the last one).
-pub(crate) async fn finish(scanner: &Arc<Scanner>, mut call: Call) -> serde_json::Value {
+/// The call's last messages: the verdicts of windows completed by the audio the resampler
+/// still held, then the final message, the rolling verdict over all of it, with the last
+/// speaker check (run once more if audio arrived after the last one).
+pub(crate) async fn finish(
+    scanner: &Arc<Scanner>,
+    mut call: Call,
+) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let due = call.flush();
+    let (mut call, last_verdicts) = analyse_windows(scanner, call, due).await;
     if let Some(audio) = call.speaker_due(true) {
         let (back, _) = speaker_message(scanner, call, audio).await;
         call = back;
@@ -467,7 +499,7 @@ pub(crate) async fn finish(scanner: &Arc<Scanner>, mut call: Call) -> serde_json
         final_message["speaker"] = json!(finding);
         final_message["claim"] = json!(joint(finding, &verdict));
     }
-    final_message
+    (last_verdicts, final_message)
 }
 
 /// The next message, or `None` when the client closed, broke off or went quiet.
@@ -565,7 +597,10 @@ pub async fn run(
             _ => {}
         }
     }
-    let mut final_message = finish(&scanner, call).await;
+    let (last_verdicts, mut final_message) = finish(&scanner, call).await;
+    for message in last_verdicts {
+        let _ = socket.send(Message::Text(message.to_string().into())).await;
+    }
     if let Some(m) = metadata {
         final_message["metadata"] = m;
     }
@@ -621,14 +656,34 @@ mod tests {
             }
             assert_eq!(times, vec![2.0, 3.0, 4.0, 5.0, 6.0], "frame {frame}");
         }
-        // At 16 kHz the resampler's output reaches the same points.
-        let mut call = Call::new(settings(16000), 8000).unwrap();
-        let due: Vec<f64> = call
-            .push(&vec![0u8; 16000 * 2 * 3])
-            .unwrap()
-            .into_iter()
-            .map(|(t, _)| t)
-            .collect();
-        assert_eq!(due, vec![2.0]);
+        // Through a resampler (a 16 kHz call to an 8 kHz detector, an 8 kHz call to a
+        // 16 kHz one) the windows reach the same points, each within 30 ms of the audio that
+        // completes it (a frame and the filter's delay), and the last one, which the
+        // resampler still holds when the call ends, comes out at the end.
+        for (call_rate, analysis_rate) in [(16000u32, 8000u32), (8000, 16000)] {
+            let mut call = Call::new(settings(call_rate), analysis_rate).unwrap();
+            let frame = call_rate as usize / 50 * 2;
+            let audio = vec![0u8; call_rate as usize * 2 * 6];
+            let mut times = Vec::new();
+            for (i, chunk) in audio.chunks(frame).enumerate() {
+                let heard_s = (i + 1) as f64 * 0.02;
+                for (t, samples) in call.push(chunk).unwrap() {
+                    assert!(heard_s - t <= 0.03, "{call_rate}: {t} s due at {heard_s} s");
+                    assert_eq!(
+                        samples.len(),
+                        (t.min(4.0) * f64::from(analysis_rate)) as usize
+                    );
+                    times.push(t);
+                }
+            }
+            assert_eq!(
+                times,
+                vec![2.0, 3.0, 4.0, 5.0],
+                "{call_rate} -> {analysis_rate}"
+            );
+            let last: Vec<f64> = call.flush().into_iter().map(|(t, _)| t).collect();
+            assert_eq!(last, vec![6.0], "{call_rate} -> {analysis_rate}");
+            assert!(call.flush().is_empty());
+        }
     }
 }

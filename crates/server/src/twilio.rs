@@ -274,7 +274,10 @@ pub async fn run(
     if let Some(mut s) = started
         && let Some(call) = s.call.take()
     {
-        let mut final_message = stream::finish(&scanner, call).await;
+        let (last_verdicts, mut final_message) = stream::finish(&scanner, call).await;
+        for message in last_verdicts {
+            let _ = emit(&mut socket, webhook.as_ref(), &mut s, message).await;
+        }
         final_message["media_messages"] = json!(s.media_messages);
         if let Some(why) = ended_by_error {
             final_message["ended_by"] = json!(why);

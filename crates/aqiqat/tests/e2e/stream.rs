@@ -398,7 +398,8 @@ fn telephony_calls_replayed_in_real_time_get_the_verdict_timeline() {
             other => panic!("{other}: {v}"),
         }
     };
-    // 3.5 s of audio (the resampler to the analysis rate holds back a few milliseconds).
+    // 3.5 s of audio: windows end at 2 and 3 s (what the resampler to the analysis rate still
+    // holds at the end is let out, but completes no window).
     assert_eq!(pcm.len(), 16000 * 7);
     assert_eq!(times, vec![2.0, 3.0]);
     assert_eq!(final_message["metadata"]["uuid"], "5b1c-freeswitch-call");
