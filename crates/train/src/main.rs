@@ -184,6 +184,24 @@ struct VoiceArgs {
     /// and no best epoch is chosen: OUT/ then holds the last epoch too.
     #[arg(long)]
     score_last_only: bool,
+    /// Draw genuine crops page first, then clip, as synthetic crops are drawn family first:
+    /// drawn uniformly over clips, a genuine source of a few hundred clips (LibriSpeech's
+    /// readers) weighs little beside pages of thousands, and its recording chain can end up on
+    /// the synthetic side. Off by default, so earlier recipes draw the same crops.
+    #[arg(long)]
+    genuine_by_page: bool,
+}
+
+/// The pools genuine crops are drawn from: all usable genuine clips as one, or one per page.
+fn genuine_pools(train: &[Clip], bona: &[usize], by_page: bool) -> Vec<Vec<usize>> {
+    if !by_page {
+        return vec![bona.to_vec()];
+    }
+    let mut by_page: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in bona {
+        by_page.entry(train[i].page.as_str()).or_default().push(i);
+    }
+    by_page.into_values().collect()
 }
 
 /// A decoded clip trimmed to its speech span, with its speech segments.
@@ -192,6 +210,8 @@ struct Clip {
     segments: Vec<Segment>,
     spoof: bool,
     family: String,
+    /// The demo page or source the clip came from (the corpus's `page` column).
+    page: String,
     path: String,
 }
 
@@ -484,6 +504,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
             .push(i);
     }
     let families: Vec<Vec<usize>> = by_family.into_values().collect();
+    let genuine = genuine_pools(&train, &bona, args.genuine_by_page);
     let mut fx = FeatureExtractor::new(lfcc);
     let dims = fx.dims();
     let steps = args.examples.div_ceil(args.batch);
@@ -585,7 +606,12 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let mut clip = &train[bona[0]];
                 for _ in 0..100 {
                     let pool = if b % 2 == 0 {
-                        &bona
+                        match &genuine[..] {
+                            // One pool draws nothing to choose it: the default recipe's crops
+                            // stay what they were.
+                            [all] => all,
+                            pools => &pools[rng.below(pools.len())],
+                        }
                     } else {
                         &families[rng.below(families.len())]
                     };
@@ -820,6 +846,7 @@ fn load(entries: &[Entry], rate: u32) -> Result<Vec<Clip>, Box<dyn std::error::E
                                     .collect(),
                                 spoof: e.label.is_spoof(),
                                 family: e.get("family").unwrap_or("").to_string(),
+                                page: e.get("page").unwrap_or("").to_string(),
                                 path: e.path.display().to_string(),
                             })
                         })
@@ -957,6 +984,33 @@ fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> candle_core::Result
 mod tests {
     use super::*;
     use aqiqat_voice::manifest::Label;
+
+    #[test]
+    fn genuine_crops_come_from_one_pool_or_one_per_page() {
+        let clip = |page: &str| Clip {
+            samples: Vec::new(),
+            segments: Vec::new(),
+            spoof: false,
+            family: "human".into(),
+            page: page.into(),
+            path: String::new(),
+        };
+        let train = [
+            clip("big"),
+            clip("small"),
+            clip("big"),
+            clip("big"),
+            clip("other"),
+        ];
+        let bona = [0, 1, 2, 3];
+        assert_eq!(genuine_pools(&train, &bona, false), vec![vec![0, 1, 2, 3]]);
+        // Each page a pool of its own, only the usable clips given: the small page is drawn
+        // as often as the big one.
+        assert_eq!(
+            genuine_pools(&train, &bona, true),
+            vec![vec![0, 2, 3], vec![1]]
+        );
+    }
 
     fn entry(
         label: Label,
