@@ -190,6 +190,10 @@ struct VoiceArgs {
     /// the synthetic side. Off by default, so earlier recipes draw the same crops.
     #[arg(long)]
     genuine_by_page: bool,
+    /// With `--genuine-by-page`: a page is drawn with weight (its clips)^POWER; 0 draws every
+    /// page alike, 1 is the same share per clip as without pages, 0.5 is between.
+    #[arg(long, default_value_t = 0.0, requires = "genuine_by_page")]
+    genuine_page_power: f64,
 }
 
 /// The pools genuine crops are drawn from: all usable genuine clips as one, or one per page.
@@ -202,6 +206,24 @@ fn genuine_pools(train: &[Clip], bona: &[usize], by_page: bool) -> Vec<Vec<usize
         by_page.entry(train[i].page.as_str()).or_default().push(i);
     }
     by_page.into_values().collect()
+}
+
+/// Cumulative draw weights of the pools, each (its clips)^`power`.
+fn page_weights(pools: &[Vec<usize>], power: f64) -> Vec<f64> {
+    pools
+        .iter()
+        .scan(0.0, |sum, pool| {
+            *sum += (pool.len() as f64).powf(power);
+            Some(*sum)
+        })
+        .collect()
+}
+
+/// The pool whose cumulative weight first exceeds `u` (`u` in [0, total)).
+fn weighted_pick(cumulative: &[f64], u: f64) -> usize {
+    cumulative
+        .partition_point(|&c| c <= u)
+        .min(cumulative.len() - 1)
 }
 
 /// A decoded clip trimmed to its speech span, with its speech segments.
@@ -505,6 +527,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let families: Vec<Vec<usize>> = by_family.into_values().collect();
     let genuine = genuine_pools(&train, &bona, args.genuine_by_page);
+    let genuine_cumulative = page_weights(&genuine, args.genuine_page_power);
     let mut fx = FeatureExtractor::new(lfcc);
     let dims = fx.dims();
     let steps = args.examples.div_ceil(args.batch);
@@ -610,7 +633,14 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                             // One pool draws nothing to choose it: the default recipe's crops
                             // stay what they were.
                             [all] => all,
-                            pools => &pools[rng.below(pools.len())],
+                            pools if args.genuine_page_power == 0.0 => {
+                                &pools[rng.below(pools.len())]
+                            }
+                            pools => {
+                                let total = *genuine_cumulative.last().expect("pools");
+                                let u = f64::from(rng.uniform(0.0, 1.0)) * total;
+                                &pools[weighted_pick(&genuine_cumulative, u)]
+                            }
                         }
                     } else {
                         &families[rng.below(families.len())]
@@ -1006,10 +1036,17 @@ mod tests {
         assert_eq!(genuine_pools(&train, &bona, false), vec![vec![0, 1, 2, 3]]);
         // Each page a pool of its own, only the usable clips given: the small page is drawn
         // as often as the big one.
-        assert_eq!(
-            genuine_pools(&train, &bona, true),
-            vec![vec![0, 2, 3], vec![1]]
-        );
+        let pools = genuine_pools(&train, &bona, true);
+        assert_eq!(pools, vec![vec![0, 2, 3], vec![1]]);
+        // Weighted by clips^power: 1 gives the pages their clips' share, 0.5 their square root.
+        assert_eq!(page_weights(&pools, 1.0), vec![3.0, 4.0]);
+        let root = page_weights(&pools, 0.5);
+        assert!((root[0] - 3f64.sqrt()).abs() < 1e-12 && (root[1] - root[0] - 1.0).abs() < 1e-12);
+        let picks: Vec<usize> = [0.0, 2.9, 3.0, 3.99]
+            .iter()
+            .map(|&u| weighted_pick(&[3.0, 4.0], u))
+            .collect();
+        assert_eq!(picks, vec![0, 0, 1, 1]);
     }
 
     fn entry(
