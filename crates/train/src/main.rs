@@ -633,6 +633,9 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                             // One pool draws nothing to choose it: the default recipe's crops
                             // stay what they were.
                             [all] => all,
+                            // Equal pages keep the draw they were first run with
+                            // (runs/voice-v2/diag/lfcc-gbp), which the weighted pick would
+                            // not reproduce.
                             pools if args.genuine_page_power == 0.0 => {
                                 &pools[rng.below(pools.len())]
                             }
