@@ -252,7 +252,8 @@ pub fn train(args: &HeadArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let manifest_sha256 = manifest_sha256(&args.data)?;
     let entries = corpus_entries(&args.data, args.no_channel, None)?;
-    let (train_entries, dev_entries) = train_and_dev(&args.data, &entries, args.fold)?;
+    let (train_entries, dev_entries) =
+        train_and_dev(&args.data, &entries, args.fold, &["train".to_string()])?;
     let train = load_cached(&args.cache, &train_entries);
     let dev = load_cached(&args.cache, &dev_entries);
     report_sizes(

@@ -195,6 +195,10 @@ pub struct TrainingCard {
     /// The leave-one-page-out fold held out (its clips are the development set), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fold: Option<usize>,
+    /// The corpus splits trained on, when more than `train` (the development split joins
+    /// training with `--train-splits train,dev`; its figures are then in-sample).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub train_splits: Vec<String>,
     pub manifest_sha256: String,
     pub n_train_bonafide: usize,
     pub n_train_spoof: usize,
