@@ -254,6 +254,12 @@ enum Command {
         /// verdict, speaker checks, the final verdict) as JSON to this URL.
         #[arg(long, value_name = "URL")]
         call_webhook: Option<String>,
+        /// Run this voice detector instead of the built-in one, for uploads and live calls: a
+        /// training run's folder (`voice-tdnn-mfm.safetensors` and `.json`) or a fused card
+        /// that `aqiqat-train fuse` wrote beside its members; weights must match their cards.
+        /// Results, records and call messages name the model that judged.
+        #[arg(long, value_name = "DIR|CARD")]
+        model: Option<PathBuf>,
     },
     /// Scan jobs from a NATS JetStream work queue that `aqiqat serve --queue nats://…` fills:
     /// any number of workers, on any machine reaching NATS and the PostgreSQL database. Each
@@ -270,6 +276,10 @@ enum Command {
         /// Refuse audio longer than this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().max_duration_s)]
         max_duration: f64,
+        /// Run this voice detector instead of the built-in one (see `serve --model`); give the
+        /// servers the same.
+        #[arg(long, value_name = "DIR|CARD")]
+        model: Option<PathBuf>,
     },
     /// A Telegram bot: people forward a voice message, audio, video or video note and get
     /// the verdict back in Kazakh, Russian or English, with its signed record (`/report ID`,
@@ -647,6 +657,7 @@ fn main() -> ExitCode {
             allow_private_urls,
             link_timeout,
             call_webhook,
+            model,
         } => {
             let (queue, nats) = match queue.trim() {
                 url if url.starts_with("nats://") || url.starts_with("tls://") => {
@@ -685,6 +696,7 @@ fn main() -> ExitCode {
                         timeout: std::time::Duration::from_secs(link_timeout),
                     },
                     call_webhook,
+                    model,
                 },
             )
         }
@@ -693,7 +705,15 @@ fn main() -> ExitCode {
             workers,
             nats,
             max_duration,
-        } => worker(data_dir.as_deref(), &queue, workers, nats, max_duration),
+            model,
+        } => worker(
+            data_dir.as_deref(),
+            &queue,
+            workers,
+            nats,
+            max_duration,
+            model,
+        ),
         Command::Telegram {
             token_file,
             api_url,
@@ -815,6 +835,19 @@ struct ServeArgs {
     allowed_origins: Vec<String>,
     links: aqiqat_server::LinkSettings,
     call_webhook: Option<String>,
+    model: Option<PathBuf>,
+}
+
+/// A `--model` that cannot be loaded is the caller's mistake (exit 2), told before anything
+/// starts listening or pulling jobs.
+fn check_model(model: Option<&std::path::Path>) -> Result<(), Outcome> {
+    let Some(path) = model else { return Ok(()) };
+    aqiqat_voice::detector::VoiceDetector::from_path(path)
+        .map(drop)
+        .map_err(|e| {
+            eprintln!("error: --model {}: {e}", path.display());
+            Outcome::BadInput
+        })
 }
 
 fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
@@ -830,6 +863,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         allowed_origins,
         links,
         call_webhook,
+        model,
     } = args;
     // A mistyped --allowed-host or --allowed-origin is the user's to fix, not a crash.
     if let Err(e) = aqiqat_server::guard::HostPolicy::new(addr.ip(), &allowed_hosts)
@@ -837,6 +871,9 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
     {
         eprintln!("error: {e}");
         return Outcome::BadInput;
+    }
+    if let Err(o) = check_model(model.as_deref()) {
+        return o;
     }
     let data_dir = match evidence::data_dir(data_dir) {
         Ok(d) => d,
@@ -862,6 +899,7 @@ fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {
         nats,
         links,
         call_webhook,
+        voice_model: model,
     };
     match runtime.block_on(aqiqat_server::serve(config)) {
         Ok(()) => Outcome::Ok,
@@ -957,7 +995,11 @@ fn worker(
     workers: Option<usize>,
     nats: NatsArgs,
     max_duration: f64,
+    model: Option<PathBuf>,
 ) -> Outcome {
+    if let Err(o) = check_model(model.as_deref()) {
+        return o;
+    }
     let data_dir = match evidence::data_dir(data_dir) {
         Ok(d) => d,
         Err(o) => return o,
@@ -976,6 +1018,7 @@ fn worker(
             max_duration_s: max_duration,
             ..Limits::default()
         },
+        voice_model: model,
     };
     let runtime = match runtime() {
         Ok(r) => r,

@@ -66,6 +66,9 @@ pub struct Config {
     /// Where live calls' verdicts are also posted (`--call-webhook`), for platforms that do not
     /// read messages sent back on their stream (Twilio).
     pub call_webhook: Option<String>,
+    /// The voice detector to run instead of the built-in one (`--model`): a training run's
+    /// folder or a fused card, for live calls and uploads alike.
+    pub voice_model: Option<PathBuf>,
 }
 
 /// How the server follows links it is asked to scan.
@@ -288,8 +291,7 @@ pub fn router(
         &storage.server,
         &config.data_dir.join("spool"),
     )?);
-    let scanner = Scanner::embedded(config.limits)
-        .map_err(|e| format!("the built-in detector cannot be loaded: {e}"))?;
+    let scanner = crate::scanner(config.limits, config.voice_model.as_deref())?;
     if remote.is_some() && !matches!(config.database, Some(aqiqat_store::Location::Postgres(_))) {
         return Err(
             "--queue needs --database-url postgres://…: the jobs, their uploads and the log \

@@ -70,6 +70,25 @@ impl Storage {
 }
 
 /// The server's own SQLite database (jobs, API keys) inside a data directory.
+/// The scanner a server or a worker runs: the built-in detectors, with the voice detector
+/// read from `voice_model` instead when one is given (`--model`: a training run's folder or a
+/// fused card). Every verdict and evidence record names the detector that made it, so a
+/// server and its workers started with different models stay told apart.
+pub(crate) fn scanner(
+    limits: aqiqat_intake::Limits,
+    voice_model: Option<&std::path::Path>,
+) -> Result<aqiqat_scan::Scanner, String> {
+    let scanner = aqiqat_scan::Scanner::embedded(limits)
+        .map_err(|e| format!("the built-in detector cannot be loaded: {e}"))?;
+    Ok(match voice_model {
+        None => scanner,
+        Some(path) => scanner.with_voice(
+            aqiqat_voice::detector::VoiceDetector::from_path(path)
+                .map_err(|e| format!("--model {}: {e}", path.display()))?,
+        ),
+    })
+}
+
 pub fn server_db(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("server.sqlite")
 }

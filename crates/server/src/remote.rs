@@ -24,6 +24,9 @@ pub struct WorkerConfig {
     /// Jobs scanned at once (default: the number of cores).
     pub workers: usize,
     pub limits: aqiqat_intake::Limits,
+    /// The voice detector to run instead of the built-in one (`--model`); give the servers the
+    /// same.
+    pub voice_model: Option<PathBuf>,
 }
 
 fn open(config: &WorkerConfig) -> Result<Workers, String> {
@@ -43,8 +46,7 @@ fn open(config: &WorkerConfig) -> Result<Workers, String> {
     )
     .map_err(|e| e.to_string())?;
     let jobs = crate::JobStore::open(&storage.server, &config.data_dir.join("spool"))?;
-    let scanner = aqiqat_scan::Scanner::embedded(config.limits)
-        .map_err(|e| format!("the built-in detector cannot be loaded: {e}"))?;
+    let scanner = crate::scanner(config.limits, config.voice_model.as_deref())?;
     let voiceprints =
         aqiqat_voiceprints::VoiceprintStore::open(&config.data_dir, Some(&config.database))
             .map_err(|e| e.to_string())?;

@@ -479,6 +479,67 @@ fn an_uploaded_image_gets_its_provenance_checked_and_reported() {
     assert!(report.text().contains("Acme ImageGen 3"));
 }
 
+/// `serve --model` judges uploads with the voice detector it is given (here the fused v2 card
+/// kept in `runs/voice-v2/fused/`), and the result and the signed record name that model; a
+/// model that cannot be loaded stops `serve` and `worker` with exit 2 before they listen or
+/// pull a job.
+#[test]
+fn serve_judges_with_the_model_it_is_given_and_refuses_one_it_cannot_load() {
+    let fused =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runs/voice-v2/fused/voice-v2.json");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--workers", "1", "--model", fused.to_str().unwrap()],
+    );
+    let accepted = post(
+        &server,
+        "/v1/scans?name=m.flac",
+        "audio/flac",
+        &std::fs::read(smoke(7)).unwrap(),
+    );
+    assert_eq!(accepted.status, 202, "{}", accepted.text());
+    let id = accepted.json()["id"].as_str().unwrap().to_owned();
+    let job = wait_done(&server, &id);
+    assert_eq!(job["state"], "done", "{job}");
+    assert_eq!(job["result"]["analysers"][0]["name"], "voice-v2", "{job}");
+    let record = get(&server, &format!("/v1/scans/{id}/record")).text();
+    assert!(record.contains("voice-v2"), "{record}");
+    server.kill();
+
+    // The built-in detector, on the same bytes, is another model.
+    let built_in = Server::start(dir.path(), &["--workers", "1"]);
+    let accepted = post(
+        &built_in,
+        "/v1/scans?name=m.flac",
+        "audio/flac",
+        &std::fs::read(smoke(7)).unwrap(),
+    );
+    let job = wait_done(&built_in, accepted.json()["id"].as_str().unwrap());
+    assert_ne!(job["result"]["analysers"][0]["name"], "voice-v2", "{job}");
+    built_in.kill();
+
+    let missing = dir.path().join("no-such-run");
+    for command in [
+        vec!["serve", "--addr", "127.0.0.1:0"],
+        vec!["worker", "--queue", "nats://127.0.0.1:1"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
+            .args(&command)
+            .args(["--model", missing.to_str().unwrap()])
+            .env("AQIQAT_DATA_DIR", dir.path())
+            .env_remove("AQIQAT_DATABASE_URL")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {said}");
+        assert!(
+            said.contains("--model") && said.contains("cannot read"),
+            "{command:?}: {said}"
+        );
+    }
+}
+
 #[test]
 fn the_openapi_document_describes_every_route() {
     let backend = &Backend::Sqlite;
