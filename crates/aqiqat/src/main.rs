@@ -141,6 +141,10 @@ enum Command {
         /// with the person, or not the person.
         #[arg(long, value_name = "NAME")]
         claimed: Option<String>,
+        /// Judge voices with this detector instead of the built-in one: a training run's
+        /// folder or a fused card (see `serve --model`); results and records name it.
+        #[arg(long, value_name = "DIR|CARD")]
+        model: Option<PathBuf>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -539,6 +543,7 @@ fn main() -> ExitCode {
             operator,
             note,
             claimed,
+            model,
             limits,
         } => {
             // Anything written as a URL is a link (and a scheme other than http(s) is refused
@@ -588,6 +593,7 @@ fn main() -> ExitCode {
                     json,
                     claimed.as_deref(),
                     trust_anchors.as_deref(),
+                    model.as_deref(),
                     limits.limits(),
                 )
             } else {
@@ -607,6 +613,7 @@ fn main() -> ExitCode {
                     claimed.as_deref(),
                     data_dir.as_deref(),
                     trust_anchors.as_deref(),
+                    model.as_deref(),
                     limits.limits(),
                     record.map(|out| evidence::RecordRequest {
                         out,
@@ -838,16 +845,9 @@ struct ServeArgs {
     model: Option<PathBuf>,
 }
 
-/// A `--model` that cannot be loaded is the caller's mistake (exit 2), told before anything
-/// starts listening or pulling jobs.
+/// A `--model` that cannot be loaded stops a server or worker before it listens or pulls a job.
 fn check_model(model: Option<&std::path::Path>) -> Result<(), Outcome> {
-    let Some(path) = model else { return Ok(()) };
-    aqiqat_voice::detector::VoiceDetector::from_path(path)
-        .map(drop)
-        .map_err(|e| {
-            eprintln!("error: --model {}: {e}", path.display());
-            Outcome::BadInput
-        })
+    model.map_or(Ok(()), |path| scan::load_model(path).map(drop))
 }
 
 fn serve(data_dir: Option<&std::path::Path>, args: ServeArgs) -> Outcome {

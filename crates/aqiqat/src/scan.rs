@@ -19,9 +19,19 @@ fn scanner(limits: Limits) -> Result<Scanner, Outcome> {
     })
 }
 
-/// The scanner with the trust anchors given, and the claimed voiceprint, if any.
+/// The voice detector a person names with `--model` (a training run's folder or a fused card);
+/// one that cannot be loaded is the caller's mistake (exit 2).
+pub fn load_model(path: &Path) -> Result<VoiceDetector, Outcome> {
+    VoiceDetector::from_path(path).map_err(|e| {
+        eprintln!("error: --model {}: {e}", path.display());
+        Outcome::BadInput
+    })
+}
+
+/// The scanner with the trust anchors and voice model given, and the claimed voiceprint, if any.
 fn prepare(
     trust_anchors: Option<&Path>,
+    model: Option<&Path>,
     claimed: Option<&str>,
     data_dir: Option<&Path>,
     limits: Limits,
@@ -36,7 +46,11 @@ fn prepare(
     let claimed = claimed
         .map(|name| crate::voiceprint::claimed(data_dir, name))
         .transpose()?;
-    Ok((scanner(limits)?.with_trust_anchors(anchors), claimed))
+    let mut scanner = scanner(limits)?.with_trust_anchors(anchors);
+    if let Some(path) = model {
+        scanner = scanner.with_voice(load_model(path)?);
+    }
+    Ok((scanner, claimed))
 }
 
 /// What one scan reads.
@@ -101,10 +115,11 @@ pub fn scan(
     claimed: Option<&str>,
     data_dir: Option<&Path>,
     trust_anchors: Option<&Path>,
+    model: Option<&Path>,
     limits: Limits,
     record: Option<crate::evidence::RecordRequest>,
 ) -> Outcome {
-    let (scanner, claimed) = match prepare(trust_anchors, claimed, data_dir, limits) {
+    let (scanner, claimed) = match prepare(trust_anchors, model, claimed, data_dir, limits) {
         Ok(x) => x,
         Err(o) => return o,
     };
@@ -178,10 +193,16 @@ pub fn bulk(
     json: bool,
     claimed: Option<&str>,
     trust_anchors: Option<&Path>,
+    model: Option<&Path>,
     limits: Limits,
 ) -> Outcome {
-    let (scanner, claimed) = match prepare(trust_anchors, claimed, args.data_dir.as_deref(), limits)
-    {
+    let (scanner, claimed) = match prepare(
+        trust_anchors,
+        model,
+        claimed,
+        args.data_dir.as_deref(),
+        limits,
+    ) {
         Ok(x) => x,
         Err(o) => return o,
     };
@@ -459,15 +480,9 @@ pub fn eval(
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let candidate = match model
-        .map(|p| VoiceDetector::from_path(p).map_err(|e| format!("{}: {e}", p.display())))
-        .transpose()
-    {
+    let candidate = match model.map(load_model).transpose() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::BadInput;
-        }
+        Err(o) => return o,
     };
     let detector = candidate.as_ref().unwrap_or(scanner.voice());
     let per_job = entries.len().div_ceil(jobs).max(1);

@@ -480,11 +480,11 @@ fn an_uploaded_image_gets_its_provenance_checked_and_reported() {
 }
 
 /// `serve --model` judges uploads with the voice detector it is given (here the fused v2 card
-/// kept in `runs/voice-v2/fused/`), and the result and the signed record name that model; a
-/// model that cannot be loaded stops `serve` and `worker` with exit 2 before they listen or
-/// pull a job.
+/// kept in `runs/voice-v2/fused/`), and the result and the signed record name that model, as
+/// `scan --model` does; a model that cannot be loaded stops `serve`, `worker` and `scan` with
+/// exit 2 before they listen, pull a job or read the input.
 #[test]
-fn serve_judges_with_the_model_it_is_given_and_refuses_one_it_cannot_load() {
+fn serve_and_scan_judge_with_the_model_they_are_given_and_refuse_one_they_cannot_load() {
     let fused =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runs/voice-v2/fused/voice-v2.json");
     let dir = tempfile::tempdir().unwrap();
@@ -506,6 +506,22 @@ fn serve_judges_with_the_model_it_is_given_and_refuses_one_it_cannot_load() {
     let record = get(&server, &format!("/v1/scans/{id}/record")).text();
     assert!(record.contains("voice-v2"), "{record}");
     server.kill();
+    // `scan --model` gives the same result for the same bytes.
+    let out = cli(
+        &Backend::Sqlite,
+        dir.path(),
+        &[
+            "scan",
+            smoke(7).to_str().unwrap(),
+            "--json",
+            "--model",
+            fused.to_str().unwrap(),
+        ],
+    );
+    let local: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["verdict", "probability_synthetic", "segments", "analysers"] {
+        assert_eq!(job["result"][key], local[key], "{key}");
+    }
 
     // The built-in detector, on the same bytes, is another model.
     let built_in = Server::start(dir.path(), &["--workers", "1"]);
@@ -520,9 +536,11 @@ fn serve_judges_with_the_model_it_is_given_and_refuses_one_it_cannot_load() {
     built_in.kill();
 
     let missing = dir.path().join("no-such-run");
+    let clip = smoke(7);
     for command in [
         vec!["serve", "--addr", "127.0.0.1:0"],
         vec!["worker", "--queue", "nats://127.0.0.1:1"],
+        vec!["scan", clip.to_str().unwrap()],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_aqiqat"))
             .args(&command)
