@@ -187,7 +187,9 @@ struct VoiceArgs {
     /// Draw genuine crops page first, then clip, as synthetic crops are drawn family first:
     /// drawn uniformly over clips, a genuine source of a few hundred clips (LibriSpeech's
     /// readers) weighs little beside pages of thousands, and its recording chain can end up on
-    /// the synthetic side. Off by default, so earlier recipes draw the same crops.
+    /// the synthetic side. Off by default, so earlier recipes draw the same crops; measured
+    /// worse than the clip-uniform draw on dev, test and the public set (model card, session
+    /// 26).
     #[arg(long)]
     genuine_by_page: bool,
     /// With `--genuine-by-page`: a page is drawn with weight (its clips)^POWER; 0 draws every
@@ -299,6 +301,26 @@ fn manifest_sha256(data: &Path) -> std::io::Result<String> {
     )?))
 }
 
+/// The SHA-256 of each channel-variant manifest a run reads (none with `--no-channel`).
+fn variants_sha256(data: &Path, no_channel: bool) -> std::io::Result<BTreeMap<String, String>> {
+    let mut hashes = BTreeMap::new();
+    for variants in VARIANT_MANIFESTS {
+        let path = data.join(variants);
+        if !no_channel && path.exists() {
+            let bytes = std::fs::read(&path)?;
+            hashes.insert(
+                variants.to_string(),
+                aqiqat_intake::hash::sha256_bytes(&bytes),
+            );
+        }
+    }
+    Ok(hashes)
+}
+
+/// Channel variants: `manifest_channel.tsv` from prepare.py, `manifest_aug.tsv` from
+/// corpus.py; each variant carries its parent's split, fold, page, system and speaker.
+const VARIANT_MANIFESTS: [&str; 2] = ["manifest_channel.tsv", "manifest_aug.tsv"];
+
 /// The corpus's entries that a run with these options trains and develops on.
 fn corpus_entries(
     data: &Path,
@@ -306,9 +328,7 @@ fn corpus_entries(
     exclude_family: Option<&str>,
 ) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
     let mut entries = manifest::read(&data.join("manifest.tsv"))?;
-    // Channel variants: `manifest_channel.tsv` from prepare.py, `manifest_aug.tsv` from
-    // corpus.py; each variant carries its parent's split, fold, page, system and speaker.
-    for variants in ["manifest_channel.tsv", "manifest_aug.tsv"] {
+    for variants in VARIANT_MANIFESTS {
         let path = data.join(variants);
         if !no_channel && path.exists() {
             entries.extend(manifest::read(&path)?);
@@ -499,6 +519,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     // Hashed as read, not when the card is written: a corpus rewritten during the run must not
     // lend the card a hash of data the run never saw.
     let manifest_sha256 = manifest_sha256(&args.data)?;
+    let variants_sha256 = variants_sha256(&args.data, args.no_channel)?;
     let entries = corpus_entries(&args.data, args.no_channel, args.exclude_family.as_deref())?;
     let (train_entries, dev_entries) =
         train_and_dev(&args.data, &entries, args.fold, &args.train_splits)?;
@@ -617,6 +638,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                     args.train_splits.clone()
                 },
                 manifest_sha256: manifest_sha256.clone(),
+                variants_sha256: variants_sha256.clone(),
                 n_train_bonafide: count(&train, false),
                 n_train_spoof: count(&train, true),
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -1112,6 +1134,25 @@ mod tests {
             label,
             columns,
         }
+    }
+
+    #[test]
+    fn a_card_names_the_variant_manifests_it_read() {
+        let dir = std::env::temp_dir().join(format!("aqiqat-variants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(variants_sha256(&dir, false).unwrap().is_empty());
+        std::fs::write(dir.join("manifest_aug.tsv"), "path\tlabel\n").unwrap();
+        let hashes = variants_sha256(&dir, false).unwrap();
+        assert_eq!(
+            hashes.get("manifest_aug.tsv").map(String::as_str),
+            Some(aqiqat_intake::hash::sha256_bytes(b"path\tlabel\n").as_str())
+        );
+        assert_eq!(hashes.len(), 1);
+        assert!(
+            variants_sha256(&dir, true).unwrap().is_empty(),
+            "--no-channel reads none"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

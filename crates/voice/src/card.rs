@@ -200,6 +200,11 @@ pub struct TrainingCard {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub train_splits: Vec<String>,
     pub manifest_sha256: String,
+    /// The channel-variant manifests trained on beside `manifest.tsv` (file name → SHA-256):
+    /// their audio differs between machines (Opus builds), so the clean manifest's hash alone
+    /// does not name the data.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub variants_sha256: std::collections::BTreeMap<String, String>,
     pub n_train_bonafide: usize,
     pub n_train_spoof: usize,
     pub threads: usize,
