@@ -2,7 +2,8 @@
 //!
 //! Signal features on plain `&[f32]` at a known sample rate: short-time Fourier transform
 //! ([`stft`]), triangular filterbanks on linear or mel frequency scales ([`filterbank`]),
-//! linear-frequency cepstral coefficients with deltas ([`lfcc`]), an energy-based speech
+//! linear-frequency cepstral coefficients with deltas ([`lfcc`]), per-band phase statistics
+//! ([`phase`]), an energy-based speech
 //! detector ([`vad`]), the band a recording really carries ([`bandwidth`]), Whisper's log-mel input ([`whisper_mel`]), and the measurements that say whether a recording is fit to judge at
 //! all: speech-to-noise ratio, music, two voices at once ([`quality`]).
 //!
@@ -16,6 +17,7 @@
 pub mod bandwidth;
 pub mod filterbank;
 pub mod lfcc;
+pub mod phase;
 pub mod quality;
 pub mod slaney;
 pub mod speaker_mel;
@@ -24,4 +26,5 @@ pub mod vad;
 pub mod whisper_mel;
 
 pub use lfcc::{Lfcc, LfccConfig};
+pub use phase::{PhaseBands, PhaseConfig};
 pub use stft::Stft;

@@ -204,6 +204,12 @@ struct VoiceArgs {
     /// development figures become in-sample.
     #[arg(long, value_delimiter = ',', default_value = "train")]
     train_splits: Vec<String>,
+    /// Append per-band phase statistics (instantaneous-frequency change and group-delay
+    /// roughness, `aqiqat_dsp::phase`) in this many equal bands over the filterbank's range to
+    /// every frame: the cue of vocoders that rebuild the magnitude and guess the phase, which
+    /// no magnitude filterbank sees (tools/voice-data/phase_probe.py). 0: none.
+    #[arg(long, default_value_t = 0)]
+    phase_bands: usize,
 }
 
 /// The pools genuine crops are drawn from: all usable genuine clips as one, or one per page.
@@ -483,7 +489,7 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("decoding…");
     let lfcc = card.features.lfcc()?;
     let dev = load(&split_of(&entries, "dev"), lfcc.sample_rate)?;
-    let mut fx = FeatureExtractor::new(lfcc);
+    let mut fx = FeatureExtractor::with_phase_bands(lfcc, card.features.phase_bands)?;
     let (bonafide, spoof) = split_scores(&score_clips(detector.model(), &dev, &mut fx)?);
     let dev_eer = metrics::eer(&bonafide, &spoof).eer;
     if (bonafide.len(), spoof.len()) != (card.dev.n_bonafide, card.dev.n_spoof)
@@ -541,14 +547,19 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         f_max: args.f_max,
         ..features::lfcc_config_at(args.rate)
     };
-    let feature_card = FeatureCard::from_lfcc(&lfcc);
-    // The detector will refuse a filterbank it cannot compute; refuse it here, before training.
+    let feature_card = FeatureCard {
+        phase_bands: args.phase_bands,
+        ..FeatureCard::from_lfcc(&lfcc)
+    };
+    // The detector will refuse features it cannot compute; refuse them here, before training.
     feature_card.lfcc()?;
+    let mut fx = FeatureExtractor::with_phase_bands(lfcc, args.phase_bands)?;
+    let dims = fx.dims();
     let device = Device::Cpu;
     let mut rng = Rng::new(args.seed);
     let varmap = VarMap::new();
     let config = TdnnMfmConfig {
-        dims: lfcc.dims(),
+        dims,
         channels: args.channels,
         embed: args.embed,
         layers: args.layers.min(5),
@@ -581,8 +592,6 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let families: Vec<Vec<usize>> = by_family.into_values().collect();
     let genuine = genuine_pools(&train, &bona, args.genuine_by_page);
     let genuine_cumulative = page_weights(&genuine, args.genuine_page_power);
-    let mut fx = FeatureExtractor::new(lfcc);
-    let dims = fx.dims();
     let steps = args.examples.div_ceil(args.batch);
     // Every improvement is written at once, so an interrupted run keeps its best model; the
     // last epoch's goes to `OUT/last/` at the end.

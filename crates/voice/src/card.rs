@@ -161,6 +161,13 @@ pub struct FeatureCard {
     pub window_frames: usize,
     pub window_hop_frames: usize,
     pub normalisation: String,
+    /// Per-band phase statistics appended to each frame (`aqiqat_dsp::phase`; 0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub phase_bands: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +244,7 @@ impl FeatureCard {
                 "speech-weighted sliding mean, ±{} frames",
                 crate::features::CMN_HALF_WIDTH
             ),
+            phase_bands: 0,
         }
     }
 

@@ -410,7 +410,10 @@ impl VoiceDetector {
         let mut extractors: Vec<FeatureExtractor> = self
             .members
             .iter()
-            .map(|m| FeatureExtractor::new(m.lfcc))
+            .map(|m| {
+                FeatureExtractor::with_phase_bands(m.lfcc, m.card.features.phase_bands)
+                    .expect("checked when the member was loaded")
+            })
             .collect();
         let mut parts: Vec<analysis::Part<'_>> = self
             .members
@@ -581,11 +584,13 @@ impl Member {
             });
         }
         let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
-        if card.network.dims != lfcc.dims() {
+        let dims = FeatureExtractor::with_phase_bands(lfcc, card.features.phase_bands)
+            .map_err(DetectorError::Features)?
+            .dims();
+        if card.network.dims != dims {
             return Err(DetectorError::Features(format!(
-                "the network reads {} values per frame, the features give {}",
+                "the network reads {} values per frame, the features give {dims}",
                 card.network.dims,
-                lfcc.dims()
             )));
         }
         let vb = VarBuilder::from_buffered_safetensors(weights.to_vec(), DType::F32, &Device::Cpu)?;
@@ -828,6 +833,49 @@ mod tests {
         let wideband = VoiceDetector::load(EMBEDDED_WEIGHTS, &wideband_card()).unwrap();
         assert_eq!(wideband.sample_rate(), 16_000);
         assert_eq!(VoiceDetector::embedded().unwrap().sample_rate(), 8_000);
+    }
+
+    /// A network over the embedded filterbank's 60 values and 2 × 10 phase values per frame
+    /// (random weights): it loads, reads both, and its weights read as if without the phase
+    /// values are refused.
+    #[test]
+    fn phase_bands_widen_the_frames_a_network_reads() {
+        let mut card: ModelCard = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        card.features.phase_bands = 10;
+        card.network.dims = 80;
+        let varmap = candle_nn::VarMap::new();
+        TdnnMfm::new(
+            TdnnMfmConfig {
+                dims: 80,
+                channels: card.network.channels,
+                embed: card.network.embed,
+                hidden: card.network.hidden,
+                layers: card.network.layers,
+            },
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let file = std::env::temp_dir().join(format!("aqiqat-phase-{}.st", std::process::id()));
+        varmap.save(&file).unwrap();
+        let weights = std::fs::read(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        card.weights_sha256 = hex(&Sha256::digest(&weights));
+        let detector =
+            VoiceDetector::load(&weights, &serde_json::to_string(&card).unwrap()).unwrap();
+        let mut fx = FeatureExtractor::with_phase_bands(detector.members[0].lfcc, 10).unwrap();
+        let clip = smoke(CLIPS[0], 8_000);
+        let frames = fx.compute(&clip, &fx.speech_segments(&clip));
+        assert_eq!(frames.dims, 80);
+        let phase = frames.row(frames.frames / 2)[60..].to_vec();
+        assert!(phase.iter().all(|v| (0.0..=1.0).contains(v)), "{phase:?}");
+        assert!(phase.iter().any(|&v| v > 0.0), "{phase:?}");
+        assert!(scores(&detector.analyse(&clip).unwrap()).is_finite());
+
+        card.features.phase_bands = 0;
+        let err = VoiceDetector::load(&weights, &serde_json::to_string(&card).unwrap())
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("values per frame"), "{err}");
     }
 
     fn smoke(name: &str, rate: u32) -> Vec<f32> {

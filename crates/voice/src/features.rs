@@ -14,7 +14,7 @@
 //! rather than once per window.
 
 use aqiqat_dsp::vad::{Segment, VadConfig, speech_segments};
-use aqiqat_dsp::{Lfcc, LfccConfig};
+use aqiqat_dsp::{Lfcc, LfccConfig, PhaseBands, PhaseConfig};
 
 pub const SAMPLE_RATE: u32 = 8_000;
 /// Feature frames per second (10 ms hop).
@@ -92,6 +92,11 @@ impl Frames {
 /// explores a wideband one), reusing its buffers.
 pub struct FeatureExtractor {
     lfcc: Lfcc,
+    /// Per-band phase statistics appended to each frame, when the model card asks for them
+    /// (`phase_bands`): not mean-normalised, since a vocoder's phase is wrong all through a
+    /// clip and a sliding mean would cancel exactly that.
+    phase: Option<PhaseBands>,
+    phase_rows: Vec<f32>,
     vad: VadConfig,
 }
 
@@ -112,7 +117,27 @@ impl FeatureExtractor {
                 ..vad_config()
             },
             lfcc: Lfcc::new(lfcc),
+            phase: None,
+            phase_rows: Vec::new(),
         }
+    }
+
+    /// [`Self::new`] with `bands` phase bands over the filterbank's frames and range appended
+    /// to every frame (none when `bands` is 0); the reason when they cannot be computed.
+    pub fn with_phase_bands(lfcc: LfccConfig, bands: usize) -> Result<Self, String> {
+        let mut fx = Self::new(lfcc);
+        if bands > 0 {
+            fx.phase = Some(PhaseBands::new(PhaseConfig {
+                sample_rate: lfcc.sample_rate,
+                n_fft: lfcc.n_fft,
+                win: lfcc.win,
+                hop: lfcc.hop,
+                bands,
+                f_min: lfcc.f_min,
+                f_max: lfcc.f_max,
+            })?);
+        }
+        Ok(fx)
     }
 
     /// The rate the samples must have.
@@ -131,7 +156,7 @@ impl FeatureExtractor {
     }
 
     pub fn dims(&self) -> usize {
-        self.lfcc.config().dims()
+        self.lfcc.config().dims() + self.phase.as_ref().map_or(0, PhaseBands::dims)
     }
 
     pub fn speech_segments(&self, samples: &[f32]) -> Vec<Segment> {
@@ -142,7 +167,7 @@ impl FeatureExtractor {
     pub fn compute(&mut self, samples: &[f32], segments: &[Segment]) -> Frames {
         let mut data = Vec::new();
         let frames = self.lfcc.compute(samples, &mut data);
-        let dims = self.dims();
+        let dims = self.lfcc.config().dims();
         let (win, hop) = (self.lfcc.config().win, self.hop());
         let speech: Vec<bool> = (0..frames)
             .map(|f| {
@@ -151,10 +176,26 @@ impl FeatureExtractor {
             })
             .collect();
         sliding_mean_normalise(&mut data, frames, dims, &speech, CMN_HALF_WIDTH);
+        let Some(phase) = &mut self.phase else {
+            return Frames {
+                data,
+                frames,
+                dims,
+                speech,
+            };
+        };
+        let extra = phase.dims();
+        let phase_frames = phase.compute(samples, &mut self.phase_rows);
+        debug_assert_eq!(phase_frames, frames, "both read the same frames");
+        let data = data
+            .chunks_exact(dims.max(1))
+            .zip(self.phase_rows.chunks_exact(extra))
+            .flat_map(|(a, b)| a.iter().chain(b).copied())
+            .collect();
         Frames {
             data,
             frames,
-            dims,
+            dims: dims + extra,
             speech,
         }
     }
