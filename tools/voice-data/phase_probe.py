@@ -149,8 +149,7 @@ def main():
         labels, held_out = [], []
         for parent, fake, speaker in pairs:
             for path, label in ((parent, 0), (fake, 1)):
-                x, _ = soundfile.read(args.corpus / path, dtype="float64")
-                m, p = features(x)
+                m, p = clip_features(args.corpus / path)
                 for name, vec in (("magnitude", m), ("phase", p), ("both", np.concatenate([m, p]))):
                     feats[name][0].append(vec)
                 labels.append(label)

@@ -87,11 +87,8 @@ impl PhaseBands {
             ));
         }
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(c.n_fft);
-        // The periodic Hann window of the magnitude features (crate::stft), so that both read
-        // the same frames.
-        let window: Vec<f32> = (0..c.win)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / c.win as f32).cos())
-            .collect();
+        // The magnitude features' window, so that both read the same frames.
+        let window = crate::stft::periodic_hann(c.win);
         let ramped_window = window
             .iter()
             .enumerate()
@@ -113,32 +110,8 @@ impl PhaseBands {
         })
     }
 
-    pub fn config(&self) -> &PhaseConfig {
-        &self.config
-    }
-
     pub fn dims(&self) -> usize {
         self.config.dims()
-    }
-
-    fn transform(&mut self, samples: &[f32], window_ramped: bool) {
-        let window = if window_ramped {
-            &self.ramped_window
-        } else {
-            &self.window
-        };
-        for ((dst, &s), &w) in self.frame.iter_mut().zip(samples).zip(window) {
-            *dst = s * w;
-        }
-        self.frame[self.config.win..].fill(0.0);
-        let out = if window_ramped {
-            &mut self.ramped
-        } else {
-            &mut self.spectrum
-        };
-        self.fft
-            .process_with_scratch(&mut self.frame, out, &mut self.scratch)
-            .expect("buffers come from the plan itself");
     }
 
     /// Writes `frames × dims` values row-major into `out` (cleared first): the frames of
@@ -148,19 +121,25 @@ impl PhaseBands {
         let PhaseConfig {
             win, hop, n_fft, ..
         } = self.config;
-        let frames = if samples.len() < win {
-            0
-        } else {
-            1 + (samples.len() - win) / hop
-        };
+        let frames = crate::stft::frame_count(samples.len(), win, hop);
         let dims = self.dims();
         let n_bands = self.config.bands;
         out.resize(frames * dims, 0.0);
         let pi = std::f32::consts::PI;
         for f in 0..frames {
             let frame = &samples[f * hop..f * hop + win];
-            self.transform(frame, false);
-            self.transform(frame, true);
+            for (window, out) in [
+                (&self.window, &mut self.spectrum),
+                (&self.ramped_window, &mut self.ramped),
+            ] {
+                for ((dst, &s), &w) in self.frame.iter_mut().zip(frame).zip(window) {
+                    *dst = s * w;
+                }
+                self.frame[win..].fill(0.0);
+                self.fft
+                    .process_with_scratch(&mut self.frame, out, &mut self.scratch)
+                    .expect("buffers come from the plan itself");
+            }
             for (k, d) in self.delay.iter_mut().enumerate() {
                 let (x, y) = (self.spectrum[k], self.ramped[k]);
                 let power = x.norm_sqr();
@@ -199,9 +178,8 @@ impl PhaseBands {
             std::mem::swap(&mut self.previous, &mut self.spectrum);
         }
         if frames > 2 {
-            let third = out[2 * dims..2 * dims + n_bands].to_vec();
-            out[..n_bands].copy_from_slice(&third);
-            out[dims..dims + n_bands].copy_from_slice(&third);
+            out.copy_within(2 * dims..2 * dims + n_bands, 0);
+            out.copy_within(2 * dims..2 * dims + n_bands, dims);
         }
         frames
     }

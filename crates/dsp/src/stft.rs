@@ -21,10 +21,7 @@ impl Stft {
     pub fn new(n_fft: usize, win: usize, hop: usize) -> Self {
         assert!(win <= n_fft && hop > 0 && win > 0, "invalid STFT geometry");
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
-        // Periodic Hann: overlapping frames at hop = win/2 sum to a constant.
-        let window = (0..win)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / win as f32).cos())
-            .collect();
+        let window = periodic_hann(win);
         Self {
             frame: fft.make_input_vec(),
             spectrum: fft.make_output_vec(),
@@ -46,11 +43,7 @@ impl Stft {
     }
 
     pub fn n_frames(&self, len: usize) -> usize {
-        if len < self.win {
-            0
-        } else {
-            1 + (len - self.win) / self.hop
-        }
+        frame_count(len, self.win, self.hop)
     }
 
     /// Appends the power spectrum (`|X|²`, `n_bins` values per frame) of every frame of
@@ -76,6 +69,19 @@ impl Stft {
         }
         n
     }
+}
+
+/// The periodic Hann window of every frame analysed here: overlapping frames at hop = win/2
+/// sum to a constant.
+pub(crate) fn periodic_hann(win: usize) -> Vec<f32> {
+    (0..win)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / win as f32).cos())
+        .collect()
+}
+
+/// Frames of `win` samples every `hop` that fit entirely in `len` samples.
+pub(crate) fn frame_count(len: usize, win: usize, hop: usize) -> usize {
+    if len < win { 0 } else { 1 + (len - win) / hop }
 }
 
 #[cfg(test)]
