@@ -47,6 +47,9 @@ impl LfccConfig {
     }
 }
 
+/// A clone shares the FFT plan and copies the filterbank: what a caller that analyses many
+/// clips keeps built once.
+#[derive(Clone)]
 pub struct Lfcc {
     config: LfccConfig,
     stft: Stft,

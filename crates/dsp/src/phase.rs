@@ -38,6 +38,8 @@ impl PhaseConfig {
     }
 }
 
+/// A clone shares the FFT plan and has its own buffers.
+#[derive(Clone)]
 pub struct PhaseBands {
     config: PhaseConfig,
     /// Each band's bins, `start..end`, every band at least two bins wide.

@@ -6,6 +6,10 @@ use std::sync::Arc;
 /// A reusable short-time Fourier transform: frame length `win`, zero-padded to `n_fft`, advanced
 /// by `hop` samples. Frames are taken only where they fit entirely (no padding at the edges), so
 /// `n_frames = 1 + (len - win) / hop` for `len >= win`, else 0.
+///
+/// A clone shares the FFT plan (planning is the costly part of building one) and has its own
+/// buffers.
+#[derive(Clone)]
 pub struct Stft {
     n_fft: usize,
     win: usize,

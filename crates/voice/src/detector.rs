@@ -180,6 +180,9 @@ struct Member {
     card: ModelCard,
     /// The filterbank the card names: weights and features always travel together.
     lfcc: LfccConfig,
+    /// Built once at load and cloned for each analysis: building plans FFTs and fills the
+    /// filterbank, work a live call would otherwise repeat for every window.
+    features: FeatureExtractor,
     fusion: Fusion,
 }
 
@@ -407,14 +410,8 @@ impl VoiceDetector {
             .iter()
             .map(|m| resampled(samples, self.input_rate, m.lfcc.sample_rate))
             .collect::<Result<_, _>>()?;
-        let mut extractors: Vec<FeatureExtractor> = self
-            .members
-            .iter()
-            .map(|m| {
-                FeatureExtractor::with_phase_bands(m.lfcc, m.card.features.phase_bands)
-                    .expect("checked when the member was loaded")
-            })
-            .collect();
+        let mut extractors: Vec<FeatureExtractor> =
+            self.members.iter().map(|m| m.features.clone()).collect();
         let mut parts: Vec<analysis::Part<'_>> = self
             .members
             .iter()
@@ -584,9 +581,9 @@ impl Member {
             });
         }
         let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
-        let dims = FeatureExtractor::with_phase_bands(lfcc, card.features.phase_bands)
-            .map_err(DetectorError::Features)?
-            .dims();
+        let features = FeatureExtractor::with_phase_bands(lfcc, card.features.phase_bands)
+            .map_err(DetectorError::Features)?;
+        let dims = features.dims();
         if card.network.dims != dims {
             return Err(DetectorError::Features(format!(
                 "the network reads {} values per frame, the features give {dims}",
@@ -605,6 +602,7 @@ impl Member {
             model: TdnnMfm::new(config, vb)?,
             card,
             lfcc,
+            features,
             fusion,
         })
     }

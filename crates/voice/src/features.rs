@@ -89,7 +89,9 @@ impl Frames {
 }
 
 /// Computes [`Frames`] for mono audio at its filterbank's rate (8 kHz unless a training run
-/// explores a wideband one), reusing its buffers.
+/// explores a wideband one), reusing its buffers. Building one plans FFTs and fills filterbank
+/// matrices, so callers that analyse many clips build one and clone it (clones share the plans).
+#[derive(Clone)]
 pub struct FeatureExtractor {
     lfcc: Lfcc,
     /// Per-band phase statistics appended to each frame, when the model card asks for them
@@ -327,5 +329,35 @@ mod tests {
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
         assert!(worst < 1e-3, "{worst}");
+    }
+
+    /// The detector builds one extractor per member and clones it for every analysis: a clone
+    /// of an extractor that has already read other audio must give exactly what a new one
+    /// gives (no phase history or buffer contents carried over).
+    #[test]
+    fn a_clone_after_use_computes_what_a_new_extractor_computes() {
+        let config = lfcc_config();
+        let clip = |seed: u32, len: usize| -> Vec<f32> {
+            let mut state = seed;
+            (0..len)
+                .map(|i| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let noise = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                    ((i as f32 * 0.07).sin() * 0.4 + noise) * 0.3
+                })
+                .collect()
+        };
+        let (first, second) = (clip(7, 20_000), clip(11, 11_500));
+        let mut used = FeatureExtractor::with_phase_bands(config, 16).unwrap();
+        let segs = used.speech_segments(&first);
+        let before = used.compute(&first, &segs);
+        assert_eq!(before.dims, config.dims() + 32);
+        let mut clone = used.clone();
+        let mut new = FeatureExtractor::with_phase_bands(config, 16).unwrap();
+        let segs = new.speech_segments(&second);
+        let (a, b) = (clone.compute(&second, &segs), new.compute(&second, &segs));
+        assert_eq!((a.frames, a.dims), (b.frames, b.dims));
+        assert_eq!(a.data, b.data);
+        assert_eq!(a.speech, b.speech);
     }
 }
