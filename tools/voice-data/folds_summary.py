@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Leave-one-page-out figures for the candidates `folds.sh` trained, side by side.
 
-    python3 tools/voice-data/folds_summary.py CORPUS RUNS/CANDIDATE... [--fuse A,B] [--json OUT]
+    python3 tools/voice-data/folds_summary.py CORPUS RUNS/CANDIDATE... [--fuse A,B[,C]] [--json OUT]
 
 Each CANDIDATE folder holds fold-K/ runs of `aqiqat-train voice --fold K`. Per fold it reads
 `dev-scores-last.tsv`, the scores of the fold's clips by the model as it stood after the last
@@ -19,8 +19,9 @@ For every candidate it prints, as Markdown:
   genuine clips of the same channel or language, or all its genuine clips for a family), mean
   and worst over the folds that have them.
 
-`--fuse A,B` adds a score-level fusion of two candidates (a weighted sum of their standardised
-scores, the weight chosen on the other folds by their pooled EER), evaluated the same way.
+`--fuse A,B[,C]` adds a score-level fusion of two or three candidates (a weighted sum of their
+standardised scores, the weights chosen in steps of 0.1 on the other folds by their pooled EER,
+as `aqiqat-train fuse` chooses them), evaluated the same way.
 """
 
 import argparse
@@ -179,41 +180,56 @@ def breakdown(folds, manifest, column):
     return table
 
 
-def fuse(a, b, weight):
-    """Per fold, clips both candidates scored: weight·z(a) + (1 − weight)·z(b)."""
+def fuse(candidates, weights):
+    """Per fold, clips every candidate scored: the sum of weight · z(candidate's score), each
+    candidate standardised over its clips pooled across the folds."""
     fused = {}
-    for k in a.keys() & b.keys():
-        sb = {p: s for p, _, s in b[k]}
-        both = [(p, sp, s, sb[p]) for p, sp, s in a[k] if p in sb]
-        fused[k] = both
-    stats = {}
-    for name, index in (("a", 2), ("b", 3)):
-        pooled = [c[index] for cs in fused.values() for c in cs]
-        stats[name] = (statistics.mean(pooled), statistics.pstdev(pooled) or 1.0)
-
-    def z(value, name):
-        return (value - stats[name][0]) / stats[name][1]
-
+    for k in set.intersection(*(set(c) for c in candidates)):
+        others = [{p: s for p, _, s in c[k]} for c in candidates[1:]]
+        fused[k] = [
+            (p, sp, (s, *(o[p] for o in others)))
+            for p, sp, s in candidates[0][k]
+            if all(p in o for o in others)
+        ]
+    stats = []
+    for i in range(len(candidates)):
+        pooled = [scores[i] for cs in fused.values() for _, _, scores in cs]
+        stats.append((statistics.mean(pooled), statistics.pstdev(pooled) or 1.0))
     return {
-        k: [(p, sp, weight * z(x, "a") + (1 - weight) * z(y, "b")) for p, sp, x, y in cs]
+        k: [
+            (p, sp, sum(w * (x - m) / sd for w, x, (m, sd) in zip(weights, scores, stats)))
+            for p, sp, scores in cs
+        ]
         for k, cs in fused.items()
     }
 
 
-def fused_folds(a, b):
-    """Fusion with its weight learnt on the other folds, per fold; and the weights."""
-    grid = [i / 10 for i in range(11)]
+def weight_grid(n, steps=10):
+    """Every weighting of n candidates in steps of 1/steps that sums to one."""
+    if n == 1:
+        return [(1.0,)]
+    return [
+        (i / steps, *(w * (steps - i) / steps for w in rest))
+        for i in range(steps + 1)
+        for rest in (weight_grid(n - 1, steps - i) if i < steps else [(0.0,) * (n - 1)])
+    ]
+
+
+def fused_folds(*candidates):
+    """Fusion with its weights learnt on the other folds, per fold; and the weights (one per
+    candidate, in their order)."""
+    grid = weight_grid(len(candidates))
     out, weights = {}, {}
-    candidates = {w: fuse(a, b, w) for w in grid}
-    for k in a.keys() & b.keys():
+    fusions = {w: fuse(candidates, w) for w in grid}
+    for k in set.intersection(*(set(c) for c in candidates)):
 
         def pooled_eer(w):
-            others = [c for j, cs in candidates[w].items() if j != k for c in cs]
+            others = [c for j, cs in fusions[w].items() if j != k for c in cs]
             return eer([s for _, sp, s in others if not sp], [s for _, sp, s in others if sp])
 
         w = min(grid, key=pooled_eer)
-        weights[k] = w
-        out[k] = candidates[w][k]
+        weights[k] = tuple(round(x, 2) for x in w)
+        out[k] = fusions[w][k]
     return out, weights
 
 
@@ -264,7 +280,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus")
     ap.add_argument("candidates", nargs="+")
-    ap.add_argument("--fuse", help="two candidate folder names, comma-separated")
+    ap.add_argument("--fuse", help="two or three candidate folder names, comma-separated")
     ap.add_argument("--json", help="write the figures here too")
     ap.add_argument("--channel", help="only clips of this manifest channel (e.g. phone)")
     ap.add_argument(
@@ -286,11 +302,13 @@ def main():
     for name, (folds, epochs) in loaded.items():
         summarise(name, folds, epochs, manifest, lines, figures)
     if args.fuse:
-        a, b = args.fuse.split(",")
-        fused, weights = fused_folds(loaded[a][0], loaded[b][0])
-        name = f"fusion of {a} and {b}"
+        names = args.fuse.split(",")
+        if not 2 <= len(names) <= 3:
+            sys.exit("--fuse takes two or three candidate names")
+        fused, weights = fused_folds(*(loaded[n][0] for n in names))
+        name = f"fusion of {', '.join(names[:-1])} and {names[-1]}"
         summarise(name, fused, {}, manifest, lines, figures)
-        lines.append(f"Weight of {a} per fold (learnt on the other folds): {weights}\n")
+        lines.append(f"Weights of {', '.join(names)} per fold (learnt on the other folds): {weights}\n")
     print("\n".join(lines))
     if args.json:
         with open(args.json, "w") as f:

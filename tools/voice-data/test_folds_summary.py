@@ -73,7 +73,18 @@ class FoldTest(unittest.TestCase):
         good = self.folds(3.0, 2)
         noise = self.folds(0.0, 3)
         fused, weights = fs.fused_folds(good, noise)
-        self.assertTrue(all(w >= 0.8 for w in weights.values()), weights)
+        self.assertTrue(all(w[0] >= 0.8 for w in weights.values()), weights)
+        for k, clips in fused.items():
+            e = fs.eer([s for _, sp, s in clips if not sp], [s for _, sp, s in clips if sp])
+            self.assertLess(e, 0.15, k)
+
+    def test_three_way_fusion_weighs_each_candidate_by_what_it_adds(self):
+        good = self.folds(3.0, 2)
+        noise = self.folds(0.0, 3)
+        fused, weights = fs.fused_folds(noise, good, self.folds(0.0, 5))
+        self.assertTrue(all(w[1] >= 0.8 and abs(sum(w) - 1) < 1e-9 for w in weights.values()), weights)
+        self.assertEqual(len(fs.weight_grid(3)), 66)
+        self.assertTrue(all(abs(sum(w) - 1) < 1e-9 for w in fs.weight_grid(3)))
         for k, clips in fused.items():
             e = fs.eer([s for _, sp, s in clips if not sp], [s for _, sp, s in clips if sp])
             self.assertLess(e, 0.15, k)
