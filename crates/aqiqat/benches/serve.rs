@@ -12,6 +12,9 @@
 //!    seconds (default 20). Reported: completed scans per second and the end-to-end latency
 //!    (POST sent → `done` seen; polls every 10 ms, so figures carry up to 10 ms of it).
 //!
+//! `AQIQAT_BENCH_MODEL=PATH` starts the server with `--model PATH` (a training run's folder or
+//! a fused card), so that a candidate detector is measured under load before it is embedded.
+//!
 //! `cargo bench -p aqiqat --bench serve` (release build of the server and of this client).
 
 #[path = "../tests/e2e/common.rs"]
@@ -159,6 +162,25 @@ fn one_call(base: &str, audio: &[u8], start_at: Instant, protocol: Protocol) -> 
     }
 }
 
+/// `--model PATH` when `AQIQAT_BENCH_MODEL` names a candidate detector, else nothing.
+struct ModelArgs(Option<String>);
+
+impl ModelArgs {
+    fn as_strs(&self) -> Vec<&str> {
+        self.0
+            .as_deref()
+            .map_or_else(Vec::new, |p| vec!["--model", p])
+    }
+}
+
+fn model_args() -> ModelArgs {
+    let path = std::env::var("AQIQAT_BENCH_MODEL").ok();
+    if let Some(p) = &path {
+        println!("voice detector: --model {p}");
+    }
+    ModelArgs(path)
+}
+
 fn live_calls(scratch: &std::path::Path) {
     let calls: usize = inputs::env_or("AQIQAT_BENCH_CALLS", 50);
     let seconds: f64 = inputs::env_or("AQIQAT_BENCH_CALL_S", 30.0);
@@ -166,7 +188,8 @@ fn live_calls(scratch: &std::path::Path) {
         .iter()
         .map(|&x| mulaw_encode(x))
         .collect();
-    let server = Server::start(&scratch.join("stream-data"), &[]);
+    let model = model_args();
+    let server = Server::start(&scratch.join("stream-data"), &model.as_strs());
     let protocols: String = inputs::env_or("AQIQAT_BENCH_PROTOCOLS", "native,twilio".to_owned());
     let mut first_p50 = Vec::new();
     for name in protocols.split(',') {
@@ -244,7 +267,10 @@ fn uploads(scratch: &std::path::Path) {
         .ok()
         .map(|v| v.split(',').filter_map(|c| c.parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 2, 8]);
-    let server = Server::start(&scratch.join("upload-data"), &["--queue", "256"]);
+    let model = model_args();
+    let mut extra = vec!["--queue", "256"];
+    extra.extend(model.as_strs());
+    let server = Server::start(&scratch.join("upload-data"), &extra);
     println!(
         "uploads: a 10 s 16 kHz WAV ({} bytes), closed loop, {seconds} s per level",
         body.len()

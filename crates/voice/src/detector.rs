@@ -333,21 +333,18 @@ impl VoiceDetector {
     pub fn from_path(path: &std::path::Path) -> Result<Self, DetectorError> {
         if path.is_file() {
             let (Some(folder), Some(card)) = (path.parent(), path.file_name()) else {
-                return Err(DetectorError::Files(format!(
-                    "{}: not a fused card",
-                    path.display()
-                )));
+                return Err(DetectorError::Files("not a fused card".to_owned()));
             };
             return Self::load_fused_dir(folder, &card.to_string_lossy());
         }
+        // The caller names the folder the person typed; the errors name the file in it.
         let read = |name: &str| {
-            let file = path.join(name);
-            std::fs::read(&file)
-                .map_err(|e| DetectorError::Files(format!("cannot read {}: {e}", file.display())))
+            std::fs::read(path.join(name))
+                .map_err(|e| DetectorError::Files(format!("cannot read {name} in it: {e}")))
         };
         let weights = read("voice-tdnn-mfm.safetensors")?;
         let card = String::from_utf8(read("voice-tdnn-mfm.json")?).map_err(|_| {
-            DetectorError::Files(format!("{}: the model card is not UTF-8", path.display()))
+            DetectorError::Files("its model card voice-tdnn-mfm.json is not UTF-8".to_owned())
         })?;
         Self::load(&weights, &card)
     }
@@ -1111,6 +1108,8 @@ mod tests {
             not_a_run.contains("cannot read") && not_a_run.contains("voice-tdnn-mfm.safetensors"),
             "{not_a_run}"
         );
+        // `--model FOLDER: …` names the folder once; the error adds only the file's name.
+        assert!(!not_a_run.contains(&*dir.to_string_lossy()), "{not_a_run}");
     }
 
     #[test]
