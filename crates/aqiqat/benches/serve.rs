@@ -174,7 +174,9 @@ impl ModelArgs {
 }
 
 fn model_args() -> ModelArgs {
-    let path = std::env::var("AQIQAT_BENCH_MODEL").ok();
+    let path = std::env::var("AQIQAT_BENCH_MODEL")
+        .ok()
+        .filter(|p| !p.is_empty());
     if let Some(p) = &path {
         println!("voice detector: --model {p}");
     }
