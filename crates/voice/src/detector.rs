@@ -5,7 +5,6 @@ use crate::analysis::{self, ClipAnalysis, Outcome};
 use crate::calibration::{Platt, Thresholds};
 use crate::card::{FusedCard, Fusion, ModelCard, OpenSetCard};
 use crate::features::FeatureExtractor;
-use aqiqat_dsp::LfccConfig;
 use aqiqat_dsp::quality::{self, QualityConfig, Unfit};
 use aqiqat_dsp::vad::Segment;
 use aqiqat_intake::resample::MonoResampler;
@@ -178,9 +177,8 @@ pub struct VoiceFinding {
 struct Member {
     model: TdnnMfm,
     card: ModelCard,
-    /// The filterbank the card names: weights and features always travel together.
-    lfcc: LfccConfig,
-    /// Built once at load and cloned for each analysis: building plans FFTs and fills the
+    /// The filterbank and phase bands the card names (weights and features always travel
+    /// together), built once at load and cloned for each analysis: building plans FFTs and fills the
     /// filterbank, work a live call would otherwise repeat for every window.
     features: FeatureExtractor,
     fusion: Fusion,
@@ -239,7 +237,7 @@ impl VoiceDetector {
             calibration: member.card.calibration,
             thresholds: member.card.thresholds,
             open_set: member.card.open_set.clone(),
-            input_rate: member.lfcc.sample_rate,
+            input_rate: member.features.sample_rate(),
             members: vec![member],
         })
     }
@@ -284,7 +282,7 @@ impl VoiceDetector {
             joined.update(weights);
             loaded.push(member);
         }
-        loaded.sort_by_key(|m| m.lfcc.sample_rate);
+        loaded.sort_by_key(|m| m.features.sample_rate());
         Ok(Self {
             id: ModelId {
                 name: card.model,
@@ -294,7 +292,7 @@ impl VoiceDetector {
             calibration: card.calibration,
             thresholds: card.thresholds,
             open_set: card.open_set,
-            input_rate: loaded.last().expect("checked").lfcc.sample_rate,
+            input_rate: loaded.last().expect("checked").features.sample_rate(),
             members: loaded,
         })
     }
@@ -405,7 +403,7 @@ impl VoiceDetector {
         let mut inputs: Vec<Cow<'s, [f32]>> = self
             .members
             .iter()
-            .map(|m| resampled(samples, self.input_rate, m.lfcc.sample_rate))
+            .map(|m| resampled(samples, self.input_rate, m.features.sample_rate()))
             .collect::<Result<_, _>>()?;
         let mut extractors: Vec<FeatureExtractor> =
             self.members.iter().map(|m| m.features.clone()).collect();
@@ -429,7 +427,7 @@ impl VoiceDetector {
     /// Judges mono samples at [`Self::sample_rate`].
     pub fn scan(&self, samples: &[f32]) -> Result<VoiceFinding, DetectorError> {
         let (a, reference) = self.analyse_keeping_reference(samples)?;
-        let measured = measure_conditions(&reference, self.members[0].lfcc.sample_rate, &a);
+        let measured = measure_conditions(&reference, self.members[0].features.sample_rate(), &a);
         Ok(self.finding(&a, measured))
     }
 
@@ -598,7 +596,6 @@ impl Member {
         Ok(Self {
             model: TdnnMfm::new(config, vb)?,
             card,
-            lfcc,
             features,
             fusion,
         })
@@ -808,7 +805,10 @@ mod tests {
     fn the_embedded_pair_loads() {
         let d = VoiceDetector::embedded().unwrap();
         assert_eq!(d.members.len(), 1);
-        assert_eq!(d.members[0].lfcc, crate::features::lfcc_config());
+        assert_eq!(
+            *d.members[0].features.lfcc_config(),
+            crate::features::lfcc_config()
+        );
     }
 
     #[test]
@@ -857,7 +857,9 @@ mod tests {
         card.weights_sha256 = hex(&Sha256::digest(&weights));
         let detector =
             VoiceDetector::load(&weights, &serde_json::to_string(&card).unwrap()).unwrap();
-        let mut fx = FeatureExtractor::with_phase_bands(detector.members[0].lfcc, 10).unwrap();
+        let mut fx =
+            FeatureExtractor::with_phase_bands(*detector.members[0].features.lfcc_config(), 10)
+                .unwrap();
         let clip = smoke(CLIPS[0], 8_000);
         let frames = fx.compute(&clip, &fx.speech_segments(&clip));
         assert_eq!(frames.dims, 80);

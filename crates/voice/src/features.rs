@@ -142,6 +142,11 @@ impl FeatureExtractor {
         Ok(fx)
     }
 
+    /// The filterbank these features are computed with.
+    pub fn lfcc_config(&self) -> &LfccConfig {
+        self.lfcc.config()
+    }
+
     /// The rate the samples must have.
     pub fn sample_rate(&self) -> u32 {
         self.lfcc.config().sample_rate
