@@ -94,7 +94,7 @@ class KeepTest(unittest.TestCase):
             f.write(MANIFEST)
         return path
 
-    def v2(self, corpus, work, lost_at_fold=""):
+    def v2(self, corpus, work, lost_at_fold="", pair=None):
         env = dict(
             os.environ,
             AQIQAT_TRAIN=self.trainer,
@@ -104,7 +104,10 @@ class KeepTest(unittest.TestCase):
             LOST_AT_FOLD=lost_at_fold,
         )
         return subprocess.run(
-            ["bash", os.path.join(HERE, "v2.sh"), corpus, work], env=env, capture_output=True, text=True
+            ["bash", os.path.join(HERE, "v2.sh"), corpus, work] + ([pair] if pair else []),
+            env=env,
+            capture_output=True,
+            text=True,
         )
 
     def calls_matching(self, word):
@@ -204,6 +207,28 @@ class KeepTest(unittest.TestCase):
         with open(os.path.join(self.keep, "fused", "voice-v2.json")) as f:
             self.assertEqual(json.load(f), {"model": "voice-v2"})
         self.assertTrue(os.path.exists(os.path.join(work, "folds-summary.md")))
+
+    def test_v2_phase_trains_and_fuses_the_phase_band_members(self):
+        corpus = self.corpus("c")
+        work = os.path.join(self.tmp.name, "work")
+        done = self.v2(corpus, work, pair="phase")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        finals = [line for line in self.calls_matching("voice --data") if "--fold" not in line]
+        self.assertEqual(len(finals), 2)
+        self.assertIn("--phase-bands 16", finals[0])
+        self.assertNotIn("--rate 16000", finals[0])
+        self.assertIn("--rate 16000", finals[1])
+        self.assertIn("--phase-bands 32", finals[1])
+        (fuse,) = self.calls_matching("fuse --corpus")
+        self.assertIn(f"--runs {work}/lfcc-phase16 --runs {work}/wide-phase32", fuse)
+        self.assertIn(f"--final {work}/final/lfcc-phase16/last --final {work}/final/wide-phase32/last", fuse)
+        self.assertTrue(os.path.exists(os.path.join(self.keep, "final", "wide-phase32", "last", "voice-tdnn-mfm.json")))
+
+    def test_v2_refuses_a_pair_it_does_not_know(self):
+        done = self.v2(self.corpus("c"), os.path.join(self.tmp.name, "work"), pair="aasist")
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("PAIR is kept or phase", done.stderr)
+        self.assertEqual(self.calls_made(), 0)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Voice detector v2 from a corpus v2 build, every step in order, resumable (issue 16):
 #
-#   tools/voice-data/v2.sh CORPUS WORK
+#   tools/voice-data/v2.sh CORPUS WORK [PAIR]
 #
-# 1. both fusion candidates on every leave-one-page-out fold (tools/voice-data/folds.sh):
-#    `lfcc-tdnn` (v1's network and features) and `wide-rawboost` (the whole band to 8 kHz with
-#    RawBoost), 8 epochs of 4,096 crops each, seed 20261125, scored after the last epoch;
+# PAIR names the two fusion members (default `kept`):
+#   kept   `lfcc-tdnn` (v1's network and features) and `wide-rawboost` (the whole band to
+#          8 kHz with RawBoost), kept in runs/voice-v2/;
+#   phase  the same two with per-band phase statistics appended to each frame, 16 bands on
+#          the 8 kHz member (`lfcc-phase16`) and 32 on the wideband one (`wide-phase32`), kept
+#          in runs/voice-v2-phase/.
+#
+# 1. both fusion candidates on every leave-one-page-out fold (tools/voice-data/folds.sh),
+#    8 epochs of 4,096 crops each, seed 20261125, scored after the last epoch;
 # 2. each candidate's final member, the same recipe on the whole train split;
 # 3. `aqiqat-train fuse`: the fusion weights learnt on the folds, the verdict bands set on the
 #    folds' clips scanned through the fused fold networks, the card written to WORK/fused
@@ -27,16 +33,33 @@ repo=$(cd "$here/../.." && pwd)
 corpus=$(cd "$1" && pwd)
 mkdir -p "$2"
 work=$(cd "$2" && pwd)
-keep=${AQIQAT_KEEP:-$repo/runs/voice-v2}
 train=${AQIQAT_TRAIN:-$repo/target/release/aqiqat-train}
 export AQIQAT_TRAIN=$train
 
 recipe=(--epochs 8 --examples 4096 --score-last-only)
+wide="--rate 16000 --frame 400 --n-fft 512 --filters 60 --ceps 40 --f-max 8000 --rawboost"
 declare -A extra=(
     [lfcc-tdnn]=""
-    [wide-rawboost]="--rate 16000 --frame 400 --n-fft 512 --filters 60 --ceps 40 --f-max 8000 --rawboost"
+    [wide-rawboost]="$wide"
+    [lfcc-phase16]="--phase-bands 16"
+    [wide-phase32]="$wide --phase-bands 32"
 )
-candidates=(lfcc-tdnn wide-rawboost)
+case ${3:-kept} in
+kept)
+    candidates=(lfcc-tdnn wide-rawboost)
+    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2}
+    ;;
+phase)
+    candidates=(lfcc-phase16 wide-phase32)
+    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-phase}
+    ;;
+*)
+    echo "v2.sh: PAIR is kept or phase, not $3" >&2
+    exit 2
+    ;;
+esac
+first=${candidates[0]}
+second=${candidates[1]}
 
 for name in "${candidates[@]}"; do
     # shellcheck disable=SC2086 # the extra arguments are words
@@ -84,8 +107,8 @@ if [[ ! -f $work/fused/voice-v2.json ]]; then
     echo "fuse ($(date -u +%H:%M:%S))"
     status=0
     "$train" fuse --corpus "$corpus" \
-        --runs "$work/lfcc-tdnn" --runs "$work/wide-rawboost" \
-        --final "$work/final/lfcc-tdnn/last" --final "$work/final/wide-rawboost/last" \
+        --runs "$work/$first" --runs "$work/$second" \
+        --final "$work/final/$first/last" --final "$work/final/$second/last" \
         "${heard[@]}" --out "$work/fused" --work "$work/fuse-work" >"$work/fuse.log" 2>&1 || status=$?
     for scans in "$work/fuse-work/"fold-*-scans.tsv; do
         [[ -f $scans ]] || continue
@@ -105,6 +128,6 @@ if [[ ! -f $keep/fused/voice-v2.json ]]; then
     echo "fused: kept in $keep/fused"
 fi
 
-python3 "$here/folds_summary.py" "$corpus" "$work/lfcc-tdnn" "$work/wide-rawboost" \
-    --originals --fuse lfcc-tdnn,wide-rawboost >"$work/folds-summary.md"
+python3 "$here/folds_summary.py" "$corpus" "$work/$first" "$work/$second" \
+    --originals --fuse "$first,$second" >"$work/folds-summary.md"
 echo "done: $work/fused, $work/folds-summary.md"
