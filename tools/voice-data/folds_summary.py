@@ -227,9 +227,14 @@ def fused_folds(*candidates):
             others = [c for j, cs in fusions[w].items() if j != k for c in cs]
             return eer([s for _, sp, s in others if not sp], [s for _, sp, s in others if sp])
 
-        w = min(grid, key=pooled_eer)
-        weights[k] = tuple(round(x, 2) for x in w)
-        out[k] = fusions[w][k]
+        # Where several weightings tie (the EER counts clips), the centre of those that tie,
+        # as `aqiqat-train fuse` does: the first of equals would depend on the names' order.
+        eers = {w: pooled_eer(w) for w in grid}
+        lowest = min(eers.values())
+        tied = [w for w in grid if eers[w] == lowest]
+        w = tuple(sum(t[i] for t in tied) / len(tied) for i in range(len(candidates)))
+        weights[k] = tuple(round(x, 3) for x in w)
+        out[k] = (fusions[w] if w in fusions else fuse(candidates, w))[k]
     return out, weights
 
 

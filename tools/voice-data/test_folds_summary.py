@@ -89,6 +89,26 @@ class FoldTest(unittest.TestCase):
             e = fs.eer([s for _, sp, s in clips if not sp], [s for _, sp, s in clips if sp])
             self.assertLess(e, 0.15, k)
 
+    def test_naming_the_candidates_in_another_order_swaps_their_weights(self):
+        # Two coarse views of one signal: scores on a few levels, so weightings tie.
+        def coarse(seed):
+            return {k: [(p, sp, round(s)) for p, sp, s in cs] for k, cs in self.folds(1.5, seed).items()}
+
+        a, b = coarse(6), coarse(7)
+        _, ab = fs.fused_folds(a, b)
+        _, ba = fs.fused_folds(b, a)
+        self.assertEqual(ab, {k: (w[1], w[0]) for k, w in ba.items()})
+        # The case this guards: some fold's lowest EER is shared by several weightings.
+        fusions = {w: fs.fuse([a, b], w) for w in fs.weight_grid(2)}
+        pooled = {
+            w: fs.eer(
+                [s for j, cs in f.items() if j != 0 for _, sp, s in cs if not sp],
+                [s for j, cs in f.items() if j != 0 for _, sp, s in cs if sp],
+            )
+            for w, f in fusions.items()
+        }
+        self.assertGreater(list(pooled.values()).count(min(pooled.values())), 1, pooled)
+
 
 class EpochLogTest(unittest.TestCase):
     def candidate(self, tmp, eers):

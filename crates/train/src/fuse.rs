@@ -463,24 +463,32 @@ fn pooled_eer<'a>(clips: impl Iterator<Item = &'a Clip>, score: impl Fn(&Clip) -
     metrics::eer(&bonafide, &spoof).eer
 }
 
-/// The grid point with the lowest pooled EER (the first of equals, in grid order).
+/// The grid point with the lowest pooled EER; where several tie (the EER counts clips, so
+/// neighbouring weights often give the same figure), the centre of those that tie. Taking the
+/// first of equals would make the choice depend on the order the candidates are named in.
 fn best_weights<'a>(
     grid: &[Vec<f64>],
     standard: &[(f64, f64)],
     clips: impl Iterator<Item = &'a Clip> + Clone,
 ) -> Result<Vec<f64>, String> {
-    let mut best: Option<(f64, &Vec<f64>)> = None;
+    let mut best: Option<(f64, Vec<&Vec<f64>>)> = None;
     for w in grid {
         let terms = fusion_terms(w, standard);
         let eer = pooled_eer(clips.clone(), |c| fused(&terms, &c.scores));
         if eer.is_nan() {
             return Err("the folds' clips hold only one label".into());
         }
-        if best.is_none_or(|(b, _)| eer < b) {
-            best = Some((eer, w));
+        match &mut best {
+            Some((b, tied)) if eer == *b => tied.push(w),
+            Some((b, _)) if eer > *b => {}
+            _ => best = Some((eer, vec![w])),
         }
     }
-    Ok(best.expect("a grid has points").1.clone())
+    let (_, tied) = best.expect("a grid has points");
+    let n = tied.len() as f64;
+    Ok((0..standard.len())
+        .map(|i| tied.iter().map(|w| w[i]).sum::<f64>() / n)
+        .collect())
 }
 
 /// The spoof families of the entries that pass `keep`.
@@ -544,7 +552,13 @@ mod tests {
             .map(|i| mean_sd(clips.iter().map(|c| c.scores[i])))
             .collect();
         let w = best_weights(&weight_grid(2, 0.1), &standard, clips.iter()).unwrap();
-        assert_eq!(w, [1.0, 0.0]);
+        // Every weighting from 0.7 on the first separates the labels: the centre of those.
+        assert!(
+            (w[0] - 0.85).abs() < 1e-12 && (w[1] - 0.15).abs() < 1e-12,
+            "{w:?}"
+        );
+        let terms = fusion_terms(&w, &standard);
+        assert_eq!(pooled_eer(clips.iter(), |c| fused(&terms, &c.scores)), 0.0);
         assert_eq!(pooled_eer(clips.iter(), |c| c.scores[0]), 0.0);
 
         // Two halves of one signal: each alone errs, only their even sum does not.
@@ -568,6 +582,55 @@ mod tests {
         assert_eq!(w, [0.5, 0.5]);
         let terms = fusion_terms(&w, &standard);
         assert_eq!(pooled_eer(clips.iter(), |c| fused(&terms, &c.scores)), 0.0);
+    }
+
+    #[test]
+    fn naming_the_candidates_in_another_order_swaps_their_weights() {
+        // Two noisy views of one signal: several weightings tie for the lowest EER.
+        let clips: Vec<Clip> = (0..60)
+            .map(|i| {
+                let spoof = i % 2 == 0;
+                let sign = if spoof { 1.0 } else { -1.0 };
+                let a = ((i * 37) % 11) as f64 / 5.0 - 1.0;
+                let b = ((i * 53) % 13) as f64 / 6.0 - 1.0;
+                Clip {
+                    path: i.to_string(),
+                    spoof,
+                    scores: vec![sign + a, sign + b],
+                }
+            })
+            .collect();
+        let swapped: Vec<Clip> = clips
+            .iter()
+            .map(|c| Clip {
+                scores: vec![c.scores[1], c.scores[0]],
+                ..c.clone()
+            })
+            .collect();
+        let grid = weight_grid(2, 0.1);
+        let standard = |clips: &[Clip]| -> Vec<(f64, f64)> {
+            (0..2)
+                .map(|i| mean_sd(clips.iter().map(|c| c.scores[i])))
+                .collect()
+        };
+        let ties = grid
+            .iter()
+            .map(|w| {
+                let terms = fusion_terms(w, &standard(&clips));
+                pooled_eer(clips.iter(), |c| fused(&terms, &c.scores))
+            })
+            .collect::<Vec<_>>();
+        let lowest = ties.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            ties.iter().filter(|&&e| e == lowest).count() > 1,
+            "{ties:?}"
+        );
+        let w = best_weights(&grid, &standard(&clips), clips.iter()).unwrap();
+        let v = best_weights(&grid, &standard(&swapped), swapped.iter()).unwrap();
+        assert!(
+            (w[0] - v[1]).abs() < 1e-12 && (w[1] - v[0]).abs() < 1e-12,
+            "{w:?} {v:?}"
+        );
     }
 
     #[test]
