@@ -178,8 +178,8 @@ struct Member {
     model: TdnnMfm,
     card: ModelCard,
     /// The filterbank and phase bands the card names (weights and features always travel
-    /// together), built once at load and cloned for each analysis: building plans FFTs and fills the
-    /// filterbank, work a live call would otherwise repeat for every window.
+    /// together), built once at load and cloned for each analysis: building plans FFTs and
+    /// fills the filterbank, work a live call would otherwise repeat for every window.
     features: FeatureExtractor,
     fusion: Fusion,
 }
