@@ -21,7 +21,9 @@ For every candidate it prints, as Markdown:
 
 `--fuse A,B[,C]` adds a score-level fusion of two or three candidates (a weighted sum of their
 standardised scores, the weights chosen in steps of 0.1 on the other folds by their pooled EER,
-as `aqiqat-train fuse` chooses them), evaluated the same way.
+as `aqiqat-train fuse` chooses them), evaluated the same way. A candidate named `A+A2` is one
+recipe trained with several seeds: its score is the mean of theirs, as `aqiqat-train fuse
+--runs A+A2` averages them.
 """
 
 import argparse
@@ -204,6 +206,20 @@ def fuse(candidates, weights):
     }
 
 
+def seeds_mean(*seeds):
+    """One candidate from several seeds' folds: per fold, the clips every seed scored, with
+    the mean of their scores."""
+    out = {}
+    for k in set.intersection(*(set(c) for c in seeds)):
+        others = [{p: s for p, _, s in c[k]} for c in seeds[1:]]
+        out[k] = [
+            (p, sp, (s + sum(o[p] for o in others)) / len(seeds))
+            for p, sp, s in seeds[0][k]
+            if all(p in o for o in others)
+        ]
+    return out
+
+
 def weight_grid(n, steps=10):
     """Every weighting of n candidates in steps of 1/steps that sums to one."""
     if n == 1:
@@ -285,7 +301,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus")
     ap.add_argument("candidates", nargs="+")
-    ap.add_argument("--fuse", help="two or three candidate folder names, comma-separated")
+    ap.add_argument(
+        "--fuse",
+        help="two or three candidate folder names, comma-separated; A+A2 averages two seeds' scores into one candidate",
+    )
     ap.add_argument("--json", help="write the figures here too")
     ap.add_argument("--channel", help="only clips of this manifest channel (e.g. phone)")
     ap.add_argument(
@@ -310,7 +329,7 @@ def main():
         names = args.fuse.split(",")
         if not 2 <= len(names) <= 3:
             sys.exit("--fuse takes two or three candidate names")
-        fused, weights = fused_folds(*(loaded[n][0] for n in names))
+        fused, weights = fused_folds(*(seeds_mean(*(loaded[s][0] for s in n.split("+"))) for n in names))
         name = f"fusion of {', '.join(names[:-1])} and {names[-1]}"
         summarise(name, fused, {}, manifest, lines, figures)
         lines.append(f"Weights of {', '.join(names)} per fold (learnt on the other folds): {weights}\n")

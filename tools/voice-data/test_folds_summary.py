@@ -110,6 +110,14 @@ class FoldTest(unittest.TestCase):
         self.assertGreater(list(pooled.values()).count(min(pooled.values())), 1, pooled)
 
 
+    def test_seeds_of_one_candidate_count_as_their_mean(self):
+        a = {0: [("x", True, 1.0), ("y", False, -2.0)], 1: [("z", True, 4.0)]}
+        b = {0: [("y", False, 0.0), ("x", True, 3.0)], 2: [("w", True, 1.0)]}
+        # Only folds and clips both seeds scored, each with the mean.
+        self.assertEqual(fs.seeds_mean(a, b), {0: [("x", True, 2.0), ("y", False, -1.0)]})
+        self.assertEqual(fs.seeds_mean(a), {0: a[0], 1: a[1]})
+
+
 class EpochLogTest(unittest.TestCase):
     def candidate(self, tmp, eers):
         corpus = os.path.join(tmp, "corpus")

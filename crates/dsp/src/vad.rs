@@ -11,6 +11,20 @@ pub struct Segment {
     pub end: usize,
 }
 
+/// Which frames the loud level (the 95th percentile a frame must come within
+/// `dynamic_range_db` of) is taken over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoudLevel {
+    /// Every frame. Digital silence around a clip then counts as frames and lowers the
+    /// percentile: padding a short clip with silence moves its threshold and its speech. The
+    /// rule every model so far was trained with, so it stays the default.
+    #[default]
+    EveryFrame,
+    /// Only frames at or above `floor_dbfs`: silence added around a clip, which is below the
+    /// floor, no longer moves where its speech is found.
+    AboveFloor,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct VadConfig {
     pub sample_rate: u32,
@@ -24,6 +38,7 @@ pub struct VadConfig {
     pub min_speech_s: f32,
     /// Gaps shorter than this inside speech are bridged.
     pub max_gap_s: f32,
+    pub loud_level: LoudLevel,
 }
 
 impl Default for VadConfig {
@@ -37,6 +52,7 @@ impl Default for VadConfig {
             floor_dbfs: -70.0,
             min_speech_s: 0.25,
             max_gap_s: 0.3,
+            loud_level: LoudLevel::EveryFrame,
         }
     }
 }
@@ -53,7 +69,17 @@ pub fn speech_segments(samples: &[f32], config: &VadConfig) -> Vec<Segment> {
     if levels.is_empty() {
         return Vec::new();
     }
-    let mut sorted = levels.clone();
+    let mut sorted: Vec<f32> = match config.loud_level {
+        LoudLevel::EveryFrame => levels.clone(),
+        LoudLevel::AboveFloor => levels
+            .iter()
+            .copied()
+            .filter(|&l| l >= config.floor_dbfs)
+            .collect(),
+    };
+    if sorted.is_empty() {
+        return Vec::new();
+    }
     sorted.sort_by(f32::total_cmp);
     let loud = sorted[(sorted.len() - 1) * 95 / 100];
     let threshold = (loud - config.dynamic_range_db).max(config.floor_dbfs);
@@ -97,5 +123,56 @@ mod tests {
             .map(|i| ((i * 7919) % 13) as f32 * 1e-5)
             .collect();
         assert!(speech_segments(&hiss, &VadConfig::default()).is_empty());
+        let above = VadConfig {
+            loud_level: LoudLevel::AboveFloor,
+            ..VadConfig::default()
+        };
+        assert!(speech_segments(&vec![0.0; 48_000], &above).is_empty());
+        assert!(speech_segments(&hiss, &above).is_empty());
+    }
+
+    /// One loud second (-13.5 dBFS) then one faint one (about -55 dBFS: above the absolute floor,
+    /// 41 dB under the loud second, so not speech beside it), inside 0.5 s of silence and
+    /// `padding` more samples of it on each side.
+    fn loud_then_faint(padding: usize) -> Vec<f32> {
+        let tone = |amp: f32| (0..16_000).map(move |i| (i as f32 * 0.2).sin() * amp);
+        let mut x = vec![0.0f32; 8_000 + padding];
+        x.extend(tone(0.3).chain(tone(0.0025)));
+        x.extend(vec![0.0f32; 8_000 + padding]);
+        x
+    }
+
+    #[test]
+    fn silence_added_around_a_clip_does_not_move_its_segments_above_the_floor() {
+        let above = VadConfig {
+            loud_level: LoudLevel::AboveFloor,
+            ..VadConfig::default()
+        };
+        // 25 s each side: over 95 % of the frames are then silence.
+        let padding = 25 * 16_000;
+        let shifted = |segs: Vec<Segment>| -> Vec<Segment> {
+            segs.into_iter()
+                .map(|s| Segment {
+                    start: s.start - padding,
+                    end: s.end - padding,
+                })
+                .collect()
+        };
+        let plain = speech_segments(&loud_then_faint(0), &above);
+        assert_eq!(plain.len(), 1, "{plain:?}");
+        assert!(plain[0].start.abs_diff(8_000) <= 320, "{plain:?}");
+        assert!(plain[0].end.abs_diff(24_000) <= 320, "{plain:?}");
+        assert_eq!(
+            shifted(speech_segments(&loud_then_faint(padding), &above)),
+            plain
+        );
+        // Over every frame the silence drags the 95th percentile down to itself, the threshold
+        // falls to the absolute floor and the faint second becomes speech: what the option is
+        // for.
+        let every = VadConfig::default();
+        assert_eq!(speech_segments(&loud_then_faint(0), &every), plain);
+        let padded = shifted(speech_segments(&loud_then_faint(padding), &every));
+        assert_eq!(padded.len(), 1, "{padded:?}");
+        assert!(padded[0].end.abs_diff(40_000) <= 320, "{padded:?}");
     }
 }

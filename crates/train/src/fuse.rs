@@ -13,6 +13,12 @@
 //!    (`ScoreBands::from_held_out`), and judges each fold with bands set on the others;
 //! 4. writes the fused card and the shipped members' cards and weights.
 //!
+//! A candidate may be one recipe trained with several seeds (`--runs A+A2 --final F+F2`): its
+//! networks' logits are averaged before it is standardised, which cuts the part of a recipe's
+//! error that is only the luck of its seed. The card lists each network as a member with an
+//! equal share of the candidate's weight and the candidate's standardisation, which is the
+//! same sum.
+//!
 //! The bands are set on the fold networks and carried over to the members trained on
 //! everything: that the recipe's score scale does not move between the two is an assumption,
 //! which the printed spread of per-fold bands and an evaluation of the final detector check.
@@ -33,14 +39,16 @@ pub struct FuseArgs {
     #[arg(long)]
     corpus: PathBuf,
     /// One candidate's fold runs: a folder of `fold-K/` runs written by
-    /// tools/voice-data/folds.sh (repeatable: two or three candidates). Its folder name names
-    /// the member.
+    /// tools/voice-data/folds.sh (repeatable: two or three candidates), or several joined by
+    /// `+`, one recipe trained with different seeds, whose logits are averaged. Each folder's
+    /// name names its member.
     #[arg(long = "runs", required = true, num_args = 1)]
-    runs: Vec<PathBuf>,
-    /// The shipped network of each candidate, in the same order: the last epoch (`RUN/last`)
-    /// of a run of the same recipe on the whole train split.
+    runs: Vec<String>,
+    /// The shipped network of each candidate, in the same order (and as many joined by `+`,
+    /// seed for seed): the last epoch (`RUN/last`) of a run of the same recipe on the whole
+    /// train split.
     #[arg(long = "final", required = true, num_args = 1)]
-    finals: Vec<PathBuf>,
+    finals: Vec<String>,
     /// Where the fused card (`NAME.json`) and the members' cards and weights
     /// (`NAME-MEMBER.json`, `NAME-MEMBER.safetensors`) are written.
     #[arg(long)]
@@ -70,6 +78,23 @@ struct Clip {
     scores: Vec<f64>,
 }
 
+/// One candidate: the fold runs of its seeds and, seed for seed, their shipped networks.
+struct Candidate {
+    runs: Vec<PathBuf>,
+    finals: Vec<PathBuf>,
+}
+
+/// `A` or `A+A2+…` as folders.
+fn seeds(arg: &str) -> Vec<PathBuf> {
+    arg.split('+').map(PathBuf::from).collect()
+}
+
+fn folder_name(path: &Path) -> Result<String, String> {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("{} has no folder name", path.display()))
+}
+
 pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !(2..=3).contains(&args.runs.len()) || args.runs.len() != args.finals.len() {
         return Err(format!(
@@ -79,13 +104,41 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let names: Vec<String> = args
+    let candidates: Vec<Candidate> = args
         .runs
         .iter()
-        .map(|r| {
-            r.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .ok_or_else(|| format!("{} has no folder name", r.display()))
+        .zip(&args.finals)
+        .map(|(runs, finals)| Candidate {
+            runs: seeds(runs),
+            finals: seeds(finals),
+        })
+        .collect();
+    if let Some(c) = candidates.iter().find(|c| c.runs.len() != c.finals.len()) {
+        return Err(format!(
+            "{} seeds' fold runs and {} shipped networks: give one per seed",
+            c.runs.len(),
+            c.finals.len()
+        )
+        .into());
+    }
+    // Networks per candidate, and every network's fold runs in candidate order.
+    let sizes: Vec<usize> = candidates.iter().map(|c| c.runs.len()).collect();
+    let all_runs: Vec<&PathBuf> = candidates.iter().flat_map(|c| &c.runs).collect();
+    let member_names: Vec<String> = all_runs
+        .iter()
+        .map(|r| folder_name(r))
+        .collect::<Result<_, _>>()?;
+    if member_names.iter().collect::<BTreeSet<_>>().len() != member_names.len() {
+        return Err(format!("two runs share a folder name: {member_names:?}").into());
+    }
+    let names: Vec<String> = candidates
+        .iter()
+        .map(|c| {
+            c.runs
+                .iter()
+                .map(|r| folder_name(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|n| n.join("+"))
         })
         .collect::<Result<_, _>>()?;
     let mut folds = fold_numbers(&args.corpus)?;
@@ -99,12 +152,11 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
     // 1. The weights, from the scores the folds wrote.
     let mut by_fold: BTreeMap<usize, Vec<Clip>> = BTreeMap::new();
     for &k in &folds {
-        let tables: Vec<BTreeMap<String, (bool, f64)>> = args
-            .runs
+        let tables: Vec<BTreeMap<String, (bool, f64)>> = all_runs
             .iter()
             .map(|r| read_scores(&r.join(format!("fold-{k}/dev-scores-last.tsv"))))
             .collect::<Result<_, _>>()?;
-        by_fold.insert(k, shared_clips(&tables));
+        by_fold.insert(k, seeds_averaged(shared_clips(&tables), &sizes));
     }
     let pooled: Vec<&Clip> = by_fold.values().flatten().collect();
     let standard: Vec<(f64, f64)> = (0..names.len())
@@ -113,6 +165,7 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
     let grid = weight_grid(names.len(), args.step);
     let weights = best_weights(&grid, &standard, pooled.iter().copied())?;
     let terms = fusion_terms(&weights, &standard);
+    let network_terms = per_network(&terms, &sizes);
     eprintln!("pooled over {} folds, {} clips:", folds.len(), pooled.len());
     for (i, name) in names.iter().enumerate() {
         let alone = pooled_eer(pooled.iter().copied(), |c| c.scores[i]);
@@ -153,19 +206,18 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut drift: Vec<f64> = Vec::new();
     for &k in &folds {
         // The last epoch's networks: the best ones were chosen on these very clips.
-        let runs: Vec<PathBuf> = args
-            .runs
+        let runs: Vec<PathBuf> = all_runs
             .iter()
             .map(|r| r.join(format!("fold-{k}/last")))
             .collect();
-        let detector = fused_detector(&runs, &terms)?;
+        let detector = fused_detector(&runs, &network_terms)?;
         // Every clip of the fold, those too short to score included: scan answers them too.
         let held_out: Vec<Entry> = entries
             .iter()
             .filter(|e| e.get("fold").and_then(|f| f.parse::<usize>().ok()) == Some(k))
             .cloned()
             .collect();
-        let key = format!("{} fused {terms:?}", detector.id().weights_sha256);
+        let key = format!("{} fused {network_terms:?}", detector.id().weights_sha256);
         let cache = args.work.join(format!("fold-{k}-scans.tsv"));
         eprintln!("fold {k}:");
         let scanned = open_set::score_all(&detector, &key, &cache, held_out)?;
@@ -241,59 +293,78 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
             card.training.lr,
         )
     };
+    let read_card = |path: PathBuf| -> Result<ModelCard, Box<dyn std::error::Error>> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+    };
     let mut members = Vec::new();
-    for ((name, finished), (runs, term)) in names
-        .iter()
-        .zip(&args.finals)
-        .zip(args.runs.iter().zip(&terms))
-    {
-        let mut card: ModelCard = serde_json::from_str(&std::fs::read_to_string(
-            finished.join("voice-tdnn-mfm.json"),
-        )?)?;
-        let fold_card: ModelCard = serde_json::from_str(&std::fs::read_to_string(
-            runs.join(format!("fold-{}/last/voice-tdnn-mfm.json", folds[0])),
-        )?)?;
-        if let Some(k) = card.training.fold {
-            return Err(format!(
-                "{}: trained on fold {k}, not on the whole train split",
-                finished.display()
-            )
-            .into());
+    let mut terms_left = network_terms.iter();
+    let mut names_left = member_names.iter();
+    for candidate in &candidates {
+        let mut seeds_seen = BTreeSet::new();
+        let mut first_recipe = None;
+        for (finished, runs) in candidate.finals.iter().zip(&candidate.runs) {
+            let (term, name) = (
+                terms_left.next().expect("a term per network"),
+                names_left.next().expect("a name per network"),
+            );
+            let mut card = read_card(finished.join("voice-tdnn-mfm.json"))?;
+            let fold_card =
+                read_card(runs.join(format!("fold-{}/last/voice-tdnn-mfm.json", folds[0])))?;
+            if let Some(k) = card.training.fold {
+                return Err(format!(
+                    "{}: trained on fold {k}, not on the whole train split",
+                    finished.display()
+                )
+                .into());
+            }
+            if card.dev.epoch + 1 != card.training.epochs {
+                return Err(format!(
+                    "{}: the network of epoch {} of {}, chosen on its development split; the \
+                     folds measured the last epoch's (give the run's `last/` folder)",
+                    finished.display(),
+                    card.dev.epoch,
+                    card.training.epochs
+                )
+                .into());
+            }
+            if recipe(&card) != recipe(&fold_card) {
+                return Err(format!(
+                    "{}: not the folds' recipe ({:?} against the folds' {:?})",
+                    finished.display(),
+                    recipe(&card),
+                    recipe(&fold_card)
+                )
+                .into());
+            }
+            // A candidate's networks are one recipe with different seeds: anything else
+            // would be a fusion whose weights nobody chose.
+            let mut unseeded = recipe(&card);
+            unseeded.2 = 0;
+            if first_recipe.get_or_insert_with(|| unseeded.clone()) != &unseeded
+                || !seeds_seen.insert(card.training.seed)
+            {
+                return Err(format!(
+                    "{}: the networks joined by `+` must be one recipe with different seeds",
+                    finished.display()
+                )
+                .into());
+            }
+            let stem = format!("{}-{name}", args.name);
+            card.weights = format!("{stem}.safetensors");
+            std::fs::copy(
+                finished.join("voice-tdnn-mfm.safetensors"),
+                args.out.join(&card.weights),
+            )?;
+            std::fs::write(
+                args.out.join(format!("{stem}.json")),
+                serde_json::to_string_pretty(&card)? + "\n",
+            )?;
+            members.push(FusedMember {
+                card: format!("{stem}.json"),
+                weights_sha256: card.weights_sha256.clone(),
+                fusion: *term,
+            });
         }
-        if card.dev.epoch + 1 != card.training.epochs {
-            return Err(format!(
-                "{}: the network of epoch {} of {}, chosen on its development split; the folds \
-                 measured the last epoch's (give the run's `last/` folder)",
-                finished.display(),
-                card.dev.epoch,
-                card.training.epochs
-            )
-            .into());
-        }
-        if recipe(&card) != recipe(&fold_card) {
-            return Err(format!(
-                "{}: not the folds' recipe ({:?} against the folds' {:?})",
-                finished.display(),
-                recipe(&card),
-                recipe(&fold_card)
-            )
-            .into());
-        }
-        let stem = format!("{}-{name}", args.name);
-        card.weights = format!("{stem}.safetensors");
-        std::fs::copy(
-            finished.join("voice-tdnn-mfm.safetensors"),
-            args.out.join(&card.weights),
-        )?;
-        std::fs::write(
-            args.out.join(format!("{stem}.json")),
-            serde_json::to_string_pretty(&card)? + "\n",
-        )?;
-        members.push(FusedMember {
-            card: format!("{stem}.json"),
-            weights_sha256: card.weights_sha256.clone(),
-            fusion: *term,
-        });
     }
     let card = FusedCard {
         model: args.name.clone(),
@@ -404,6 +475,39 @@ fn shared_clips(tables: &[BTreeMap<String, (bool, f64)>]) -> Vec<Clip> {
                 spoof,
                 scores,
             })
+        })
+        .collect()
+}
+
+/// Each candidate's score as the mean of its seeds' (`sizes[i]` consecutive scores each).
+fn seeds_averaged(clips: Vec<Clip>, sizes: &[usize]) -> Vec<Clip> {
+    clips
+        .into_iter()
+        .map(|clip| {
+            let mut left = clip.scores.iter();
+            let scores = sizes
+                .iter()
+                .map(|&n| left.by_ref().take(n).sum::<f64>() / n as f64)
+                .collect();
+            Clip { scores, ..clip }
+        })
+        .collect()
+}
+
+/// A candidate's fusion term as its networks' terms: each an equal share of the weight with
+/// the candidate's standardisation, so that their sum is the term of their mean logit.
+fn per_network(terms: &[Fusion], sizes: &[usize]) -> Vec<Fusion> {
+    terms
+        .iter()
+        .zip(sizes)
+        .flat_map(|(t, &n)| {
+            std::iter::repeat_n(
+                Fusion {
+                    weight: t.weight / n as f64,
+                    ..*t
+                },
+                n,
+            )
         })
         .collect()
 }
@@ -659,5 +763,44 @@ mod tests {
         );
         assert_eq!(mean_sd([3.0, 3.0].into_iter()), (3.0, 1.0));
         assert_eq!(mean_sd([1.0, 3.0].into_iter()), (2.0, 1.0));
+    }
+
+    #[test]
+    fn seeds_of_a_candidate_count_as_their_mean_logit() {
+        let clip = Clip {
+            path: "x".into(),
+            spoof: true,
+            // Candidate 0: one network; candidate 1: three seeds.
+            scores: vec![4.0, 1.0, 2.0, 6.0],
+        };
+        let averaged = seeds_averaged(vec![clip.clone()], &[1, 3]);
+        assert_eq!(averaged[0].scores, [4.0, 3.0]);
+        let terms = [
+            Fusion {
+                weight: 0.4,
+                mean: 1.0,
+                sd: 2.0,
+            },
+            Fusion {
+                weight: 0.6,
+                mean: -1.0,
+                sd: 0.5,
+            },
+        ];
+        let networks = per_network(&terms, &[1, 3]);
+        assert_eq!(networks.len(), 4);
+        assert!((networks[1].weight - 0.2).abs() < 1e-12);
+        assert_eq!((networks[3].mean, networks[3].sd), (-1.0, 0.5));
+        // What the runtime sums over the card's members is what the candidates' terms say.
+        let by_candidate = fused(&terms, &averaged[0].scores);
+        let by_network = fused(&networks, &clip.scores);
+        assert!(
+            (by_candidate - by_network).abs() < 1e-12,
+            "{by_candidate} {by_network}"
+        );
+        assert_eq!(
+            seeds("runs/a+runs/a-s2"),
+            [PathBuf::from("runs/a"), PathBuf::from("runs/a-s2")]
+        );
     }
 }

@@ -37,7 +37,9 @@ use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_models::tdnn_mfm::{TdnnMfm, TdnnMfmConfig};
 use aqiqat_voice::analysis::{self, Outcome};
 use aqiqat_voice::calibration::{Platt, Thresholds};
-use aqiqat_voice::card::{DevFigures, FeatureCard, ModelCard, NetworkCard, TrainingCard};
+use aqiqat_voice::card::{
+    DevFigures, FeatureCard, ModelCard, NetworkCard, SpeechLoudLevel, TrainingCard,
+};
 use aqiqat_voice::detector::VoiceDetector;
 use aqiqat_voice::features::{self, CMN_HALF_WIDTH, FeatureExtractor};
 use aqiqat_voice::manifest::{self, Entry};
@@ -210,6 +212,11 @@ struct VoiceArgs {
     /// no magnitude filterbank sees (tools/voice-data/phase_probe.py). 0: none.
     #[arg(long, default_value_t = 0)]
     phase_bands: usize,
+    /// The speech finder's loud level: `every-frame` (every network before session 31) or
+    /// `above-floor`, which digital silence around a clip cannot lower. The card records it
+    /// and the detector finds speech the same way.
+    #[arg(long, default_value = "every-frame")]
+    speech_loud_level: SpeechLoudLevel,
 }
 
 /// The pools genuine crops are drawn from: all usable genuine clips as one, or one per page.
@@ -487,9 +494,12 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
         card.training.exclude_family.as_deref(),
     )?;
     eprintln!("decoding…");
-    let lfcc = card.features.lfcc()?;
-    let dev = load(&split_of(&entries, "dev"), lfcc.sample_rate)?;
-    let mut fx = FeatureExtractor::with_phase_bands(lfcc, card.features.phase_bands)?;
+    let mut fx = FeatureExtractor::from_card(&card.features)?;
+    let dev = load(
+        &split_of(&entries, "dev"),
+        fx.sample_rate(),
+        card.features.speech_loud_level,
+    )?;
     let (bonafide, spoof) = split_scores(&score_clips(detector.model(), &dev, &mut fx)?);
     let dev_eer = metrics::eer(&bonafide, &spoof).eer;
     if (bonafide.len(), spoof.len()) != (card.dev.n_bonafide, card.dev.n_spoof)
@@ -530,8 +540,8 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let (train_entries, dev_entries) =
         train_and_dev(&args.data, &entries, args.fold, &args.train_splits)?;
     eprintln!("decoding…");
-    let train = load(&train_entries, args.rate)?;
-    let dev = load(&dev_entries, args.rate)?;
+    let train = load(&train_entries, args.rate, args.speech_loud_level)?;
+    let dev = load(&dev_entries, args.rate, args.speech_loud_level)?;
     report_sizes(
         train.iter().map(|c| c.spoof),
         dev.iter().map(|c| c.spoof),
@@ -549,11 +559,11 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     let feature_card = FeatureCard {
         phase_bands: args.phase_bands,
+        speech_loud_level: args.speech_loud_level,
         ..FeatureCard::from_lfcc(&lfcc)
     };
     // The detector will refuse features it cannot compute; refuse them here, before training.
-    feature_card.lfcc()?;
-    let mut fx = FeatureExtractor::with_phase_bands(lfcc, args.phase_bands)?;
+    let mut fx = FeatureExtractor::from_card(&feature_card)?;
     let dims = fx.dims();
     let device = Device::Cpu;
     let mut rng = Rng::new(args.seed);
@@ -910,8 +920,13 @@ fn crop_features(
     frames.slice(start - ctx_start, n).to_vec()
 }
 
-/// Decodes every entry to mono at `rate` and trims it to its speech span.
-fn load(entries: &[Entry], rate: u32) -> Result<Vec<Clip>, Box<dyn std::error::Error>> {
+/// Decodes every entry to mono at `rate` and trims it to its speech span, found by the
+/// network's own speech finder rule.
+fn load(
+    entries: &[Entry],
+    rate: u32,
+    loud_level: SpeechLoudLevel,
+) -> Result<Vec<Clip>, Box<dyn std::error::Error>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunks: Vec<&[Entry]> = entries
         .chunks(entries.len().div_ceil(threads).max(1))
@@ -921,7 +936,8 @@ fn load(entries: &[Entry], rate: u32) -> Result<Vec<Clip>, Box<dyn std::error::E
             .iter()
             .map(|part| {
                 scope.spawn(move || {
-                    let fx = FeatureExtractor::new(features::lfcc_config_at(rate));
+                    let fx = FeatureExtractor::new(features::lfcc_config_at(rate))
+                        .with_loud_level(loud_level.rule());
                     part.iter()
                         .filter_map(|e| {
                             let samples = match AudioStream::open(&e.path, rate, &Limits::default())

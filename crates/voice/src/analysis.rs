@@ -108,28 +108,49 @@ pub fn analyse_fused(parts: &mut [Part<'_>]) -> candle_core::Result<ClipAnalysis
         return Ok(analysis);
     }
     let offset = first.start;
-    let frames: Vec<Frames> = parts
-        .iter_mut()
-        .map(|part| {
-            // The reference's sample offsets at this part's rate (the same ones at its own).
-            let scale = part.fx.sample_rate() as f64 / rate;
-            let at = |i: usize| ((i as f64 * scale).round() as usize).min(part.samples.len());
-            let (from, to) = (at(offset), at(last.end));
-            let local: Vec<Segment> = segments
-                .iter()
-                .map(|s| Segment {
-                    start: at(s.start) - from,
-                    end: at(s.end) - from,
+    // Parts that compute the same features from the same samples (one recipe's seeds) read
+    // one computation: features cost as much as a network's forward pass.
+    let source: Vec<usize> = (0..parts.len())
+        .map(|i| {
+            (0..i)
+                .find(|&j| {
+                    parts[j].fx.same_features(parts[i].fx) && parts[j].samples == parts[i].samples
                 })
-                .collect();
-            part.fx.compute(&part.samples[from..to], &local)
+                .unwrap_or(i)
+        })
+        .collect();
+    let mut computed: Vec<Option<Frames>> = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter_mut().enumerate() {
+        if source[i] != i {
+            computed.push(None);
+            continue;
+        }
+        // The reference's sample offsets at this part's rate (the same ones at its own).
+        let scale = part.fx.sample_rate() as f64 / rate;
+        let at = |i: usize| ((i as f64 * scale).round() as usize).min(part.samples.len());
+        let (from, to) = (at(offset), at(last.end));
+        let local: Vec<Segment> = segments
+            .iter()
+            .map(|s| Segment {
+                start: at(s.start) - from,
+                end: at(s.end) - from,
+            })
+            .collect();
+        computed.push(Some(part.fx.compute(&part.samples[from..to], &local)));
+    }
+    let frames: Vec<&Frames> = source
+        .iter()
+        .map(|&j| {
+            computed[j]
+                .as_ref()
+                .expect("a source part computes its frames")
         })
         .collect();
     // Rounding can leave one part a frame short of another: all read the frames they share.
     let shared = frames.iter().map(|f| f.frames).min().unwrap_or(0);
     let (starts, len) = window_span(shared);
     let mut fused = vec![0f64; starts.len()];
-    for (part, frames) in parts.iter().zip(&frames) {
+    for (part, &frames) in parts.iter().zip(&frames) {
         for (sum, logit) in fused
             .iter_mut()
             .zip(window_logits(part.model, frames, &starts, len)?)

@@ -164,10 +164,49 @@ pub struct FeatureCard {
     /// Per-band phase statistics appended to each frame (`aqiqat_dsp::phase`; 0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub phase_bands: usize,
+    /// The speech finder's loud level, which decides the frames a network trained and scores
+    /// on: absent from the cards of networks trained before the choice existed, which used
+    /// every frame.
+    #[serde(default, skip_serializing_if = "SpeechLoudLevel::is_every_frame")]
+    pub speech_loud_level: SpeechLoudLevel,
 }
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// [`aqiqat_dsp::vad::LoudLevel`] as a card and a command line name it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpeechLoudLevel {
+    #[default]
+    EveryFrame,
+    AboveFloor,
+}
+
+impl SpeechLoudLevel {
+    fn is_every_frame(&self) -> bool {
+        *self == Self::EveryFrame
+    }
+
+    pub fn rule(self) -> aqiqat_dsp::vad::LoudLevel {
+        match self {
+            Self::EveryFrame => aqiqat_dsp::vad::LoudLevel::EveryFrame,
+            Self::AboveFloor => aqiqat_dsp::vad::LoudLevel::AboveFloor,
+        }
+    }
+}
+
+impl std::str::FromStr for SpeechLoudLevel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "every-frame" => Ok(Self::EveryFrame),
+            "above-floor" => Ok(Self::AboveFloor),
+            _ => Err(format!("{s}: not every-frame or above-floor")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,6 +284,7 @@ impl FeatureCard {
                 crate::features::CMN_HALF_WIDTH
             ),
             phase_bands: 0,
+            speech_loud_level: SpeechLoudLevel::EveryFrame,
         }
     }
 
@@ -302,6 +342,22 @@ impl FeatureCard {
 mod tests {
     use super::*;
     use crate::features::{FeatureExtractor, lfcc_config};
+
+    #[test]
+    fn a_card_names_its_speech_finders_rule_only_when_it_is_not_the_first_one() {
+        let mut card = FeatureCard::current();
+        let json = serde_json::to_string(&card).unwrap();
+        assert!(!json.contains("speech_loud_level"), "{json}");
+        assert_eq!(serde_json::from_str::<FeatureCard>(&json).unwrap(), card);
+        card.speech_loud_level = "above-floor".parse().unwrap();
+        let json = serde_json::to_string(&card).unwrap();
+        assert!(
+            json.contains(r#""speech_loud_level":"above-floor""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<FeatureCard>(&json).unwrap(), card);
+        assert!("loudest".parse::<SpeechLoudLevel>().is_err());
+    }
 
     #[test]
     fn this_builds_card_names_this_builds_filterbank() {

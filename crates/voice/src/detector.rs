@@ -282,6 +282,16 @@ impl VoiceDetector {
             joined.update(weights);
             loaded.push(member);
         }
+        // One speech finder serves every member (the first's, see `analyse_fused`): members
+        // trained to find speech by different rules would score frames unlike their training.
+        if let Some(other) = loaded.iter().find(|m| {
+            m.card.features.speech_loud_level != loaded[0].card.features.speech_loud_level
+        }) {
+            return Err(DetectorError::Fusion(format!(
+                "the members find speech by different rules ({:?} and {:?})",
+                loaded[0].card.features.speech_loud_level, other.card.features.speech_loud_level
+            )));
+        }
         loaded.sort_by_key(|m| m.features.sample_rate());
         Ok(Self {
             id: ModelId {
@@ -575,9 +585,8 @@ impl Member {
                 actual,
             });
         }
-        let lfcc = card.features.lfcc().map_err(DetectorError::Features)?;
-        let features = FeatureExtractor::with_phase_bands(lfcc, card.features.phase_bands)
-            .map_err(DetectorError::Features)?;
+        let features =
+            FeatureExtractor::from_card(&card.features).map_err(DetectorError::Features)?;
         let dims = features.dims();
         if card.network.dims != dims {
             return Err(DetectorError::Features(format!(
@@ -875,6 +884,45 @@ mod tests {
         assert!(err.to_string().contains("values per frame"), "{err}");
     }
 
+    /// The speech finder's rule travels with the card: with `above-floor`, half a minute of
+    /// digital silence on each side of a clip leaves its speech where it was; with the rule the
+    /// embedded network was trained with, the silence pulls the loud level down and a voice
+    /// 40 dB under the first (a second speaker far from the phone) becomes speech.
+    #[test]
+    fn the_cards_speech_finder_rule_decides_where_speech_is_found() {
+        let mut clip = smoke(CLIPS[0], 8_000);
+        let far: Vec<f32> = clip.iter().map(|s| s * 0.01).collect();
+        clip.extend(far);
+        let pad = 30 * 8_000;
+        let mut padded = vec![0.0f32; pad];
+        padded.extend(&clip);
+        padded.extend(vec![0.0f32; pad]);
+        let speech = |d: &VoiceDetector, x: &[f32], shift: f64| -> Vec<(f64, f64)> {
+            let a = d.analyse(x).unwrap();
+            a.speech
+                .iter()
+                .map(|&(s, e)| (s - shift, e - shift))
+                .collect()
+        };
+        let close = |a: &[(f64, f64)], b: &[(f64, f64)]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| (x.0 - y.0).abs() < 1e-6 && (x.1 - y.1).abs() < 1e-6)
+        };
+        let every = VoiceDetector::embedded().unwrap();
+        let mut card: ModelCard = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        card.features.speech_loud_level = crate::card::SpeechLoudLevel::AboveFloor;
+        let above =
+            VoiceDetector::load(EMBEDDED_WEIGHTS, &serde_json::to_string(&card).unwrap()).unwrap();
+        let plain = speech(&above, &clip, 0.0);
+        assert!(!plain.is_empty());
+        let moved = speech(&above, &padded, 30.0);
+        assert!(close(&plain, &moved), "{plain:?} against {moved:?}");
+        let (plain, moved) = (speech(&every, &clip, 0.0), speech(&every, &padded, 30.0));
+        assert!(!close(&plain, &moved), "{plain:?} against {moved:?}");
+    }
+
     fn smoke(name: &str, rate: u32) -> Vec<f32> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/data/voice/smoke")
@@ -1157,5 +1205,23 @@ mod tests {
                 .err()
                 .unwrap();
         assert!(matches!(err, DetectorError::WeightsHash { .. }), "{err}");
+        // Members that find speech by different rules cannot share one speech finder.
+        let above = card_with(|c| c["features"]["speech_loud_level"] = "above-floor".into());
+        let halves = Fusion {
+            weight: 0.5,
+            ..Fusion::ALONE
+        };
+        let err = VoiceDetector::load_fused(
+            &fused_card(&[halves, halves]),
+            &[one[0], (EMBEDDED_WEIGHTS, &above)],
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("different rules"), "{err}");
+        VoiceDetector::load_fused(
+            &fused_card(&[halves, halves]),
+            &[(EMBEDDED_WEIGHTS, &above), (EMBEDDED_WEIGHTS, &above)],
+        )
+        .unwrap();
     }
 }

@@ -99,6 +99,8 @@ pub struct FeatureExtractor {
     /// clip and a sliding mean would cancel exactly that.
     phase: Option<PhaseBands>,
     phase_rows: Vec<f32>,
+    /// The number of phase bands (0: none), to tell extractors apart.
+    phase_bands: usize,
     vad: VadConfig,
 }
 
@@ -121,6 +123,7 @@ impl FeatureExtractor {
             lfcc: Lfcc::new(lfcc),
             phase: None,
             phase_rows: Vec::new(),
+            phase_bands: 0,
         }
     }
 
@@ -138,8 +141,32 @@ impl FeatureExtractor {
                 f_min: lfcc.f_min,
                 f_max: lfcc.f_max,
             })?);
+            fx.phase_bands = bands;
         }
         Ok(fx)
+    }
+
+    /// The extractor a model card's features name: filterbank, phase bands and the speech
+    /// finder's rule (weights and features always travel together); the reason when this
+    /// build cannot compute them.
+    pub fn from_card(card: &crate::card::FeatureCard) -> Result<Self, String> {
+        let mut fx = Self::with_phase_bands(card.lfcc()?, card.phase_bands)?;
+        fx.vad.loud_level = card.speech_loud_level.rule();
+        Ok(fx)
+    }
+
+    /// This extractor finding speech by another loud level (what a training run chooses).
+    pub fn with_loud_level(mut self, loud_level: aqiqat_dsp::vad::LoudLevel) -> Self {
+        self.vad.loud_level = loud_level;
+        self
+    }
+
+    /// Whether `other` computes the same frames and finds the same speech from the same
+    /// samples: networks of one recipe (seeds averaged in a fusion) then share one analysis.
+    pub fn same_features(&self, other: &Self) -> bool {
+        self.lfcc.config() == other.lfcc.config()
+            && self.phase_bands == other.phase_bands
+            && self.vad.loud_level == other.vad.loud_level
     }
 
     /// The filterbank these features are computed with.
@@ -364,5 +391,32 @@ mod tests {
         assert_eq!((a.frames, a.dims), (b.frames, b.dims));
         assert_eq!(a.data, b.data);
         assert_eq!(a.speech, b.speech);
+    }
+
+    #[test]
+    fn extractors_that_differ_in_any_part_of_the_card_do_not_share_features() {
+        let card = crate::card::FeatureCard::current();
+        let plain = FeatureExtractor::from_card(&card).unwrap();
+        assert!(plain.same_features(&FeatureExtractor::default()));
+        assert!(plain.same_features(&plain.clone()));
+        let others = [
+            crate::card::FeatureCard {
+                phase_bands: 8,
+                ..card.clone()
+            },
+            crate::card::FeatureCard {
+                speech_loud_level: crate::card::SpeechLoudLevel::AboveFloor,
+                ..card.clone()
+            },
+            crate::card::FeatureCard {
+                n_filters: 40,
+                ..card.clone()
+            },
+        ];
+        for other in others {
+            let fx = FeatureExtractor::from_card(&other).unwrap();
+            assert!(!plain.same_features(&fx), "{other:?}");
+            assert!(!fx.same_features(&plain), "{other:?}");
+        }
     }
 }
