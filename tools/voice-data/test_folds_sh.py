@@ -224,10 +224,34 @@ class KeepTest(unittest.TestCase):
         self.assertIn(f"--final {work}/final/lfcc-phase16/last --final {work}/final/wide-phase32/last", fuse)
         self.assertTrue(os.path.exists(os.path.join(self.keep, "final", "wide-phase32", "last", "voice-tdnn-mfm.json")))
 
+    def test_v2_seeds_averages_two_seeds_per_member_found_by_the_floor_rule(self):
+        corpus = self.corpus("c")
+        work = os.path.join(self.tmp.name, "work")
+        done = self.v2(corpus, work, pair="seeds")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        folds = [line for line in self.calls_matching("voice --data") if "--fold" in line]
+        # Two folds of four networks, the recipe seed of both members first.
+        self.assertEqual(len(folds), 8)
+        self.assertEqual([f"--out {work}/wide-phase32/fold-0" in line for line in folds].index(True), 2)
+        finals = [line for line in self.calls_matching("voice --data") if "--fold" not in line]
+        self.assertEqual(len(finals), 4)
+        for line in folds + finals:
+            self.assertIn("--speech-loud-level above-floor", line)
+        self.assertEqual(["--seed 2" in line for line in finals], [False, False, True, True])
+        (fuse,) = self.calls_matching("fuse --corpus")
+        self.assertIn(f"--runs {work}/lfcc-phase16+{work}/lfcc-phase16-s2 --runs {work}/wide-phase32+{work}/wide-phase32-s2", fuse)
+        self.assertIn(
+            f"--final {work}/final/lfcc-phase16/last+{work}/final/lfcc-phase16-s2/last "
+            f"--final {work}/final/wide-phase32/last+{work}/final/wide-phase32-s2/last",
+            fuse,
+        )
+        self.assertTrue(os.path.exists(os.path.join(self.keep, "wide-phase32-s2", "fold-1", "dev-scores-last.tsv.gz")))
+        self.assertTrue(os.path.exists(os.path.join(self.keep, "final", "lfcc-phase16-s2", "last", "voice-tdnn-mfm.json")))
+
     def test_v2_refuses_a_pair_it_does_not_know(self):
         done = self.v2(self.corpus("c"), os.path.join(self.tmp.name, "work"), pair="aasist")
         self.assertEqual(done.returncode, 2)
-        self.assertIn("PAIR is kept or phase", done.stderr)
+        self.assertIn("PAIR is kept, phase or seeds", done.stderr)
         self.assertEqual(self.calls_made(), 0)
 
 

@@ -8,11 +8,16 @@
 #          8 kHz with RawBoost), kept in runs/voice-v2/;
 #   phase  the same two with per-band phase statistics appended to each frame, 16 bands on
 #          the 8 kHz member (`lfcc-phase16`) and 32 on the wideband one (`wide-phase32`), kept
-#          in runs/voice-v2-phase/.
+#          in runs/voice-v2-phase/;
+#   seeds  the phase pair with the speech finder's `above-floor` loud level, each member two
+#          networks of its recipe (the recipe seed and seed 2) whose logits are averaged
+#          (`fuse --runs A+A2`): the seed's luck was as large as the differences between
+#          candidates (model card, session 30). Kept in runs/voice-v2-seeds/.
 #
-# 1. both fusion candidates on every leave-one-page-out fold (tools/voice-data/folds.sh),
-#    8 epochs of 4,096 crops each, seed 20261125, scored after the last epoch;
-# 2. each candidate's final member, the same recipe on the whole train split;
+# 1. every network of both fusion candidates on every leave-one-page-out fold
+#    (tools/voice-data/folds.sh), 8 epochs of 4,096 crops each, seed 20261125 unless named,
+#    scored after the last epoch;
+# 2. each network's final member, the same recipe on the whole train split;
 # 3. `aqiqat-train fuse`: the fusion weights learnt on the folds, the verdict bands set on the
 #    folds' clips scanned through the fused fold networks, the card written to WORK/fused
 #    (families named in the verdicts' words of tools/voice-data/families.tsv);
@@ -38,35 +43,53 @@ export AQIQAT_TRAIN=$train
 
 recipe=(--epochs 8 --examples 4096 --score-last-only)
 wide="--rate 16000 --frame 400 --n-fft 512 --filters 60 --ceps 40 --f-max 8000 --rawboost"
-declare -A extra=(
-    [lfcc-tdnn]=""
-    [wide-rawboost]="$wide"
-    [lfcc-phase16]="--phase-bands 16"
-    [wide-phase32]="$wide --phase-bands 32"
-)
+af="--speech-loud-level above-floor"
+declare -A extra
+# groups: the two fusion candidates, each one network or several seeds joined by `+`;
+# networks: every network, in the order they are trained (a partial run has whole candidates
+# of the first seed first).
 case ${3:-kept} in
 kept)
-    candidates=(lfcc-tdnn wide-rawboost)
+    extra=([lfcc-tdnn]="" [wide-rawboost]="$wide")
+    groups=(lfcc-tdnn wide-rawboost)
+    networks=(lfcc-tdnn wide-rawboost)
     keep=${AQIQAT_KEEP:-$repo/runs/voice-v2}
     ;;
 phase)
-    candidates=(lfcc-phase16 wide-phase32)
+    extra=([lfcc-phase16]="--phase-bands 16" [wide-phase32]="$wide --phase-bands 32")
+    groups=(lfcc-phase16 wide-phase32)
+    networks=(lfcc-phase16 wide-phase32)
     keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-phase}
     ;;
+seeds)
+    extra=(
+        [lfcc-phase16]="--phase-bands 16 $af"
+        [wide-phase32]="$wide --phase-bands 32 $af"
+        [lfcc-phase16-s2]="--phase-bands 16 $af --seed 2"
+        [wide-phase32-s2]="$wide --phase-bands 32 $af --seed 2"
+    )
+    groups=(lfcc-phase16+lfcc-phase16-s2 wide-phase32+wide-phase32-s2)
+    networks=(lfcc-phase16 wide-phase32 lfcc-phase16-s2 wide-phase32-s2)
+    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-seeds}
+    ;;
 *)
-    echo "v2.sh: PAIR is kept or phase, not $3" >&2
+    echo "v2.sh: PAIR is kept, phase or seeds, not $3" >&2
     exit 2
     ;;
 esac
-first=${candidates[0]}
-second=${candidates[1]}
+# `A+A2` as WORK/A+WORK/A2 (with $2 after each name: /last for the final members).
+joined() {
+    local group=$1 before=$2 after=$3 out="" n
+    for n in ${group//+/ }; do out+="${out:++}$before$n$after"; done
+    echo "$out"
+}
 
-for name in "${candidates[@]}"; do
+for name in "${networks[@]}"; do
     # shellcheck disable=SC2086 # the extra arguments are words
     AQIQAT_KEEP=$keep/$name "$here/folds.sh" "$corpus" "$work/$name" -- "${recipe[@]}" ${extra[$name]}
 done
 
-for name in "${candidates[@]}"; do
+for name in "${networks[@]}"; do
     final=$work/final/$name
     kept=$keep/final/$name
     if [[ ! -f $final/last/voice-tdnn-mfm.json && -f $kept/last/voice-tdnn-mfm.json ]]; then
@@ -107,8 +130,9 @@ if [[ ! -f $work/fused/voice-v2.json ]]; then
     echo "fuse ($(date -u +%H:%M:%S))"
     status=0
     "$train" fuse --corpus "$corpus" \
-        --runs "$work/$first" --runs "$work/$second" \
-        --final "$work/final/$first/last" --final "$work/final/$second/last" \
+        --runs "$(joined "${groups[0]}" "$work/" "")" --runs "$(joined "${groups[1]}" "$work/" "")" \
+        --final "$(joined "${groups[0]}" "$work/final/" /last)" \
+        --final "$(joined "${groups[1]}" "$work/final/" /last)" \
         "${heard[@]}" --out "$work/fused" --work "$work/fuse-work" >"$work/fuse.log" 2>&1 || status=$?
     for scans in "$work/fuse-work/"fold-*-scans.tsv; do
         [[ -f $scans ]] || continue
@@ -128,6 +152,6 @@ if [[ ! -f $keep/fused/voice-v2.json ]]; then
     echo "fused: kept in $keep/fused"
 fi
 
-python3 "$here/folds_summary.py" "$corpus" "$work/$first" "$work/$second" \
-    --originals --fuse "$first,$second" >"$work/folds-summary.md"
+python3 "$here/folds_summary.py" "$corpus" "${networks[@]/#/$work/}" \
+    --originals --fuse "${groups[0]},${groups[1]}" >"$work/folds-summary.md"
 echo "done: $work/fused, $work/folds-summary.md"
