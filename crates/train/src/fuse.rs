@@ -717,17 +717,17 @@ mod tests {
                 .map(|i| mean_sd(clips.iter().map(|c| c.scores[i])))
                 .collect()
         };
-        let ties = grid
+        let eers = grid
             .iter()
             .map(|w| {
                 let terms = fusion_terms(w, &standard(&clips));
                 pooled_eer(clips.iter(), |c| fused(&terms, &c.scores))
             })
             .collect::<Vec<_>>();
-        let lowest = ties.iter().copied().fold(f64::INFINITY, f64::min);
+        let lowest = eers.iter().copied().fold(f64::INFINITY, f64::min);
         assert!(
-            ties.iter().filter(|&&e| e == lowest).count() > 1,
-            "{ties:?}"
+            eers.iter().filter(|&&e| e == lowest).count() > 1,
+            "{eers:?}"
         );
         let w = best_weights(&grid, &standard(&clips), clips.iter()).unwrap();
         let v = best_weights(&grid, &standard(&swapped), swapped.iter()).unwrap();
