@@ -99,8 +99,6 @@ pub struct FeatureExtractor {
     /// clip and a sliding mean would cancel exactly that.
     phase: Option<PhaseBands>,
     phase_rows: Vec<f32>,
-    /// The number of phase bands (0: none), to tell extractors apart.
-    phase_bands: usize,
     vad: VadConfig,
 }
 
@@ -123,7 +121,6 @@ impl FeatureExtractor {
             lfcc: Lfcc::new(lfcc),
             phase: None,
             phase_rows: Vec::new(),
-            phase_bands: 0,
         }
     }
 
@@ -141,7 +138,6 @@ impl FeatureExtractor {
                 f_min: lfcc.f_min,
                 f_max: lfcc.f_max,
             })?);
-            fx.phase_bands = bands;
         }
         Ok(fx)
     }
@@ -150,9 +146,8 @@ impl FeatureExtractor {
     /// finder's rule (weights and features always travel together); the reason when this
     /// build cannot compute them.
     pub fn from_card(card: &crate::card::FeatureCard) -> Result<Self, String> {
-        let mut fx = Self::with_phase_bands(card.lfcc()?, card.phase_bands)?;
-        fx.vad.loud_level = card.speech_loud_level.rule();
-        Ok(fx)
+        Ok(Self::with_phase_bands(card.lfcc()?, card.phase_bands)?
+            .with_loud_level(card.speech_loud_level.rule()))
     }
 
     /// This extractor finding speech by another loud level (what a training run chooses).
@@ -164,8 +159,9 @@ impl FeatureExtractor {
     /// Whether `other` computes the same frames and finds the same speech from the same
     /// samples: networks of one recipe (seeds averaged in a fusion) then share one analysis.
     pub fn same_features(&self, other: &Self) -> bool {
+        // Over the same filterbank, equal widths mean the same number of phase bands.
         self.lfcc.config() == other.lfcc.config()
-            && self.phase_bands == other.phase_bands
+            && self.dims() == other.dims()
             && self.vad.loud_level == other.vad.loud_level
     }
 
