@@ -15,9 +15,84 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
-/// The weights `aqiqat-train voice` wrote; `weights/voice-tdnn-mfm.json` says how to remake them.
-pub const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../weights/voice-tdnn-mfm.safetensors");
-pub const EMBEDDED_CARD: &str = include_str!("../weights/voice-tdnn-mfm.json");
+/// v1, `voice-tdnn-mfm`: one network on the telephone band, as `aqiqat-train voice` wrote it;
+/// `weights/voice-tdnn-mfm.json` says how to remake it. Kept whatever ships, as the baseline
+/// and as the network the fusion tests build detectors from.
+pub const V1_WEIGHTS: &[u8] = include_bytes!("../weights/voice-tdnn-mfm.safetensors");
+pub const V1_CARD: &str = include_str!("../weights/voice-tdnn-mfm.json");
+
+/// The voice detector compiled into this binary.
+pub const EMBEDDED: Embedded = Embedded::Single {
+    weights: V1_WEIGHTS,
+    card: V1_CARD,
+};
+
+/// A detector's files as compiled in: one network and its card, or a fused card with each
+/// member's weights and card in the card's order. Shipping another detector changes
+/// [`EMBEDDED`] and the files it names, nothing else.
+#[derive(Debug, Clone, Copy)]
+pub enum Embedded {
+    Single {
+        weights: &'static [u8],
+        card: &'static str,
+    },
+    Fused {
+        card: &'static str,
+        members: &'static [(&'static [u8], &'static str)],
+    },
+}
+
+impl Embedded {
+    /// The detector these files make, refused as any loaded from disk would be.
+    pub fn detector(&self) -> Result<VoiceDetector, DetectorError> {
+        match *self {
+            Embedded::Single { weights, card } => VoiceDetector::load(weights, card),
+            Embedded::Fused { card, members } => VoiceDetector::load_fused(card, members),
+        }
+    }
+
+    /// The card that names the detector (the fused card for a fusion).
+    pub fn card(&self) -> &'static str {
+        match *self {
+            Embedded::Single { card, .. } | Embedded::Fused { card, .. } => card,
+        }
+    }
+
+    /// Every weights file, in the order a detector's id joins them for its hash.
+    pub fn weights(&self) -> Vec<&'static [u8]> {
+        match *self {
+            Embedded::Single { weights, .. } => vec![weights],
+            Embedded::Fused { members, .. } => members.iter().map(|&(w, _)| w).collect(),
+        }
+    }
+
+    /// The id a detector made from these files carries: the card's name and version, and the
+    /// SHA-256 of the bytes actually compiled in (not the card's claim), without loading any
+    /// network. An unreadable card still leaves the hash, and says so in the name.
+    pub fn id(&self) -> ModelId {
+        #[derive(serde::Deserialize)]
+        struct Named {
+            model: String,
+            version: String,
+        }
+        let (name, version) = match serde_json::from_str::<Named>(self.card()) {
+            Ok(named) => (named.model, named.version),
+            Err(e) => (
+                format!("voice detector (unreadable card: {e})"),
+                "?".to_owned(),
+            ),
+        };
+        let mut joined = Sha256::new();
+        for weights in self.weights() {
+            joined.update(weights);
+        }
+        ModelId {
+            name,
+            version,
+            weights_sha256: hex(&joined.finalize()),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorError {
@@ -198,30 +273,15 @@ pub struct VoiceDetector {
     input_rate: u32,
 }
 
-/// The models compiled into this binary, as `aqiqat --version` names them: the card's name and
-/// version, and the SHA-256 of the weights actually embedded (not the card's claim).
+/// The models compiled into this binary, as `aqiqat --version` names them.
 pub fn embedded_models() -> Vec<ModelId> {
-    let card: Result<ModelCard, _> = serde_json::from_str(EMBEDDED_CARD);
-    let (name, version) = card.map_or_else(
-        |_| {
-            (
-                "voice-tdnn-mfm (unreadable card)".to_owned(),
-                "?".to_owned(),
-            )
-        },
-        |c| (c.model, c.version),
-    );
-    vec![ModelId {
-        name,
-        version,
-        weights_sha256: hex(&Sha256::digest(EMBEDDED_WEIGHTS)),
-    }]
+    vec![EMBEDDED.id()]
 }
 
 impl VoiceDetector {
     /// The detector compiled into this binary.
     pub fn embedded() -> Result<Self, DetectorError> {
-        Self::load(EMBEDDED_WEIGHTS, EMBEDDED_CARD)
+        EMBEDDED.detector()
     }
 
     /// A detector from weights and their card, refusing weights that do not match the card's
@@ -694,7 +754,7 @@ mod tests {
     use crate::card::FusedMember;
 
     fn card_with(edit: impl FnOnce(&mut serde_json::Value)) -> String {
-        let mut card: serde_json::Value = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        let mut card: serde_json::Value = serde_json::from_str(V1_CARD).unwrap();
         edit(&mut card);
         card.to_string()
     }
@@ -713,8 +773,6 @@ mod tests {
     fn the_embedded_card_sets_its_thresholds_on_pages_it_never_heard() {
         let d = VoiceDetector::embedded().unwrap();
         let open = d
-            .single_card()
-            .expect("one network")
             .open_set
             .as_ref()
             .expect("the shipped card has an open-set section");
@@ -810,14 +868,57 @@ mod tests {
         }
     }
 
+    /// v1, the network the fusion tests build detectors from, whatever ships.
+    fn v1() -> VoiceDetector {
+        VoiceDetector::load(V1_WEIGHTS, V1_CARD).unwrap()
+    }
+
     #[test]
-    fn the_embedded_pair_loads() {
-        let d = VoiceDetector::embedded().unwrap();
+    fn v1_reads_the_features_this_build_computes() {
+        let d = v1();
         assert_eq!(d.members.len(), 1);
         assert_eq!(
             *d.members[0].features.lfcc_config(),
             crate::features::lfcc_config()
         );
+    }
+
+    /// `--version` names the built-in detector without loading it: the id it gives is the
+    /// loaded detector's, for one network and for a fusion, whose hash joins the members'
+    /// weights in the card's order.
+    #[test]
+    fn the_embedded_files_name_the_detector_they_make() {
+        assert_eq!(EMBEDDED.id(), EMBEDDED.detector().unwrap().id());
+        let single = Embedded::Single {
+            weights: V1_WEIGHTS,
+            card: V1_CARD,
+        };
+        assert_eq!(single.id(), v1().id());
+        assert_eq!(single.id().weights_sha256, hex(&Sha256::digest(V1_WEIGHTS)));
+        let card: &'static str =
+            Box::leak(fused_card(&[Fusion::ALONE, Fusion::ALONE]).into_boxed_str());
+        let fused = Embedded::Fused {
+            card,
+            members: &[(V1_WEIGHTS, V1_CARD), (V1_WEIGHTS, V1_CARD)],
+        };
+        let id = fused.id();
+        assert_eq!(id, fused.detector().unwrap().id());
+        assert_eq!(id.name, "voice-test-fusion");
+        assert_eq!(
+            id.weights_sha256,
+            hex(&Sha256::digest([V1_WEIGHTS, V1_WEIGHTS].concat()))
+        );
+        // A card that cannot be read still leaves the hash, and says why the name is missing.
+        let unreadable = Embedded::Single {
+            weights: V1_WEIGHTS,
+            card: "{",
+        }
+        .id();
+        assert!(
+            unreadable.name.contains("unreadable card"),
+            "{unreadable:?}"
+        );
+        assert_eq!(unreadable.weights_sha256, single.id().weights_sha256);
     }
 
     #[test]
@@ -826,17 +927,17 @@ mod tests {
             c["features"]["n_filters"] = 80.into();
             c["features"]["n_ceps"] = 40.into();
         });
-        let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
+        let err = VoiceDetector::load(V1_WEIGHTS, &card).err().unwrap();
         assert!(err.to_string().contains("values per frame"), "{err}");
 
         // 16 kHz with an 8 ms hop is no 10 ms framing at all.
         let card = card_with(|c| c["features"]["sample_rate"] = 16_000.into());
-        let err = VoiceDetector::load(EMBEDDED_WEIGHTS, &card).err().unwrap();
+        let err = VoiceDetector::load(V1_WEIGHTS, &card).err().unwrap();
         assert!(err.to_string().contains("not usable"), "{err}");
         // A sound wideband filterbank loads, and asks for 16 kHz input.
-        let wideband = VoiceDetector::load(EMBEDDED_WEIGHTS, &wideband_card()).unwrap();
+        let wideband = VoiceDetector::load(V1_WEIGHTS, &wideband_card()).unwrap();
         assert_eq!(wideband.sample_rate(), 16_000);
-        assert_eq!(VoiceDetector::embedded().unwrap().sample_rate(), 8_000);
+        assert_eq!(v1().sample_rate(), 8_000);
     }
 
     /// A network over the embedded filterbank's 60 values and 2 × 10 phase values per frame
@@ -844,7 +945,7 @@ mod tests {
     /// values are refused.
     #[test]
     fn phase_bands_widen_the_frames_a_network_reads() {
-        let mut card: ModelCard = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        let mut card: ModelCard = serde_json::from_str(V1_CARD).unwrap();
         card.features.phase_bands = 10;
         card.network.dims = 80;
         let varmap = candle_nn::VarMap::new();
@@ -910,11 +1011,11 @@ mod tests {
                     .zip(b)
                     .all(|(x, y)| (x.0 - y.0).abs() < 1e-6 && (x.1 - y.1).abs() < 1e-6)
         };
-        let every = VoiceDetector::embedded().unwrap();
-        let mut card: ModelCard = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        let every = v1();
+        let mut card: ModelCard = serde_json::from_str(V1_CARD).unwrap();
         card.features.speech_loud_level = crate::card::SpeechLoudLevel::AboveFloor;
         let above =
-            VoiceDetector::load(EMBEDDED_WEIGHTS, &serde_json::to_string(&card).unwrap()).unwrap();
+            VoiceDetector::load(V1_WEIGHTS, &serde_json::to_string(&card).unwrap()).unwrap();
         let plain = speech(&above, &clip, 0.0);
         assert!(!plain.is_empty());
         let moved = speech(&above, &padded, 30.0);
@@ -953,7 +1054,7 @@ mod tests {
     }
 
     fn fused_card(fusions: &[Fusion]) -> String {
-        let plain: ModelCard = serde_json::from_str(EMBEDDED_CARD).unwrap();
+        let plain: ModelCard = serde_json::from_str(V1_CARD).unwrap();
         serde_json::to_string(&FusedCard {
             model: "voice-test-fusion".into(),
             version: "0".into(),
@@ -983,12 +1084,10 @@ mod tests {
 
     #[test]
     fn one_member_alone_is_the_plain_detector() {
-        let plain = VoiceDetector::embedded().unwrap();
-        let fused = VoiceDetector::load_fused(
-            &fused_card(&[Fusion::ALONE]),
-            &[(EMBEDDED_WEIGHTS, EMBEDDED_CARD)],
-        )
-        .unwrap();
+        let plain = v1();
+        let fused =
+            VoiceDetector::load_fused(&fused_card(&[Fusion::ALONE]), &[(V1_WEIGHTS, V1_CARD)])
+                .unwrap();
         assert_eq!(fused.sample_rate(), 8_000);
         assert!(fused.single_card().is_some());
         for clip in CLIPS {
@@ -1022,14 +1121,11 @@ mod tests {
         );
         let fused = VoiceDetector::load_fused(
             &fused_card(&[f1, f2]),
-            &[
-                (EMBEDDED_WEIGHTS, EMBEDDED_CARD),
-                (EMBEDDED_WEIGHTS, EMBEDDED_CARD),
-            ],
+            &[(V1_WEIGHTS, V1_CARD), (V1_WEIGHTS, V1_CARD)],
         )
         .unwrap();
         assert!(fused.single_card().is_none());
-        let plain = VoiceDetector::embedded().unwrap();
+        let plain = v1();
         for clip in CLIPS {
             let samples = smoke(clip, 8_000);
             let (a, b) = (
@@ -1072,10 +1168,7 @@ mod tests {
         // Given in the other order: the lower rate leads whatever the card's order.
         let fused = VoiceDetector::load_fused(
             &fused_card(&[wide, narrow]),
-            &[
-                (EMBEDDED_WEIGHTS, &wide_card),
-                (EMBEDDED_WEIGHTS, EMBEDDED_CARD),
-            ],
+            &[(V1_WEIGHTS, &wide_card), (V1_WEIGHTS, V1_CARD)],
         )
         .unwrap();
         assert_eq!(fused.sample_rate(), 16_000);
@@ -1084,13 +1177,11 @@ mod tests {
             .map(|c| c.features.sample_rate)
             .collect();
         assert_eq!(rates, [8_000, 16_000]);
-        let joined = hex(&Sha256::digest(
-            [EMBEDDED_WEIGHTS, EMBEDDED_WEIGHTS].concat(),
-        ));
+        let joined = hex(&Sha256::digest([V1_WEIGHTS, V1_WEIGHTS].concat()));
         assert_eq!(fused.id().weights_sha256, joined);
 
-        let plain = VoiceDetector::embedded().unwrap();
-        let wide_alone = VoiceDetector::load(EMBEDDED_WEIGHTS, &wide_card).unwrap();
+        let plain = v1();
+        let wide_alone = VoiceDetector::load(V1_WEIGHTS, &wide_card).unwrap();
         for clip in CLIPS {
             let wideband = smoke(clip, 16_000);
             let narrowband = resampled(&wideband, 16_000, 8_000).unwrap();
@@ -1131,7 +1222,7 @@ mod tests {
     fn a_fused_detector_loads_from_its_folder() {
         let dir = std::env::temp_dir().join(format!("aqiqat-fused-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("member.safetensors"), EMBEDDED_WEIGHTS).unwrap();
+        std::fs::write(dir.join("member.safetensors"), V1_WEIGHTS).unwrap();
         let member = card_with(|c| c["weights"] = "member.safetensors".into());
         std::fs::write(dir.join("member-0.json"), member).unwrap();
         std::fs::write(dir.join("fused.json"), fused_card(&[Fusion::ALONE])).unwrap();
@@ -1139,8 +1230,8 @@ mod tests {
         let missing = VoiceDetector::load_fused_dir(&dir, "absent.json").err();
         // The path a person types: the card file, or a run folder.
         let typed = VoiceDetector::from_path(&dir.join("fused.json"));
-        std::fs::write(dir.join("voice-tdnn-mfm.safetensors"), EMBEDDED_WEIGHTS).unwrap();
-        std::fs::write(dir.join("voice-tdnn-mfm.json"), EMBEDDED_CARD).unwrap();
+        std::fs::write(dir.join("voice-tdnn-mfm.safetensors"), V1_WEIGHTS).unwrap();
+        std::fs::write(dir.join("voice-tdnn-mfm.json"), V1_CARD).unwrap();
         let run = VoiceDetector::from_path(&dir);
         let not_a_run = VoiceDetector::from_path(&dir.join("nowhere")).err();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -1150,7 +1241,7 @@ mod tests {
         assert!(missing.unwrap().to_string().contains("cannot read"));
         assert_eq!(typed.unwrap().id(), loaded.id());
         let run = run.unwrap();
-        assert_eq!(run.id(), VoiceDetector::embedded().unwrap().id());
+        assert_eq!(run.id(), v1().id());
         assert_eq!(run.networks().count(), 1);
         assert_eq!(loaded.networks().count(), 1);
         let not_a_run = not_a_run.unwrap().to_string();
@@ -1164,7 +1255,7 @@ mod tests {
 
     #[test]
     fn a_fusion_that_does_not_match_its_members_is_refused() {
-        let one = [(EMBEDDED_WEIGHTS, EMBEDDED_CARD)];
+        let one = [(V1_WEIGHTS, V1_CARD)];
         let two = [one[0], one[0]];
         let err = VoiceDetector::load_fused(&fused_card(&[Fusion::ALONE]), &two)
             .err()
@@ -1200,10 +1291,9 @@ mod tests {
             .unwrap();
         assert!(matches!(err, DetectorError::WeightsHash { .. }), "{err}");
         let other = card_with(|c| c["weights_sha256"] = "11".repeat(32).into());
-        let err =
-            VoiceDetector::load_fused(&fused_card(&[Fusion::ALONE]), &[(EMBEDDED_WEIGHTS, &other)])
-                .err()
-                .unwrap();
+        let err = VoiceDetector::load_fused(&fused_card(&[Fusion::ALONE]), &[(V1_WEIGHTS, &other)])
+            .err()
+            .unwrap();
         assert!(matches!(err, DetectorError::WeightsHash { .. }), "{err}");
         // Members that find speech by different rules cannot share one speech finder.
         let above = card_with(|c| c["features"]["speech_loud_level"] = "above-floor".into());
@@ -1213,14 +1303,14 @@ mod tests {
         };
         let err = VoiceDetector::load_fused(
             &fused_card(&[halves, halves]),
-            &[one[0], (EMBEDDED_WEIGHTS, &above)],
+            &[one[0], (V1_WEIGHTS, &above)],
         )
         .err()
         .unwrap();
         assert!(err.to_string().contains("different rules"), "{err}");
         VoiceDetector::load_fused(
             &fused_card(&[halves, halves]),
-            &[(EMBEDDED_WEIGHTS, &above), (EMBEDDED_WEIGHTS, &above)],
+            &[(V1_WEIGHTS, &above), (V1_WEIGHTS, &above)],
         )
         .unwrap();
     }

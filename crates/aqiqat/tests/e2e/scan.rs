@@ -71,7 +71,10 @@ fn scan_json_has_a_verdict_a_probability_and_a_timeline() {
             assert!(a >= 0.0 && b > a && b <= v["media"]["duration_s"].as_f64().unwrap() + 1e-6);
         }
         assert_eq!(v["media"]["sha256"].as_str().unwrap().len(), 64);
-        assert_eq!(v["voice"]["model"]["name"], "voice-tdnn-mfm");
+        assert_eq!(
+            v["voice"]["model"]["name"],
+            aqiqat_voice::detector::EMBEDDED.id().name
+        );
     }
 }
 
@@ -169,8 +172,9 @@ fn eval_on_the_smoke_set_reports_and_draws_the_curve() {
     assert!(bytes.len() > 10_000, "a chart, not an empty picture");
 }
 
-/// `--model DIR` measures a training run's output: the shipped pair copied out scores exactly
-/// as the built-in detector, and weights that no longer match their card are refused.
+/// `--model DIR` measures a training run's output: v1's network and card copied out score
+/// exactly as v1 read from the repository's weights folder, and weights that no longer match
+/// their card are refused.
 #[test]
 fn eval_measures_candidate_weights_and_refuses_altered_ones() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../voice/weights");
@@ -178,10 +182,11 @@ fn eval_measures_candidate_weights_and_refuses_altered_ones() {
     for name in ["voice-tdnn-mfm.safetensors", "voice-tdnn-mfm.json"] {
         std::fs::copy(shipped.join(name), dir.path().join(name)).unwrap();
     }
-    let built_in = eval_smoke(&[]);
+    let v1 = eval_smoke(&["--model", shipped.to_str().unwrap()]);
     let candidate = eval_smoke(&["--model", dir.path().to_str().unwrap()]);
-    assert_eq!(candidate["eer"], built_in["eer"]);
-    assert_eq!(candidate["model"], built_in["model"]);
+    assert_eq!(candidate["eer"], v1["eer"]);
+    assert_eq!(candidate["model"], v1["model"]);
+    assert_eq!(v1["model"]["name"], "voice-tdnn-mfm");
 
     let weights = dir.path().join("voice-tdnn-mfm.safetensors");
     let mut bytes = std::fs::read(&weights).unwrap();
@@ -213,8 +218,8 @@ fn eval_measures_candidate_weights_and_refuses_altered_ones() {
 }
 
 /// `--model CARD` measures a fused detector (the card `aqiqat-train fuse` writes beside its
-/// members): the shipped network as the only member, or twice at half weight each, scores
-/// exactly as the built-in detector, under the fused card's name.
+/// members): v1's network as the only member, or twice at half weight each, scores exactly
+/// as v1 alone, under the fused card's name.
 #[test]
 fn eval_measures_a_fused_card() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../voice/weights");
@@ -241,13 +246,13 @@ fn eval_measures_a_fused_card() {
         })
         .to_string()
     };
-    let built_in = eval_smoke(&[]);
+    let v1 = eval_smoke(&["--model", shipped.to_str().unwrap()]);
     for (name, weights) in [("alone.json", &[1.0][..]), ("halves.json", &[0.5, 0.5][..])] {
         let path = dir.path().join(name);
         std::fs::write(&path, fused(weights)).unwrap();
         let v = eval_smoke(&["--model", path.to_str().unwrap()]);
-        assert_eq!(v["eer"], built_in["eer"], "{name}");
-        assert_eq!(v["accuracy"], built_in["accuracy"], "{name}");
+        assert_eq!(v["eer"], v1["eer"], "{name}");
+        assert_eq!(v["accuracy"], v1["accuracy"], "{name}");
         assert_eq!(v["model"]["name"], "voice-test-fusion", "{name}");
     }
     // A member whose weights are not those its fused card names is refused.
