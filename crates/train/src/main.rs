@@ -936,8 +936,7 @@ fn load(
             .iter()
             .map(|part| {
                 scope.spawn(move || {
-                    let fx = FeatureExtractor::new(features::lfcc_config_at(rate))
-                        .with_loud_level(loud_level.rule());
+                    let vad = features::vad_config_at(rate, loud_level.rule());
                     part.iter()
                         .filter_map(|e| {
                             let samples = match AudioStream::open(&e.path, rate, &Limits::default())
@@ -949,7 +948,7 @@ fn load(
                                     return None;
                                 }
                             };
-                            let segs = fx.speech_segments(&samples);
+                            let segs = aqiqat_dsp::vad::speech_segments(&samples, &vad);
                             let (first, last) = (segs.first()?, segs.last()?);
                             let offset = first.start;
                             Some(Clip {

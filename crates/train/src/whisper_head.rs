@@ -14,11 +14,12 @@ use crate::{
     EpochLog, bce_with_logits, corpus_entries, cosine_rate, initialise, manifest_sha256, optimiser,
     report_sizes, train_and_dev,
 };
+use aqiqat_dsp::vad::{LoudLevel, VadConfig};
 use aqiqat_dsp::whisper_mel::{self, N_MELS, WhisperMel};
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_models::attentive_head::{AttentiveHead, AttentiveHeadConfig};
 use aqiqat_models::whisper_encoder::{BASE_L2_WEIGHTS, WhisperEncoder, WhisperEncoderConfig};
-use aqiqat_voice::features::{self, FeatureExtractor};
+use aqiqat_voice::features;
 use aqiqat_voice::manifest::Entry;
 use aqiqat_voice::metrics;
 use candle_core::{DType, Device, Tensor};
@@ -93,10 +94,10 @@ fn encode_clip(
     path: &Path,
     encoder: &WhisperEncoder,
     mel: &mut WhisperMel,
-    vad: &FeatureExtractor,
+    vad: &VadConfig,
 ) -> Result<Vec<f16>, Box<dyn std::error::Error>> {
     let samples = AudioStream::open(path, whisper_mel::RATE, &Limits::default())?.read_to_end()?;
-    let segments = vad.speech_segments(&samples);
+    let segments = aqiqat_dsp::vad::speech_segments(&samples, vad);
     let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
         return Ok(Vec::new());
     };
@@ -140,7 +141,8 @@ pub fn cache(args: &CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
                     )
                     .map_err(|e| e.to_string())?;
                     let mut mel = WhisperMel::new();
-                    let vad = FeatureExtractor::new(features::lfcc_config_at(whisper_mel::RATE));
+                    // The cache was built with the every-frame rule (the default).
+                    let vad = features::vad_config_at(whisper_mel::RATE, LoudLevel::default());
                     for entry in todo.iter().skip(t).step_by(threads) {
                         let frames = match encode_clip(&entry.path, &encoder, &mut mel, &vad) {
                             Ok(f) => f,

@@ -13,7 +13,7 @@
 //! cut out before or after analysis, which is what lets a scan run the network once per chunk
 //! rather than once per window.
 
-use aqiqat_dsp::vad::{Segment, VadConfig, speech_segments};
+use aqiqat_dsp::vad::{LoudLevel, Segment, VadConfig, speech_segments};
 use aqiqat_dsp::{Lfcc, LfccConfig, PhaseBands, PhaseConfig};
 
 pub const SAMPLE_RATE: u32 = 8_000;
@@ -52,8 +52,15 @@ pub fn lfcc_config_at(sample_rate: u32) -> LfccConfig {
 }
 
 pub fn vad_config() -> VadConfig {
+    vad_config_at(SAMPLE_RATE, LoudLevel::default())
+}
+
+/// The speech finder of every network's features at another rate and loud-level rule: what
+/// cuts a training clip to its speech without building a whole extractor.
+pub fn vad_config_at(sample_rate: u32, loud_level: LoudLevel) -> VadConfig {
     VadConfig {
-        sample_rate: SAMPLE_RATE,
+        sample_rate,
+        loud_level,
         ..VadConfig::default()
     }
 }
@@ -114,10 +121,7 @@ impl FeatureExtractor {
     /// at the filterbank's own rate.
     pub fn new(lfcc: LfccConfig) -> Self {
         Self {
-            vad: VadConfig {
-                sample_rate: lfcc.sample_rate,
-                ..vad_config()
-            },
+            vad: vad_config_at(lfcc.sample_rate, LoudLevel::default()),
             lfcc: Lfcc::new(lfcc),
             phase: None,
             phase_rows: Vec::new(),
@@ -151,7 +155,7 @@ impl FeatureExtractor {
     }
 
     /// This extractor finding speech by another loud level (what a training run chooses).
-    pub fn with_loud_level(mut self, loud_level: aqiqat_dsp::vad::LoudLevel) -> Self {
+    pub fn with_loud_level(mut self, loud_level: LoudLevel) -> Self {
         self.vad.loud_level = loud_level;
         self
     }
