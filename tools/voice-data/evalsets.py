@@ -102,10 +102,15 @@ def smoke_rows(out, smoke):
     return rows
 
 
+def source_of(row):
+    """Where a corpus clip came from: corpus v1's `source` column, or corpus v2's page."""
+    return row.get("source") or row["page"]
+
+
 def test_rows(corpus):
     with open(corpus / "manifest.tsv") as f:
         return [{"path": str((corpus / r["path"]).resolve()), "label": r["label"],
-                 "generator": r["generator"], "source": r.get("source") or r["page"],
+                 "generator": r["generator"], "source": source_of(r),
                  "family": r["family"], "language": r["language"]}
                 for r in csv.DictReader(f, delimiter="\t") if r["split"] == "test"]
 
@@ -120,7 +125,7 @@ def heldout_rows(corpus):
     for family in families:
         spoofs = [r for r in rows if r["label"] == "spoof" and r["family"] == family]
         sets[family] = [{"path": str((corpus / r["path"]).resolve()), "label": r["label"],
-                         "generator": r["generator"], "source": r["source"]}
+                         "generator": r["generator"], "source": source_of(r)}
                         for r in bonafide + spoofs]
     return sets
 

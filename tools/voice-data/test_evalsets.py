@@ -84,3 +84,31 @@ class Channels(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CorpusSets(unittest.TestCase):
+    """The test split and the held-out family sets read both corpus layouts: v1's `source`
+    column and v2's `page` (v2 has no `source`; the held-out sets once failed on it)."""
+
+    def corpus(self, d, source_column):
+        head = ["path", "label", "generator", "family", "language", "split",
+                "source" if source_column else "page"]
+        rows = [["a.flac", "bonafide", "human", "", "en", "test", "ljs"],
+                ["b.flac", "bonafide", "human", "", "en", "train", "ljs"],
+                ["c.flac", "spoof", "espeak", "formant", "en", "train", "espeak-page"],
+                ["d.flac", "spoof", "vits", "vits", "kk", "test", "vits-page"]]
+        (d / "manifest.tsv").write_text("\n".join("\t".join(r) for r in [head] + rows) + "\n")
+
+    def test_both_layouts(self):
+        for source_column in (True, False):
+            with tempfile.TemporaryDirectory() as d:
+                d = Path(d)
+                self.corpus(d, source_column)
+                test = evalsets.test_rows(d)
+                self.assertEqual([(r["source"], r["language"]) for r in test],
+                                 [("ljs", "en"), ("vits-page", "kk")])
+                sets = evalsets.heldout_rows(d)
+                self.assertEqual(sorted(sets), ["formant", "vits"])
+                # Each family's spoofs from any split, against the test split's genuine clips.
+                self.assertEqual([(Path(r["path"]).name, r["source"]) for r in sets["formant"]],
+                                 [("a.flac", "ljs"), ("c.flac", "espeak-page")])
