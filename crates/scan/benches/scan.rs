@@ -5,7 +5,8 @@
 //! Input: the shared smoke set's 48 clips (bonafide and spoof) decoded and laid end to end,
 //! repeated to MINUTES minutes (default 3), written as a 16 kHz 16-bit WAV, and as an 8 kHz
 //! G.711 µ-law WAV by ffmpeg when it is installed. The voice detector is the embedded one, or
-//! the candidate at PATH (a run folder or a fused card, as `aqiqat eval --model` takes).
+//! the candidate at PATH (a run folder or a fused card, as `aqiqat eval --model` takes; cargo
+//! runs benches in `crates/scan`, so give PATH absolute or relative to that folder).
 //! Stages: decode + resample to the detector's rate; the analysis (speech found once, every
 //! network's features and forward pass over the timeline's windows, fused); the recording
 //! checks (`aqiqat_dsp::quality`: noise, music, two voices, on the first network's input, as a
