@@ -491,7 +491,8 @@ def main():
     p.add_argument("--mirror", type=Path, default=Path("/work/.mirror"))
     p.add_argument("--registry", type=Path, default=registry.REGISTRY)
     p.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared/data/voice")
-    p.add_argument("--only", help="comma-separated source ids (a partial build, for checking)")
+    p.add_argument("--only", help="comma-separated source ids (a partial build, for checking; as in a full "
+                   "build, a language the chosen sources hold under one label only is left out)")
     p.add_argument("--seed", type=int, default=20261130)
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)

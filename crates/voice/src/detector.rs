@@ -405,6 +405,12 @@ impl VoiceDetector {
             };
             return Self::load_fused_dir(folder, &card.to_string_lossy());
         }
+        if !path.exists() {
+            return Err(DetectorError::Files(
+                "cannot read it: no such file or folder (name a training run's folder or a fused card)"
+                    .to_owned(),
+            ));
+        }
         // The caller names the folder the person typed; the errors name the file in it.
         let read = |name: &str| {
             std::fs::read(path.join(name))
@@ -1233,7 +1239,9 @@ mod tests {
         std::fs::write(dir.join("voice-tdnn-mfm.safetensors"), V1_WEIGHTS).unwrap();
         std::fs::write(dir.join("voice-tdnn-mfm.json"), V1_CARD).unwrap();
         let run = VoiceDetector::from_path(&dir);
-        let not_a_run = VoiceDetector::from_path(&dir.join("nowhere")).err();
+        let nowhere = VoiceDetector::from_path(&dir.join("nowhere")).err();
+        std::fs::create_dir(dir.join("empty")).unwrap();
+        let not_a_run = VoiceDetector::from_path(&dir.join("empty")).err();
         std::fs::remove_dir_all(&dir).unwrap();
         let loaded = loaded.unwrap();
         assert_eq!(loaded.id().name, "voice-test-fusion");
@@ -1244,6 +1252,8 @@ mod tests {
         assert_eq!(run.id(), v1().id());
         assert_eq!(run.networks().count(), 1);
         assert_eq!(loaded.networks().count(), 1);
+        let nowhere = nowhere.unwrap().to_string();
+        assert!(nowhere.contains("no such file or folder"), "{nowhere}");
         let not_a_run = not_a_run.unwrap().to_string();
         assert!(
             not_a_run.contains("cannot read") && not_a_run.contains("voice-tdnn-mfm.safetensors"),
