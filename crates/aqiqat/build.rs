@@ -14,13 +14,21 @@ fn main() {
     };
     let commit = git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
     println!("cargo:rustc-env=AQIQAT_GIT_COMMIT={commit}");
-    // A new commit moves HEAD or the ref it points at; either reruns this script.
+    // A new commit moves HEAD or the ref it points at; either reruns this script. Only files
+    // that exist are named: cargo takes a missing one as changed on every build, which rebuilt
+    // the binary each time in a checkout without packed-refs. A ref that is only packed is
+    // watched through packed-refs, and through its folder for when it is written loose again.
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-        println!("cargo:rerun-if-changed={dir}/HEAD");
+        let dir = std::path::PathBuf::from(dir);
+        let mut watched = vec![dir.join("HEAD"), dir.join("packed-refs")];
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={dir}/{reference}");
+            let loose = dir.join(reference);
+            watched.extend(loose.parent().map(std::path::Path::to_path_buf));
+            watched.push(loose);
         }
-        println!("cargo:rerun-if-changed={dir}/packed-refs");
+        for path in watched.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
     }
     println!("cargo:rerun-if-env-changed=AQIQAT_GIT_COMMIT");
 }
