@@ -16,15 +16,18 @@ fn main() {
     println!("cargo:rustc-env=AQIQAT_GIT_COMMIT={commit}");
     // A new commit moves HEAD or the ref it points at; either reruns this script. Only files
     // that exist are named: cargo takes a missing one as changed on every build, which rebuilt
-    // the binary each time in a checkout without packed-refs. A ref that is only packed is
-    // watched through packed-refs, and through its folder for when it is written loose again.
+    // the binary each time in a checkout without packed-refs. The ref is watched through its
+    // folder (cargo scans a folder's files), which also sees it written loose after being
+    // packed, and through packed-refs.
     if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
         let dir = std::path::PathBuf::from(dir);
         let mut watched = vec![dir.join("HEAD"), dir.join("packed-refs")];
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            let loose = dir.join(reference);
-            watched.extend(loose.parent().map(std::path::Path::to_path_buf));
-            watched.push(loose);
+            watched.extend(
+                dir.join(reference)
+                    .parent()
+                    .map(std::path::Path::to_path_buf),
+            );
         }
         for path in watched.iter().filter(|p| p.exists()) {
             println!("cargo:rerun-if-changed={}", path.display());
