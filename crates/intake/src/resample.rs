@@ -24,16 +24,20 @@ struct Engine {
     delay_left: usize,
 }
 
-/// Input frames per FFT block for files: large enough to amortise the FFT.
-const CHUNK: usize = 1024;
-const SUB_CHUNKS: usize = 4;
+/// Output and input frames per FFT block for files, at least. rubato's FFT resampler builds
+/// its anti-aliasing filter as long as its block and sets the cutoff from that length, so a
+/// fixed input block gave each ratio its own cutoff: 48 -> 16 kHz cut from 7.68 kHz, 22.05 ->
+/// 16 kHz from 7.89, 48 -> 8 kHz from 3.68. Sizing the block from the ratio's reduced terms
+/// puts every file conversion's cutoff at 0.987 of the lower Nyquist (7.89 / 3.95 kHz), so
+/// the same voice reaches the detector with the same band whatever rate it was recorded at.
+const MIN_FFT: usize = 1024;
 /// Input per FFT block for live audio: 20 ms, one telephony frame. Output waits for a whole
 /// block, so a file's 1,024 frames (128 ms at 8 kHz) would hold back every verdict of a call.
 const LIVE_BLOCK_S: f64 = 0.02;
 
 impl MonoResampler {
     pub fn new(from: u32, to: u32) -> Result<Self, String> {
-        Self::with_blocks(from, to, CHUNK, SUB_CHUNKS)
+        Self::with_blocks(from, to, file_block(from, to), 1)
     }
 
     /// A resampler for live audio: the same conversion in 20 ms blocks, so that output lags
@@ -137,6 +141,21 @@ impl MonoResampler {
             self.out_total += (out.len() - before) as u64;
         }
     }
+}
+
+/// Input frames per block for a file conversion: whole multiples of the reduced ratio's input
+/// term, enough of them that both sides of the FFT have at least [`MIN_FFT`] points.
+fn file_block(from: u32, to: u32) -> usize {
+    let (from, to) = (from as usize, to as usize);
+    if from == 0 || to == 0 {
+        return MIN_FFT; // refused by rubato with its own message
+    }
+    let (mut a, mut b) = (from, to);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    let (from_units, to_units) = (from / a, to / a);
+    MIN_FFT.div_ceil(from_units.min(to_units)) * from_units
 }
 
 impl Engine {
@@ -262,6 +281,40 @@ mod tests {
             .iter()
             .fold(0.0f32, |a, b| a.max(b.abs()));
         assert!((peak - 0.5).abs() < 0.005, "level {peak}");
+    }
+
+    /// The level a tone at `hz` keeps through a file conversion, in dB.
+    fn gain_db(from: u32, to: u32, hz: f32) -> f32 {
+        let mut r = MonoResampler::new(from, to).unwrap();
+        let mut out = Vec::new();
+        r.push(&tone(from, hz, 1.0), &mut out);
+        r.finish(&mut out);
+        let inner = &out[to as usize / 8..out.len() - to as usize / 8];
+        let rms = (inner.iter().map(|s| s * s).sum::<f32>() / inner.len() as f32).sqrt();
+        20.0 * (rms / (0.5 / 2f32.sqrt())).log10()
+    }
+
+    #[test]
+    fn every_ratio_keeps_the_same_band() {
+        // 0.96 of the lower Nyquist passes whole whatever the ratio; a fixed block had cut it
+        // by 6 dB at 48 -> 16 kHz, 20 dB at 44.1 -> 8 kHz and 37 dB at 48 -> 8 kHz.
+        let mut cut = Vec::new();
+        for (from, to) in [
+            (48_000, 16_000),
+            (44_100, 16_000),
+            (22_050, 16_000),
+            (32_000, 16_000),
+            (48_000, 8_000),
+            (44_100, 8_000),
+            (16_000, 8_000),
+        ] {
+            let edge = 0.96 * to as f32 / 2.0;
+            let gain = gain_db(from, to, edge);
+            if gain.abs() >= 0.5 {
+                cut.push(format!("{from} -> {to}: {edge} Hz at {gain:.2} dB"));
+            }
+        }
+        assert!(cut.is_empty(), "{cut:?}");
     }
 
     #[test]

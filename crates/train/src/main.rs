@@ -17,6 +17,7 @@
 //! Everything random (initial weights, crops, augmentation, example order) comes from one seeded
 //! generator, so the same data, seed and thread count reproduce the same weights.
 
+mod band_limit;
 mod fuse;
 mod image_clip;
 mod image_clip_head;
@@ -157,6 +158,12 @@ struct VoiceArgs {
     /// with a nonlinear term, impulsive signal-dependent noise, coloured stationary noise.
     #[arg(long)]
     rawboost: bool,
+    /// Low-pass this share of the crops of both labels at a random cutoff, 0.80–0.99 of
+    /// Nyquist (a resampler's trace), before any other distortion: the wideband networks had
+    /// learnt how full the top band is, which says where a clip was recorded. 0 (the default)
+    /// draws nothing, so earlier recipes draw the same crops.
+    #[arg(long, default_value_t = 0.0)]
+    band_limit: f32,
     /// Trunk layers (0–5); 0 trains a linear-statistics baseline.
     #[arg(long, default_value_t = 5)]
     layers: usize,
@@ -679,6 +686,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let augment = Augment {
         noise: !args.no_augment,
         rawboost: args.rawboost,
+        band_limit: args.band_limit,
         sample_rate: args.rate,
     };
     let mut epochs_log = EpochLog::new(&args.out)?;
@@ -865,12 +873,14 @@ struct Augment {
     /// Sometimes white noise, sometimes clipping.
     noise: bool,
     rawboost: bool,
+    /// Share of crops low-passed first ([`band_limit`]).
+    band_limit: f32,
     sample_rate: u32,
 }
 
 /// The features (row-major, `dims` per frame) of a random `len`-frame crop of `clip` (shorter
-/// when the clip is), augmented for both labels alike: gain ±12 dB, then (see [`Augment`])
-/// RawBoost on half the crops, white noise (15–40 dB SNR) on 30 %, clipping on 10 %. Features
+/// when the clip is), augmented for both labels alike: gain ±12 dB, then (see [`Augment`]) a low-pass
+/// on the `--band-limit` share, RawBoost on half the crops, white noise (15–40 dB SNR) on 30 %, clipping on 10 %. Features
 /// are computed over the crop plus the normalisation's context on either side, as a scan would
 /// see them inside a longer recording.
 fn crop_features(
@@ -889,6 +899,9 @@ fn crop_features(
     let (s0, s1) = (ctx_start * hop, (ctx_end - 1) * hop + win);
     let gain = 10f32.powf(rng.uniform(-12.0, 12.0) / 20.0);
     let mut audio: Vec<f32> = clip.samples[s0..s1].iter().map(|s| s * gain).collect();
+    if augment.band_limit > 0.0 && rng.uniform(0.0, 1.0) < augment.band_limit {
+        band_limit::apply(&mut audio, rng);
+    }
     if augment.rawboost && rng.uniform(0.0, 1.0) < 0.5 {
         rawboost::apply(&mut audio, augment.sample_rate, rng);
     }

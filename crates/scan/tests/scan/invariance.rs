@@ -5,10 +5,13 @@
 //! above 4 kHz cannot hear at 8 kHz what is no longer there, so for it the 8 kHz copy only must
 //! not move a verdict between `human` and `synthetic` (how well it judges the telephone band is
 //! the channel figures' question, in the model card).
+//!
+//! `AQIQAT_TEST_VOICE_MODEL=RUN-OR-CARD` holds a candidate (a training run's folder or a fused
+//! card, as `scan --model` takes) to the same bounds before it is embedded.
 
 use aqiqat_intake::{AudioStream, Limits};
 use aqiqat_scan::{ScanResult, Scanner};
-use aqiqat_voice::detector::Verdict;
+use aqiqat_voice::detector::{Verdict, VoiceDetector};
 use std::path::{Path, PathBuf};
 
 const TOLERANCE: f64 = 0.05;
@@ -119,9 +122,18 @@ fn worst_of(pairs: &[(ScanResult, ScanResult)]) -> f64 {
         .fold(0f64, f64::max)
 }
 
+/// The embedded detector, or the candidate named by `AQIQAT_TEST_VOICE_MODEL`.
+fn scanner() -> Scanner {
+    let scanner = Scanner::embedded(Limits::default()).unwrap();
+    match std::env::var_os("AQIQAT_TEST_VOICE_MODEL") {
+        Some(model) => scanner.with_voice(VoiceDetector::from_path(Path::new(&model)).unwrap()),
+        None => scanner,
+    }
+}
+
 /// Scans each clip as given at 16 kHz and after `change`, and returns the worst difference.
 fn worst_shift(change: impl Fn(&[f32]) -> (Vec<f32>, u32)) -> f64 {
-    let scanner = Scanner::embedded(Limits::default()).unwrap();
+    let scanner = scanner();
     worst_of(&scanned(&scanner, change))
 }
 
@@ -172,10 +184,10 @@ fn twelve_decibels_either_way_do_not_move_the_score() {
 
 #[test]
 fn the_same_clip_at_other_sample_rates_scores_the_same() {
-    let scanner = Scanner::embedded(Limits::default()).unwrap();
+    let scanner = scanner();
     // Every member reads at 8 kHz: the telephone band, which every rate here carries whole.
     let telephone_band_only = scanner.voice().sample_rate() == 8_000;
-    for rate in [8_000u32, 22_050, 44_100] {
+    for rate in [8_000u32, 22_050, 44_100, 48_000] {
         let pairs = scanned(&scanner, |x| {
             // Resampled by ffmpeg (swresample), not by intake's own resampler, so the test does
             // not pass merely because one resampler undoes itself.
