@@ -13,6 +13,14 @@
 #          networks of its recipe (the recipe seed and seed 2) whose logits are averaged
 #          (`fuse --runs A+A2`): the seed's luck was as large as the differences between
 #          candidates (model card, session 30). Kept in runs/voice-v2-seeds/.
+#   band   the seeds pair with the wideband networks trained on half their crops low-passed
+#          at a random cutoff below Nyquist (`--band-limit 0.5`, `wide-band32` and its seed 2):
+#          the wideband networks had learnt how full the top band is (model card, session 34).
+#          The narrowband networks are the seeds pair's, restored from runs/voice-v2-seeds/;
+#          the rest is kept in runs/voice-v2-band/;
+#   band1  the band pair with the first seed of the wideband network only (its networks are
+#          the band pair's), fused and kept in runs/voice-v2-band1/: the first whole candidate,
+#          in a little over half the time.
 #
 # 1. every network of both fusion candidates on every leave-one-page-out fold
 #    (tools/voice-data/folds.sh), 8 epochs of 4,096 crops each, seed 20261125 unless named,
@@ -44,7 +52,12 @@ export AQIQAT_TRAIN=$train
 recipe=(--epochs 8 --examples 4096 --score-last-only)
 wide="--rate 16000 --frame 400 --n-fft 512 --filters 60 --ceps 40 --f-max 8000 --rawboost"
 af="--speech-loud-level above-floor"
+narrow_phase="--phase-bands 16 $af"
+wide_band="$wide --phase-bands 32 $af --band-limit 0.5"
+seeds_dir=$repo/runs/voice-v2-seeds
 declare -A extra
+# A network kept by another pair (the same recipe) is restored from that pair's folder.
+declare -A kept_by
 # groups: the two fusion candidates, each one network or several seeds joined by `+`;
 # networks: every network, in the order they are trained (a partial run has whole candidates
 # of the first seed first).
@@ -63,17 +76,34 @@ phase)
     ;;
 seeds)
     extra=(
-        [lfcc-phase16]="--phase-bands 16 $af"
+        [lfcc-phase16]="$narrow_phase"
         [wide-phase32]="$wide --phase-bands 32 $af"
-        [lfcc-phase16-s2]="--phase-bands 16 $af --seed 2"
+        [lfcc-phase16-s2]="$narrow_phase --seed 2"
         [wide-phase32-s2]="$wide --phase-bands 32 $af --seed 2"
     )
     groups=(lfcc-phase16+lfcc-phase16-s2 wide-phase32+wide-phase32-s2)
     networks=(lfcc-phase16 wide-phase32 lfcc-phase16-s2 wide-phase32-s2)
     keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-seeds}
     ;;
+band)
+    extra=([lfcc-phase16]="$narrow_phase" [lfcc-phase16-s2]="$narrow_phase --seed 2"
+        [wide-band32]="$wide_band" [wide-band32-s2]="$wide_band --seed 2")
+    kept_by=([lfcc-phase16]=$seeds_dir [lfcc-phase16-s2]=$seeds_dir)
+    groups=(lfcc-phase16+lfcc-phase16-s2 wide-band32+wide-band32-s2)
+    networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2 wide-band32-s2)
+    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-band}
+    ;;
+band1)
+    extra=([lfcc-phase16]="$narrow_phase" [lfcc-phase16-s2]="$narrow_phase --seed 2"
+        [wide-band32]="$wide_band")
+    kept_by=([lfcc-phase16]=$seeds_dir [lfcc-phase16-s2]=$seeds_dir
+        [wide-band32]=$repo/runs/voice-v2-band)
+    groups=(lfcc-phase16+lfcc-phase16-s2 wide-band32)
+    networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2)
+    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-band1}
+    ;;
 *)
-    echo "v2.sh: PAIR is kept, phase or seeds, not $3" >&2
+    echo "v2.sh: PAIR is kept, phase, seeds, band or band1, not $3" >&2
     exit 2
     ;;
 esac
@@ -86,12 +116,12 @@ joined() {
 
 for name in "${networks[@]}"; do
     # shellcheck disable=SC2086 # the extra arguments are words
-    AQIQAT_KEEP=$keep/$name "$here/folds.sh" "$corpus" "$work/$name" -- "${recipe[@]}" ${extra[$name]}
+    AQIQAT_KEEP=${kept_by[$name]:-$keep}/$name "$here/folds.sh" "$corpus" "$work/$name" -- "${recipe[@]}" ${extra[$name]}
 done
 
 for name in "${networks[@]}"; do
     final=$work/final/$name
-    kept=$keep/final/$name
+    kept=${kept_by[$name]:-$keep}/final/$name
     if [[ ! -f $final/last/voice-tdnn-mfm.json && -f $kept/last/voice-tdnn-mfm.json ]]; then
         copy_network "$kept/last" "$final/last"
         echo "final $name: restored from $kept"
