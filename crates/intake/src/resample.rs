@@ -37,7 +37,7 @@ const LIVE_BLOCK_S: f64 = 0.02;
 
 impl MonoResampler {
     pub fn new(from: u32, to: u32) -> Result<Self, String> {
-        Self::with_blocks(from, to, file_block(from, to), 1)
+        Self::with_blocks(from, to, file_block(from, to))
     }
 
     /// A resampler for live audio: the same conversion in 20 ms blocks, so that output lags
@@ -45,10 +45,10 @@ impl MonoResampler {
     /// throughput, which a call's real-time pace leaves plenty of).
     pub fn live(from: u32, to: u32) -> Result<Self, String> {
         let block = (f64::from(from) * LIVE_BLOCK_S).round() as usize;
-        Self::with_blocks(from, to, block.max(1), 1)
+        Self::with_blocks(from, to, block.max(1))
     }
 
-    fn with_blocks(from: u32, to: u32, chunk: usize, sub_chunks: usize) -> Result<Self, String> {
+    fn with_blocks(from: u32, to: u32, chunk: usize) -> Result<Self, String> {
         let engine = if from == to {
             None
         } else {
@@ -56,7 +56,7 @@ impl MonoResampler {
                 from as usize,
                 to as usize,
                 chunk,
-                sub_chunks,
+                1, // sub-chunks: ignored with FixedSync::Both, whose block is one FFT
                 1,
                 rubato::WindowFunction::BlackmanHarris2,
                 FixedSync::Both,
