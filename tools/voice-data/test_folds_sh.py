@@ -99,6 +99,8 @@ class KeepTest(unittest.TestCase):
             os.environ,
             AQIQAT_TRAIN=self.trainer,
             AQIQAT_KEEP=self.keep,
+            # Nothing kept by another pair: every network is trained (by the fake trainer).
+            AQIQAT_RUNS=os.path.join(self.tmp.name, "runs"),
             CALLS=self.calls,
             HEARD=os.path.join(self.tmp.name, "heard"),
             LOST_AT_FOLD=lost_at_fold,
@@ -222,6 +224,7 @@ class KeepTest(unittest.TestCase):
         (fuse,) = self.calls_matching("fuse --corpus")
         self.assertIn(f"--runs {work}/lfcc-phase16 --runs {work}/wide-phase32", fuse)
         self.assertIn(f"--final {work}/final/lfcc-phase16/last --final {work}/final/wide-phase32/last", fuse)
+        self.assertNotIn("--short-spans", fuse)
         self.assertTrue(os.path.exists(os.path.join(self.keep, "final", "wide-phase32", "last", "voice-tdnn-mfm.json")))
 
     def test_v2_seeds_averages_two_seeds_per_member_found_by_the_floor_rule(self):
@@ -248,10 +251,22 @@ class KeepTest(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(self.keep, "wide-phase32-s2", "fold-1", "dev-scores-last.tsv.gz")))
         self.assertTrue(os.path.exists(os.path.join(self.keep, "final", "lfcc-phase16-s2", "last", "voice-tdnn-mfm.json")))
 
+    def test_v2_dense_fuses_the_band1_networks_cutting_short_spans_densely(self):
+        corpus = self.corpus("c")
+        work = os.path.join(self.tmp.name, "work")
+        done = self.v2(corpus, work, pair="dense")
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        finals = [line for line in self.calls_matching("voice --data") if "--fold" not in line]
+        self.assertEqual(len(finals), 3)
+        self.assertIn("--band-limit 0.5", finals[0])
+        (fuse,) = self.calls_matching("fuse --corpus")
+        self.assertIn(f"--runs {work}/lfcc-phase16+{work}/lfcc-phase16-s2 --runs {work}/wide-band32", fuse)
+        self.assertIn("--short-spans window=250,hop=10,up-to=600", fuse)
+
     def test_v2_refuses_a_pair_it_does_not_know(self):
         done = self.v2(self.corpus("c"), os.path.join(self.tmp.name, "work"), pair="aasist")
         self.assertEqual(done.returncode, 2)
-        self.assertIn("PAIR is kept, phase, seeds, band or band1", done.stderr)
+        self.assertIn("PAIR is kept, phase, seeds, band, band1 or dense", done.stderr)
         self.assertEqual(self.calls_made(), 0)
 
 

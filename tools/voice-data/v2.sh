@@ -20,7 +20,11 @@
 #          the rest is kept in runs/voice-v2-band/;
 #   band1  the band pair with the first seed of the wideband network only (its networks are
 #          the band pair's), fused and kept in runs/voice-v2-band1/: the first whole candidate,
-#          in a little over half the time.
+#          in a little over half the time;
+#   dense  the band1 networks fused with short speech spans (up to 6 s) scored as 2.5 s
+#          windows every 0.1 s (`fuse --short-spans`): a 4 s clip scored as one window moved
+#          by up to 0.078 when 0.15 s was cut from each end (model card, session 36). Every
+#          network is restored; the fusion is kept in runs/voice-v2-dense/.
 #
 # 1. every network of both fusion candidates on every leave-one-page-out fold
 #    (tools/voice-data/folds.sh), 8 epochs of 4,096 crops each, seed 20261125 unless named,
@@ -54,10 +58,14 @@ wide="--rate 16000 --frame 400 --n-fft 512 --filters 60 --ceps 40 --f-max 8000 -
 af="--speech-loud-level above-floor"
 narrow_phase="--phase-bands 16 $af"
 wide_band="$wide --phase-bands 32 $af --band-limit 0.5"
-seeds_dir=$repo/runs/voice-v2-seeds
+# Where the kept runs lie (another folder only for a test of this script).
+runs=${AQIQAT_RUNS:-$repo/runs}
+seeds_dir=$runs/voice-v2-seeds
 declare -A extra
 # A network kept by another pair (the same recipe) is restored from that pair's folder.
 declare -A kept_by
+# Arguments of `aqiqat-train fuse` beyond the networks.
+fuse_extra=()
 # groups: the two fusion candidates, each one network or several seeds joined by `+`;
 # networks: every network, in the order they are trained (a partial run has whole candidates
 # of the first seed first).
@@ -66,13 +74,13 @@ kept)
     extra=([lfcc-tdnn]="" [wide-rawboost]="$wide")
     groups=(lfcc-tdnn wide-rawboost)
     networks=(lfcc-tdnn wide-rawboost)
-    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2}
+    keep=${AQIQAT_KEEP:-$runs/voice-v2}
     ;;
 phase)
     extra=([lfcc-phase16]="--phase-bands 16" [wide-phase32]="$wide --phase-bands 32")
     groups=(lfcc-phase16 wide-phase32)
     networks=(lfcc-phase16 wide-phase32)
-    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-phase}
+    keep=${AQIQAT_KEEP:-$runs/voice-v2-phase}
     ;;
 seeds)
     extra=(
@@ -83,7 +91,7 @@ seeds)
     )
     groups=(lfcc-phase16+lfcc-phase16-s2 wide-phase32+wide-phase32-s2)
     networks=(lfcc-phase16 wide-phase32 lfcc-phase16-s2 wide-phase32-s2)
-    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-seeds}
+    keep=${AQIQAT_KEEP:-$runs/voice-v2-seeds}
     ;;
 band)
     extra=([lfcc-phase16]="$narrow_phase" [lfcc-phase16-s2]="$narrow_phase --seed 2"
@@ -91,19 +99,22 @@ band)
     kept_by=([lfcc-phase16]=$seeds_dir [lfcc-phase16-s2]=$seeds_dir)
     groups=(lfcc-phase16+lfcc-phase16-s2 wide-band32+wide-band32-s2)
     networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2 wide-band32-s2)
-    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-band}
+    keep=${AQIQAT_KEEP:-$runs/voice-v2-band}
     ;;
-band1)
+band1 | dense)
     extra=([lfcc-phase16]="$narrow_phase" [lfcc-phase16-s2]="$narrow_phase --seed 2"
         [wide-band32]="$wide_band")
     kept_by=([lfcc-phase16]=$seeds_dir [lfcc-phase16-s2]=$seeds_dir
-        [wide-band32]=$repo/runs/voice-v2-band)
+        [wide-band32]=$runs/voice-v2-band)
     groups=(lfcc-phase16+lfcc-phase16-s2 wide-band32)
     networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2)
-    keep=${AQIQAT_KEEP:-$repo/runs/voice-v2-band1}
+    keep=${AQIQAT_KEEP:-$runs/voice-v2-$3}
+    if [[ $3 == dense ]]; then
+        fuse_extra=(--short-spans window=250,hop=10,up-to=600)
+    fi
     ;;
 *)
-    echo "v2.sh: PAIR is kept, phase, seeds, band or band1, not $3" >&2
+    echo "v2.sh: PAIR is kept, phase, seeds, band, band1 or dense, not $3" >&2
     exit 2
     ;;
 esac
@@ -163,7 +174,7 @@ if [[ ! -f $work/fused/voice-v2.json ]]; then
         --runs "$(joined "${groups[0]}" "$work/" "")" --runs "$(joined "${groups[1]}" "$work/" "")" \
         --final "$(joined "${groups[0]}" "$work/final/" /last)" \
         --final "$(joined "${groups[1]}" "$work/final/" /last)" \
-        "${heard[@]}" --out "$work/fused" --work "$work/fuse-work" >"$work/fuse.log" 2>&1 || status=$?
+        "${heard[@]}" "${fuse_extra[@]}" --out "$work/fused" --work "$work/fuse-work" >"$work/fuse.log" 2>&1 || status=$?
     for scans in "$work/fuse-work/"fold-*-scans.tsv; do
         [[ -f $scans ]] || continue
         gz=$keep/fuse/$(basename "$scans").gz

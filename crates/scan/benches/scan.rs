@@ -197,7 +197,7 @@ fn main() {
             });
             let segs = fx.speech_segments(&own);
             let frames = fx.compute(&own, &segs);
-            let (starts, len) = analysis::windows(&frames);
+            let (starts, len) = analysis::windows(&frames, None);
             let forward = best_of(runs, || {
                 analysis::window_logits(network, &frames, &starts, len).unwrap()
             });

@@ -25,7 +25,7 @@
 
 use crate::open_set::{self, Scored};
 use aqiqat_voice::calibration::{Platt, Thresholds};
-use aqiqat_voice::card::{FusedCard, FusedMember, Fusion, ModelCard};
+use aqiqat_voice::card::{FusedCard, FusedMember, Fusion, ModelCard, ShortSpanWindows};
 use aqiqat_voice::detector::VoiceDetector;
 use aqiqat_voice::manifest::Entry;
 use aqiqat_voice::metrics;
@@ -68,6 +68,11 @@ pub struct FuseArgs {
     /// Only these folds (repeatable; default every fold of folds.json): for a trial run.
     #[arg(long = "fold")]
     only: Vec<usize>,
+    /// Cut short speech spans into shorter, denser windows, as `window=W,hop=H,up-to=U` in
+    /// 10 ms frames (written into the card; the folds' scans and the bands use it). Without
+    /// it, a span of up to 4 s is one window.
+    #[arg(long = "short-spans")]
+    short_spans: Option<ShortSpanWindows>,
 }
 
 /// One held-out clip: its path, its label and each candidate's score for it.
@@ -210,14 +215,17 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .map(|r| r.join(format!("fold-{k}/last")))
             .collect();
-        let detector = fused_detector(&runs, &network_terms)?;
+        let detector = fused_detector(&runs, &network_terms, args.short_spans)?;
         // Every clip of the fold, those too short to score included: scan answers them too.
         let held_out: Vec<Entry> = entries
             .iter()
             .filter(|e| e.get("fold").and_then(|f| f.parse::<usize>().ok()) == Some(k))
             .cloned()
             .collect();
-        let key = format!("{} fused {network_terms:?}", detector.id().weights_sha256);
+        let mut key = format!("{} fused {network_terms:?}", detector.id().weights_sha256);
+        if let Some(rule) = args.short_spans {
+            key += &format!(" {rule:?}");
+        }
         let cache = args.work.join(format!("fold-{k}-scans.tsv"));
         eprintln!("fold {k}:");
         let scanned = open_set::score_all(&detector, &key, &cache, held_out)?;
@@ -374,6 +382,7 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
         thresholds,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         open_set: Some(open),
+        short_spans: args.short_spans,
     };
     let card_name = format!("{}.json", args.name);
     std::fs::write(
@@ -395,6 +404,7 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
 fn fused_detector(
     runs: &[PathBuf],
     terms: &[Fusion],
+    short_spans: Option<ShortSpanWindows>,
 ) -> Result<VoiceDetector, Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     let mut members = Vec::new();
@@ -419,6 +429,7 @@ fn fused_detector(
         },
         command: String::new(),
         open_set: None,
+        short_spans,
     };
     let given: Vec<(&[u8], &str)> = files
         .iter()

@@ -7,8 +7,10 @@
 //! chunk of consecutive windows (its convolutions are unpadded, so this equals running it per
 //! window) and the clip's raw score is the mean of its windows' logits.
 
-use crate::card::Fusion;
-use crate::features::{FeatureExtractor, Frames, WINDOW_FRAMES, window_starts};
+use crate::card::{Fusion, ShortSpanWindows};
+use crate::features::{
+    FeatureExtractor, Frames, WINDOW_FRAMES, window_starts, window_starts_every,
+};
 use aqiqat_dsp::vad::Segment;
 use aqiqat_models::tdnn_mfm::TdnnMfm;
 use candle_core::{Device, Tensor};
@@ -55,12 +57,15 @@ pub fn analyse(
     fx: &mut FeatureExtractor,
     samples: &[f32],
 ) -> candle_core::Result<ClipAnalysis> {
-    analyse_fused(&mut [Part {
-        model,
-        fx,
-        samples,
-        fusion: Fusion::ALONE,
-    }])
+    analyse_fused(
+        &mut [Part {
+            model,
+            fx,
+            samples,
+            fusion: Fusion::ALONE,
+        }],
+        None,
+    )
 }
 
 /// One network's part in an analysis: the network, its feature extractor, the input at the
@@ -80,7 +85,11 @@ pub struct Part<'a> {
 /// any other) and a window's fused logit is the weighted sum of what each network said about
 /// the same seconds. The clip score is the mean of the counted windows' fused logits, which is
 /// the fusion of the parts' clip scores. One part with [`Fusion::ALONE`] is the plain analysis.
-pub fn analyse_fused(parts: &mut [Part<'_>]) -> candle_core::Result<ClipAnalysis> {
+/// `short_spans`, when given, cuts a short span into its windows instead (see [`windows`]).
+pub fn analyse_fused(
+    parts: &mut [Part<'_>],
+    short_spans: Option<ShortSpanWindows>,
+) -> candle_core::Result<ClipAnalysis> {
     let reference = parts.first().expect("an analysis needs a network");
     let (rate, hop) = (reference.fx.sample_rate() as f64, reference.fx.hop());
     let samples_len = reference.samples.len();
@@ -148,7 +157,7 @@ pub fn analyse_fused(parts: &mut [Part<'_>]) -> candle_core::Result<ClipAnalysis
         .collect();
     // Rounding can leave one part a frame short of another: all read the frames they share.
     let shared = frames.iter().map(|f| f.frames).min().unwrap_or(0);
-    let (starts, len) = window_span(shared);
+    let (starts, len) = window_span(shared, short_spans);
     let mut fused = vec![0f64; starts.len()];
     for (part, &frames) in parts.iter().zip(&frames) {
         for (sum, logit) in fused
@@ -187,13 +196,23 @@ pub fn analyse_fused(parts: &mut [Part<'_>]) -> candle_core::Result<ClipAnalysis
     Ok(analysis)
 }
 
-/// Window starts and the window length (shorter than [`WINDOW_FRAMES`] only for short input).
-pub fn windows(frames: &Frames) -> (Vec<usize>, usize) {
-    window_span(frames.frames)
+/// Window starts and the window length: 4 s every 1 s, shorter only for short input, or a
+/// span that `short_spans` covers cut as it says.
+pub fn windows(frames: &Frames, short_spans: Option<ShortSpanWindows>) -> (Vec<usize>, usize) {
+    window_span(frames.frames, short_spans)
 }
 
 /// [`windows`] over a count of frames.
-fn window_span(frames: usize) -> (Vec<usize>, usize) {
+fn window_span(frames: usize, short_spans: Option<ShortSpanWindows>) -> (Vec<usize>, usize) {
+    if let Some(rule) = short_spans
+        && frames > rule.window_frames
+        && frames <= rule.up_to_frames
+    {
+        return (
+            window_starts_every(frames, rule.window_frames, rule.hop_frames),
+            rule.window_frames,
+        );
+    }
     (window_starts(frames), frames.min(WINDOW_FRAMES))
 }
 

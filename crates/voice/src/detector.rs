@@ -3,7 +3,7 @@
 
 use crate::analysis::{self, ClipAnalysis, Outcome};
 use crate::calibration::{Platt, Thresholds};
-use crate::card::{FusedCard, Fusion, ModelCard, OpenSetCard};
+use crate::card::{FusedCard, Fusion, ModelCard, OpenSetCard, ShortSpanWindows};
 use crate::features::FeatureExtractor;
 use aqiqat_dsp::quality::{self, QualityConfig, Unfit};
 use aqiqat_dsp::vad::Segment;
@@ -271,6 +271,8 @@ pub struct VoiceDetector {
     open_set: Option<OpenSetCard>,
     /// The rate the input must have: the highest member's.
     input_rate: u32,
+    /// How a fused card cuts short spans (see [`crate::card::ShortSpanWindows`]).
+    short_spans: Option<ShortSpanWindows>,
 }
 
 /// The models compiled into this binary, as `aqiqat --version` names them.
@@ -299,6 +301,7 @@ impl VoiceDetector {
             open_set: member.card.open_set.clone(),
             input_rate: member.features.sample_rate(),
             members: vec![member],
+            short_spans: None,
         })
     }
 
@@ -352,6 +355,14 @@ impl VoiceDetector {
                 loaded[0].card.features.speech_loud_level, other.card.features.speech_loud_level
             )));
         }
+        if let Some(rule) = card.short_spans {
+            let field = loaded
+                .iter()
+                .map(|m| m.model.receptive_field())
+                .max()
+                .expect("checked");
+            rule.check(field).map_err(DetectorError::Fusion)?;
+        }
         loaded.sort_by_key(|m| m.features.sample_rate());
         Ok(Self {
             id: ModelId {
@@ -364,6 +375,7 @@ impl VoiceDetector {
             open_set: card.open_set,
             input_rate: loaded.last().expect("checked").features.sample_rate(),
             members: loaded,
+            short_spans: card.short_spans,
         })
     }
 
@@ -495,7 +507,7 @@ impl VoiceDetector {
                 fusion: m.fusion,
             })
             .collect();
-        let analysis = analysis::analyse_fused(&mut parts)?;
+        let analysis = analysis::analyse_fused(&mut parts, self.short_spans)?;
         drop(parts);
         Ok((analysis, inputs.swap_remove(0)))
     }
@@ -1060,6 +1072,10 @@ mod tests {
     }
 
     fn fused_card(fusions: &[Fusion]) -> String {
+        fused_card_cutting(fusions, None)
+    }
+
+    fn fused_card_cutting(fusions: &[Fusion], short_spans: Option<ShortSpanWindows>) -> String {
         let plain: ModelCard = serde_json::from_str(V1_CARD).unwrap();
         serde_json::to_string(&FusedCard {
             model: "voice-test-fusion".into(),
@@ -1077,8 +1093,123 @@ mod tests {
             thresholds: plain.thresholds,
             command: "test".into(),
             open_set: plain.open_set,
+            short_spans,
         })
         .unwrap()
+    }
+
+    const DENSE: ShortSpanWindows = ShortSpanWindows {
+        up_to_frames: 600,
+        window_frames: 250,
+        hop_frames: 10,
+    };
+
+    #[test]
+    fn a_short_span_is_scored_by_the_cards_dense_windows() {
+        let dense = VoiceDetector::load_fused(
+            &fused_card_cutting(&[Fusion::ALONE], Some(DENSE)),
+            &[(V1_WEIGHTS, V1_CARD)],
+        )
+        .unwrap();
+        let plain = v1();
+        for clip in CLIPS {
+            let samples = smoke(clip, 8_000);
+            let (a, b) = (
+                plain.analyse(&samples).unwrap(),
+                dense.analyse(&samples).unwrap(),
+            );
+            // A 4 s clip is one standard window; its span is between 2.5 and 6 s.
+            assert_eq!(a.windows.len(), 1, "{clip}");
+            let span = a.windows[0].end_s - a.windows[0].start_s;
+            assert!(span > 2.5 && span <= 6.0, "{clip}: {span}");
+            let expected = ((span - 2.5) / 0.1).floor() as usize + 1;
+            assert!(
+                b.windows.len() == expected || b.windows.len() == expected + 1,
+                "{clip}: {} windows over {span} s",
+                b.windows.len()
+            );
+            for pair in b.windows.windows(2) {
+                assert!(pair[1].start_s - pair[0].start_s <= 0.1 + 1e-9, "{clip}");
+            }
+            for w in &b.windows {
+                assert!((w.end_s - w.start_s - 2.5).abs() < 1e-6, "{clip}: {w:?}");
+            }
+            assert_eq!(b.windows[0].start_s, a.windows[0].start_s);
+            assert!((b.windows.last().unwrap().end_s - a.windows[0].end_s).abs() < 1e-6);
+            let counted: Vec<f64> = b
+                .windows
+                .iter()
+                .filter(|w| w.counted)
+                .map(|w| f64::from(w.logit))
+                .collect();
+            let mean = counted.iter().sum::<f64>() / counted.len() as f64;
+            assert!((scores(&b) - mean).abs() < 1e-4, "{clip}");
+            assert_ne!(scores(&a), scores(&b), "{clip}");
+        }
+        // A span longer than the rule covers is cut as every span is.
+        let long: Vec<f32> = CLIPS
+            .iter()
+            .take(2)
+            .flat_map(|clip| smoke(clip, 8_000))
+            .collect();
+        let (a, b) = (plain.analyse(&long).unwrap(), dense.analyse(&long).unwrap());
+        assert!(a.windows.len() > 1);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn short_span_windows_no_network_can_score_are_refused() {
+        for (rule, words) in [
+            (
+                ShortSpanWindows {
+                    window_frames: 10,
+                    ..DENSE
+                },
+                "needs",
+            ),
+            (
+                ShortSpanWindows {
+                    window_frames: 500,
+                    up_to_frames: 900,
+                    ..DENSE
+                },
+                "needs",
+            ),
+            (
+                ShortSpanWindows {
+                    hop_frames: 0,
+                    ..DENSE
+                },
+                "hop",
+            ),
+            (
+                ShortSpanWindows {
+                    up_to_frames: 250,
+                    ..DENSE
+                },
+                "never apply",
+            ),
+        ] {
+            let err = VoiceDetector::load_fused(
+                &fused_card_cutting(&[Fusion::ALONE], Some(rule)),
+                &[(V1_WEIGHTS, V1_CARD)],
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{rule:?} was accepted"));
+            assert!(err.to_string().contains(words), "{rule:?}: {err}");
+        }
+        assert_eq!(
+            "window=250,hop=10,up-to=600".parse::<ShortSpanWindows>(),
+            Ok(DENSE)
+        );
+        for bad in [
+            "window=250,hop=10",
+            "window=250,hop=x,up-to=600",
+            "size=1",
+            "",
+        ] {
+            assert!(bad.parse::<ShortSpanWindows>().is_err(), "{bad}");
+        }
     }
 
     fn scores(a: &ClipAnalysis) -> f64 {

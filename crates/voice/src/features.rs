@@ -279,14 +279,17 @@ pub fn sliding_mean_normalise(
 /// First frames of the scoring windows over `frames` frames: every [`WINDOW_HOP_FRAMES`], the
 /// last aligned to the end so no speech is left out. Input shorter than a window is one window.
 pub fn window_starts(frames: usize) -> Vec<usize> {
-    if frames <= WINDOW_FRAMES {
+    window_starts_every(frames, WINDOW_FRAMES, WINDOW_HOP_FRAMES)
+}
+
+/// [`window_starts`] for windows of `len` frames every `hop` frames.
+pub fn window_starts_every(frames: usize, len: usize, hop: usize) -> Vec<usize> {
+    if frames <= len {
         return vec![0];
     }
-    let mut starts: Vec<usize> = (0..=frames - WINDOW_FRAMES)
-        .step_by(WINDOW_HOP_FRAMES)
-        .collect();
-    if *starts.last().expect("at least one") != frames - WINDOW_FRAMES {
-        starts.push(frames - WINDOW_FRAMES);
+    let mut starts: Vec<usize> = (0..=frames - len).step_by(hop.max(1)).collect();
+    if *starts.last().expect("at least one") != frames - len {
+        starts.push(frames - len);
     }
     starts
 }
@@ -335,6 +338,8 @@ mod tests {
         assert_eq!(window_starts(10), vec![0]);
         assert_eq!(window_starts(WINDOW_FRAMES), vec![0]);
         assert_eq!(window_starts(WINDOW_FRAMES + 150), vec![0, 100, 150]);
+        assert_eq!(window_starts_every(300, 250, 20), vec![0, 20, 40, 50]);
+        assert_eq!(window_starts_every(290, 250, 20), vec![0, 20, 40]);
     }
 
     #[test]
