@@ -380,7 +380,7 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
         members,
         calibration: platt,
         thresholds,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: crate::command_line(),
         open_set: Some(open),
         short_spans: args.short_spans,
     };

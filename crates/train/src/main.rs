@@ -650,7 +650,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
                 epoch: best_epoch,
             },
             training: TrainingCard {
-                command: std::env::args().collect::<Vec<_>>().join(" "),
+                command: crate::command_line(),
                 seed: args.seed,
                 epochs: args.epochs,
                 examples_per_epoch: steps * args.batch,
@@ -809,6 +809,35 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     );
     Ok(())
+}
+
+/// This run's command as a card records it: the program by its name (where it was built or
+/// copied to says nothing about the run) and each argument quoted for a POSIX shell where it
+/// needs it, so that the line can be pasted back (`--heard key=words with spaces`).
+pub(crate) fn command_line() -> String {
+    let mut args = std::env::args();
+    let program = args
+        .next()
+        .map(|p| {
+            std::path::Path::new(&p)
+                .file_name()
+                .map_or(p.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "aqiqat-train".into());
+    std::iter::once(program)
+        .chain(args.map(|a| shell_quoted(&a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `word` as one POSIX shell word.
+fn shell_quoted(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// AdamW with light weight decay: every trainer's optimiser.
@@ -1113,6 +1142,27 @@ fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> candle_core::Result
 mod tests {
     use super::*;
     use aqiqat_voice::manifest::Label;
+
+    #[test]
+    fn a_recorded_argument_is_one_shell_word() {
+        assert_eq!(shell_quoted("--runs"), "--runs");
+        assert_eq!(shell_quoted("/w/a+/w/b"), "/w/a+/w/b");
+        assert_eq!(
+            shell_quoted("codec-lm=codec LM (VALL-E)"),
+            "'codec-lm=codec LM (VALL-E)'"
+        );
+        assert_eq!(shell_quoted("it's"), "'it'\\''s'");
+        assert_eq!(shell_quoted(""), "''");
+        // The shell reads each back as the one argument it was.
+        for word in ["a b", "it's", "$HOME", "x;y", ""] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quoted(word)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), word);
+        }
+    }
 
     #[test]
     fn genuine_crops_come_from_one_pool_or_one_per_page() {

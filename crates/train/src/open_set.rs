@@ -177,7 +177,7 @@ pub(crate) fn judge(
     let systems: BTreeSet<String> = spoof_rows.map(|s| column(s, "system")).collect();
     let pages: BTreeSet<String> = everything.iter().map(|s| column(s, "page")).collect();
     let open_set = OpenSetCard {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: crate::command_line(),
         corpus_manifest_sha256: aqiqat_intake::hash::sha256_bytes(&std::fs::read(
             corpus.join("manifest.tsv"),
         )?),

@@ -249,7 +249,7 @@ pub fn run(args: &SpeakerEvalArgs) -> Result<(), Box<dyn std::error::Error>> {
     // The core figures first: the channel and clone passes decode thousands more clips, and a
     // run stopped during them should still leave its thresholds behind.
     let mut figures = serde_json::json!({
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "command": crate::command_line(),
         "speakers": speakers.len(),
         "speakers_for_thresholds": speakers.values().filter(|s| s.half).count(),
         "enrol_seconds": ENROL_SECONDS,

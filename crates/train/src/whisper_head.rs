@@ -349,7 +349,7 @@ pub fn train(args: &HeadArgs) -> Result<(), Box<dyn std::error::Error>> {
         "model": "whisper-base-L2 + attentive head",
         "encoder_weights": BASE_L2_WEIGHTS,
         "hidden": args.hidden,
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "command": crate::command_line(),
         "seed": args.seed,
         "fold": args.fold,
         "manifest_sha256": manifest_sha256,
