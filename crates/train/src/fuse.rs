@@ -586,10 +586,13 @@ fn best_weights<'a>(
     standard: &[(f64, f64)],
     clips: impl Iterator<Item = &'a Clip> + Clone,
 ) -> Result<Vec<f64>, String> {
+    let eer_at = |w: &[f64]| {
+        let terms = fusion_terms(w, standard);
+        pooled_eer(clips.clone(), |c| fused(&terms, &c.scores))
+    };
     let mut best: Option<(f64, Vec<&Vec<f64>>)> = None;
     for w in grid {
-        let terms = fusion_terms(w, standard);
-        let eer = pooled_eer(clips.clone(), |c| fused(&terms, &c.scores));
+        let eer = eer_at(w);
         if eer.is_nan() {
             return Err("the folds' clips hold only one label".into());
         }
@@ -599,11 +602,26 @@ fn best_weights<'a>(
             _ => best = Some((eer, vec![w])),
         }
     }
-    let (_, tied) = best.expect("a grid has points");
+    let (eer, tied) = best.expect("a grid has points");
+    Ok(centre_of_ties(&tied, eer, eer_at))
+}
+
+/// The mean of the tied weightings when it scores as well as they do (ties next to each other
+/// on the grid); otherwise, for ties apart with worse weightings between them, the tied one
+/// nearest that mean, so that the choice is always one that scored best.
+fn centre_of_ties(tied: &[&Vec<f64>], best: f64, eer_at: impl Fn(&[f64]) -> f64) -> Vec<f64> {
     let n = tied.len() as f64;
-    Ok((0..standard.len())
+    let centre: Vec<f64> = (0..tied[0].len())
         .map(|i| tied.iter().map(|w| w[i]).sum::<f64>() / n)
-        .collect())
+        .collect();
+    if tied.len() == 1 || eer_at(&centre) <= best {
+        return centre;
+    }
+    let distance = |w: &[f64]| -> f64 { w.iter().zip(&centre).map(|(a, b)| (a - b).powi(2)).sum() };
+    tied.iter()
+        .min_by(|a, b| distance(a).total_cmp(&distance(b)))
+        .map(|w| w.to_vec())
+        .expect("at least one tie")
 }
 
 /// The spoof families of the entries that pass `keep`.
@@ -643,6 +661,19 @@ mod tests {
             assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{w:?}");
             assert!(w.iter().all(|&x| x >= 0.0));
         }
+    }
+
+    #[test]
+    fn tied_weightings_apart_give_one_of_them_not_their_worse_mean() {
+        let (a, b, c) = (vec![0.2, 0.8], vec![0.5, 0.5], vec![0.8, 0.2]);
+        // Best at 0.2 and 0.8, worse between: the mean (0.5) would be a weighting that lost.
+        let eer = |w: &[f64]| if (w[0] - 0.5).abs() < 0.2 { 0.3 } else { 0.1 };
+        let chosen = centre_of_ties(&[&a, &c], 0.1, eer);
+        assert!(chosen == a || chosen == c, "{chosen:?}");
+        // Neighbours that tie with their mean keep the mean.
+        let flat = |_: &[f64]| 0.1;
+        assert_eq!(centre_of_ties(&[&a, &b], 0.1, flat), vec![0.35, 0.65]);
+        assert_eq!(centre_of_ties(&[&b], 0.1, eer), b);
     }
 
     #[test]
