@@ -94,11 +94,12 @@ class KeepTest(unittest.TestCase):
             f.write(MANIFEST)
         return path
 
-    def v2(self, corpus, work, lost_at_fold="", pair=None):
+    def v2(self, corpus, work, lost_at_fold="", pair=None, keep=None, finals_first=False):
         env = dict(
             os.environ,
             AQIQAT_TRAIN=self.trainer,
-            AQIQAT_KEEP=self.keep,
+            AQIQAT_KEEP=keep or self.keep,
+            AQIQAT_FINALS_FIRST="1" if finals_first else "",
             # Nothing kept by another pair: every network is trained (by the fake trainer).
             AQIQAT_RUNS=os.path.join(self.tmp.name, "runs"),
             CALLS=self.calls,
@@ -263,10 +264,39 @@ class KeepTest(unittest.TestCase):
         self.assertIn(f"--runs {work}/lfcc-phase16+{work}/lfcc-phase16-s2 --runs {work}/wide-band32", fuse)
         self.assertIn("--short-spans window=250,hop=10,up-to=600", fuse)
 
+    def test_v2_dense3_trains_the_dense_networks_afresh_on_a_new_corpus(self):
+        # band1 run on corpus v2 leaves its networks kept where band1 and dense restore them.
+        v2 = self.corpus("v2")
+        first = self.v2(v2, os.path.join(self.tmp.name, "work-v2"), pair="band1")
+        self.assertEqual(first.returncode, 0, first.stdout + first.stderr)
+        self.assertTrue(
+            os.path.exists(os.path.join(self.tmp.name, "runs", "voice-v2-seeds", "final", "lfcc-phase16", "last"))
+        )
+        trained_on_v2 = len(self.calls_matching("voice --data"))
+        self.assertEqual(trained_on_v2, 9)  # 3 networks × 2 folds + 3 finals
+
+        v3 = self.corpus("v3")
+        work = os.path.join(self.tmp.name, "work-v3")
+        keep = os.path.join(self.tmp.name, "kept-v3")
+        done = self.v2(v3, work, pair="dense3", keep=keep, finals_first=True)
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertNotIn("restored", done.stdout)
+        trained = self.calls_matching("voice --data")[trained_on_v2:]
+        self.assertEqual(len(trained), 9, done.stdout)
+        for line in trained:
+            self.assertIn(f"--data {v3}", line)
+        # AQIQAT_FINALS_FIRST: the three finals before any fold.
+        self.assertEqual(["--fold" in line for line in trained], [False] * 3 + [True] * 6)
+        (fuse,) = [line for line in self.calls_matching("fuse --corpus") if v3 in line]
+        self.assertIn("--short-spans window=250,hop=10,up-to=600", fuse)
+        for name in ("wide-band32", "lfcc-phase16", "lfcc-phase16-s2"):
+            self.assertTrue(os.path.exists(os.path.join(keep, name, "fold-1", "dev-scores-last.tsv.gz")))
+            self.assertTrue(os.path.exists(os.path.join(keep, "final", name, "last", "voice-tdnn-mfm.json")))
+
     def test_v2_refuses_a_pair_it_does_not_know(self):
         done = self.v2(self.corpus("c"), os.path.join(self.tmp.name, "work"), pair="aasist")
         self.assertEqual(done.returncode, 2)
-        self.assertIn("PAIR is kept, phase, seeds, band, band1 or dense", done.stderr)
+        self.assertIn("PAIR is kept, phase, seeds, band, band1, dense or dense3", done.stderr)
         self.assertEqual(self.calls_made(), 0)
 
 

@@ -25,6 +25,13 @@
 #          windows every 0.1 s (`fuse --short-spans`): a 4 s clip scored as one window moved
 #          by up to 0.078 when 0.15 s was cut from each end (model card, session 36). Every
 #          network is restored; the fusion is kept in runs/voice-v2-dense/.
+#   dense3 the dense pair's networks and fusion trained afresh on corpus v3 (corpus v2 and the
+#          zero-shot TTS demo pages whose genuine clips are LibriSpeech-family read speech,
+#          session 37): nothing is restored from the corpus v2 runs; kept in
+#          runs/voice-v2-dense3/.
+#
+# With AQIQAT_FINALS_FIRST=1 the final members (step 2) are trained before the folds (step 1),
+# for a first look at a new corpus; the networks are the same either way.
 #
 # 1. every network of both fusion candidates on every leave-one-page-out fold
 #    (tools/voice-data/folds.sh), 8 epochs of 4,096 crops each, seed 20261125 unless named,
@@ -101,20 +108,22 @@ band)
     networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2 wide-band32-s2)
     keep=${AQIQAT_KEEP:-$runs/voice-v2-band}
     ;;
-band1 | dense)
+band1 | dense | dense3)
     extra=([lfcc-phase16]="$narrow_phase" [lfcc-phase16-s2]="$narrow_phase --seed 2"
         [wide-band32]="$wide_band")
-    kept_by=([lfcc-phase16]=$seeds_dir [lfcc-phase16-s2]=$seeds_dir
-        [wide-band32]=$runs/voice-v2-band)
+    if [[ $3 != dense3 ]]; then
+        kept_by=([lfcc-phase16]=$seeds_dir [lfcc-phase16-s2]=$seeds_dir
+            [wide-band32]=$runs/voice-v2-band)
+    fi
     groups=(lfcc-phase16+lfcc-phase16-s2 wide-band32)
     networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2)
     keep=${AQIQAT_KEEP:-$runs/voice-v2-$3}
-    if [[ $3 == dense ]]; then
+    if [[ $3 != band1 ]]; then
         fuse_extra=(--short-spans window=250,hop=10,up-to=600)
     fi
     ;;
 *)
-    echo "v2.sh: PAIR is kept, phase, seeds, band, band1 or dense, not $3" >&2
+    echo "v2.sh: PAIR is kept, phase, seeds, band, band1, dense or dense3, not $3" >&2
     exit 2
     ;;
 esac
@@ -125,12 +134,23 @@ joined() {
     echo "$out"
 }
 
-for name in "${networks[@]}"; do
-    # shellcheck disable=SC2086 # the extra arguments are words
-    AQIQAT_KEEP=${kept_by[$name]:-$keep}/$name "$here/folds.sh" "$corpus" "$work/$name" -- "${recipe[@]}" ${extra[$name]}
-done
+train_folds() {
+    local name
+    for name in "${networks[@]}"; do
+        # shellcheck disable=SC2086 # the extra arguments are words
+        AQIQAT_KEEP=${kept_by[$name]:-$keep}/$name "$here/folds.sh" "$corpus" "$work/$name" -- "${recipe[@]}" ${extra[$name]}
+    done
+}
 
-for name in "${networks[@]}"; do
+train_finals() {
+    local name
+    for name in "${networks[@]}"; do
+        train_final "$name"
+    done
+}
+
+train_final() {
+    local name=$1 final kept
     final=$work/final/$name
     kept=${kept_by[$name]:-$keep}/final/$name
     if [[ ! -f $final/last/voice-tdnn-mfm.json && -f $kept/last/voice-tdnn-mfm.json ]]; then
@@ -149,7 +169,15 @@ for name in "${networks[@]}"; do
         keep_corpus_hashes "$corpus" "$kept"
         echo "final $name: kept in $kept"
     fi
-done
+}
+
+if [[ ${AQIQAT_FINALS_FIRST:-} == 1 ]]; then
+    train_finals
+    train_folds
+else
+    train_folds
+    train_finals
+fi
 
 # The fusion scans every fold's clips through that fold's fused networks (the longest step);
 # each fold's scans are kept once written, so that a new machine scans only the rest.
