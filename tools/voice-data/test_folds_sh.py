@@ -300,5 +300,72 @@ class KeepTest(unittest.TestCase):
         self.assertEqual(self.calls_made(), 0)
 
 
+# Answers `aqiqat eval SET.tsv --json --model M` with an EER read from the manifest's first line.
+EVAL = """#!/usr/bin/env bash
+set -euo pipefail
+echo "$*" >> "$CALLS"
+eer=$(head -n 1 "$2")
+printf '{"eer": %s, "auc": 0.9, "n_bonafide": 3, "n_spoof": 2, "unscored": [["a", "short"]]}\\n' "$eer"
+"""
+
+
+class EvalShTest(unittest.TestCase):
+    SETS = ("smoke public test test_mulaw8k test_alaw8k test_amr-nb-12.2k test_amr-nb-4.75k "
+            "test_opus-16k test_mp3-32k").split()
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.aqiqat = os.path.join(self.tmp.name, "aqiqat")
+        with open(self.aqiqat, "w") as f:
+            f.write(EVAL)
+        os.chmod(self.aqiqat, 0o755)
+        self.calls = os.path.join(self.tmp.name, "calls")
+        self.sets = os.path.join(self.tmp.name, "eval")
+        os.makedirs(self.sets)
+        for name in self.SETS:
+            with open(os.path.join(self.sets, f"{name}.tsv"), "w") as f:
+                f.write("0.30\n" if name == "test_amr-nb-4.75k" else "0.20\n")
+
+    def run_eval(self, out):
+        env = dict(os.environ, AQIQAT=self.aqiqat, CALLS=self.calls)
+        return subprocess.run(["bash", os.path.join(HERE, "eval.sh"), "card.json", self.sets, out],
+                              env=env, capture_output=True, text=True)
+
+    def calls_made(self):
+        with open(self.calls) as f:
+            return f.read().splitlines()
+
+    def test_every_set_in_one_table_with_each_channel_against_the_clean_test_split(self):
+        out = os.path.join(self.tmp.name, "out")
+        done = self.run_eval(out)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(len(self.calls_made()), 9)
+        self.assertIn("--model card.json", self.calls_made()[0])
+        with open(os.path.join(out, "figures.md")) as f:
+            table = f.read()
+        self.assertIn("| smoke | 20.00 | 0.900 | 3/2 | 1 |  |", table)
+        self.assertIn("| test_mulaw8k | 20.00 | 0.900 | 3/2 | 1 | 1.00 |", table)
+        self.assertIn("| test_amr-nb-4.75k | 30.00 | 0.900 | 3/2 | 1 | 1.50 |", table)
+
+    def test_a_set_already_answered_is_not_scanned_again(self):
+        out = os.path.join(self.tmp.name, "out")
+        os.makedirs(out)
+        with open(os.path.join(out, "smoke.json"), "w") as f:
+            f.write('{"eer": 0.05, "auc": 0.99, "n_bonafide": 24, "n_spoof": 22, "unscored": []}')
+        done = self.run_eval(out)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(len(self.calls_made()), 8)
+        self.assertNotIn("smoke.tsv", " ".join(self.calls_made()))
+        self.assertIn("| smoke | 5.00 | 0.990 | 24/22 | 0 |  |", done.stdout)
+
+    def test_a_missing_set_stops_before_anything_is_scanned(self):
+        os.remove(os.path.join(self.sets, "test_opus-16k.tsv"))
+        done = self.run_eval(os.path.join(self.tmp.name, "out"))
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("no " + self.sets + "/test_opus-16k.tsv", done.stderr)
+        self.assertFalse(os.path.exists(self.calls))
+
+
 if __name__ == "__main__":
     unittest.main()
