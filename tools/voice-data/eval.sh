@@ -18,7 +18,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 aqiqat=${AQIQAT:-$here/../../target/release/aqiqat}
 model=$1 eval=$2 out=$3
 mkdir -p "$out"
-sets=(smoke public test test_mulaw8k test_alaw8k test_amr-nb-12.2k test_amr-nb-4.75k test_opus-16k test_mp3-32k)
+# The channels are evalsets.py's own, so that a channel it gains is reported here too.
+mapfile -t channels < <(cd "$here" && python3 -c 'import evalsets; print("\n".join(evalsets.CHANNELS))')
+[[ ${#channels[@]} -gt 0 ]] || {
+    echo "eval.sh: evalsets.py names no channels" >&2
+    exit 2
+}
+sets=(smoke public test "${channels[@]/#/test_}")
 for set in "${sets[@]}"; do
     [[ -f $eval/$set.tsv ]] || {
         echo "eval.sh: no $eval/$set.tsv (evalsets.py --corpus CORPUS --test-channels writes it)" >&2
