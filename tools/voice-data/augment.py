@@ -217,15 +217,44 @@ def enhanced(x, rng):
     return out / np.maximum(norm, 0.1), f"{colour}-snr{snr:.0f}-subtract{over:.1f}"
 
 
-def variants(row, count, out_root, scratch, seed, babble_pool):
-    """The augmented rows of one clip (its `count` channels drawn without repeats)."""
+# What a variant's own audio decided; everything else in its row is its parent's.
+VARIANT_FIELDS = ("path", "channel", "augment", "parent", "loudness")
+
+
+def pool_digest(babble_pool):
+    return hashlib.sha256("\n".join(babble_pool).encode()).hexdigest()
+
+
+def remembered(record, row, drawn_from):
+    """The variants an earlier build made of one clip, with its parent's row as it is now
+    (split, fold, speaker...: a new page moves folds), or None where a babble mix was drawn
+    from another pool of genuine clips than the one `drawn_from` digests, and so must be made
+    again (the draw, and every draw after it from the clip's generator, depends on the pool)."""
     import json
-    import numpy as np
-    import soundfile as sf
+    if not record.exists():
+        return None
+    cached = json.loads(record.read_text())
+    if isinstance(cached, dict):
+        rows, pool = cached["rows"], cached["babble_pool"]
+    else:
+        rows, pool = cached, None  # written before records named their babble pool
+    if pool != drawn_from and any(v["augment"].startswith("babble") for v in rows):
+        return None
+    return [dict(row, **{k: v[k] for k in VARIANT_FIELDS}) for v in rows]
+
+
+def variants(row, count, out_root, scratch, seed, babble_pool, drawn_from=None):
+    """The augmented rows of one clip (its `count` channels drawn without repeats);
+    `drawn_from`: `pool_digest(babble_pool)`, when the caller has it."""
+    import json
     stem = Path(row["path"]).stem
     record = out_root / "aug" / row["page"] / f"{stem}.json"
-    if record.exists():
-        return json.loads(record.read_text())
+    drawn_from = drawn_from or pool_digest(babble_pool)
+    rows = remembered(record, row, drawn_from)
+    if rows is not None:
+        return rows
+    import numpy as np
+    import soundfile as sf
     x, _ = sf.read(out_root / row["path"], dtype="float64")
     rng = rng_for(f"aug:{row['path']}", seed)
     kinds = rng.choice(KINDS, size=count, replace=False)
@@ -257,7 +286,7 @@ def variants(row, count, out_root, scratch, seed, babble_pool):
         rows.append(dict(row, path=str(path.relative_to(out_root)), channel=str(kind),
                          augment=recipe, parent=row["path"], loudness=round(loudness, 1)))
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(rows))
+    record.write_text(json.dumps(dict(babble_pool=drawn_from, rows=rows)))
     return rows
 
 
@@ -267,6 +296,7 @@ def augment(rows, count, out_root, scratch, seed, jobs):
     # Babble is built from genuine training speech only, whatever the clip's own split.
     pool = sorted(r["path"] for r in rows if r["label"] == "bonafide" and r["split"] == "train")
     pool = [p for p in pool if corpus.unit(f"babble:{p}", seed) < 0.2]
+    drawn_from = pool_digest(pool)
     with ThreadPoolExecutor(jobs) as ex:
-        return [v for got in ex.map(lambda r: variants(r, count, out_root, scratch, seed, pool), todo)
-                for v in got]
+        made = ex.map(lambda r: variants(r, count, out_root, scratch, seed, pool, drawn_from), todo)
+        return [v for got in made for v in got]

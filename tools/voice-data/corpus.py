@@ -221,15 +221,43 @@ def clip_record(out_root, page, stem):
     return out_root / "audio" / page / f"{stem}.json"
 
 
-def read_record(path):
-    return json.loads(path.read_text())
+def write_record(path, rows, data):
+    path.write_text(json.dumps(dict(sha256=hashlib.sha256(data).hexdigest(), rows=rows)))
+
+
+def remembered(path, row, page, where, data=None):
+    """The rows an earlier build made of one file, or None if there are none to trust.
+
+    What was measured from the audio (the clip paths, durations, loudness, original rate) holds
+    as long as the file's bytes are the same (`data`, where known before the work is done: a
+    generated file is not); what the registry says of the file (label, system, speaker...) and
+    where it came from are taken from `row` and `where` as they are now, so that a build over an
+    earlier build's clips equals a build from scratch after a rule has changed."""
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    if isinstance(record, dict):
+        if data is not None and record["sha256"] != hashlib.sha256(data).hexdigest():
+            return None
+        rows = record["rows"]
+    else:
+        rows = record  # written before records held their file's hash
+    return [dict(r, **row, page=page, generator=row["system"], source_path=where) for r in rows]
+
+
+def source_path(source, rel, origin=None):
+    """Where a clip came from, as the manifest says it: repository, commit and path, or the
+    generator and (for a copy-synthesis) the genuine clip it was made from."""
+    if origin is not None:
+        return f"{source.repo}:{origin['path']}"
+    if source.origin == "generated":
+        return f"{source.repo}:{rel}"
+    return f"{source.repo}@{source.commit[:12]}:{rel}"
 
 
 def process(source, rel, data, row, out_root, scratch, seed, stem=None, origin=None):
     """The manifest rows one source file becomes (none if it holds no usable speech).
     `origin`: the genuine row a copy-synthesis was made from."""
-    import numpy as np
-    import soundfile as sf
     if stem is None:
         digest = hashlib.sha256(f"{source.id}:{rel}".encode()).hexdigest()[:12]
         stem = f"{digest}-{Path(rel).stem[:40]}".replace(" ", "_")
@@ -237,14 +265,12 @@ def process(source, rel, data, row, out_root, scratch, seed, stem=None, origin=N
         digest = hashlib.sha256(f"{source.id}:{stem}".encode()).hexdigest()[:12]
     page_dir = out_root / "audio" / source.id
     done = clip_record(out_root, source.id, stem)
-    if done.exists():
-        return read_record(done)
-    if origin is not None:
-        where = f"{source.repo}:{origin['path']}"
-    elif source.origin == "generated":
-        where = f"{source.repo}:{rel}"
-    else:
-        where = f"{source.repo}@{source.commit[:12]}:{rel}"
+    where = source_path(source, rel, origin)
+    rows = remembered(done, row, source.id, where, data)
+    if rows is not None:
+        return rows
+    import numpy as np
+    import soundfile as sf
     tmp = scratch / f"{source.id}-{digest}{Path(rel).suffix}"
     tmp.write_bytes(data)
     try:
@@ -272,7 +298,7 @@ def process(source, rel, data, row, out_root, scratch, seed, stem=None, origin=N
                                  duration=round(len(piece) / RATE, 3), loudness=round(loudness, 1),
                                  source_path=where, source_rel=rel))
     page_dir.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(rows))
+    write_record(done, rows, data)
     return rows
 
 

@@ -71,8 +71,9 @@ def build_tts(source, args, scratch):
         name, row, make = job
         raw = scratch / f"{source.id}-{name}.wav"
         done = corpus.clip_record(args.out, source.id, name)
-        if done.exists():
-            return corpus.read_record(done)
+        rows = corpus.remembered(done, row, source.id, corpus.source_path(source, f"{name}.wav"))
+        if rows is not None:
+            return rows
         make(raw)
         data = raw.read_bytes()
         raw.unlink(missing_ok=True)
@@ -163,8 +164,6 @@ def lpc_vocoder(x, sr, order=18, frame=400, hop=160):
 def build_resynth(source, args, scratch, genuine_rows):
     """Copy-synthesis of up to `options.per_speaker` genuine clips of every speaker in each
     vocoder's split."""
-    import numpy as np
-    import soundfile as sf
     from concurrent.futures import ThreadPoolExecutor
     per_speaker = int(source.options.get("per_speaker", 2))
     vocoders = source.options.get("vocoders", list(VOCODERS))
@@ -184,9 +183,15 @@ def build_resynth(source, args, scratch, genuine_rows):
     def one(job):
         vocoder, system, family, r = job
         name = f"{vocoder}-{hashlib.sha256(r['path'].encode()).hexdigest()[:12]}"
+        # The genuine clip's speaker, language and channel as this build has them.
+        row = dict(label="spoof", system=system, family=family, speaker=r["speaker"],
+                   language=r["language"], channel=r["channel"], style=r.get("style", "read"))
         done = corpus.clip_record(args.out, source.id, name)
-        if done.exists():
-            return corpus.read_record(done)
+        rows = corpus.remembered(done, row, source.id, corpus.source_path(source, None, r))
+        if rows is not None:
+            return rows
+        import numpy as np
+        import soundfile as sf
         x, sr = sf.read(args.out / r["path"], dtype="float64")
         if vocoder == "world":
             y = world(x, sr)
@@ -199,8 +204,6 @@ def build_resynth(source, args, scratch, genuine_rows):
         sf.write(raw, (y / max(1e-6, np.abs(y).max()) * 0.5).astype(np.float32), sr)
         data = raw.read_bytes()
         raw.unlink(missing_ok=True)
-        row = dict(label="spoof", system=system, family=family, speaker=r["speaker"],
-                   language=r["language"], channel=r["channel"], style=r.get("style", "read"))
         return corpus.process(source, f"{name}.wav", data, row, args.out, scratch, args.seed,
                               stem=name, origin=r)
 

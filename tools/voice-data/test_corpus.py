@@ -3,16 +3,21 @@
     python3 -m unittest discover -s tools/voice-data -p 'test_*.py'
 """
 
+import hashlib
+import json
 import sys
 import tempfile
 import textwrap
 import unittest
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import augment  # noqa: E402
 import balance  # noqa: E402
 import corpus  # noqa: E402
+import generate  # noqa: E402
 import registry  # noqa: E402
 
 SHARED_README = Path(__file__).resolve().parents[2].parent / "shared/data/voice/README.md"
@@ -244,6 +249,104 @@ class Balance(unittest.TestCase):
         t = balance.table(rows)
         self.assertEqual(t["language"]["kk"], {"bonafide": 2, "spoof": 2})
         self.assertIn("kk", balance.render(t))
+
+
+class RememberedWork(unittest.TestCase):
+    """A build over an earlier build's clips (resumed, or with pages added) reuses their audio
+    but must say of them what a build from scratch would. The bytes given here are not audio:
+    had the record not been used, decoding them would give no rows at all."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.out = Path(self.dir.name)
+        self.scratch = self.out / "scratch"
+        self.scratch.mkdir()
+        (self.out / "registry").mkdir()
+        write_registry(self.out / "registry", a=("page-a", "owner/page-a"))
+        (self.source,) = registry.load(self.out / "registry")
+        self.data = b"the bytes of gt/001.wav"
+        self.record = corpus.clip_record(self.out, "page-a", "gt-001")
+        self.record.parent.mkdir(parents=True)
+        before = dict(self.source.classify("gt/001.wav"), path="audio/page-a/gt-001.flac",
+                      page="page-a", generator="human", orig_rate=22050, orig_codec="pcm_s16le",
+                      duration=3.2, loudness=-24.0, source_path="owner/page-a@old:gt/001.wav",
+                      source_rel="gt/001.wav")
+        corpus.write_record(self.record, [before], self.data)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_a_remembered_clip_says_what_the_rules_say_now(self):
+        self.source.rules[0].speaker = "ls-1580"  # a reader identified since the last build
+        now = self.source.classify("gt/001.wav")
+        (got,) = corpus.process(self.source, "gt/001.wav", self.data, now, self.out,
+                                self.scratch, 1, stem="gt-001")
+        self.assertEqual(got["speaker"], "ls-1580")
+        self.assertEqual((got["path"], got["duration"], got["orig_rate"]),
+                         ("audio/page-a/gt-001.flac", 3.2, 22050), "measured: kept")
+        self.assertEqual(got["source_path"], "owner/page-a@0123456789ab:gt/001.wav")
+
+    def test_a_record_of_other_bytes_is_not_trusted(self):
+        row = self.source.classify("gt/001.wav")
+        where = corpus.source_path(self.source, "gt/001.wav")
+        self.assertIsNotNone(corpus.remembered(self.record, row, "page-a", where, self.data))
+        self.assertIsNone(corpus.remembered(self.record, row, "page-a", where, b"a new commit"))
+        # Records written before they held a hash: trusted, as they always were.
+        self.record.write_text(json.dumps(json.loads(self.record.read_text())["rows"]))
+        self.assertIsNotNone(corpus.remembered(self.record, row, "page-a", where, b"other"))
+
+    def variant_record(self, recipe, pool):
+        parent = dict(self.source.classify("gt/001.wav"), path="audio/page-a/gt-001.flac",
+                      page="page-a", split="train", fold=3)
+        kind = "noisy" if recipe.startswith(("babble", "pink")) else "phone"
+        rows = [dict(parent, path=f"aug/page-a/gt-001-{kind}.flac", channel=kind, augment=recipe,
+                     parent=parent["path"], loudness=-30.0)]
+        record = self.out / "aug" / "page-a" / "gt-001.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(dict(babble_pool=pool, rows=rows)))
+        return record, dict(parent, split="dev", fold=-1)
+
+    def test_a_remembered_variant_follows_its_parent_into_another_split_and_fold(self):
+        pool = ["audio/page-b/x.flac"]
+        _, parent = self.variant_record("mulaw8k", augment.pool_digest(pool))
+        (got,) = augment.variants(parent, 1, self.out, self.scratch, 1, pool)
+        self.assertEqual((got["split"], got["fold"]), ("dev", -1))
+        self.assertEqual((got["channel"], got["augment"], got["path"]),
+                         ("phone", "mulaw8k", "aug/page-a/gt-001-phone.flac"))
+
+    def test_a_babble_mix_from_another_pool_of_genuine_clips_is_made_again(self):
+        old, new = augment.pool_digest(["a.flac"]), augment.pool_digest(["a.flac", "b.flac"])
+        record, parent = self.variant_record("babble4-snr7", old)
+        self.assertIsNotNone(augment.remembered(record, parent, old))
+        self.assertIsNone(augment.remembered(record, parent, new))
+        record, parent = self.variant_record("pink-snr7", old)
+        self.assertIsNotNone(augment.remembered(record, parent, new), "no babble: no pool used")
+        record.write_text(json.dumps(json.loads(record.read_text())["rows"]))
+        self.assertIsNotNone(augment.remembered(record, parent, new))
+        record, parent = self.variant_record("babble3-snr2", old)
+        record.write_text(json.dumps(json.loads(record.read_text())["rows"]))
+        self.assertIsNone(augment.remembered(record, parent, old), "pool unknown")
+
+    def test_a_remembered_copy_synthesis_takes_its_genuine_clips_row_now(self):
+        seed = 1
+        split = corpus.stable_split("system:resynth-world", seed)
+        genuine = dict(label="bonafide", system="human", family="human", speaker="ls-1580",
+                       language="en", channel="clean", style="read", split=split,
+                       path="audio/page-a/gt-001.flac", orig_rate=24000, orig_codec="pcm_f32le")
+        name = "world-" + hashlib.sha256(genuine["path"].encode()).hexdigest()[:12]
+        record = corpus.clip_record(self.out, "gen-resynth", name)
+        record.parent.mkdir(parents=True)
+        stale = dict(genuine, label="spoof", system="resynth-world", speaker="unitspeech-tts-1",
+                     path=f"audio/gen-resynth/{name}.flac", duration=3.0, loudness=-20.0)
+        corpus.write_record(record, [stale], b"the resynthesis")
+        source = SimpleNamespace(id="gen-resynth", repo="generated:resynth", origin="generated",
+                                 options={"per_speaker": 1, "vocoders": ["world"]})
+        args = SimpleNamespace(out=self.out, seed=seed, jobs=1)
+        (got,), jobs, _ = generate.build_resynth(source, args, self.scratch, [genuine])
+        self.assertEqual(jobs, 1)
+        self.assertEqual((got["speaker"], got["label"], got["path"]),
+                         ("ls-1580", "spoof", f"audio/gen-resynth/{name}.flac"))
+        self.assertEqual(got["source_path"], "generated:resynth:audio/page-a/gt-001.flac")
 
 
 if __name__ == "__main__":
