@@ -282,11 +282,11 @@ def variants(row, count, out_root, scratch, seed, babble_pool, drawn_from=None):
         y, loudness = corpus.normalise(y, f"{row['path']}:{kind}", seed)
         path = out_root / "aug" / row["page"] / f"{stem}-{kind}.flac"
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, y.astype(np.float32), RATE, subtype="PCM_16")
+        corpus.write_flac(path, y)
         rows.append(dict(row, path=str(path.relative_to(out_root)), channel=str(kind),
                          augment=recipe, parent=row["path"], loudness=round(loudness, 1)))
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(dict(babble_pool=drawn_from, rows=rows)))
+    corpus.write_text(record, json.dumps(dict(babble_pool=drawn_from, rows=rows)))
     return rows
 
 

@@ -221,8 +221,28 @@ def clip_record(out_root, page, stem):
     return out_root / "audio" / page / f"{stem}.json"
 
 
+def replace_file(path, write):
+    """`write(tmp)` makes the file beside `path`, which then takes its place: an interrupted
+    write leaves nothing half-written under the real name, and a build into a hard-linked copy
+    of an earlier build (`cp -al`, to reuse its clips) never writes through into that build."""
+    tmp = path.with_name(f".part-{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_text(path, text):
+    replace_file(path, lambda tmp: tmp.write_text(text))
+
+
+def write_flac(path, y):
+    import numpy as np
+    import soundfile as sf
+    replace_file(path, lambda tmp: sf.write(tmp, y.astype(np.float32), RATE, subtype="PCM_16",
+                                            format="FLAC"))
+
+
 def write_record(path, rows, data):
-    path.write_text(json.dumps(dict(sha256=hashlib.sha256(data).hexdigest(), rows=rows)))
+    write_text(path, json.dumps(dict(sha256=hashlib.sha256(data).hexdigest(), rows=rows)))
 
 
 def remembered(path, row, page, where, data=None):
@@ -270,7 +290,6 @@ def process(source, rel, data, row, out_root, scratch, seed, stem=None, origin=N
     if rows is not None:
         return rows
     import numpy as np
-    import soundfile as sf
     tmp = scratch / f"{source.id}-{digest}{Path(rel).suffix}"
     tmp.write_bytes(data)
     try:
@@ -292,7 +311,7 @@ def process(source, rel, data, row, out_root, scratch, seed, stem=None, origin=N
                 y, loudness = normalise(piece, name, seed)
                 page_dir.mkdir(parents=True, exist_ok=True)
                 path = page_dir / f"{name}.flac"
-                sf.write(path, y.astype(np.float32), RATE, subtype="PCM_16")
+                write_flac(path, y)
                 rows.append(dict(row, path=os.path.relpath(path, out_root), page=source.id,
                                  generator=row["system"], orig_rate=facts[0], orig_codec=facts[1],
                                  duration=round(len(piece) / RATE, 3), loudness=round(loudness, 1),
@@ -438,12 +457,14 @@ def make_folds(rows, k, seed):
 
 
 def write_manifest(path, rows, extra=()):
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS + list(extra), delimiter="\t", extrasaction="ignore",
-                           lineterminator="\n")
-        w.writeheader()
-        for r in sorted(rows, key=lambda r: r["path"]):
-            w.writerow(r)
+    def write(tmp):
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, COLUMNS + list(extra), delimiter="\t", extrasaction="ignore",
+                               lineterminator="\n")
+            w.writeheader()
+            for r in sorted(rows, key=lambda r: r["path"]):
+                w.writerow(r)
+    replace_file(path, write)
 
 
 def build_environment():
@@ -576,9 +597,9 @@ def main():
     rows = cap_scarce_languages(rows, args.seed)
     folds = make_folds(rows, args.folds, args.seed)
     write_manifest(args.out / "manifest.tsv", rows)
-    (args.out / "folds.json").write_text(json.dumps(folds, indent=1))
-    (args.out / "sources.json").write_text(json.dumps(report, indent=1))
-    (args.out / "environment.json").write_text(json.dumps(build_environment(), indent=1))
+    write_text(args.out / "folds.json", json.dumps(folds, indent=1))
+    write_text(args.out / "sources.json", json.dumps(report, indent=1))
+    write_text(args.out / "environment.json", json.dumps(build_environment(), indent=1))
     variants = []
     if args.augment:
         scratch.mkdir(parents=True, exist_ok=True)

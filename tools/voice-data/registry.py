@@ -27,7 +27,9 @@ page text that backs the reading (`evidence`). The corpus builder (corpus.py) re
     taco2 = "tacotron2"
 
 Optional per source: `exclude` (paths never taken), `exclude_speakers`, `split` (pin the whole
-source to one split when its speakers cannot be told apart), `sha256` (packages).
+source to one split when its speakers cannot be told apart), `sha256` (packages),
+`[source.speaker_map]` (a key the rules make -> the reader's key, for readers identified later,
+e.g. on another page that names the same recording: one reader, one key, one split).
 """
 
 import re
@@ -101,6 +103,7 @@ class Source:
     split: str | None = None
     sha256: str | None = None
     options: dict = field(default_factory=dict)
+    speaker_map: dict = field(default_factory=dict)
 
     @property
     def origin(self):
@@ -120,6 +123,7 @@ class Source:
         for rule in self.rules:
             row = rule.classify(rel)
             if row is not None:
+                row["speaker"] = self.speaker_map.get(row["speaker"], row["speaker"])
                 if row["speaker"] in self.exclude_speakers:
                     return None
                 return row
@@ -201,16 +205,20 @@ def parse_source(entry, file):
     if split is not None and split not in SPLITS:
         raise RegistryError(f"{where}: split must be one of {SPLITS}")
     known = {"id", "repo", "commit", "licence", "page", "languages", "kind", "rule", "notes",
-             "exclude", "exclude_speakers", "split", "sha256", "size_mb", "options"}
+             "exclude", "exclude_speakers", "split", "sha256", "size_mb", "options", "speaker_map"}
     unknown = set(entry) - known
     if unknown:
         raise RegistryError(f"{where}: unknown keys {sorted(unknown)}")
+    speaker_map = dict(entry.get("speaker_map", {}))
+    if not all(isinstance(v, str) and v for v in speaker_map.values()):
+        raise RegistryError(f"{where}: speaker_map maps keys to reader keys (strings)")
     return Source(id=sid, repo=repo, commit=commit, licence=_require(entry, "licence", where),
                   page=_require(entry, "page", where), languages=list(entry.get("languages", [])),
                   kind=kind, rules=rules, file=file, notes=entry.get("notes", ""),
                   exclude=frozenset(entry.get("exclude", [])),
                   exclude_speakers=frozenset(entry.get("exclude_speakers", [])),
-                  split=split, sha256=entry.get("sha256"), options=dict(entry.get("options", {})))
+                  split=split, sha256=entry.get("sha256"), options=dict(entry.get("options", {})),
+                  speaker_map=speaker_map)
 
 
 def load(folder=REGISTRY, reserved=frozenset()):

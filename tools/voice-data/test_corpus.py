@@ -5,6 +5,7 @@
 
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import textwrap
@@ -105,6 +106,17 @@ class Rules(unittest.TestCase):
         self.assertIsNone(self.source.classify("other/001.wav"), "not in system_map: left out")
         self.assertIsNone(self.source.classify("gt/001.mp3"))
         self.assertIsNone(self.source.classify("x/gt/001.wav"), "the whole path must match")
+
+    def test_a_speaker_map_gives_a_reader_identified_later_one_key(self):
+        with tempfile.TemporaryDirectory() as d:
+            text = SOURCE.format(id="page-a", repo="owner/page-a").replace(
+                'kind = "demo-page"', 'kind = "demo-page"\nspeaker_map = { lj = "ls-1580" }', 1)
+            (Path(d) / "a.toml").write_text(text)
+            (source,) = registry.load(d)
+            self.assertEqual(source.classify("gt/001.wav")["speaker"], "ls-1580")
+            self.assertEqual(source.classify("taco/001.wav")["speaker"], "ls-1580")
+            source.exclude_speakers = frozenset({"ls-1580"})
+            self.assertIsNone(source.classify("gt/001.wav"), "excluded by the reader's key")
 
     def test_a_reserved_repository_is_refused(self):
         with tempfile.TemporaryDirectory() as d:
@@ -285,6 +297,16 @@ class RememberedWork(unittest.TestCase):
         self.assertEqual((got["path"], got["duration"], got["orig_rate"]),
                          ("audio/page-a/gt-001.flac", 3.2, 22050), "measured: kept")
         self.assertEqual(got["source_path"], "owner/page-a@0123456789ab:gt/001.wav")
+
+    def test_a_build_into_a_hard_linked_copy_leaves_the_earlier_build_as_it_was(self):
+        copy = self.out / "copy"
+        copy.mkdir()
+        os.link(self.record, copy / self.record.name)
+        before = self.record.read_text()
+        corpus.write_record(copy / self.record.name, [], b"other bytes")
+        self.assertEqual(self.record.read_text(), before)
+        self.assertNotEqual((copy / self.record.name).read_text(), before)
+        self.assertEqual(sorted(p.name for p in copy.iterdir()), [self.record.name])
 
     def test_a_record_of_other_bytes_is_not_trusted(self):
         row = self.source.classify("gt/001.wav")
