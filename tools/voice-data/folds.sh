@@ -31,6 +31,7 @@ keep=${AQIQAT_KEEP:-}
 prefix=$(cd "$corpus" && pwd)/
 for k in $folds; do
     if [[ ! -f $out/fold-$k/dev-scores-last.tsv && -n $keep && -f $keep/fold-$k/dev-scores-last.tsv.gz ]]; then
+        refuse_other_corpus "$corpus" "$keep/fold-$k" "fold $k"
         copy_network "$keep/fold-$k/last" "$out/fold-$k/last"
         cp "$keep/fold-$k/epochs.tsv" "$out/fold-$k/"
         restore_table "$keep/fold-$k/dev-scores-last.tsv.gz" "$out/fold-$k/dev-scores-last.tsv" "$prefix"

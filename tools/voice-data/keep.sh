@@ -32,3 +32,23 @@ copy_network() {
 keep_corpus_hashes() {
     (cd "$1" && sha256sum manifest.tsv $([[ -f manifest_aug.tsv ]] && echo manifest_aug.tsv)) >"$2/corpus.sha256"
 }
+
+# kept_for_corpus CORPUS DIR: whether the run kept in DIR was trained on this corpus build, by
+# its clean manifest's SHA-256 (the channel variants' may differ between CPUs). A run kept
+# before runs recorded their corpus (no corpus.sha256) is taken on trust.
+kept_for_corpus() {
+    [[ -f $2/corpus.sha256 ]] || return 0
+    local kept now
+    kept=$(awk '$2 == "manifest.tsv" { print $1 }' "$2/corpus.sha256")
+    now=$(cd "$1" && sha256sum manifest.tsv | cut -d ' ' -f 1)
+    [[ $kept == "$now" ]]
+}
+
+# refuse_other_corpus CORPUS DIR WHAT: stops the script when DIR holds a run of another corpus
+# build, which restoring would pass off as this corpus's.
+refuse_other_corpus() {
+    if ! kept_for_corpus "$1" "$2"; then
+        echo "$3: $2 was trained on another corpus build (its corpus.sha256); keep this run in another folder" >&2
+        exit 3
+    fi
+}

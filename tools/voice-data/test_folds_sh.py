@@ -293,10 +293,35 @@ class KeepTest(unittest.TestCase):
             self.assertTrue(os.path.exists(os.path.join(keep, name, "fold-1", "dev-scores-last.tsv.gz")))
             self.assertTrue(os.path.exists(os.path.join(keep, "final", name, "last", "voice-tdnn-mfm.json")))
 
+    def test_a_run_kept_from_another_corpus_build_is_never_restored(self):
+        v3 = self.corpus("v3")
+        first = self.v2(v3, os.path.join(self.tmp.name, "work-v3"), pair="dense3", keep=self.keep)
+        self.assertEqual(first.returncode, 0, first.stdout + first.stderr)
+        v4 = self.corpus("v4")
+        with open(os.path.join(v4, "manifest.tsv"), "a") as f:
+            f.write("audio/p1/c.flac\tbonafide\thuman\tg\thuman\tp1\ts9\ten\tclean\tread\ttrain\t1\n")
+        trained = len(self.calls_matching("voice --data"))
+        # The same keep folder by mistake (dense3's on corpus v4): stopped before any restore.
+        done = self.v2(v4, os.path.join(self.tmp.name, "work-v4"), pair="dense4", keep=self.keep)
+        self.assertEqual(done.returncode, 3, done.stdout + done.stderr)
+        self.assertIn("was trained on another corpus build", done.stderr)
+        self.assertNotIn("restored", done.stdout)
+        self.assertEqual(len(self.calls_matching("voice --data")), trained)
+        # Its own folder: every network trained afresh on corpus v4.
+        done = self.v2(v4, os.path.join(self.tmp.name, "work-v4b"), pair="dense4",
+                       keep=os.path.join(self.tmp.name, "kept-v4"))
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        self.assertEqual(len(self.calls_matching(f"voice --data {v4}")), 9)
+        # The same corpus rebuilt elsewhere (a new machine): restored, not trained again.
+        v3b = self.corpus("v3b")
+        again = self.v2(v3b, os.path.join(self.tmp.name, "work-v3b"), pair="dense3", keep=self.keep)
+        self.assertEqual(again.returncode, 0, again.stdout + again.stderr)
+        self.assertEqual(len(self.calls_matching(f"voice --data {v3b}")), 0)
+
     def test_v2_refuses_a_pair_it_does_not_know(self):
         done = self.v2(self.corpus("c"), os.path.join(self.tmp.name, "work"), pair="aasist")
         self.assertEqual(done.returncode, 2)
-        self.assertIn("PAIR is kept, phase, seeds, band, band1, dense or dense3", done.stderr)
+        self.assertIn("PAIR is kept, phase, seeds, band, band1, dense, dense3 or dense4", done.stderr)
         self.assertEqual(self.calls_made(), 0)
 
 

@@ -29,6 +29,10 @@
 #          zero-shot TTS demo pages whose genuine clips are LibriSpeech-family read speech,
 #          session 37): nothing is restored from the corpus v2 runs; kept in
 #          runs/voice-v2-dense3/.
+#   dense4 the same on corpus v4 (corpus v3, LibriSpeech test-clean's readers and twelve more
+#          vocoder, codec, conversion and zero-shot pages, session 38); kept in
+#          runs/voice-v2-dense4/. A kept run of another corpus build is never restored: the
+#          script stops (keep.sh, refuse_other_corpus).
 #
 # With AQIQAT_FINALS_FIRST=1 the final members (step 2) are trained before the folds (step 1),
 # for a first look at a new corpus; the networks are the same either way.
@@ -108,10 +112,10 @@ band)
     networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2 wide-band32-s2)
     keep=${AQIQAT_KEEP:-$runs/voice-v2-band}
     ;;
-band1 | dense | dense3)
+band1 | dense | dense3 | dense4)
     extra=([lfcc-phase16]="$narrow_phase" [lfcc-phase16-s2]="$narrow_phase --seed 2"
         [wide-band32]="$wide_band")
-    if [[ $3 != dense3 ]]; then
+    if [[ $3 == band1 || $3 == dense ]]; then
         kept_by=([lfcc-phase16]=$seeds_dir [lfcc-phase16-s2]=$seeds_dir
             [wide-band32]=$runs/voice-v2-band)
     fi
@@ -123,7 +127,7 @@ band1 | dense | dense3)
     fi
     ;;
 *)
-    echo "v2.sh: PAIR is kept, phase, seeds, band, band1, dense or dense3, not $3" >&2
+    echo "v2.sh: PAIR is kept, phase, seeds, band, band1, dense, dense3 or dense4, not $3" >&2
     exit 2
     ;;
 esac
@@ -154,6 +158,7 @@ train_final() {
     final=$work/final/$name
     kept=${kept_by[$name]:-$keep}/final/$name
     if [[ ! -f $final/last/voice-tdnn-mfm.json && -f $kept/last/voice-tdnn-mfm.json ]]; then
+        refuse_other_corpus "$corpus" "$kept" "final $name"
         copy_network "$kept/last" "$final/last"
         echo "final $name: restored from $kept"
     fi
