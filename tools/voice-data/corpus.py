@@ -358,13 +358,31 @@ def build_source(source, args, scratch, seen, conflicts):
 
 # ---- splits, caps, folds ---------------------------------------------------------------------
 
+def system_splits(source):
+    """The systems a source pins to one split (`[source.options.system_splits]`), where the
+    seeded draw would put one that training must hear (session 38: Griffin-Lim copy-synthesis,
+    the only Griffin-Lim clips besides 85 TTS outputs, had been drawn into dev)."""
+    pins = dict(source.options.get("system_splits", {}))
+    for system, split in pins.items():
+        if split not in registry.SPLITS:
+            raise SystemExit(f"{source.id}: system_splits puts {system} in {split!r}, "
+                             f"not one of {registry.SPLITS}")
+    return pins
+
+
+def spoof_split(system, seed, pins):
+    """The split of every clip of a spoof system: its pin, or the seeded draw."""
+    return pins.get(system) or stable_split(f"system:{system}", seed)
+
+
 def assign_splits(rows, sources, seed):
     pinned = {s.id: s.split for s in sources if s.split}
+    systems = {k: v for s in sources for k, v in system_splits(s).items()}
     for r in rows:
         if r["page"] in pinned:
             r["split"] = pinned[r["page"]]
         elif r["label"] == "spoof":
-            r["split"] = stable_split(f"system:{r['system']}", seed)
+            r["split"] = spoof_split(r["system"], seed, systems)
         else:
             r["split"] = stable_split(f"speaker:{r['speaker']}", seed)
 

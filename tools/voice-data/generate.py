@@ -170,7 +170,7 @@ def build_resynth(source, args, scratch, genuine_rows):
     jobs = []
     for vocoder in vocoders:
         system, family = VOCODERS[vocoder]
-        split = corpus.stable_split(f"system:{system}", args.seed)
+        split = corpus.spoof_split(system, args.seed, corpus.system_splits(source))
         by_speaker = {}
         for r in genuine_rows:
             if r["split"] == split:

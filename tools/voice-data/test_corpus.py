@@ -175,9 +175,22 @@ class SplitsCapsFolds(unittest.TestCase):
             self.assertTrue(all(len(s) == 1 for s in where.values()), key)
         self.assertEqual({r["split"] for r in rows}, {"train", "dev", "test"})
 
+    def test_a_pinned_system_is_in_its_split_on_every_page(self):
+        drawn = corpus.stable_split("system:sys3", 7)
+        pin = next(x for x in registry.SPLITS if x != drawn)
+        pinning = SimpleNamespace(id="gen", split=None, options={"system_splits": {"sys3": pin}})
+        rows = self.rows()
+        corpus.assign_splits(rows, [pinning], 7)
+        splits = {r["split"] for r in rows if r["system"] == "sys3"}
+        self.assertEqual(splits, {pin})
+        self.assertGreater(len({r["page"] for r in rows if r["system"] == "sys3"}), 1)
+        bad = SimpleNamespace(id="gen", split=None, options={"system_splits": {"sys3": "holdout"}})
+        with self.assertRaises(SystemExit):
+            corpus.assign_splits(rows, [bad], 7)
+
     def test_a_pinned_source_stays_in_its_split(self):
         rows = self.rows()
-        pinned = type("S", (), {"id": "page3", "split": "train"})()
+        pinned = SimpleNamespace(id="page3", split="train", options={})
         corpus.assign_splits(rows, [pinned], seed=1)
         self.assertEqual({r["split"] for r in rows if r["page"] == "page3"}, {"train"})
 
@@ -348,6 +361,29 @@ class RememberedWork(unittest.TestCase):
         record, parent = self.variant_record("babble3-snr2", old)
         record.write_text(json.dumps(json.loads(record.read_text())["rows"]))
         self.assertIsNone(augment.remembered(record, parent, old), "pool unknown")
+
+    def test_a_pinned_vocoder_copies_the_genuine_clips_of_its_pinned_split(self):
+        seed = 1
+        drawn = corpus.stable_split("system:resynth-world", seed)
+        pin = next(x for x in registry.SPLITS if x != drawn)
+        genuine = []
+        for split in registry.SPLITS:
+            g = dict(label="bonafide", system="human", family="human", speaker=f"s-{split}",
+                     language="en", channel="clean", style="read", split=split,
+                     path=f"audio/page-a/{split}.flac", orig_rate=16000, orig_codec="flac")
+            name = "world-" + hashlib.sha256(g["path"].encode()).hexdigest()[:12]
+            record = corpus.clip_record(self.out, "gen-resynth", name)
+            record.parent.mkdir(parents=True, exist_ok=True)
+            copy = dict(g, label="spoof", system="resynth-world", path=f"audio/gen-resynth/{name}.flac")
+            corpus.write_record(record, [copy], b"the resynthesis")
+            genuine.append(g)
+        source = SimpleNamespace(id="gen-resynth", repo="generated:resynth", origin="generated",
+                                 options={"per_speaker": 1, "vocoders": ["world"],
+                                          "system_splits": {"resynth-world": pin}})
+        args = SimpleNamespace(out=self.out, seed=seed, jobs=1)
+        rows, jobs, _ = generate.build_resynth(source, args, self.scratch, genuine)
+        self.assertEqual(jobs, 1)
+        self.assertEqual([r["speaker"] for r in rows], [f"s-{pin}"])
 
     def test_a_remembered_copy_synthesis_takes_its_genuine_clips_row_now(self):
         seed = 1
