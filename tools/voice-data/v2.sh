@@ -29,10 +29,11 @@
 #          zero-shot TTS demo pages whose genuine clips are LibriSpeech-family read speech,
 #          session 37): nothing is restored from the corpus v2 runs; kept in
 #          runs/voice-v2-dense3/.
-#   dense4 the same on corpus v4 (corpus v3, LibriSpeech test-clean's readers and twelve more
-#          vocoder, codec, conversion and zero-shot pages, session 38); kept in
-#          runs/voice-v2-dense4/. A kept run of another corpus build is never restored: the
-#          script stops (keep.sh, refuse_other_corpus).
+#   denseN the same on corpus vN (N from 4 to 9; kept in runs/voice-v2-denseN/): dense4 on
+#          corpus v4 (corpus v3, LibriSpeech test-clean's readers and twelve more vocoder,
+#          codec, conversion and zero-shot pages), dense5 on corpus v5 (corpus v4 with
+#          Griffin-Lim copy-synthesis in train), both session 38. A kept run of another corpus
+#          build is never restored: the script stops (keep.sh, refuse_other_corpus).
 #
 # With AQIQAT_FINALS_FIRST=1 the final members (step 2) are trained before the folds (step 1),
 # for a first look at a new corpus; the networks are the same either way.
@@ -112,7 +113,7 @@ band)
     networks=(wide-band32 lfcc-phase16 lfcc-phase16-s2 wide-band32-s2)
     keep=${AQIQAT_KEEP:-$runs/voice-v2-band}
     ;;
-band1 | dense | dense3 | dense4)
+band1 | dense | dense[3-9])
     extra=([lfcc-phase16]="$narrow_phase" [lfcc-phase16-s2]="$narrow_phase --seed 2"
         [wide-band32]="$wide_band")
     if [[ $3 == band1 || $3 == dense ]]; then
@@ -127,7 +128,7 @@ band1 | dense | dense3 | dense4)
     fi
     ;;
 *)
-    echo "v2.sh: PAIR is kept, phase, seeds, band, band1, dense, dense3 or dense4, not $3" >&2
+    echo "v2.sh: PAIR is kept, phase, seeds, band, band1, dense or denseN (N = 3 to 9), not $3" >&2
     exit 2
     ;;
 esac
