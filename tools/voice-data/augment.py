@@ -243,13 +243,12 @@ def remembered(record, row, drawn_from):
     return [dict(row, **{k: v[k] for k in VARIANT_FIELDS}) for v in rows]
 
 
-def variants(row, count, out_root, scratch, seed, babble_pool, drawn_from=None):
+def variants(row, count, out_root, scratch, seed, babble_pool, drawn_from):
     """The augmented rows of one clip (its `count` channels drawn without repeats);
-    `drawn_from`: `pool_digest(babble_pool)`, when the caller has it."""
+    `drawn_from`: `pool_digest(babble_pool)`, computed once by the caller."""
     import json
     stem = Path(row["path"]).stem
     record = out_root / "aug" / row["page"] / f"{stem}.json"
-    drawn_from = drawn_from or pool_digest(babble_pool)
     rows = remembered(record, row, drawn_from)
     if rows is not None:
         return rows

@@ -265,6 +265,13 @@ def remembered(path, row, page, where, data=None):
     return [dict(r, **row, page=page, generator=row["system"], source_path=where) for r in rows]
 
 
+def recalled(source, rel, row, out_root, stem, origin=None, data=None):
+    """What `process` would take from its record of this file, or None: for the generators,
+    which look before they synthesise the file `process` is then given."""
+    return remembered(clip_record(out_root, source.id, stem), row, source.id,
+                      source_path(source, rel, origin), data)
+
+
 def source_path(source, rel, origin=None):
     """Where a clip came from, as the manifest says it: repository, commit and path, or the
     generator and (for a copy-synthesis) the genuine clip it was made from."""
@@ -284,11 +291,11 @@ def process(source, rel, data, row, out_root, scratch, seed, stem=None, origin=N
     else:
         digest = hashlib.sha256(f"{source.id}:{stem}".encode()).hexdigest()[:12]
     page_dir = out_root / "audio" / source.id
-    done = clip_record(out_root, source.id, stem)
-    where = source_path(source, rel, origin)
-    rows = remembered(done, row, source.id, where, data)
+    rows = recalled(source, rel, row, out_root, stem, origin, data)
     if rows is not None:
         return rows
+    done = clip_record(out_root, source.id, stem)
+    where = source_path(source, rel, origin)
     import numpy as np
     tmp = scratch / f"{source.id}-{digest}{Path(rel).suffix}"
     tmp.write_bytes(data)

@@ -70,8 +70,7 @@ def build_tts(source, args, scratch):
     def one(job):
         name, row, make = job
         raw = scratch / f"{source.id}-{name}.wav"
-        done = corpus.clip_record(args.out, source.id, name)
-        rows = corpus.remembered(done, row, source.id, corpus.source_path(source, f"{name}.wav"))
+        rows = corpus.recalled(source, f"{name}.wav", row, args.out, name)
         if rows is not None:
             return rows
         make(raw)
@@ -167,10 +166,11 @@ def build_resynth(source, args, scratch, genuine_rows):
     from concurrent.futures import ThreadPoolExecutor
     per_speaker = int(source.options.get("per_speaker", 2))
     vocoders = source.options.get("vocoders", list(VOCODERS))
+    pins = corpus.system_splits(source)
     jobs = []
     for vocoder in vocoders:
         system, family = VOCODERS[vocoder]
-        split = corpus.spoof_split(system, args.seed, corpus.system_splits(source))
+        split = corpus.spoof_split(system, args.seed, pins)
         by_speaker = {}
         for r in genuine_rows:
             if r["split"] == split:
@@ -186,8 +186,7 @@ def build_resynth(source, args, scratch, genuine_rows):
         # The genuine clip's speaker, language and channel as this build has them.
         row = dict(label="spoof", system=system, family=family, speaker=r["speaker"],
                    language=r["language"], channel=r["channel"], style=r.get("style", "read"))
-        done = corpus.clip_record(args.out, source.id, name)
-        rows = corpus.remembered(done, row, source.id, corpus.source_path(source, None, r))
+        rows = corpus.recalled(source, f"{name}.wav", row, args.out, name, origin=r)
         if rows is not None:
             return rows
         import numpy as np

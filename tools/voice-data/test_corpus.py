@@ -344,7 +344,8 @@ class RememberedWork(unittest.TestCase):
     def test_a_remembered_variant_follows_its_parent_into_another_split_and_fold(self):
         pool = ["audio/page-b/x.flac"]
         _, parent = self.variant_record("mulaw8k", augment.pool_digest(pool))
-        (got,) = augment.variants(parent, 1, self.out, self.scratch, 1, pool)
+        (got,) = augment.variants(parent, 1, self.out, self.scratch, 1, pool,
+                                  augment.pool_digest(pool))
         self.assertEqual((got["split"], got["fold"]), ("dev", -1))
         self.assertEqual((got["channel"], got["augment"], got["path"]),
                          ("phone", "mulaw8k", "aug/page-a/gt-001-phone.flac"))
