@@ -29,6 +29,7 @@ mod logistic;
 mod open_set;
 mod rawboost;
 mod rng;
+mod samples;
 mod speaker_eval;
 mod whisper_head;
 
@@ -49,6 +50,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use clap::{Parser, Subcommand};
 use rng::Rng;
+use samples::Samples;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -258,7 +260,7 @@ fn weighted_pick(cumulative: &[f64], u: f64) -> usize {
 
 /// A decoded clip trimmed to its speech span, with its speech segments.
 struct Clip {
-    samples: Vec<f32>,
+    samples: Samples,
     segments: Vec<Segment>,
     spoof: bool,
     family: String,
@@ -549,6 +551,7 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("decoding…");
     let train = load(&train_entries, args.rate, args.speech_loud_level)?;
     let dev = load(&dev_entries, args.rate, args.speech_loud_level)?;
+    report_audio_memory(train.iter().chain(&dev));
     report_sizes(
         train.iter().map(|c| c.spoof),
         dev.iter().map(|c| c.spoof),
@@ -927,7 +930,10 @@ fn crop_features(
     let ctx_end = (start + n + CMN_HALF_WIDTH).min(total);
     let (s0, s1) = (ctx_start * hop, (ctx_end - 1) * hop + win);
     let gain = 10f32.powf(rng.uniform(-12.0, 12.0) / 20.0);
-    let mut audio: Vec<f32> = clip.samples[s0..s1].iter().map(|s| s * gain).collect();
+    let mut audio = clip.samples.to_f32(s0..s1);
+    for s in &mut audio {
+        *s *= gain;
+    }
     if augment.band_limit > 0.0 && rng.uniform(0.0, 1.0) < augment.band_limit {
         band_limit::apply(&mut audio, rng);
     }
@@ -962,6 +968,25 @@ fn crop_features(
     frames.slice(start - ctx_start, n).to_vec()
 }
 
+/// How the decoded audio is held: how many clips fit in 16 bits ([`Samples`]) and the bytes.
+fn report_audio_memory<'a>(clips: impl Iterator<Item = &'a Clip>) {
+    let (mut compact, mut total, mut bytes) = (0usize, 0usize, 0usize);
+    for clip in clips {
+        total += 1;
+        bytes += match &clip.samples {
+            Samples::Pcm16(v) => {
+                compact += 1;
+                2 * v.len()
+            }
+            Samples::Float(v) => 4 * v.len(),
+        };
+    }
+    eprintln!(
+        "audio: {compact} of {total} clips held as 16-bit, {:.1} GB",
+        bytes as f64 / 1e9
+    );
+}
+
 /// Decodes every entry to mono at `rate` and trims it to its speech span, found by the
 /// network's own speech finder rule.
 fn load(
@@ -994,7 +1019,7 @@ fn load(
                             let (first, last) = (segs.first()?, segs.last()?);
                             let offset = first.start;
                             Some(Clip {
-                                samples: samples[first.start..last.end].to_vec(),
+                                samples: Samples::new(&samples[first.start..last.end]),
                                 segments: segs
                                     .iter()
                                     .map(|s| Segment {
@@ -1038,7 +1063,7 @@ fn score_clips<'a>(
 ) -> candle_core::Result<Vec<DevScore<'a>>> {
     let mut out = Vec::with_capacity(clips.len());
     for clip in clips {
-        if let Outcome::Scored(score) = analysis::analyse(model, fx, &clip.samples)?.outcome {
+        if let Outcome::Scored(score) = analysis::analyse(model, fx, &clip.samples.all())?.outcome {
             out.push(DevScore { clip, score });
         }
     }
@@ -1167,7 +1192,7 @@ mod tests {
     #[test]
     fn genuine_crops_come_from_one_pool_or_one_per_page() {
         let clip = |page: &str| Clip {
-            samples: Vec::new(),
+            samples: Samples::Float(Vec::new()),
             segments: Vec::new(),
             spoof: false,
             family: "human".into(),
