@@ -205,7 +205,7 @@ pub fn run(args: &FuseArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // 2. Every fold's clips scanned through that fold's networks, fused.
-    let entries = crate::corpus_entries(&args.corpus, false, None)?;
+    let entries = crate::read_corpus(&args.corpus, false, None)?.entries;
     std::fs::create_dir_all(&args.work)?;
     let mut scans: Vec<Scored> = Vec::new();
     let mut drift: Vec<f64> = Vec::new();

@@ -316,50 +316,55 @@ fn keep_freed_memory() {
     }
 }
 
-/// The corpus's identity as a card records it: the SHA-256 of its `manifest.tsv`.
-fn manifest_sha256(data: &Path) -> std::io::Result<String> {
-    Ok(aqiqat_intake::hash::sha256_bytes(&std::fs::read(
-        data.join("manifest.tsv"),
-    )?))
-}
-
-/// The SHA-256 of each channel-variant manifest a run reads (none with `--no-channel`).
-fn variants_sha256(data: &Path, no_channel: bool) -> std::io::Result<BTreeMap<String, String>> {
-    let mut hashes = BTreeMap::new();
-    for variants in VARIANT_MANIFESTS {
-        let path = data.join(variants);
-        if !no_channel && path.exists() {
-            let bytes = std::fs::read(&path)?;
-            hashes.insert(
-                variants.to_string(),
-                aqiqat_intake::hash::sha256_bytes(&bytes),
-            );
-        }
-    }
-    Ok(hashes)
+/// The corpus as a run reads it: its entries, and the SHA-256 of every manifest they came
+/// from, each hashed from the very bytes that were parsed, so a card never names data the run
+/// did not see.
+struct CorpusRead {
+    entries: Vec<Entry>,
+    /// Of `manifest.tsv`: the corpus's identity as a card records it.
+    manifest_sha256: String,
+    /// Of each channel-variant manifest read (none with `--no-channel`).
+    variants_sha256: BTreeMap<String, String>,
 }
 
 /// Channel variants: `manifest_channel.tsv` from prepare.py, `manifest_aug.tsv` from
 /// corpus.py; each variant carries its parent's split, fold, page, system and speaker.
 const VARIANT_MANIFESTS: [&str; 2] = ["manifest_channel.tsv", "manifest_aug.tsv"];
 
-/// The corpus's entries that a run with these options trains and develops on.
-fn corpus_entries(
+/// The corpus's entries that a run with these options trains and develops on, with the hashes
+/// of the manifests they came from.
+fn read_corpus(
     data: &Path,
     no_channel: bool,
     exclude_family: Option<&str>,
-) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
-    let mut entries = manifest::read(&data.join("manifest.tsv"))?;
+) -> Result<CorpusRead, Box<dyn std::error::Error>> {
+    fn hashed(path: &Path) -> Result<(Vec<Entry>, String), Box<dyn std::error::Error>> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| format!("{}: not UTF-8 ({e})", path.display()))?;
+        Ok((
+            manifest::parse(text, path)?,
+            aqiqat_intake::hash::sha256_bytes(&bytes),
+        ))
+    }
+    let (mut entries, manifest_sha256) = hashed(&data.join("manifest.tsv"))?;
+    let mut variants_sha256 = BTreeMap::new();
     for variants in VARIANT_MANIFESTS {
         let path = data.join(variants);
         if !no_channel && path.exists() {
-            entries.extend(manifest::read(&path)?);
+            let (more, sha256) = hashed(&path)?;
+            entries.extend(more);
+            variants_sha256.insert(variants.to_string(), sha256);
         }
     }
     if let Some(family) = exclude_family {
         entries.retain(|e| !(e.label.is_spoof() && e.get("family") == Some(family)));
     }
-    Ok(entries)
+    Ok(CorpusRead {
+        entries,
+        manifest_sha256,
+        variants_sha256,
+    })
 }
 
 /// Fold `k` of a leave-one-page-out list: training is the train split without the fold's
@@ -488,7 +493,15 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
         .single_card()
         .ok_or("calibrate rewrites the card of a single network")?
         .clone();
-    let manifest_sha256 = manifest_sha256(&args.data)?;
+    let CorpusRead {
+        entries,
+        manifest_sha256,
+        ..
+    } = read_corpus(
+        &args.data,
+        args.no_channel,
+        card.training.exclude_family.as_deref(),
+    )?;
     if manifest_sha256 != card.training.manifest_sha256 {
         return Err(format!(
             "{} is not the corpus this run was trained on (manifest {manifest_sha256}, the card names {})",
@@ -497,11 +510,6 @@ fn calibrate(args: &CalibrateArgs) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let entries = corpus_entries(
-        &args.data,
-        args.no_channel,
-        card.training.exclude_family.as_deref(),
-    )?;
     eprintln!("decoding…");
     let mut fx = FeatureExtractor::from_card(&card.features)?;
     let dev = load(
@@ -543,9 +551,11 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     // Hashed as read, not when the card is written: a corpus rewritten during the run must not
     // lend the card a hash of data the run never saw.
-    let manifest_sha256 = manifest_sha256(&args.data)?;
-    let variants_sha256 = variants_sha256(&args.data, args.no_channel)?;
-    let entries = corpus_entries(&args.data, args.no_channel, args.exclude_family.as_deref())?;
+    let CorpusRead {
+        entries,
+        manifest_sha256,
+        variants_sha256,
+    } = read_corpus(&args.data, args.no_channel, args.exclude_family.as_deref())?;
     let (train_entries, dev_entries) =
         train_and_dev(&args.data, &entries, args.fold, &args.train_splits)?;
     eprintln!("decoding…");
@@ -1249,21 +1259,35 @@ mod tests {
     }
 
     #[test]
-    fn a_card_names_the_variant_manifests_it_read() {
+    fn a_card_names_the_manifests_it_read_hashed_from_the_bytes_it_parsed() {
         let dir = std::env::temp_dir().join(format!("aqiqat-variants-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(variants_sha256(&dir, false).unwrap().is_empty());
-        std::fs::write(dir.join("manifest_aug.tsv"), "path\tlabel\n").unwrap();
-        let hashes = variants_sha256(&dir, false).unwrap();
+        let clean = "path\tlabel\na.flac\tbonafide\n";
+        std::fs::write(dir.join("manifest.tsv"), clean).unwrap();
+        let read = read_corpus(&dir, false, None).unwrap();
+        assert_eq!(read.entries.len(), 1);
         assert_eq!(
-            hashes.get("manifest_aug.tsv").map(String::as_str),
-            Some(aqiqat_intake::hash::sha256_bytes(b"path\tlabel\n").as_str())
+            read.manifest_sha256,
+            aqiqat_intake::hash::sha256_bytes(clean.as_bytes())
         );
-        assert_eq!(hashes.len(), 1);
-        assert!(
-            variants_sha256(&dir, true).unwrap().is_empty(),
-            "--no-channel reads none"
+        assert!(read.variants_sha256.is_empty());
+
+        let aug = "path\tlabel\nb.flac\tspoof\n";
+        std::fs::write(dir.join("manifest_aug.tsv"), aug).unwrap();
+        let read = read_corpus(&dir, false, None).unwrap();
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(read.entries[1].path, dir.join("b.flac"));
+        assert_eq!(
+            read.variants_sha256
+                .get("manifest_aug.tsv")
+                .map(String::as_str),
+            Some(aqiqat_intake::hash::sha256_bytes(aug.as_bytes()).as_str())
         );
+        assert_eq!(read.variants_sha256.len(), 1);
+
+        let clean_only = read_corpus(&dir, true, None).unwrap();
+        assert_eq!(clean_only.entries.len(), 1, "--no-channel reads no variant");
+        assert!(clean_only.variants_sha256.is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -11,7 +11,7 @@
 
 use crate::rng::Rng;
 use crate::{
-    EpochLog, bce_with_logits, corpus_entries, cosine_rate, initialise, manifest_sha256, optimiser,
+    CorpusRead, EpochLog, bce_with_logits, cosine_rate, initialise, optimiser, read_corpus,
     report_sizes, train_and_dev,
 };
 use aqiqat_dsp::vad::{LoudLevel, VadConfig};
@@ -115,7 +115,7 @@ fn encode_clip(
 }
 
 pub fn cache(args: &CacheArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let entries = corpus_entries(&args.data, args.no_channel, None)?;
+    let entries = read_corpus(&args.data, args.no_channel, None)?.entries;
     let weights = std::fs::read(&args.weights)?;
     let todo: Vec<&Entry> = entries
         .iter()
@@ -252,8 +252,11 @@ fn score(head: &AttentiveHead, clip: &Cached) -> candle_core::Result<f64> {
 
 pub fn train(args: &HeadArgs) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let manifest_sha256 = manifest_sha256(&args.data)?;
-    let entries = corpus_entries(&args.data, args.no_channel, None)?;
+    let CorpusRead {
+        entries,
+        manifest_sha256,
+        ..
+    } = read_corpus(&args.data, args.no_channel, None)?;
     let (train_entries, dev_entries) =
         train_and_dev(&args.data, &entries, args.fold, &["train".to_string()])?;
     let train = load_cached(&args.cache, &train_entries);

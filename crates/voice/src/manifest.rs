@@ -49,11 +49,17 @@ pub enum ManifestError {
 }
 
 pub fn read(manifest: &Path) -> Result<Vec<Entry>, ManifestError> {
-    let name = manifest.display().to_string();
     let text = std::fs::read_to_string(manifest).map_err(|source| ManifestError::Io {
-        path: name.clone(),
+        path: manifest.display().to_string(),
         source,
     })?;
+    parse(&text, manifest)
+}
+
+/// The entries of `text`, a manifest read from `manifest` (its paths are relative to that
+/// file's folder): for a caller that must hash the very bytes it parses.
+pub fn parse(text: &str, manifest: &Path) -> Result<Vec<Entry>, ManifestError> {
+    let name = manifest.display().to_string();
     let base = manifest.parent().unwrap_or(Path::new("."));
     let mut lines = text
         .lines()
