@@ -25,6 +25,15 @@ mapfile -t channels < <(cd "$here" && python3 -c 'import evalsets; print("\n".jo
     exit 2
 }
 sets=(smoke public test "${channels[@]/#/test_}")
+# Sets registered for evaluation only (evalsets.py --eval-sources), where EVAL holds them.
+mapfile -t registered < <(cd "$here" && python3 -c 'import registry; print("\n".join(s.id for s in registry.load("eval-sources")))')
+for set in "${registered[@]}"; do
+    if [[ -f $eval/$set.tsv ]]; then
+        sets+=("$set")
+    else
+        echo "eval.sh: no $eval/$set.tsv (evalsets.py --eval-sources writes it): left out" >&2
+    fi
+done
 for set in "${sets[@]}"; do
     [[ -f $eval/$set.tsv ]] || {
         echo "eval.sh: no $eval/$set.tsv (evalsets.py --corpus CORPUS --test-channels writes it)" >&2

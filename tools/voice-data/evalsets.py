@@ -22,6 +22,11 @@ Writes, under --out:
   test.tsv          with --corpus: the corpus's test split, clean, both labels (speakers and
                     voices no training or tuning run has heard, generators it has), with its
                     family and language columns; with --test-channels also test_<channel>.tsv.
+  <id>.tsv          with --eval-sources DIR: one set per registry entry in DIR
+                    (tools/voice-data/eval-sources/: sources whose terms allow evaluation only,
+                    e.g. ttsdb-examples, the open cloning TTS people run at home), every file
+                    its rules classify, extracted whole from the pinned commit of the mirror
+                    (--mirror, as corpus.py reads it), with family and language columns.
 Columns: path label generator source [family language] [channel]. Needs git and Debian's
 ffmpeg (and, for AMR, libopencore-amrnb0 and numpy/scipy, as the corpus builder does).
 
@@ -34,6 +39,8 @@ import subprocess
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 # ffmpeg arguments and file type, or (for AMR, which Debian's ffmpeg cannot encode) the AMR-NB
 # mode number of augment.AMR_NB_KBPS.
@@ -102,6 +109,34 @@ def smoke_rows(out, smoke):
     return rows
 
 
+def registered_rows(out, registry_dir, mirror):
+    """Every file an evaluation-only registry entry (tools/voice-data/eval-sources/, read as
+    the corpus registry is, reserved repositories refused) classifies, extracted whole from
+    its pinned commit under OUT/registered/<id>/: one set per entry, never trained on."""
+    import registry
+    from corpus import GitSource
+    reserved = registry.reserved_repositories(HERE.parents[2] / "shared/data/voice/README.md")
+    sets = {}
+    for source in registry.load(registry_dir, reserved):
+        if source.origin != "git":
+            raise SystemExit(f"{source.id}: an evaluation source must be a repository")
+        reader = GitSource(source, mirror)
+        wanted = {rel: row for rel in reader.paths() if (row := source.classify(rel))}
+        rows = []
+        for rel, data in reader.read(sorted(wanted)):
+            if data is None:
+                raise SystemExit(f"{source.id}: {rel} is not in the snapshot of {source.repo}")
+            dst = out / "registered" / source.id / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data)
+            row = wanted[rel]
+            rows.append({"path": str(dst.relative_to(out)), "label": row["label"],
+                         "generator": row["system"], "source": source.id,
+                         "family": row["family"], "language": row["language"]})
+        sets[source.id] = rows
+    return sets
+
+
 def source_of(row):
     """Where a corpus clip came from: corpus v1's `source` column, or corpus v2's page."""
     return row.get("source") or row["page"]
@@ -159,6 +194,11 @@ def main():
     p.add_argument("--resemblyzer", type=Path, required=True, help="git dir of resemble-ai/Resemblyzer")
     p.add_argument("--smoke", type=Path, required=True, help="the shared smoke.tsv")
     p.add_argument("--corpus", type=Path, help="prepare.py's output, for the held-out family sets")
+    p.add_argument("--eval-sources", type=Path,
+                   help="a folder of registry TOMLs for evaluation only (tools/voice-data/"
+                        "eval-sources): one set per entry, named by its id; needs --mirror")
+    p.add_argument("--mirror", type=Path, default=Path("/work/.mirror"),
+                   help="the fetched repositories, as corpus.py reads them")
     p.add_argument("--test-channels", action="store_true",
                    help="with --corpus: the test split after every channel too")
     a = p.parse_args()
@@ -170,6 +210,10 @@ def main():
         for channel in CHANNELS:
             write(a.out / f"{name}_{channel}.tsv", degrade(a.out, name, rows, channel), columns + ["channel"])
         print(f"{name}: {len(rows)} clips, {len(CHANNELS)} channel variants")
+    if a.eval_sources:
+        for name, rows in registered_rows(a.out, a.eval_sources, a.mirror).items():
+            write(a.out / f"{name}.tsv", rows, columns + ["family", "language"])
+            print(f"{name}: {len(rows)} clips")
     if a.corpus:
         rows = test_rows(a.corpus.resolve())
         test_columns = columns + ["family", "language"]

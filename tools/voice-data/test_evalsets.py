@@ -112,3 +112,55 @@ class CorpusSets(unittest.TestCase):
                 # Each family's spoofs from any split, against the test split's genuine clips.
                 self.assertEqual([(Path(r["path"]).name, r["source"]) for r in sets["formant"]],
                                  [("a.flac", "ljs"), ("c.flac", "espeak-page")])
+
+
+class RegisteredSets(unittest.TestCase):
+    """Sets registered for evaluation only (tools/voice-data/eval-sources/)."""
+
+    def test_every_file_the_rules_take_is_extracted_whole_with_its_label(self):
+        with tempfile.TemporaryDirectory() as d:
+            d = Path(d)
+            repo = d / "mirror" / "owner+page" / "repo"
+            files = {"gt/001.wav": b"genuine", "xtts/001.wav": b"cloned", "notes/a.wav": b"x"}
+            for rel, data in files.items():
+                (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+                (repo / rel).write_bytes(data)
+            git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+            subprocess.run(["git", "init", "-q", str(repo)], check=True)
+            subprocess.run(git + ["add", "."], check=True)
+            subprocess.run(git + ["commit", "-qm", "pages"], check=True)
+            commit = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True,
+                                    text=True).stdout.strip()
+            registry_dir = d / "eval-sources"
+            registry_dir.mkdir()
+            rule = ('[[source.rule]]\npath = \'^{p}/\\d+\\.wav$\'\nlabel = "{label}"\n'
+                    'system = "{system}"\nfamily = "{family}"\nspeaker = "s"\nlanguage = "fr"\n'
+                    'channel = "clean"\nevidence = "index.html, its column"\n')
+            (registry_dir / "page.toml").write_text(
+                f'[[source]]\nid = "home"\nrepo = "owner/page"\ncommit = "{commit}"\n'
+                'licence = "evaluation only"\npage = "index.html"\nlanguages = ["fr"]\n'
+                'kind = "sample-folder"\n\n'
+                + rule.format(p="gt", label="bonafide", system="human", family="human")
+                + rule.format(p="xtts", label="spoof", system="xtts-v2", family="zero-shot-tts"))
+            sets = evalsets.registered_rows(d / "out", registry_dir, d / "mirror")
+            self.assertEqual(list(sets), ["home"])
+            rows = sets["home"]
+            self.assertEqual([(r["label"], r["generator"], r["family"], r["language"])
+                              for r in rows],
+                             [("bonafide", "human", "human", "fr"),
+                              ("spoof", "xtts-v2", "zero-shot-tts", "fr")])
+            for r, rel in zip(rows, ["gt/001.wav", "xtts/001.wav"]):
+                self.assertEqual((d / "out" / r["path"]).read_bytes(), files[rel])
+                self.assertEqual(r["source"], "home")
+
+    def test_no_evaluation_source_is_ever_a_training_source(self):
+        import registry
+        here = Path(evalsets.__file__).resolve().parent
+        evaluation = registry.load(here / "eval-sources")
+        self.assertTrue(evaluation, "the folder holds the registered sets")
+        training = {s.repo.lower() for s in registry.load(registry.REGISTRY)}
+        candidates = {s.repo.lower() for s in registry.load(here / "candidate-sources")}
+        for source in evaluation:
+            self.assertNotIn(source.repo.lower(), training | candidates, source.id)
+            for rule in source.rules:
+                self.assertTrue(rule.evidence.strip(), f"{source.id}: a rule without evidence")
