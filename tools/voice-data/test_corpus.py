@@ -165,7 +165,9 @@ class SplitsCapsFolds(unittest.TestCase):
         return rows
 
     def test_a_system_and_a_speaker_never_cross_splits(self):
-        rows = self.rows()
+        # Enough systems and speakers that each split, dev's 5 % too, draws some.
+        rows = self.rows() + [row("spoof", system=f"more{i}", speaker=f"w{i}", page="more")
+                              for i in range(100)]
         corpus.assign_splits(rows, [], seed=1)
         for key, label in (("system", "spoof"), ("speaker", "bonafide")):
             where = {}
@@ -174,6 +176,23 @@ class SplitsCapsFolds(unittest.TestCase):
                     where.setdefault(r[key], set()).add(r["split"])
             self.assertTrue(all(len(s) == 1 for s in where.values()), key)
         self.assertEqual({r["split"] for r in rows}, {"train", "dev", "test"})
+
+    def test_the_test_split_never_moves_when_train_and_dev_shares_do(self):
+        # Corpora v1-v5 cut 70 / 15 / 15; the test split must be the same keys under any cut.
+        old = (("train", 0.70), ("dev", 0.15), ("test", 0.15))
+        self.assertEqual(corpus.SHARES[-1], ("test", 0.15))
+        moved = 0
+        for i in range(2000):
+            key = f"speaker:s{i}"
+            h, acc, before = corpus.unit(key, 7), 0.0, None
+            for name, share in old:
+                acc += share
+                if before is None and h < acc:
+                    before = name
+            now = corpus.stable_split(key, 7)
+            self.assertEqual(now == "test", before == "test", key)
+            moved += before == "dev" and now == "train"
+        self.assertGreater(moved, 0, "some of the old dev keys train now")
 
     def test_a_pinned_system_is_in_its_split_on_every_page(self):
         drawn = corpus.stable_split("system:sys3", 7)
