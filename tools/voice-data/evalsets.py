@@ -118,6 +118,9 @@ def registered_rows(out, registry_dir, mirror):
     reserved = registry.reserved_repositories(HERE.parents[2] / "shared/data/voice/README.md")
     sets = {}
     for source in registry.load(registry_dir, reserved):
+        # Registry ids hold no '_', so only these three of evalsets.py's own names could clash.
+        if source.id in ("smoke", "public", "test"):
+            raise SystemExit(f"{source.id}: the name of one of evalsets.py's own sets")
         if source.origin != "git":
             raise SystemExit(f"{source.id}: an evaluation source must be a repository")
         reader = GitSource(source, mirror)
@@ -196,7 +199,7 @@ def main():
     p.add_argument("--corpus", type=Path, help="prepare.py's output, for the held-out family sets")
     p.add_argument("--eval-sources", type=Path,
                    help="a folder of registry TOMLs for evaluation only (tools/voice-data/"
-                        "eval-sources): one set per entry, named by its id; needs --mirror")
+                        "eval-sources): one set per entry, named by its id, read from --mirror")
     p.add_argument("--mirror", type=Path, default=Path("/work/.mirror"),
                    help="the fetched repositories, as corpus.py reads them")
     p.add_argument("--test-channels", action="store_true",

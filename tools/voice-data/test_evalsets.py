@@ -152,6 +152,11 @@ class RegisteredSets(unittest.TestCase):
             for r, rel in zip(rows, ["gt/001.wav", "xtts/001.wav"]):
                 self.assertEqual((d / "out" / r["path"]).read_bytes(), files[rel])
                 self.assertEqual(r["source"], "home")
+            # A set may not take the name of one evalsets.py writes itself.
+            toml = registry_dir / "page.toml"
+            toml.write_text(toml.read_text().replace('id = "home"', 'id = "test"'))
+            with self.assertRaises(SystemExit):
+                evalsets.registered_rows(d / "out", registry_dir, d / "mirror")
 
     def test_no_evaluation_source_is_ever_a_training_source(self):
         import registry
