@@ -568,7 +568,7 @@ def main():
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--mirror", type=Path, default=Path("/work/.mirror"))
     p.add_argument("--registry", type=Path, default=registry.REGISTRY)
-    p.add_argument("--shared", type=Path, default=HERE.parents[2] / "shared/data/voice")
+    p.add_argument("--shared", type=Path, default=registry.SHARED_VOICE)
     p.add_argument("--only", help="comma-separated source ids (a partial build, for checking; as in a full "
                    "build, a language the chosen sources hold under one label only is left out)")
     p.add_argument("--seed", type=int, default=20261130)

@@ -115,7 +115,7 @@ def registered_rows(out, registry_dir, mirror):
     its pinned commit under OUT/registered/<id>/: one set per entry, never trained on."""
     import registry
     from corpus import GitSource
-    reserved = registry.reserved_repositories(HERE.parents[2] / "shared/data/voice/README.md")
+    reserved = registry.reserved_repositories(registry.SHARED_VOICE / "README.md")
     sets = {}
     for source in registry.load(registry_dir, reserved):
         # Registry ids hold no '_', so only these three of evalsets.py's own names could clash.

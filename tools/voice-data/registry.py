@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# The shared data folder beside the checkout, as CI places it: its README names the reserved
+# sources.
+SHARED_VOICE = HERE.parents[2] / "shared/data/voice"
 REGISTRY = HERE / "sources"
 LABELS = ("bonafide", "spoof")
 SPLITS = ("train", "dev", "test")

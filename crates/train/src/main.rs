@@ -338,14 +338,9 @@ fn read_corpus(
     no_channel: bool,
     exclude_family: Option<&str>,
 ) -> Result<CorpusRead, Box<dyn std::error::Error>> {
-    fn hashed(path: &Path) -> Result<(Vec<Entry>, String), Box<dyn std::error::Error>> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| format!("{}: not UTF-8 ({e})", path.display()))?;
-        Ok((
-            manifest::parse(text, path)?,
-            aqiqat_intake::hash::sha256_bytes(&bytes),
-        ))
+    fn hashed(path: &Path) -> Result<(Vec<Entry>, String), manifest::ManifestError> {
+        let (entries, bytes) = manifest::read_with_bytes(path)?;
+        Ok((entries, aqiqat_intake::hash::sha256_bytes(&bytes)))
     }
     let (mut entries, manifest_sha256) = hashed(&data.join("manifest.tsv"))?;
     let mut variants_sha256 = BTreeMap::new();
@@ -983,13 +978,8 @@ fn report_audio_memory<'a>(clips: impl Iterator<Item = &'a Clip>) {
     let (mut compact, mut total, mut bytes) = (0usize, 0usize, 0usize);
     for clip in clips {
         total += 1;
-        bytes += match &clip.samples {
-            Samples::Pcm16(v) => {
-                compact += 1;
-                2 * v.len()
-            }
-            Samples::Float(v) => 4 * v.len(),
-        };
+        compact += usize::from(clip.samples.is_pcm16());
+        bytes += clip.samples.heap_bytes();
     }
     eprintln!(
         "audio: {compact} of {total} clips held as 16-bit, {:.1} GB",

@@ -59,6 +59,19 @@ impl Samples {
     pub fn all(&self) -> Vec<f32> {
         self.to_f32(0..self.len())
     }
+
+    /// Whether the samples are held in the compact 16-bit form.
+    pub fn is_pcm16(&self) -> bool {
+        matches!(self, Self::Pcm16(_))
+    }
+
+    /// The bytes the samples take on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Pcm16(v) => std::mem::size_of_val(v.as_slice()),
+            Self::Float(v) => std::mem::size_of_val(v.as_slice()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -73,7 +86,8 @@ mod tests {
     fn sixteen_bit_audio_is_kept_compact_and_comes_back_bit_for_bit() {
         let decoded: Vec<f32> = (i16::MIN..=i16::MAX).map(|k| k as f32 / 32768.0).collect();
         let kept = Samples::new(&decoded);
-        assert!(matches!(kept, Samples::Pcm16(_)));
+        assert!(kept.is_pcm16());
+        assert_eq!(kept.heap_bytes(), 2 * decoded.len());
         assert_eq!(bits(&kept.all()), bits(&decoded));
         assert_eq!(bits(&kept.to_f32(100..200)), bits(&decoded[100..200]));
     }
@@ -91,9 +105,10 @@ mod tests {
             let mut clip = pcm.clone();
             clip[10] = bad;
             let kept = Samples::new(&clip);
-            assert!(matches!(kept, Samples::Float(_)), "{bad} kept as 16-bit");
+            assert!(!kept.is_pcm16(), "{bad} kept as 16-bit");
+            assert_eq!(kept.heap_bytes(), 4 * clip.len());
             assert_eq!(bits(&kept.all()), bits(&clip));
         }
-        assert!(matches!(Samples::new(&pcm), Samples::Pcm16(_)));
+        assert!(Samples::new(&pcm).is_pcm16());
     }
 }

@@ -38,6 +38,11 @@ pub enum ManifestError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path}: not UTF-8 ({source})")]
+    NotUtf8 {
+        path: String,
+        source: std::str::Utf8Error,
+    },
     #[error("{path}: the header must name `path` and `label` columns")]
     Header { path: String },
     #[error("{path}:{line}: {problem}")]
@@ -49,16 +54,28 @@ pub enum ManifestError {
 }
 
 pub fn read(manifest: &Path) -> Result<Vec<Entry>, ManifestError> {
-    let text = std::fs::read_to_string(manifest).map_err(|source| ManifestError::Io {
-        path: manifest.display().to_string(),
+    read_with_bytes(manifest).map(|(entries, _)| entries)
+}
+
+/// The entries of `manifest` and the very bytes they were parsed from: for a caller that
+/// must record a hash of what it read.
+pub fn read_with_bytes(manifest: &Path) -> Result<(Vec<Entry>, Vec<u8>), ManifestError> {
+    let path = || manifest.display().to_string();
+    let bytes = std::fs::read(manifest).map_err(|source| ManifestError::Io {
+        path: path(),
         source,
     })?;
-    parse(&text, manifest)
+    let text = std::str::from_utf8(&bytes).map_err(|source| ManifestError::NotUtf8 {
+        path: path(),
+        source,
+    })?;
+    let entries = parse(text, manifest)?;
+    Ok((entries, bytes))
 }
 
 /// The entries of `text`, a manifest read from `manifest` (its paths are relative to that
-/// file's folder): for a caller that must hash the very bytes it parses.
-pub fn parse(text: &str, manifest: &Path) -> Result<Vec<Entry>, ManifestError> {
+/// file's folder).
+fn parse(text: &str, manifest: &Path) -> Result<Vec<Entry>, ManifestError> {
     let name = manifest.display().to_string();
     let base = manifest.parent().unwrap_or(Path::new("."));
     let mut lines = text
@@ -105,4 +122,33 @@ pub fn parse(text: &str, manifest: &Path) -> Result<Vec<Entry>, ManifestError> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_comes_back_with_the_bytes_it_was_parsed_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.tsv");
+        let text = "path\tlabel\tsplit\na.wav\tbonafide\ttrain\nb.wav\tspoof\ttest\n";
+        std::fs::write(&path, text).unwrap();
+        let (entries, bytes) = read_with_bytes(&path).unwrap();
+        assert_eq!(bytes, text.as_bytes());
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].path, dir.path().join("b.wav"));
+        assert!(entries[1].label.is_spoof());
+        assert_eq!(entries[0].get("split"), Some("train"));
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_utf8_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.tsv");
+        std::fs::write(&path, b"path\tlabel\n\xff.wav\tbonafide\n").unwrap();
+        let err = read(&path).unwrap_err();
+        assert!(matches!(err, ManifestError::NotUtf8 { .. }), "{err}");
+        assert!(err.to_string().contains("manifest.tsv: not UTF-8"), "{err}");
+    }
 }
