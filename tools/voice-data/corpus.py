@@ -646,4 +646,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import registry
+    try:
+        main()
+    except registry.RegistryError as e:
+        sys.exit(f"{Path(__file__).name}: {e}")

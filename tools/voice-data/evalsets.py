@@ -36,6 +36,7 @@ import argparse
 import csv
 import io
 import subprocess
+import sys
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -233,4 +234,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import registry
+    try:
+        main()
+    except registry.RegistryError as e:
+        sys.exit(f"{Path(__file__).name}: {e}")

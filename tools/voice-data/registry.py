@@ -145,7 +145,9 @@ def _require(entry, key, where, kind=str):
 def reserved_repositories(shared_readme):
     """Owner/name of every repository the shared README reserves for independent evaluation."""
     if not shared_readme.exists():
-        return set()
+        # Without the list nothing could be refused: a build must not go on unchecked.
+        raise RegistryError(f"{shared_readme}: not found; it names the reserved sources "
+                            "(place ../shared beside the checkout, or pass --shared)")
     text = shared_readme.read_text(encoding="utf-8")
     section = text.split("## Reserved", 1)[-1] if "## Reserved" in text else ""
     found = set(re.findall(r"\b([A-Za-z0-9][\w.-]*/[\w.-]*[\w])\b", section))

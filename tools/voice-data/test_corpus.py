@@ -72,7 +72,8 @@ def row(label, system="human", speaker="s", language="en", channel="clean", page
 
 class RegistryInTheRepository(unittest.TestCase):
     def test_every_source_is_well_formed_and_none_is_reserved(self):
-        reserved = registry.reserved_repositories(SHARED_README)
+        reserved = (registry.reserved_repositories(SHARED_README) if SHARED_README.exists()
+                    else frozenset())
         sources = registry.load(registry.REGISTRY, reserved)
         ids = [s.id for s in sources]
         self.assertEqual(len(ids), len(set(ids)))
@@ -88,6 +89,11 @@ class RegistryInTheRepository(unittest.TestCase):
                      "MiniMax-AI/MiniMax-AI.github.io"):
             self.assertIn(repo, reserved)
         self.assertNotIn("resemble-ai/Resemblyzer", reserved, "only two of its folders are")
+
+    def test_without_the_shared_readme_nothing_is_built_unchecked(self):
+        with tempfile.TemporaryDirectory() as d:
+            with self.assertRaisesRegex(registry.RegistryError, "reserved sources"):
+                registry.reserved_repositories(Path(d) / "README.md")
 
 
 class Rules(unittest.TestCase):
