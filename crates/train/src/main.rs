@@ -811,8 +811,14 @@ fn train_voice(args: &VoiceArgs) -> Result<(), Box<dyn std::error::Error>> {
         restore(&varmap, &weights)?;
         report_hardest(&score_clips(&model, &dev, &mut fx)?);
     }
+    // With --score-last-only nothing was chosen: the one scored epoch is the last.
+    let which = if args.score_last_only {
+        "scored once, after the last"
+    } else {
+        "best"
+    };
     eprintln!(
-        "best: epoch {best_epoch}, dev EER {:.2} %, in {}",
+        "{which}: epoch {best_epoch}, dev EER {:.2} %, in {}",
         dev_eer * 100.0,
         args.out.display()
     );
