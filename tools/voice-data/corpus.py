@@ -646,7 +646,6 @@ def main():
 
 
 if __name__ == "__main__":
-    import registry
     try:
         main()
     except registry.RegistryError as e:
