@@ -646,7 +646,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except registry.RegistryError as e:
-        sys.exit(f"{Path(__file__).name}: {e}")
+    registry.run(main, __file__)

@@ -110,20 +110,28 @@ def smoke_rows(out, smoke):
     return rows
 
 
-def registered_rows(out, registry_dir, mirror):
-    """Every file an evaluation-only registry entry (tools/voice-data/eval-sources/, read as
-    the corpus registry is, reserved repositories refused) classifies, extracted whole from
-    its pinned commit under OUT/registered/<id>/: one set per entry, never trained on."""
+def eval_sources(registry_dir):
+    """The entries of an evaluation-only registry (tools/voice-data/eval-sources/), read as the
+    corpus registry is, reserved repositories refused: checked before any set is written, so
+    that a faulty entry costs no time."""
     import registry
-    from corpus import GitSource
     reserved = registry.reserved_repositories(registry.SHARED_VOICE / "README.md")
-    sets = {}
-    for source in registry.load(registry_dir, reserved):
+    sources = registry.load(registry_dir, reserved)
+    for source in sources:
         # Registry ids hold no '_', so only these three of evalsets.py's own names could clash.
         if source.id in ("smoke", "public", "test"):
-            raise SystemExit(f"{source.id}: the name of one of evalsets.py's own sets")
+            raise registry.RegistryError(f"{source.id}: the name of one of evalsets.py's own sets")
         if source.origin != "git":
-            raise SystemExit(f"{source.id}: an evaluation source must be a repository")
+            raise registry.RegistryError(f"{source.id}: an evaluation source must be a repository")
+    return sources
+
+
+def registered_rows(out, sources, mirror):
+    """Every file an evaluation-only registry entry classifies, extracted whole from its pinned
+    commit under OUT/registered/<id>/: one set per entry, never trained on."""
+    from corpus import GitSource
+    sets = {}
+    for source in sources:
         reader = GitSource(source, mirror)
         wanted = {rel: row for rel in reader.paths() if (row := source.classify(rel))}
         rows = []
@@ -206,6 +214,7 @@ def main():
     p.add_argument("--test-channels", action="store_true",
                    help="with --corpus: the test split after every channel too")
     a = p.parse_args()
+    registered = eval_sources(a.eval_sources) if a.eval_sources else []
     a.out.mkdir(parents=True, exist_ok=True)
     columns = ["path", "label", "generator", "source"]
     sets = {"public": public_rows(a.out, a.resemblyzer), "smoke": smoke_rows(a.out, a.smoke.resolve())}
@@ -214,8 +223,8 @@ def main():
         for channel in CHANNELS:
             write(a.out / f"{name}_{channel}.tsv", degrade(a.out, name, rows, channel), columns + ["channel"])
         print(f"{name}: {len(rows)} clips, {len(CHANNELS)} channel variants")
-    if a.eval_sources:
-        for name, rows in registered_rows(a.out, a.eval_sources, a.mirror).items():
+    if registered:
+        for name, rows in registered_rows(a.out, registered, a.mirror).items():
             write(a.out / f"{name}.tsv", rows, columns + ["family", "language"])
             print(f"{name}: {len(rows)} clips")
     if a.corpus:
@@ -235,7 +244,4 @@ def main():
 
 if __name__ == "__main__":
     import registry
-    try:
-        main()
-    except registry.RegistryError as e:
-        sys.exit(f"{Path(__file__).name}: {e}")
+    registry.run(main, __file__)

@@ -33,6 +33,7 @@ e.g. on another page that names the same recording: one reader, one key, one spl
 """
 
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,15 @@ RESERVED_FOLDERS = {"resemble-ai/Resemblyzer": ("audio_data/librispeech_test-oth
 
 class RegistryError(ValueError):
     pass
+
+
+def run(main, script):
+    """Runs a command-line tool's `main`; a registry error ends it with one line that names the
+    tool and the faulty entry, not a traceback."""
+    try:
+        main()
+    except RegistryError as e:
+        sys.exit(f"{Path(script).name}: {e}")
 
 
 @dataclass

@@ -152,6 +152,23 @@ class Rules(unittest.TestCase):
                 with self.assertRaises(registry.RegistryError):
                     registry.load(d)
 
+    def test_a_faulty_registry_ends_the_tools_with_one_line(self):
+        import subprocess
+        here = Path(__file__).resolve().parent
+        with tempfile.TemporaryDirectory() as d:
+            write_registry(d, a=("page-a", "owner/a"), b=("page-a", "owner/b"))
+            for tool, args in (("corpus.py", ["--list", "--out", d, "--registry", d]),
+                               ("evalsets.py", ["--out", str(Path(d) / "out"), "--resemblyzer", d,
+                                               "--smoke", d, "--eval-sources", d])):
+                with self.subTest(tool):
+                    done = subprocess.run([sys.executable, str(here / tool), *args],
+                                          capture_output=True, text=True, timeout=60)
+                    self.assertEqual(done.returncode, 1)
+                    self.assertNotIn("Traceback", done.stderr)
+                    self.assertEqual(done.stderr.count("\n"), 1, done.stderr)
+                    self.assertTrue(done.stderr.startswith(f"{tool}: "), done.stderr)
+                    self.assertIn("page-a", done.stderr)
+
     def test_duplicate_ids_are_refused(self):
         with tempfile.TemporaryDirectory() as d:
             write_registry(d, a=("page-a", "owner/a"), b=("page-a", "owner/b"))

@@ -16,6 +16,7 @@ import wave
 from pathlib import Path
 
 import evalsets
+import registry
 
 
 def tone(path, rate=16000, seconds=1.0):
@@ -142,7 +143,8 @@ class RegisteredSets(unittest.TestCase):
                 'kind = "sample-folder"\n\n'
                 + rule.format(p="gt", label="bonafide", system="human", family="human")
                 + rule.format(p="xtts", label="spoof", system="xtts-v2", family="zero-shot-tts"))
-            sets = evalsets.registered_rows(d / "out", registry_dir, d / "mirror")
+            sets = evalsets.registered_rows(d / "out", evalsets.eval_sources(registry_dir),
+                                            d / "mirror")
             self.assertEqual(list(sets), ["home"])
             rows = sets["home"]
             self.assertEqual([(r["label"], r["generator"], r["family"], r["language"])
@@ -155,11 +157,10 @@ class RegisteredSets(unittest.TestCase):
             # A set may not take the name of one evalsets.py writes itself.
             toml = registry_dir / "page.toml"
             toml.write_text(toml.read_text().replace('id = "home"', 'id = "test"'))
-            with self.assertRaises(SystemExit):
-                evalsets.registered_rows(d / "out", registry_dir, d / "mirror")
+            with self.assertRaisesRegex(registry.RegistryError, "evalsets.py's own sets"):
+                evalsets.eval_sources(registry_dir)
 
     def test_no_evaluation_source_is_ever_a_training_source(self):
-        import registry
         here = Path(evalsets.__file__).resolve().parent
         evaluation = registry.load(here / "eval-sources")
         self.assertTrue(evaluation, "the folder holds the registered sets")
