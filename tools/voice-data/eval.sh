@@ -8,7 +8,8 @@
 # `evalsets.py --corpus CORPUS --test-channels` wrote; OUT a folder for each set's
 # `aqiqat eval --json` answer (kept, so that a stopped run goes on where it was) and the table,
 # OUT/figures.md: EER and AUC per set, the clips scored (genuine/synthetic) and, for each
-# channel, its EER over the clean test split's (the bar: at most 1.5).
+# channel, its EER over the clean test split's (the bar: at most 1.5), and the shares
+# of synthetic clips called `human` and genuine clips called `synthetic` by score.
 set -euo pipefail
 [[ $# -eq 3 ]] || {
     echo "usage: eval.sh MODEL EVAL OUT" >&2
@@ -51,11 +52,18 @@ import json, sys
 out, sets = sys.argv[1], sys.argv[2:]
 reports = {s: json.load(open(f"{out}/{s}.json")) for s in sets}
 clean = reports["test"]["eer"]
-print("| set | EER % | AUC | clips (genuine/synthetic) | unscored | EER / clean test |")
-print("|---|---:|---:|---|---:|---:|")
+def share(verdicts, which):
+    # Reports written before `aqiqat eval` counted verdicts per label have none.
+    if not verdicts:
+        return "–"
+    return f"{100 * verdicts[which] / max(1, sum(verdicts.values())):.1f}"
+print("| set | EER % | AUC | clips (genuine/synthetic) | unscored | EER / clean test "
+      "| synthetic called human % | genuine called synthetic % |")
+print("|---|---:|---:|---|---:|---:|---:|---:|")
 for s, r in reports.items():
     ratio = f"{r['eer'] / clean:.2f}" if s.startswith("test_") and clean > 0 else ""
     print(f"| {s} | {100 * r['eer']:.2f} | {r['auc']:.3f} | {r['n_bonafide']}/{r['n_spoof']} "
-          f"| {len(r['unscored'])} | {ratio} |")
+          f"| {len(r['unscored'])} | {ratio} | {share(r.get('spoof_verdicts'), 'human')} "
+          f"| {share(r.get('bonafide_verdicts'), 'synthetic')} |")
 EOF
 cat "$out/figures.md"

@@ -330,7 +330,9 @@ EVAL = """#!/usr/bin/env bash
 set -euo pipefail
 echo "$*" >> "$CALLS"
 eer=$(head -n 1 "$2")
-printf '{"eer": %s, "auc": 0.9, "n_bonafide": 3, "n_spoof": 2, "unscored": [["a", "short"]]}\\n' "$eer"
+printf '{"eer": %s, "auc": 0.9, "n_bonafide": 3, "n_spoof": 2, "unscored": [["a", "short"]],' "$eer"
+printf ' "bonafide_verdicts": {"human": 1, "inconclusive": 1, "synthetic": 1},'
+printf ' "spoof_verdicts": {"human": 1, "inconclusive": 3, "synthetic": 0}}\\n'
 """
 
 
@@ -369,9 +371,9 @@ class EvalShTest(unittest.TestCase):
         self.assertIn("--model card.json", self.calls_made()[0])
         with open(os.path.join(out, "figures.md")) as f:
             table = f.read()
-        self.assertIn("| smoke | 20.00 | 0.900 | 3/2 | 1 |  |", table)
-        self.assertIn("| test_mulaw8k | 20.00 | 0.900 | 3/2 | 1 | 1.00 |", table)
-        self.assertIn("| test_amr-nb-4.75k | 30.00 | 0.900 | 3/2 | 1 | 1.50 |", table)
+        self.assertIn("| smoke | 20.00 | 0.900 | 3/2 | 1 |  | 25.0 | 33.3 |", table)
+        self.assertIn("| test_mulaw8k | 20.00 | 0.900 | 3/2 | 1 | 1.00 | 25.0 | 33.3 |", table)
+        self.assertIn("| test_amr-nb-4.75k | 30.00 | 0.900 | 3/2 | 1 | 1.50 | 25.0 | 33.3 |", table)
 
     def test_a_set_already_answered_is_not_scanned_again(self):
         out = os.path.join(self.tmp.name, "out")
@@ -382,7 +384,7 @@ class EvalShTest(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(len(self.calls_made()), 8)
         self.assertNotIn("smoke.tsv", " ".join(self.calls_made()))
-        self.assertIn("| smoke | 5.00 | 0.990 | 24/22 | 0 |  |", done.stdout)
+        self.assertIn("| smoke | 5.00 | 0.990 | 24/22 | 0 |  | – | – |", done.stdout)
 
     def test_a_missing_set_stops_before_anything_is_scanned(self):
         os.remove(os.path.join(self.sets, "test_opus-16k.tsv"))

@@ -592,6 +592,18 @@ fn print_report(path: &Path, r: &EvalReport) {
         r.inconclusive,
         r.accuracy_decided * 100.0
     );
+    for (label, v) in [
+        ("bonafide", r.bonafide_verdicts),
+        ("spoof", r.spoof_verdicts),
+    ] {
+        let n = (v.human + v.inconclusive + v.synthetic).max(1) as f64;
+        println!(
+            "  {label:12} human {:.1} %, inconclusive {:.1} %, synthetic {:.1} % (by score alone)",
+            100.0 * v.human as f64 / n,
+            100.0 * v.inconclusive as f64 / n,
+            100.0 * v.synthetic as f64 / n
+        );
+    }
     for (column, rows) in &r.breakdown {
         println!("  by {column}:");
         for (value, b) in rows {

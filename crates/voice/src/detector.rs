@@ -21,10 +21,28 @@ use std::borrow::Cow;
 pub const V1_WEIGHTS: &[u8] = include_bytes!("../weights/voice-tdnn-mfm.safetensors");
 pub const V1_CARD: &str = include_str!("../weights/voice-tdnn-mfm.json");
 
+/// v2, `voice-v2`: three networks fused by one card (`weights/voice-v2/voice-v2.json` says how
+/// each was trained and how the fusion and its verdict bands were learnt on the folds).
+const V2_CARD: &str = include_str!("../weights/voice-v2/voice-v2.json");
+const V2_MEMBERS: &[(&[u8], &str)] = &[
+    (
+        include_bytes!("../weights/voice-v2/voice-v2-lfcc-phase16.safetensors"),
+        include_str!("../weights/voice-v2/voice-v2-lfcc-phase16.json"),
+    ),
+    (
+        include_bytes!("../weights/voice-v2/voice-v2-lfcc-phase16-s2.safetensors"),
+        include_str!("../weights/voice-v2/voice-v2-lfcc-phase16-s2.json"),
+    ),
+    (
+        include_bytes!("../weights/voice-v2/voice-v2-wide-band32.safetensors"),
+        include_str!("../weights/voice-v2/voice-v2-wide-band32.json"),
+    ),
+];
+
 /// The voice detector compiled into this binary.
-pub const EMBEDDED: Embedded = Embedded::Single {
-    weights: V1_WEIGHTS,
-    card: V1_CARD,
+pub const EMBEDDED: Embedded = Embedded::Fused {
+    card: V2_CARD,
+    members: V2_MEMBERS,
 };
 
 /// A detector's files as compiled in: one network and its card, or a fused card with each

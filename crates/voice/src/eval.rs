@@ -44,10 +44,25 @@ pub struct EvalReport {
     /// Share of decided (not inconclusive) clips whose verdict is right.
     pub accuracy_decided: f64,
     pub inconclusive: usize,
+    /// How the scored genuine clips fall at the shipped thresholds: the share called
+    /// `synthetic` is the false alarm a bank would act on.
+    pub bonafide_verdicts: Verdicts,
+    /// How the scored synthetic clips fall: the share called `human` is the costliest error.
+    pub spoof_verdicts: Verdicts,
     pub thresholds: Thresholds,
     pub breakdown: BTreeMap<String, BTreeMap<String, Breakdown>>,
     /// ROC points (false-positive rate, true-positive rate), spoof as positive.
     pub roc: Vec<(f64, f64)>,
+}
+
+/// Clips of one label by the verdict their probability gets at the shipped thresholds. Only the
+/// score decides here: `scan` also answers `inconclusive` for recordings it cannot judge (too
+/// little speech, music, several voices, too noisy), which this does not apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Verdicts {
+    pub human: usize,
+    pub inconclusive: usize,
+    pub synthetic: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +106,7 @@ pub fn evaluate(
     }
     let at_eer = metrics::eer(&bona, &spoof);
     let (mut right, mut decided_right, mut decided) = (0usize, 0usize, 0usize);
+    let (mut bonafide_verdicts, mut spoof_verdicts) = (Verdicts::default(), Verdicts::default());
     for &(e, _, p) in &ok {
         let verdict = if p >= thresholds.synthetic_above {
             Some(Label::Spoof)
@@ -99,6 +115,15 @@ pub fn evaluate(
         } else {
             None
         };
+        let tally = match e.label {
+            Label::Bonafide => &mut bonafide_verdicts,
+            Label::Spoof => &mut spoof_verdicts,
+        };
+        match verdict {
+            Some(Label::Bonafide) => tally.human += 1,
+            Some(Label::Spoof) => tally.synthetic += 1,
+            None => tally.inconclusive += 1,
+        }
         if let Some(v) = verdict {
             decided += 1;
             if v == e.label {
@@ -156,6 +181,8 @@ pub fn evaluate(
             decided_right as f64 / decided as f64
         },
         inconclusive: ok.len() - decided,
+        bonafide_verdicts,
+        spoof_verdicts,
         thresholds,
         breakdown,
         roc: metrics::roc(&bona, &spoof),
@@ -209,6 +236,17 @@ mod tests {
         let r = evaluate(&scored, t, |x| x).unwrap();
         assert_eq!((r.n_bonafide, r.n_spoof, r.unscored.len()), (10, 10, 1));
         assert_eq!(r.inconclusive, 5);
+        let verdicts = |human, inconclusive, synthetic| Verdicts {
+            human,
+            inconclusive,
+            synthetic,
+        };
+        assert_eq!(r.bonafide_verdicts, verdicts(10, 0, 0));
+        assert_eq!(
+            r.spoof_verdicts,
+            verdicts(0, 5, 5),
+            "the unscored sly clip is in neither"
+        );
         assert!((r.accuracy - 15.0 / 20.0).abs() < 1e-12);
         assert_eq!(r.accuracy_decided, 1.0);
         let g = &r.breakdown["generator"];

@@ -167,6 +167,18 @@ fn eval_on_the_smoke_set_reports_and_draws_the_curve() {
     let eer = v["eer"].as_f64().unwrap();
     assert!((0.0..0.5).contains(&eer));
     assert!(v["breakdown"]["generator"]["openseq2seq-centaur"]["eer"].is_number());
+    // Every scored clip is counted once under its label's verdicts, and they add up to the
+    // inconclusive total.
+    let verdicts = |label: &str| -> [u64; 3] {
+        ["human", "inconclusive", "synthetic"].map(|verdict| v[label][verdict].as_u64().unwrap())
+    };
+    let (bonafide, spoof) = (verdicts("bonafide_verdicts"), verdicts("spoof_verdicts"));
+    assert_eq!(
+        bonafide.iter().sum::<u64>(),
+        v["n_bonafide"].as_u64().unwrap()
+    );
+    assert_eq!(spoof.iter().sum::<u64>(), v["n_spoof"].as_u64().unwrap());
+    assert_eq!(bonafide[1] + spoof[1], v["inconclusive"].as_u64().unwrap());
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     assert!(bytes.len() > 10_000, "a chart, not an empty picture");
