@@ -7,7 +7,7 @@ use aqiqat_provenance::{ProvenanceFindings, WatermarkFinding};
 use aqiqat_scan::aqiqat_speaker::Decision;
 use aqiqat_scan::{ClaimVerdict, ScanError, ScanResult, Scanner, VerdictBasis};
 use aqiqat_voice::analysis::Outcome as Analysis;
-use aqiqat_voice::detector::{Verdict, VoiceDetector};
+use aqiqat_voice::detector::{TimelineWindow, Verdict, VoiceDetector};
 use aqiqat_voice::eval::{EvalReport, Scored, evaluate};
 use aqiqat_voice::manifest;
 use std::path::Path;
@@ -271,7 +271,8 @@ fn print_scan(r: &ScanResult) {
     }
     if !r.segments.is_empty() {
         println!("  timeline     window          p(synthetic)");
-        for w in &r.segments {
+        let shown = readable_timeline(&r.segments);
+        for w in shown.iter().copied() {
             let bar = "█".repeat((w.probability_synthetic * 20.0).round() as usize);
             let note = if w.counted {
                 ""
@@ -281,6 +282,13 @@ fn print_scan(r: &ScanResult) {
             println!(
                 "               {:6.1}–{:<6.1} s {:.2} {bar}{note}",
                 w.start_s, w.end_s, w.probability_synthetic
+            );
+        }
+        if shown.len() < r.segments.len() {
+            println!(
+                "               ({} of {} windows, about one a second; every one in --json)",
+                shown.len(),
+                r.segments.len()
             );
         }
     }
@@ -340,6 +348,22 @@ fn print_image(image: &aqiqat_scan::ImageFinding) {
         &image.model.weights_sha256[..16],
         image.generators_seen.len()
     );
+}
+
+/// The windows a person reads: a detector that scores short speech by dense windows (a tenth
+/// of a second apart) would fill the screen with near-copies, so rows start at least a second
+/// apart, and the last window is always shown so that the end of the recording is there.
+fn readable_timeline(windows: &[TimelineWindow]) -> Vec<&TimelineWindow> {
+    let mut shown: Vec<&TimelineWindow> = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        let spaced = shown
+            .last()
+            .is_none_or(|last| w.start_s - last.start_s >= 1.0 - 1e-6);
+        if spaced || i + 1 == windows.len() {
+            shown.push(w);
+        }
+    }
+    shown
 }
 
 fn print_claim(r: &ScanResult) {

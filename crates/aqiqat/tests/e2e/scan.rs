@@ -78,13 +78,38 @@ fn scan_json_has_a_verdict_a_probability_and_a_timeline() {
     }
 }
 
+/// The printed timeline is for reading: about one row a second however densely the detector
+/// scored, the last window always shown, and a line saying how many are in `--json`.
 #[test]
 fn scan_prints_plain_words() {
-    let out = aqiqat(&["scan", first_clip("spoof").to_str().unwrap()]);
+    let clip = first_clip("spoof");
+    let out = aqiqat(&["scan", clip.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("verdict"), "{stdout}");
     assert!(stdout.contains("timeline"), "{stdout}");
+    let v = json(&aqiqat(&["scan", clip.to_str().unwrap(), "--json"]));
+    let segments = v["segments"].as_array().unwrap();
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.contains("timeline"))
+        .skip(1)
+        .take_while(|l| l.contains("–"))
+        .collect();
+    let starts: Vec<f64> = rows
+        .iter()
+        .map(|r| r.split('–').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert!(!rows.is_empty(), "{stdout}");
+    for pair in starts[..starts.len() - 1].windows(2) {
+        assert!(pair[1] - pair[0] >= 0.95, "rows a second apart: {stdout}");
+    }
+    let last = segments.last().unwrap()["start_s"].as_f64().unwrap();
+    assert!((starts.last().unwrap() - last).abs() < 0.05, "{stdout}");
+    if rows.len() < segments.len() {
+        let note = format!("{} of {} windows", rows.len(), segments.len());
+        assert!(stdout.contains(&note), "{note}: {stdout}");
+    }
 }
 
 #[test]
